@@ -1,0 +1,210 @@
+#include "common/config.h"
+
+#include <fstream>
+#include <sstream>
+#include <thread>
+
+#include <fmt/format.h>
+
+namespace rend {
+namespace {
+
+using nlohmann::json;
+
+struct Option {
+  const char* path;  // dotted
+  json default_value;
+  const char* description;
+  int64_t min = 0;
+  int64_t max = 0;  // numbers only; min == max == 0 means unchecked
+};
+
+const std::vector<Option>& options() {
+  static const std::vector<Option> table = {
+      {"workers", 0, "worker processes; 0 = one per CPU core", 0, 64},
+      {"run_dir", "run", "directory for sockets and pid files (relative paths are from the start directory)"},
+      {"log_level", "info", "trace, debug, info, warn, error or critical"},
+      {"listen.host", "127.0.0.1", "address the memcached port listens on"},
+      {"listen.port", 11211, "memcached port (text and binary, auto-detected)", 1, 65535},
+      {"listen.unix_socket", "", "also listen on this unix socket path (empty = off)"},
+      {"listen.backlog", 1024, "listen backlog of each socket", 1, 65535},
+      {"worker.max_item_size", 1048576, "largest value accepted, in bytes; larger ones are refused "
+                                       "with memcached's 'object too large' error", 1, 1073741824},
+      {"worker.output_high_water", 4194304, "unsent reply bytes per client at which rend stops reading "
+                                           "from it until it drains", 65536, 1073741824},
+      {"worker.max_pending_requests", 4096, "requests in flight per client at which rend stops reading "
+                                            "from it", 1, 1048576},
+      {"worker.max_connections", 10000, "client connections per worker; further ones are closed at once",
+       1, 1000000},
+      {"l1.address", "run/memcached.sock", "L1 memcached: a unix socket path or host:port"},
+      {"l1.connections", 2, "connections from each worker to L1, chosen by key hash", 1, 64},
+      {"l1.timeout_ms", 1000, "a request L1 has not answered in this time fails with SERVER_ERROR and the "
+                              "connection is re-established", 1, 600000},
+      {"l1.reconnect_min_ms", 10, "first reconnect delay after L1 fails; doubles per failure", 1, 60000},
+      {"l1.reconnect_max_ms", 1000, "cap of the reconnect delay", 1, 600000},
+      {"memcached.enabled", true, "start and supervise memcached on l1.address (a unix socket path)"},
+      {"memcached.binary", "memcached", "memcached executable (looked up on PATH)"},
+      {"memcached.memory_mb", 1024, "memcached -m: cache memory in MiB", 8, 1048576},
+      {"memcached.threads", 4, "memcached -t: worker threads", 1, 256},
+      {"memcached.max_connections", 4096, "memcached -c: connection limit", 16, 1000000},
+      {"memcached.extra_args", json::array(), "further memcached arguments, e.g. [\"-o\", \"modern\"]"},
+      {"supervisor.restart_backoff_min_ms", 50, "delay before restarting a child that died; doubles per "
+                                                "crash in a row", 0, 60000},
+      {"supervisor.restart_backoff_max_ms", 5000, "cap of the restart delay", 1, 600000},
+      {"supervisor.stop_timeout_ms", 10000, "graceful stop: time a child gets to finish in-flight "
+                                           "requests before SIGKILL", 100, 600000},
+  };
+  return table;
+}
+
+std::string type_name(const json& v) {
+  if (v.is_boolean()) return "a boolean";
+  if (v.is_number_integer()) return "an integer";
+  if (v.is_string()) return "a string";
+  if (v.is_array()) return "an array of strings";
+  return "an object";
+}
+
+bool same_type(const json& want, const json& got) {
+  if (want.is_boolean()) return got.is_boolean();
+  if (want.is_number_integer()) return got.is_number_integer();
+  if (want.is_string()) return got.is_string();
+  if (want.is_array()) {
+    if (!got.is_array()) return false;
+    for (const auto& e : got) {
+      if (!e.is_string()) return false;
+    }
+    return true;
+  }
+  return false;
+}
+
+std::string to_pointer(std::string_view dotted) {
+  std::string ptr = "/";
+  for (char c : dotted) ptr += (c == '.') ? '/' : c;
+  return ptr;
+}
+
+const Option* find_option(const std::string& path) {
+  for (const auto& o : options()) {
+    if (path == o.path) return &o;
+  }
+  return nullptr;
+}
+
+bool is_section(const std::string& path) {
+  const std::string prefix = path + ".";
+  for (const auto& o : options()) {
+    if (std::string_view(o.path).starts_with(prefix)) return true;
+  }
+  return false;
+}
+
+// Walks the user's JSON, checking every key against the table, and writes values into `effective`.
+Status merge(const json& node, const std::string& prefix, json& effective) {
+  if (!node.is_object()) {
+    return Status::error(fmt::format("{}: must be an object", prefix.empty() ? "(top level)" : prefix));
+  }
+  for (auto it = node.begin(); it != node.end(); ++it) {
+    const std::string path = prefix.empty() ? it.key() : prefix + "." + it.key();
+    if (const Option* o = find_option(path)) {
+      if (!same_type(o->default_value, it.value())) {
+        return Status::error(fmt::format("{}: must be {}", path, type_name(o->default_value)));
+      }
+      if (o->default_value.is_number_integer() && (o->min != 0 || o->max != 0)) {
+        const int64_t v = it.value().get<int64_t>();
+        if (v < o->min || v > o->max) {
+          return Status::error(fmt::format("{}: must be between {} and {} (got {})", path, o->min, o->max, v));
+        }
+      }
+      effective[json::json_pointer(to_pointer(path))] = it.value();
+    } else if (is_section(path)) {
+      if (Status s = merge(it.value(), path, effective); !s) return s;
+    } else {
+      return Status::error(fmt::format("{}: unknown option", path));
+    }
+  }
+  return Status::ok();
+}
+
+json defaults() {
+  json out = json::object();
+  for (const auto& o : options()) out[json::json_pointer(to_pointer(o.path))] = o.default_value;
+  return out;
+}
+
+}  // namespace
+
+Status parse_config(const json& input, Config& out) {
+  json effective = defaults();
+  if (Status s = merge(input, "", effective); !s) return s;
+
+  const json& e = effective;
+  Config c;
+  c.workers = e["workers"].get<int>();
+  if (c.workers == 0) c.workers = static_cast<int>(std::max(1u, std::thread::hardware_concurrency()));
+  c.run_dir = e["run_dir"].get<std::string>();
+  c.log_level = e["log_level"].get<std::string>();
+  static const std::vector<std::string> levels = {"trace", "debug", "info", "warn", "error", "critical", "off"};
+  if (std::find(levels.begin(), levels.end(), c.log_level) == levels.end()) {
+    return Status::error("log_level: must be one of trace, debug, info, warn, error, critical, off");
+  }
+  c.listen.host = e["listen"]["host"].get<std::string>();
+  c.listen.port = e["listen"]["port"].get<int>();
+  c.listen.unix_socket = e["listen"]["unix_socket"].get<std::string>();
+  c.listen.backlog = e["listen"]["backlog"].get<int>();
+  c.worker.max_item_size = e["worker"]["max_item_size"].get<size_t>();
+  c.worker.output_high_water = e["worker"]["output_high_water"].get<size_t>();
+  c.worker.max_pending_requests = e["worker"]["max_pending_requests"].get<int>();
+  c.worker.max_connections = e["worker"]["max_connections"].get<int>();
+  c.l1.address = e["l1"]["address"].get<std::string>();
+  c.l1.connections = e["l1"]["connections"].get<int>();
+  c.l1.timeout_ms = e["l1"]["timeout_ms"].get<int>();
+  c.l1.reconnect_min_ms = e["l1"]["reconnect_min_ms"].get<int>();
+  c.l1.reconnect_max_ms = e["l1"]["reconnect_max_ms"].get<int>();
+  if (c.l1.address.empty()) return Status::error("l1.address: must not be empty");
+  if (c.l1.reconnect_max_ms < c.l1.reconnect_min_ms) {
+    return Status::error("l1.reconnect_max_ms: must be at least l1.reconnect_min_ms");
+  }
+  c.memcached.enabled = e["memcached"]["enabled"].get<bool>();
+  c.memcached.binary = e["memcached"]["binary"].get<std::string>();
+  c.memcached.memory_mb = e["memcached"]["memory_mb"].get<int>();
+  c.memcached.threads = e["memcached"]["threads"].get<int>();
+  c.memcached.max_connections = e["memcached"]["max_connections"].get<int>();
+  c.memcached.extra_args = e["memcached"]["extra_args"].get<std::vector<std::string>>();
+  if (c.memcached.enabled && c.l1.address.find('/') == std::string::npos &&
+      !c.l1.address.starts_with("unix:")) {
+    return Status::error("l1.address: must be a unix socket path when memcached.enabled is true");
+  }
+  c.supervisor.restart_backoff_min_ms = e["supervisor"]["restart_backoff_min_ms"].get<int>();
+  c.supervisor.restart_backoff_max_ms = e["supervisor"]["restart_backoff_max_ms"].get<int>();
+  c.supervisor.stop_timeout_ms = e["supervisor"]["stop_timeout_ms"].get<int>();
+  c.effective = std::move(effective);
+  out = std::move(c);
+  return Status::ok();
+}
+
+Status load_config_file(const std::string& path, Config& out) {
+  std::ifstream in(path);
+  if (!in) return Status::error(fmt::format("{}: cannot open", path));
+  json parsed;
+  try {
+    parsed = json::parse(in, nullptr, true, /*ignore_comments=*/true);
+  } catch (const json::parse_error& e) {
+    return Status::error(fmt::format("{}: invalid JSON: {}", path, e.what()));
+  }
+  if (Status s = parse_config(parsed, out); !s) return Status::error(fmt::format("{}: {}", path, s.message()));
+  return Status::ok();
+}
+
+std::string describe_options() {
+  std::ostringstream out;
+  for (const auto& o : options()) {
+    out << "| `" << o.path << "` | `" << o.default_value.dump() << "` | " << o.description;
+    if (o.min != 0 || o.max != 0) out << " (" << o.min << "–" << o.max << ")";
+    out << " |\n";
+  }
+  return out.str();
+}
+
+}  // namespace rend

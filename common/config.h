@@ -1,0 +1,73 @@
+// rend's configuration: one JSON file, every option with a default and a one-line description.
+//
+// Parsing is strict: an unknown key, a wrong type or an out-of-range value is an error naming the
+// key path ("l1.connections: must be between 1 and 64"). The option table in config.cc is the
+// single source of truth for defaults, ranges and the README's option list (`rend --print-options`).
+#pragma once
+
+#include <nlohmann/json.hpp>
+
+#include <string>
+#include <vector>
+
+#include "common/status.h"
+
+namespace rend {
+
+struct ListenConfig {
+  std::string host;
+  int port = 0;
+  std::string unix_socket;  // empty: no unix socket listener
+  int backlog = 0;
+};
+
+struct BackendConfig {
+  std::string address;  // "unix:/path", a path with a '/', or "host:port"
+  int connections = 0;
+  int timeout_ms = 0;
+  int reconnect_min_ms = 0;
+  int reconnect_max_ms = 0;
+};
+
+struct WorkerConfig {
+  size_t max_item_size = 0;
+  size_t output_high_water = 0;
+  int max_pending_requests = 0;
+  int max_connections = 0;
+};
+
+struct MemcachedConfig {
+  bool enabled = false;
+  std::string binary;
+  int memory_mb = 0;
+  int threads = 0;
+  int max_connections = 0;
+  std::vector<std::string> extra_args;
+};
+
+struct SupervisorConfig {
+  int restart_backoff_min_ms = 0;
+  int restart_backoff_max_ms = 0;
+  int stop_timeout_ms = 0;
+};
+
+struct Config {
+  int workers = 0;
+  std::string run_dir;
+  std::string log_level;
+  ListenConfig listen;
+  WorkerConfig worker;
+  BackendConfig l1;
+  MemcachedConfig memcached;
+  SupervisorConfig supervisor;
+  nlohmann::json effective;  // the full config with defaults filled in (logged, passed to workers)
+};
+
+// Validates `input` against the option table and fills `out`.
+Status parse_config(const nlohmann::json& input, Config& out);
+Status load_config_file(const std::string& path, Config& out);
+
+// One line per option: "path (default): description" — the README's option reference.
+std::string describe_options();
+
+}  // namespace rend

@@ -1,0 +1,90 @@
+#include "common/shared_stats.h"
+
+#include <sys/mman.h>
+#include <unistd.h>
+
+#include <ctime>
+#include <new>
+
+namespace rend {
+namespace {
+
+constexpr uint64_t kMagic = 0x52454e4453544154ull;  // "RENDSTAT"
+constexpr uint32_t kVersion = 1;
+
+std::string_view kNames[] = {
+#define REND_COUNTER_NAME(name, kind) #name,
+    REND_WORKER_COUNTERS(REND_COUNTER_NAME)
+#undef REND_COUNTER_NAME
+};
+bool kGauges[] = {
+#define REND_COUNTER_KIND(name, kind) std::string_view(#kind) == "gauge",
+    REND_WORKER_COUNTERS(REND_COUNTER_KIND)
+#undef REND_COUNTER_KIND
+};
+
+}  // namespace
+
+std::string_view counter_name(Counter c) { return kNames[static_cast<size_t>(c)]; }
+bool counter_is_gauge(Counter c) { return kGauges[static_cast<size_t>(c)]; }
+
+int SharedStats::create(SharedStats& out) {
+  const int fd = memfd_create("rend-stats", MFD_CLOEXEC);
+  if (fd < 0) return -1;
+  if (ftruncate(fd, sizeof(SharedStatsBlock)) != 0) {
+    close(fd);
+    return -1;
+  }
+  void* p = mmap(nullptr, sizeof(SharedStatsBlock), PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0);
+  if (p == MAP_FAILED) {
+    close(fd);
+    return -1;
+  }
+  // ftruncate zero-fills, and zero is a valid state for every atomic here.
+  auto* block = static_cast<SharedStatsBlock*>(p);
+  block->magic = kMagic;
+  block->version = kVersion;
+  block->slots = kMaxWorkerSlots;
+  block->supervisor_started_unix = static_cast<int64_t>(time(nullptr));
+  out = SharedStats();
+  out.block_ = block;
+  return fd;
+}
+
+bool SharedStats::attach(int fd, SharedStats& out) {
+  void* p = mmap(nullptr, sizeof(SharedStatsBlock), PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0);
+  if (p == MAP_FAILED) return false;
+  auto* block = static_cast<SharedStatsBlock*>(p);
+  if (block->magic != kMagic || block->version != kVersion) {
+    munmap(p, sizeof(SharedStatsBlock));
+    return false;
+  }
+  out = SharedStats();
+  out.block_ = block;
+  return true;
+}
+
+SharedStats::SharedStats(SharedStats&& other) noexcept : block_(other.block_) { other.block_ = nullptr; }
+
+SharedStats& SharedStats::operator=(SharedStats&& other) noexcept {
+  if (this != &other) {
+    if (block_ != nullptr) munmap(block_, sizeof(SharedStatsBlock));
+    block_ = other.block_;
+    other.block_ = nullptr;
+  }
+  return *this;
+}
+
+SharedStats::~SharedStats() {
+  if (block_ != nullptr) munmap(block_, sizeof(SharedStatsBlock));
+}
+
+uint64_t SharedStats::total(Counter c) const {
+  uint64_t sum = 0;
+  for (size_t i = 0; i < kMaxWorkerSlots; ++i) {
+    sum += block_->slot[i].values[static_cast<size_t>(c)].load(std::memory_order_relaxed);
+  }
+  return sum;
+}
+
+}  // namespace rend

@@ -1,0 +1,113 @@
+// Counters every worker keeps in shared memory, one slot per worker, summed by whoever reports.
+//
+// The supervisor creates the block (a memfd) before starting any worker and keeps it for its whole
+// life, so a worker restarted into its slot keeps counting from where the dead one stopped: a
+// counter never goes backwards. Each slot has exactly one writer (its worker), so updates are a
+// relaxed load and store, no locked instruction and no syscall on the hot path. Readers (stats,
+// metrics) may see a slightly stale value, never a torn one.
+#pragma once
+
+#include <atomic>
+#include <cstddef>
+#include <cstdint>
+#include <string_view>
+
+namespace rend {
+
+// name, kind: "counter" only ever grows; "gauge" is a current level reset when a worker starts.
+#define REND_WORKER_COUNTERS(X)                  \
+  X(curr_connections, gauge)                     \
+  X(total_connections, counter)                  \
+  X(rejected_connections, counter)               \
+  X(cmd_get, counter)                            \
+  X(cmd_set, counter)                            \
+  X(cmd_flush, counter)                          \
+  X(cmd_touch, counter)                          \
+  X(get_hits, counter)                           \
+  X(get_misses, counter)                         \
+  X(delete_hits, counter)                        \
+  X(delete_misses, counter)                      \
+  X(incr_hits, counter)                          \
+  X(incr_misses, counter)                        \
+  X(decr_hits, counter)                          \
+  X(decr_misses, counter)                        \
+  X(cas_hits, counter)                           \
+  X(cas_badval, counter)                         \
+  X(cas_misses, counter)                         \
+  X(touch_hits, counter)                         \
+  X(touch_misses, counter)                       \
+  X(store_too_large, counter)                    \
+  X(protocol_errors, counter)                    \
+  X(bytes_read, counter)                         \
+  X(bytes_written, counter)                      \
+  X(l1_requests, counter)                        \
+  X(l1_errors, counter)                          \
+  X(l1_timeouts, counter)                        \
+  X(l1_reconnects, counter)                      \
+  X(l1_connections_up, gauge)
+
+enum class Counter : uint16_t {
+#define REND_COUNTER_ENUM(name, kind) name,
+  REND_WORKER_COUNTERS(REND_COUNTER_ENUM)
+#undef REND_COUNTER_ENUM
+      kCount
+};
+
+inline constexpr size_t kCounterCount = static_cast<size_t>(Counter::kCount);
+inline constexpr size_t kMaxWorkerSlots = 64;
+
+std::string_view counter_name(Counter c);
+bool counter_is_gauge(Counter c);
+
+struct WorkerSlot {
+  std::atomic<int64_t> pid;
+  std::atomic<int64_t> started_unix;
+  std::atomic<uint64_t> values[kCounterCount];
+};
+
+struct SharedStatsBlock {
+  uint64_t magic;
+  uint32_t version;
+  uint32_t slots;
+  int64_t supervisor_started_unix;
+  WorkerSlot slot[kMaxWorkerSlots];
+};
+
+// A view of the mapped block. Owns the mapping (unmapped on destruction), not the fd.
+class SharedStats {
+ public:
+  // Supervisor: creates and maps a fresh block; returns the fd to hand to children (-1 on error).
+  static int create(SharedStats& out);
+  // Child: maps the block created by the supervisor. Returns false if fd is not such a block.
+  static bool attach(int fd, SharedStats& out);
+
+  SharedStats() = default;
+  SharedStats(const SharedStats&) = delete;
+  SharedStats& operator=(const SharedStats&) = delete;
+  SharedStats(SharedStats&& other) noexcept;
+  SharedStats& operator=(SharedStats&& other) noexcept;
+  ~SharedStats();
+
+  SharedStatsBlock* block() const { return block_; }
+  WorkerSlot& slot(size_t i) const { return block_->slot[i]; }
+  // Sum of one counter over every slot.
+  uint64_t total(Counter c) const;
+
+ private:
+  SharedStatsBlock* block_ = nullptr;
+};
+
+// Single-writer increment: no read-modify-write instruction needed.
+inline void bump(WorkerSlot& s, Counter c, uint64_t n = 1) {
+  auto& v = s.values[static_cast<size_t>(c)];
+  v.store(v.load(std::memory_order_relaxed) + n, std::memory_order_relaxed);
+}
+inline void drop(WorkerSlot& s, Counter c, uint64_t n = 1) {
+  auto& v = s.values[static_cast<size_t>(c)];
+  v.store(v.load(std::memory_order_relaxed) - n, std::memory_order_relaxed);
+}
+inline void set_value(WorkerSlot& s, Counter c, uint64_t n) {
+  s.values[static_cast<size_t>(c)].store(n, std::memory_order_relaxed);
+}
+
+}  // namespace rend

@@ -1,0 +1,54 @@
+// One child process started with uv_spawn (fork+exec), with chosen file descriptors inherited at
+// fixed numbers and an optional readiness pipe.
+//
+// Lifetime: owned by whoever spawned it; the libuv handles are freed only in their close
+// callbacks, after on_exit has run, so the owner must keep the object until `finished()`.
+#pragma once
+
+#include <uv.h>
+
+#include <functional>
+#include <string>
+#include <vector>
+
+#include "common/status.h"
+
+namespace rend::supervisor {
+
+class ChildProcess {
+ public:
+  using ReadyFn = std::function<void()>;
+  using ExitFn = std::function<void(int64_t exit_status, int term_signal)>;
+
+  explicit ChildProcess(uv_loop_t* loop) : loop_(loop) {}
+  ChildProcess(const ChildProcess&) = delete;
+  ChildProcess& operator=(const ChildProcess&) = delete;
+  ~ChildProcess();
+
+  // `inherit` fds appear in the child as 3, 4, ... in order; with `ready_pipe`, one more fd (the
+  // next number, returned in ready_fd_number) is a pipe the child writes "ready\n" to.
+  Status spawn(const std::vector<std::string>& argv, const std::vector<int>& inherit, bool ready_pipe,
+               int& ready_fd_number, ReadyFn on_ready, ExitFn on_exit);
+  void kill(int signum);
+  int pid() const { return pid_; }
+  bool running() const { return running_; }
+  bool finished() const { return finished_; }
+
+ private:
+  void maybe_finished();
+
+  uv_loop_t* loop_;
+  uv_process_t process_{};
+  uv_pipe_t ready_{};
+  bool has_ready_pipe_ = false;
+  bool process_closed_ = true;
+  bool ready_closed_ = true;
+  bool running_ = false;
+  bool finished_ = false;
+  int pid_ = 0;
+  std::string ready_buffer_;
+  ReadyFn on_ready_;
+  ExitFn on_exit_;
+};
+
+}  // namespace rend::supervisor

@@ -1,0 +1,57 @@
+// rend: the supervisor. `rend --config FILE` runs the stack; `rend --check-config FILE` validates.
+#include <CLI/CLI.hpp>
+#include <csignal>
+#include <cstdio>
+
+#include "common/config.h"
+#include "common/logging.h"
+#include "common/version.h"
+#include "supervisor/supervisor.h"
+
+int main(int argc, char** argv) {
+  CLI::App app{"rend: a memcached-compatible caching proxy (supervisor)"};
+  std::string config_path;
+  std::string check_path;
+  bool print_options = false;
+  bool version = false;
+  app.add_option("-c,--config", config_path, "configuration file (JSON); defaults apply when omitted");
+  app.add_option("--check-config", check_path, "validate this configuration file and exit");
+  app.add_flag("--print-options", print_options, "print every configuration option as a Markdown table row");
+  app.add_flag("-V,--version", version, "print the version");
+  CLI11_PARSE(app, argc, argv);
+
+  if (version) {
+    std::printf("rend %s\n", rend::kVersion);
+    return 0;
+  }
+  if (print_options) {
+    std::fputs(rend::describe_options().c_str(), stdout);
+    return 0;
+  }
+  rend::Config config;
+  if (!check_path.empty()) {
+    if (rend::Status s = rend::load_config_file(check_path, config); !s) {
+      std::fprintf(stderr, "invalid: %s\n", s.message().c_str());
+      return 1;
+    }
+    std::printf("%s: ok\n", check_path.c_str());
+    return 0;
+  }
+  rend::Status loaded = config_path.empty() ? rend::parse_config(nlohmann::json::object(), config)
+                                            : rend::load_config_file(config_path, config);
+  if (!loaded) {
+    std::fprintf(stderr, "rend: %s\n", loaded.message().c_str());
+    return 1;
+  }
+  rend::init_logging("rend", config.log_level);
+  signal(SIGPIPE, SIG_IGN);
+  uv_loop_t loop;
+  uv_loop_init(&loop);
+  int rc;
+  {
+    rend::supervisor::Supervisor supervisor(&loop, config_path, std::move(config));
+    rc = supervisor.run();
+  }
+  uv_loop_close(&loop);
+  return rc;
+}

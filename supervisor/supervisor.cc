@@ -1,0 +1,466 @@
+#include "supervisor/supervisor.h"
+
+#include <fmt/format.h>
+#include <spdlog/spdlog.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <sys/un.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <cerrno>
+#include <climits>
+#include <cstring>
+#include <filesystem>
+
+#include "common/version.h"
+#include "supervisor/listen_socket.h"
+
+namespace rend::supervisor {
+
+namespace {
+
+constexpr uint64_t kHealthyRunMs = 10000;  // a child that ran this long is no longer crash-looping
+constexpr int kCrashLoopReport = 5;
+
+std::string unix_path_of(const std::string& address) {
+  return address.starts_with("unix:") ? address.substr(5) : address;
+}
+
+bool unix_socket_accepts(const std::string& path) {
+  const int fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+  if (fd < 0) return false;
+  sockaddr_un addr{};
+  addr.sun_family = AF_UNIX;
+  std::strncpy(addr.sun_path, path.c_str(), sizeof addr.sun_path - 1);
+  const bool ok = connect(fd, reinterpret_cast<sockaddr*>(&addr), sizeof addr) == 0;
+  close(fd);
+  return ok;
+}
+
+std::string describe_exit(int64_t status, int signal) {
+  return signal != 0 ? fmt::format("signal {}", signal) : fmt::format("status {}", status);
+}
+
+uint64_t backoff_ms(const SupervisorConfig& c, int streak) {
+  if (streak <= 1) return static_cast<uint64_t>(c.restart_backoff_min_ms);
+  const uint64_t shifted = static_cast<uint64_t>(c.restart_backoff_min_ms) << std::min(streak - 1, 20);
+  return std::min<uint64_t>(std::max<uint64_t>(shifted, 1), static_cast<uint64_t>(c.restart_backoff_max_ms));
+}
+
+}  // namespace
+
+Supervisor::Supervisor(uv_loop_t* loop, std::string config_path, Config config)
+    : loop_(loop), config_path_(std::move(config_path)), config_(std::move(config)) {}
+
+Supervisor::~Supervisor() {
+  for (auto& s : slots_) {
+    if (s->tcp_fd >= 0) close(s->tcp_fd);
+  }
+  if (unix_fd_ >= 0) close(unix_fd_);
+  if (stats_fd_ >= 0) close(stats_fd_);
+}
+
+std::string Supervisor::worker_binary() const {
+  char self[PATH_MAX];
+  const ssize_t n = readlink("/proc/self/exe", self, sizeof self - 1);
+  if (n <= 0) return "rend-worker";
+  self[n] = '\0';
+  const std::filesystem::path dir = std::filesystem::path(self).parent_path();
+  for (const auto& candidate : {dir / "rend-worker", dir / ".." / "worker" / "rend-worker"}) {
+    if (access(candidate.c_str(), X_OK) == 0) return std::filesystem::weakly_canonical(candidate).string();
+  }
+  return "rend-worker";
+}
+
+Status Supervisor::open_slot_socket(Slot& slot) {
+  return open_tcp_listener(config_.listen.host, config_.listen.port, config_.listen.backlog, slot.tcp_fd);
+}
+
+int Supervisor::run() {
+  std::error_code ec;
+  std::filesystem::create_directories(config_.run_dir, ec);
+  if (ec) {
+    spdlog::critical("cannot create run_dir {}: {}", config_.run_dir, ec.message());
+    return 1;
+  }
+  stats_fd_ = SharedStats::create(stats_);
+  if (stats_fd_ < 0) {
+    spdlog::critical("cannot create the shared stats block: {}", strerror(errno));
+    return 1;
+  }
+  for (int i = 0; i < config_.workers; ++i) {
+    auto slot = std::make_unique<Slot>();
+    slot->owner = this;
+    slot->index = i;
+    if (Status s = open_slot_socket(*slot); !s) {
+      spdlog::critical("{}", s.message());
+      return 1;
+    }
+    slots_.push_back(std::move(slot));
+  }
+  if (!config_.listen.unix_socket.empty()) {
+    if (Status s = open_unix_listener(config_.listen.unix_socket, config_.listen.backlog, unix_fd_); !s) {
+      spdlog::critical("{}", s.message());
+      return 1;
+    }
+  }
+  spdlog::info("rend {} listening on {}:{}{} with {} workers; effective config: {}", kVersion,
+               config_.listen.host, config_.listen.port,
+               config_.listen.unix_socket.empty() ? "" : " and " + config_.listen.unix_socket, config_.workers,
+               config_.effective.dump());
+
+  uv_signal_init(loop_, &sigterm_);
+  uv_signal_init(loop_, &sigint_);
+  uv_signal_init(loop_, &sighup_);
+  sigterm_.data = sigint_.data = sighup_.data = this;
+  uv_signal_start(&sigterm_, [](uv_signal_t* h, int) { static_cast<Supervisor*>(h->data)->stop(); }, SIGTERM);
+  uv_signal_start(&sigint_, [](uv_signal_t* h, int) { static_cast<Supervisor*>(h->data)->stop(); }, SIGINT);
+  uv_signal_start(&sighup_, [](uv_signal_t* h, int) {
+    auto* self = static_cast<Supervisor*>(h->data);
+    if (Status s = self->reload(); !s) spdlog::error("reload rejected, keeping the running config: {}", s.message());
+  }, SIGHUP);
+  uv_timer_init(loop_, &stop_timer_);
+  stop_timer_.data = this;
+  uv_timer_init(loop_, &memcached_timer_);
+  memcached_timer_.data = this;
+  uv_timer_init(loop_, &reap_timer_);
+  reap_timer_.data = this;
+  // Retired children are freed once libuv has closed their handles.
+  uv_timer_start(&reap_timer_, [](uv_timer_t* t) {
+    auto* self = static_cast<Supervisor*>(t->data);
+    std::erase_if(self->retired_, [](const auto& c) { return c->finished(); });
+  }, 1000, 1000);
+
+  if (config_.memcached.enabled) {
+    start_memcached();
+  } else {
+    start_workers();
+  }
+  uv_run(loop_, UV_RUN_DEFAULT);
+  return exit_code_;
+}
+
+// ---- memcached ---------------------------------------------------------------------------------
+
+void Supervisor::start_memcached() {
+  const MemcachedConfig& m = config_.memcached;
+  const std::string path = unix_path_of(config_.l1.address);
+  std::vector<std::string> argv = {m.binary, "-s", path, "-a", "0700", "-m", std::to_string(m.memory_mb),
+                                   "-t", std::to_string(m.threads), "-c", std::to_string(m.max_connections)};
+  if (config_.worker.max_item_size > 1024 * 1024) {
+    argv.push_back("-I");
+    argv.push_back(std::to_string(config_.worker.max_item_size + 4096));
+  }
+  if (geteuid() == 0) {
+    argv.push_back("-u");
+    argv.push_back("root");
+  }
+  argv.insert(argv.end(), m.extra_args.begin(), m.extra_args.end());
+  // A binary name without a slash is looked up on PATH by execvp inside uv_spawn.
+  memcached_ = std::make_unique<ChildProcess>(loop_);
+  int unused = -1;
+  ChildProcess* child = memcached_.get();
+  Status s = memcached_->spawn(argv, {}, false, unused, nullptr, [this, child](int64_t status, int signal) {
+    if (memcached_.get() == child) on_memcached_exit(status, signal);
+  });
+  if (!s) {
+    spdlog::error("{}", s.message());
+    retire(std::move(memcached_));
+    on_memcached_exit(127, 0);
+    return;
+  }
+  memcached_started_ms_ = uv_now(loop_);
+  spdlog::info("memcached started (pid {}) on {}", memcached_->pid(), path);
+  if (!workers_started_) wait_for_memcached(500);
+}
+
+void Supervisor::wait_for_memcached(int attempts_left) {
+  if (stopping_) return;
+  if (unix_socket_accepts(unix_path_of(config_.l1.address)) || attempts_left <= 0) {
+    if (attempts_left <= 0) spdlog::warn("memcached is not answering yet; starting workers anyway");
+    start_workers();
+    return;
+  }
+  memcached_wait_attempts_ = attempts_left - 1;
+  uv_timer_start(&memcached_timer_, [](uv_timer_t* t) {
+    auto* self = static_cast<Supervisor*>(t->data);
+    self->wait_for_memcached(self->memcached_wait_attempts_);
+  }, 20, 0);
+}
+
+void Supervisor::on_memcached_exit(int64_t status, int signal) {
+  if (memcached_) retire(std::move(memcached_));
+  if (stopping_) {
+    maybe_finish_stop();
+    return;
+  }
+  memcached_restarts_++;
+  if (uv_now(loop_) - memcached_started_ms_ > kHealthyRunMs) memcached_streak_ = 0;
+  memcached_streak_++;
+  const uint64_t delay = backoff_ms(config_.supervisor, memcached_streak_);
+  if (memcached_streak_ >= kCrashLoopReport) {
+    spdlog::error("memcached is crash-looping ({} exits in a row); next try in {} ms", memcached_streak_, delay);
+  } else {
+    spdlog::warn("memcached exited ({}); restarting in {} ms", describe_exit(status, signal), delay);
+  }
+  uv_timer_start(&memcached_timer_, [](uv_timer_t* t) { static_cast<Supervisor*>(t->data)->start_memcached(); },
+                 delay, 0);
+}
+
+// ---- workers -----------------------------------------------------------------------------------
+
+void Supervisor::start_workers() {
+  if (workers_started_) return;
+  workers_started_ = true;
+  for (auto& slot : slots_) start_slot(*slot);
+}
+
+Status Supervisor::spawn_worker(Slot& slot, std::unique_ptr<ChildProcess>& out, std::function<void()> on_ready) {
+  std::vector<int> inherit = {stats_fd_, slot.tcp_fd};
+  if (unix_fd_ >= 0) inherit.push_back(unix_fd_);
+  std::vector<std::string> argv = {worker_binary(), "--slot", std::to_string(slot.index), "--config-json",
+                                   config_.effective.dump(), "--stats-fd", "3", "--tcp-fd", "4"};
+  if (unix_fd_ >= 0) {
+    argv.push_back("--unix-fd");
+    argv.push_back("5");
+  }
+  const int ready_fd = static_cast<int>(3 + inherit.size());
+  argv.push_back("--ready-fd");
+  argv.push_back(std::to_string(ready_fd));
+  auto child = std::make_unique<ChildProcess>(loop_);
+  ChildProcess* raw = child.get();
+  Slot* slot_ptr = &slot;
+  int got_ready_fd = -1;
+  Status s = child->spawn(argv, inherit, true, got_ready_fd, std::move(on_ready),
+                          [this, slot_ptr, raw](int64_t status, int signal) {
+                            on_worker_exit(*slot_ptr, raw, status, signal);
+                          });
+  if (!s) {
+    retire(std::move(child));
+    return s;
+  }
+  out = std::move(child);
+  return Status::ok();
+}
+
+void Supervisor::start_slot(Slot& slot) {
+  if (stopping_ || slot.retiring) return;
+  slot.ready = false;
+  Slot* p = &slot;
+  Status s = spawn_worker(slot, slot.worker, [p] { p->ready = true; });
+  if (!s) {
+    spdlog::error("worker {}: {}", slot.index, s.message());
+    slot.crash_streak++;
+    schedule_restart(slot);
+    return;
+  }
+  slot.started_ms = uv_now(loop_);
+  spdlog::info("worker {} started (pid {})", slot.index, slot.worker->pid());
+}
+
+void Supervisor::on_worker_exit(Slot& slot, ChildProcess* child, int64_t status, int signal) {
+  if (slot.worker.get() != child) {
+    // A replaced or retiring worker finished draining.
+    spdlog::info("worker {} (pid {}) stopped ({})", slot.index, child->pid(), describe_exit(status, signal));
+    if (rolling_busy_) {
+      rolling_busy_ = false;
+      roll_next();
+    }
+    maybe_finish_stop();
+    return;
+  }
+  retire(std::move(slot.worker));
+  slot.ready = false;
+  if (stopping_) {
+    maybe_finish_stop();
+    return;
+  }
+  if (slot.retiring) {
+    // Scaled down: the slot's socket goes away with its worker.
+    close(slot.tcp_fd);
+    slot.tcp_fd = -1;
+    if (slot.restart_timer != nullptr) {
+      uv_close(reinterpret_cast<uv_handle_t*>(slot.restart_timer),
+               [](uv_handle_t* h) { delete reinterpret_cast<uv_timer_t*>(h); });
+      slot.restart_timer = nullptr;
+    }
+    std::erase_if(slots_, [&](const auto& s) { return s.get() == &slot; });
+    return;
+  }
+  slot.restarts++;
+  if (uv_now(loop_) - slot.started_ms > kHealthyRunMs) slot.crash_streak = 0;
+  slot.crash_streak++;
+  spdlog::warn("worker {} (pid {}) died ({}); restarting", slot.index, child->pid(), describe_exit(status, signal));
+  schedule_restart(slot);
+}
+
+void Supervisor::schedule_restart(Slot& slot) {
+  const uint64_t delay = backoff_ms(config_.supervisor, slot.crash_streak);
+  if (slot.crash_streak >= kCrashLoopReport) {
+    spdlog::error("worker {} is crash-looping ({} exits in a row); next try in {} ms", slot.index, slot.crash_streak,
+                  delay);
+  }
+  if (slot.restart_timer == nullptr) {
+    slot.restart_timer = new uv_timer_t;
+    uv_timer_init(loop_, slot.restart_timer);
+  }
+  slot.restart_timer->data = &slot;
+  uv_timer_start(slot.restart_timer, [](uv_timer_t* t) {
+    auto* slot = static_cast<Slot*>(t->data);
+    slot->owner->start_slot(*slot);
+  }, delay, 0);
+}
+
+void Supervisor::retire(std::unique_ptr<ChildProcess> child) {
+  if (child) retired_.push_back(std::move(child));
+}
+
+// ---- reload, rolling restart, scale ---------------------------------------------------------------
+
+Status Supervisor::reload() {
+  if (stopping_) return Status::error("stopping");
+  Config next;
+  if (Status s = load_config_file(config_path_, next); !s) return s;
+  const auto& old_listen = config_.effective["listen"];
+  const auto& new_listen = next.effective["listen"];
+  if (old_listen != new_listen) {
+    return Status::error("listen: the listening sockets cannot change on reload; restart rend to change them");
+  }
+  if (config_.effective["memcached"] != next.effective["memcached"] || config_.run_dir != next.run_dir) {
+    return Status::error("memcached: supervised memcached settings cannot change on reload (it would lose the "
+                         "cache); restart rend to change them");
+  }
+  config_ = std::move(next);
+  spdlog::info("reloading: rolling {} workers onto the new config", config_.workers);
+  resize(config_.workers);
+  rolling_restart();
+  return Status::ok();
+}
+
+void Supervisor::resize(int workers) {
+  int active = 0;
+  for (auto& s : slots_) active += s->retiring ? 0 : 1;
+  while (active < workers) {
+    auto slot = std::make_unique<Slot>();
+    slot->owner = this;
+    // Reuse the lowest free index so stats slots stay dense.
+    int index = 0;
+    while (std::any_of(slots_.begin(), slots_.end(), [&](const auto& s) { return s->index == index; })) ++index;
+    slot->index = index;
+    if (Status s = open_slot_socket(*slot); !s) {
+      spdlog::error("scale: {}", s.message());
+      return;
+    }
+    Slot& ref = *slot;
+    slots_.push_back(std::move(slot));
+    if (workers_started_) start_slot(ref);
+    active++;
+  }
+  for (auto it = slots_.rbegin(); it != slots_.rend() && active > workers; ++it) {
+    Slot& s = **it;
+    if (s.retiring) continue;
+    s.retiring = true;
+    active--;
+    if (s.restart_timer != nullptr) uv_timer_stop(s.restart_timer);
+    if (s.worker) {
+      s.worker->kill(SIGTERM);
+    }
+  }
+}
+
+void Supervisor::rolling_restart() {
+  rolling_.clear();
+  for (auto& s : slots_) {
+    if (!s->retiring) rolling_.push_back(s->index);
+  }
+  if (!rolling_busy_) roll_next();
+}
+
+void Supervisor::roll_next() {
+  while (!rolling_.empty() && !stopping_) {
+    const int index = rolling_.front();
+    rolling_.pop_front();
+    auto it = std::find_if(slots_.begin(), slots_.end(), [&](const auto& s) { return s->index == index; });
+    if (it == slots_.end() || (*it)->retiring) continue;
+    Slot& slot = **it;
+    if (!slot.worker) {
+      // Not running (restart pending): it will start on the new config anyway.
+      continue;
+    }
+    rolling_busy_ = true;
+    Slot* p = &slot;
+    auto replacement = std::make_shared<std::unique_ptr<ChildProcess>>();
+    Status s = spawn_worker(slot, *replacement, [this, p, replacement] {
+      // The new worker accepts on the slot's socket: now the old one can drain.
+      std::unique_ptr<ChildProcess> old = std::move(p->worker);
+      p->worker = std::move(*replacement);
+      p->ready = true;
+      p->started_ms = uv_now(loop_);
+      spdlog::info("worker {} replaced: pid {} -> {}", p->index, old->pid(), p->worker->pid());
+      old->kill(SIGTERM);
+      retire(std::move(old));
+    });
+    if (!s) {
+      spdlog::error("rolling restart of worker {} failed: {}", index, s.message());
+      rolling_busy_ = false;
+      continue;
+    }
+    return;
+  }
+}
+
+// ---- stop --------------------------------------------------------------------------------------
+
+void Supervisor::stop() {
+  if (stopping_) return;
+  stopping_ = true;
+  rolling_.clear();
+  spdlog::info("stopping: draining workers");
+  for (auto& s : slots_) {
+    if (s->restart_timer != nullptr) uv_timer_stop(s->restart_timer);
+    if (s->worker) s->worker->kill(SIGTERM);
+  }
+  for (auto& c : retired_) c->kill(SIGTERM);
+  uv_timer_stop(&memcached_timer_);
+  uv_timer_start(&stop_timer_, [](uv_timer_t* t) {
+    auto* self = static_cast<Supervisor*>(t->data);
+    spdlog::warn("stop timeout: killing what is left");
+    for (auto& s : self->slots_) {
+      if (s->worker) s->worker->kill(SIGKILL);
+    }
+    for (auto& c : self->retired_) c->kill(SIGKILL);
+    if (self->memcached_) self->memcached_->kill(SIGKILL);
+  }, static_cast<uint64_t>(config_.supervisor.stop_timeout_ms), 0);
+  maybe_finish_stop();
+}
+
+void Supervisor::maybe_finish_stop() {
+  if (!stopping_) return;
+  for (auto& s : slots_) {
+    if (s->worker && s->worker->running()) return;
+  }
+  for (auto& c : retired_) {
+    if (c.get() != memcached_.get() && c->running()) return;
+  }
+  // Workers are gone: memcached can go (it answered every in-flight request by now).
+  if (memcached_ && memcached_->running()) {
+    if (!memcached_stopping_) {
+      memcached_stopping_ = true;
+      memcached_->kill(SIGTERM);
+    }
+    return;
+  }
+  finish_stop();
+}
+
+void Supervisor::finish_stop() {
+  static bool done = false;
+  if (done) return;
+  done = true;
+  spdlog::info("stopped");
+  if (!config_.listen.unix_socket.empty()) unlink(config_.listen.unix_socket.c_str());
+  uv_stop(loop_);
+}
+
+}  // namespace rend::supervisor

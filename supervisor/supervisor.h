@@ -1,0 +1,97 @@
+// rend, the supervisor: binds the listening sockets, creates the shared stats block, starts and
+// watches memcached (optional) and the workers, restarts what dies, reloads on SIGHUP and stops
+// gracefully on SIGTERM/SIGINT.
+//
+// Worker slots: slot i owns one SO_REUSEPORT socket for the client port, created here and kept
+// here for the slot's whole life, so the kernel keeps queueing connections for a slot whose worker
+// is being restarted; the new worker accepts them. Rolling restarts start the replacement on the
+// same socket first and stop the old worker only once the new one is ready: no connection is
+// refused at any point.
+#pragma once
+
+#include <uv.h>
+
+#include <deque>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "common/config.h"
+#include "common/shared_stats.h"
+#include "supervisor/child_process.h"
+
+namespace rend::supervisor {
+
+class Supervisor {
+ public:
+  Supervisor(uv_loop_t* loop, std::string config_path, Config config);
+  Supervisor(const Supervisor&) = delete;
+  Supervisor& operator=(const Supervisor&) = delete;
+  ~Supervisor();
+
+  // Returns the process exit code once stopped.
+  int run();
+
+  // Re-reads the config file; on success rolls every worker onto it. Returns the reason on failure.
+  Status reload();
+  void rolling_restart();
+  void stop();
+
+ private:
+  struct Slot {
+    Supervisor* owner = nullptr;
+    int index = 0;
+    int tcp_fd = -1;
+    std::unique_ptr<ChildProcess> worker;
+    bool ready = false;
+    bool retiring = false;  // being removed by a scale-down
+    int restarts = 0;
+    int crash_streak = 0;
+    uint64_t started_ms = 0;
+    uv_timer_t* restart_timer = nullptr;
+  };
+
+  Status open_slot_socket(Slot& slot);
+  void start_memcached();
+  void wait_for_memcached(int attempts_left);
+  void on_memcached_exit(int64_t status, int signal);
+  void start_workers();
+  Status spawn_worker(Slot& slot, std::unique_ptr<ChildProcess>& out, std::function<void()> on_ready);
+  void start_slot(Slot& slot);
+  void on_worker_exit(Slot& slot, ChildProcess* child, int64_t status, int signal);
+  void schedule_restart(Slot& slot);
+  void resize(int workers);
+  void roll_next();
+  void retire(std::unique_ptr<ChildProcess> child);
+  void maybe_finish_stop();
+  void finish_stop();
+  std::string worker_binary() const;
+
+  uv_loop_t* loop_;
+  std::string config_path_;
+  Config config_;
+  SharedStats stats_;
+  int stats_fd_ = -1;
+  int unix_fd_ = -1;
+  std::vector<std::unique_ptr<Slot>> slots_;
+  std::vector<std::unique_ptr<ChildProcess>> retired_;  // stopping or stopped, kept until finished
+  std::unique_ptr<ChildProcess> memcached_;
+  int memcached_restarts_ = 0;
+  int memcached_streak_ = 0;
+  uint64_t memcached_started_ms_ = 0;
+  uv_timer_t memcached_timer_;
+  int memcached_wait_attempts_ = 0;
+  std::deque<int> rolling_;  // slots still to roll
+  bool rolling_busy_ = false;
+  bool workers_started_ = false;
+  bool stopping_ = false;
+  bool memcached_stopping_ = false;
+  int exit_code_ = 0;
+  uv_signal_t sigterm_;
+  uv_signal_t sigint_;
+  uv_signal_t sighup_;
+  uv_timer_t stop_timer_;
+  uv_timer_t reap_timer_;
+};
+
+}  // namespace rend::supervisor

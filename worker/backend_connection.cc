@@ -1,0 +1,292 @@
+#include "worker/backend_connection.h"
+
+#include <spdlog/spdlog.h>
+
+#include <algorithm>
+#include <cstring>
+
+#include "worker/worker.h"
+
+namespace rend::worker {
+
+// The libuv handle of one connection attempt. A fresh one per attempt, so a late callback of a
+// closed attempt can never touch the next one; `owner` is cleared if the connection goes first.
+struct BackendConnection::Socket {
+  union {
+    uv_handle_t handle;
+    uv_stream_t stream;
+    uv_pipe_t pipe;
+    uv_tcp_t tcp;
+  } h;
+  uv_connect_t connect_req;
+  BackendConnection* owner;
+};
+
+struct BackendConnection::WriteRequest {
+  uv_write_t req;
+  std::string data;
+  BackendConnection* owner;
+  Socket* socket;
+};
+
+namespace {
+
+bool is_unix_address(const std::string& a) { return a.starts_with("unix:") || a.find('/') != std::string::npos; }
+
+std::string unix_path(const std::string& a) { return a.starts_with("unix:") ? a.substr(5) : a; }
+
+bool tcp_address(const std::string& a, sockaddr_storage& out) {
+  const size_t colon = a.rfind(':');
+  if (colon == std::string::npos) return false;
+  std::string host = a.substr(0, colon);
+  const int port = std::atoi(a.c_str() + colon + 1);
+  if (host.size() > 2 && host.front() == '[' && host.back() == ']') {
+    host = host.substr(1, host.size() - 2);
+    return uv_ip6_addr(host.c_str(), port, reinterpret_cast<sockaddr_in6*>(&out)) == 0;
+  }
+  if (host == "localhost") host = "127.0.0.1";
+  return uv_ip4_addr(host.c_str(), port, reinterpret_cast<sockaddr_in*>(&out)) == 0;
+}
+
+}  // namespace
+
+BackendConnection::BackendConnection(Worker& worker, std::string name, const BackendConfig& config,
+                                     size_t max_body)
+    : worker_(worker), name_(std::move(name)), config_(config), max_body_(max_body),
+      backoff_ms_(static_cast<uint64_t>(config.reconnect_min_ms)) {
+  uv_timer_init(worker_.loop(), &reconnect_timer_);
+  reconnect_timer_.data = this;
+}
+
+BackendConnection::~BackendConnection() {
+  if (socket_ != nullptr) socket_->owner = nullptr;
+}
+
+void BackendConnection::start() { connect(); }
+
+void BackendConnection::connect() {
+  if (state_ == State::kStopped) return;
+  state_ = State::kConnecting;
+  socket_ = new Socket();
+  socket_->owner = this;
+  socket_->connect_req.data = socket_;
+  int rc;
+  auto on_connect = [](uv_connect_t* req, int status) {
+    auto* s = static_cast<Socket*>(req->data);
+    if (s->owner != nullptr) s->owner->on_connected(status);
+  };
+  if (is_unix_address(config_.address)) {
+    uv_pipe_init(worker_.loop(), &socket_->h.pipe, 0);
+    socket_->h.handle.data = socket_;
+    uv_pipe_connect(&socket_->connect_req, &socket_->h.pipe, unix_path(config_.address).c_str(), on_connect);
+    rc = 0;  // uv_pipe_connect reports errors through the callback
+  } else {
+    uv_tcp_init(worker_.loop(), &socket_->h.tcp);
+    socket_->h.handle.data = socket_;
+    sockaddr_storage addr{};
+    if (!tcp_address(config_.address, addr)) {
+      rc = UV_EINVAL;
+    } else {
+      uv_tcp_nodelay(&socket_->h.tcp, 1);
+      rc = uv_tcp_connect(&socket_->connect_req, &socket_->h.tcp, reinterpret_cast<sockaddr*>(&addr), on_connect);
+    }
+  }
+  if (rc != 0) {
+    spdlog::warn("{}: connect to {} failed: {}", name_, config_.address, uv_strerror(rc));
+    fail(BackendFailure::kUnavailable, "connect");
+  }
+}
+
+void BackendConnection::on_connected(int status) {
+  if (status != 0) {
+    if (!logged_down_) {
+      spdlog::warn("{}: cannot connect to {}: {}", name_, config_.address, uv_strerror(status));
+      logged_down_ = true;
+    }
+    fail(BackendFailure::kUnavailable, "connect");
+    return;
+  }
+  if (logged_down_) spdlog::info("{}: connected to {}", name_, config_.address);
+  logged_down_ = false;
+  state_ = State::kConnected;
+  backoff_ms_ = static_cast<uint64_t>(config_.reconnect_min_ms);
+  bump(worker_.stats(), Counter::l1_connections_up);
+  uv_read_start(
+      &socket_->h.stream,
+      [](uv_handle_t* h, size_t, uv_buf_t* buf) {
+        auto* self = static_cast<Socket*>(h->data)->owner;
+        if (self == nullptr) {
+          *buf = uv_buf_init(nullptr, 0);
+          return;
+        }
+        constexpr size_t kMinFree = 64 * 1024;
+        if (self->in_start_ == self->in_end_) self->in_start_ = self->in_end_ = 0;
+        if (self->in_.size() - self->in_end_ < kMinFree) {
+          if (self->in_start_ > 0) {
+            std::memmove(self->in_.data(), self->in_.data() + self->in_start_, self->in_end_ - self->in_start_);
+            self->in_end_ -= self->in_start_;
+            self->in_start_ = 0;
+          }
+          if (self->in_.size() - self->in_end_ < kMinFree) self->in_.resize(std::max(self->in_.size() * 2, self->in_end_ + kMinFree));
+        }
+        *buf = uv_buf_init(self->in_.data() + self->in_end_, static_cast<unsigned>(self->in_.size() - self->in_end_));
+      },
+      [](uv_stream_t* s, ssize_t nread, const uv_buf_t* buf) {
+        auto* self = static_cast<Socket*>(s->data)->owner;
+        if (self != nullptr) self->on_read(nread, buf);
+      });
+  if (!out_.empty()) worker_.mark_dirty(this);
+}
+
+void BackendConnection::expect(std::shared_ptr<Op> op, uint32_t tag, ExpectKind kind) {
+  expect_.push_back(Expectation{std::move(op), tag, kind, uv_now(worker_.loop()) + static_cast<uint64_t>(config_.timeout_ms)});
+  bump(worker_.stats(), Counter::l1_requests);
+  worker_.mark_dirty(this);
+}
+
+void BackendConnection::flush() {
+  if (state_ != State::kConnected || write_in_flight_ || out_.empty()) return;
+  uv_buf_t buf = uv_buf_init(out_.data(), static_cast<unsigned>(out_.size()));
+  int n = uv_try_write(&socket_->h.stream, &buf, 1);
+  if (n == UV_EAGAIN) n = 0;
+  if (n < 0) {
+    fail(BackendFailure::kUnavailable, "write");
+    return;
+  }
+  if (static_cast<size_t>(n) == out_.size()) {
+    out_.clear();
+    return;
+  }
+  auto* w = new WriteRequest();
+  w->data = out_.substr(static_cast<size_t>(n));
+  out_.clear();
+  w->owner = this;
+  w->socket = socket_;
+  w->req.data = w;
+  uv_buf_t rest = uv_buf_init(w->data.data(), static_cast<unsigned>(w->data.size()));
+  write_in_flight_ = true;
+  uv_write(&w->req, &socket_->h.stream, &rest, 1, [](uv_write_t* req, int status) {
+    auto* w = static_cast<WriteRequest*>(req->data);
+    BackendConnection* owner = w->socket->owner;
+    const bool current = owner != nullptr && owner->socket_ == w->socket;
+    delete w;
+    if (current) owner->on_write_done(status);
+  });
+}
+
+void BackendConnection::on_write_done(int status) {
+  write_in_flight_ = false;
+  if (status < 0) {
+    fail(BackendFailure::kUnavailable, "write");
+    return;
+  }
+  flush();
+}
+
+void BackendConnection::on_read(ssize_t nread, const uv_buf_t*) {
+  if (nread < 0) {
+    fail(BackendFailure::kUnavailable, nread == UV_EOF ? "closed by server" : uv_strerror(static_cast<int>(nread)));
+    return;
+  }
+  in_end_ += static_cast<size_t>(nread);
+  process_input();
+}
+
+void BackendConnection::process_input() {
+  while (in_start_ < in_end_) {
+    proto::BinaryResponse r;
+    size_t used = 0;
+    const auto parsed = proto::parse_binary_response(
+        std::span<const char>(in_.data() + in_start_, in_end_ - in_start_), max_body_, r, used);
+    if (parsed == proto::ResponseParse::kNeedMore) break;
+    if (parsed == proto::ResponseParse::kBad || expect_.empty()) {
+      fail(BackendFailure::kUnavailable, "unexpected response");
+      return;
+    }
+    in_start_ += used;
+    // Copy what we need: the callback may fail this connection, which clears expect_.
+    Expectation& head = expect_.front();
+    std::shared_ptr<Op> op = head.op;
+    const uint32_t tag = head.tag;
+    bool last = true;
+    switch (head.kind) {
+      case ExpectKind::kSingle:
+        op->on_response(tag, r);
+        break;
+      case ExpectKind::kUntilNoop:
+        if (r.header.opcode == proto::bin::kNoop) {
+          op->on_complete(tag);
+        } else {
+          op->on_response(tag, r);
+          last = false;
+        }
+        break;
+      case ExpectKind::kUntilStatEnd:
+        op->on_response(tag, r);
+        last = r.key.empty() || r.status() != proto::bin::kSuccess;
+        if (last) op->on_complete(tag);
+        break;
+    }
+    if (state_ != State::kConnected) return;  // the op's reaction failed us
+    if (last) expect_.pop_front();
+  }
+  if (in_start_ == in_end_) in_start_ = in_end_ = 0;
+}
+
+void BackendConnection::check_deadline(uint64_t now_ms) {
+  if (!expect_.empty() && expect_.front().deadline_ms <= now_ms) {
+    bump(worker_.stats(), Counter::l1_timeouts);
+    spdlog::warn("{}: no answer within {} ms; reconnecting", name_, config_.timeout_ms);
+    fail(BackendFailure::kTimeout, "timeout");
+  }
+}
+
+void BackendConnection::fail(BackendFailure why, const char* what) {
+  if (state_ == State::kConnected) {
+    drop(worker_.stats(), Counter::l1_connections_up);
+    spdlog::warn("{}: connection to {} lost ({}); {} requests failed", name_, config_.address, what, expect_.size());
+  }
+  std::deque<Expectation> failed;
+  failed.swap(expect_);
+  out_.clear();
+  in_start_ = in_end_ = 0;
+  write_in_flight_ = false;
+  close_socket();
+  if (state_ != State::kStopped) {
+    state_ = State::kWaiting;
+    schedule_reconnect();
+  }
+  for (auto& e : failed) {
+    bump(worker_.stats(), Counter::l1_errors);
+    e.op->on_failure(e.tag, why);
+  }
+}
+
+void BackendConnection::close_socket() {
+  if (socket_ == nullptr) return;
+  Socket* s = socket_;
+  socket_ = nullptr;
+  s->owner = nullptr;
+  uv_close(&s->h.handle, [](uv_handle_t* h) { delete static_cast<Socket*>(h->data); });
+}
+
+void BackendConnection::schedule_reconnect() {
+  bump(worker_.stats(), Counter::l1_reconnects);
+  uv_timer_start(&reconnect_timer_, [](uv_timer_t* t) { static_cast<BackendConnection*>(t->data)->connect(); },
+                 backoff_ms_, 0);
+  backoff_ms_ = std::min<uint64_t>(backoff_ms_ * 2, static_cast<uint64_t>(config_.reconnect_max_ms));
+}
+
+void BackendConnection::shutdown() {
+  const bool was_connected = state_ == State::kConnected;
+  state_ = State::kStopped;
+  if (was_connected) drop(worker_.stats(), Counter::l1_connections_up);
+  uv_timer_stop(&reconnect_timer_);
+  uv_close(reinterpret_cast<uv_handle_t*>(&reconnect_timer_), nullptr);
+  std::deque<Expectation> failed;
+  failed.swap(expect_);
+  close_socket();
+  for (auto& e : failed) e.op->on_failure(e.tag, BackendFailure::kUnavailable);
+}
+
+}  // namespace rend::worker

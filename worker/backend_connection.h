@@ -1,0 +1,91 @@
+// One pipelined memcached-binary-protocol connection from a worker to a backend (L1 memcached).
+//
+// Requests are appended to out() by the caller, followed by expect(): responses come back in
+// request order, so a FIFO of expectations matches them. Everything appended in one loop turn is
+// written with one write (the worker calls flush() from its check handle).
+//
+// Failure model: if the connection breaks, a response is malformed, or the oldest request passes
+// its deadline, every outstanding request fails (its op answers SERVER_ERROR), the socket is
+// closed and a reconnect is scheduled with capped exponential backoff. While waiting to
+// reconnect, accepting() is false and callers fail requests at once instead of queueing them.
+#pragma once
+
+#include <uv.h>
+
+#include <deque>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "common/config.h"
+#include "common/shared_stats.h"
+#include "worker/op.h"
+
+namespace rend::worker {
+
+enum class ExpectKind : uint8_t {
+  kSingle,        // exactly one response
+  kUntilNoop,     // quiet gets: any number of hits, then the NOOP that ends the batch
+  kUntilStatEnd,  // stats: responses until the one with an empty key (or an error)
+};
+
+class Worker;
+
+class BackendConnection {
+ public:
+  BackendConnection(Worker& worker, std::string name, const BackendConfig& config, size_t max_body);
+  BackendConnection(const BackendConnection&) = delete;
+  BackendConnection& operator=(const BackendConnection&) = delete;
+  ~BackendConnection();
+
+  void start();
+  // Closes the socket and stops reconnecting; outstanding requests fail.
+  void shutdown();
+  bool accepting() const { return state_ == State::kConnected || state_ == State::kConnecting; }
+  bool connected() const { return state_ == State::kConnected; }
+  bool idle() const { return expect_.empty(); }
+  bool closed() const { return state_ == State::kStopped && socket_ == nullptr; }
+
+  std::string& out() { return out_; }
+  void expect(std::shared_ptr<Op> op, uint32_t tag, ExpectKind kind);
+  void flush();
+  void check_deadline(uint64_t now_ms);
+
+ private:
+  enum class State : uint8_t { kWaiting, kConnecting, kConnected, kStopped };
+  struct Expectation {
+    std::shared_ptr<Op> op;
+    uint32_t tag;
+    ExpectKind kind;
+    uint64_t deadline_ms;
+  };
+  struct Socket;
+  struct WriteRequest;
+
+  void connect();
+  void on_connected(int status);
+  void on_read(ssize_t nread, const uv_buf_t* buf);
+  void on_write_done(int status);
+  void process_input();
+  void fail(BackendFailure why, const char* what);
+  void close_socket();
+  void schedule_reconnect();
+
+  Worker& worker_;
+  std::string name_;
+  BackendConfig config_;
+  size_t max_body_;
+  State state_ = State::kWaiting;
+  Socket* socket_ = nullptr;  // owned; freed in the close callback
+  uv_timer_t reconnect_timer_;
+  uint64_t backoff_ms_;
+  std::string out_;
+  bool write_in_flight_ = false;
+  std::deque<Expectation> expect_;
+  std::vector<char> in_;
+  size_t in_start_ = 0;
+  size_t in_end_ = 0;
+  bool logged_down_ = false;
+};
+
+}  // namespace rend::worker

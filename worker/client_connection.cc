@@ -1,0 +1,231 @@
+#include "worker/client_connection.h"
+
+#include <spdlog/spdlog.h>
+
+#include <algorithm>
+#include <cstring>
+
+#include "common/protocol/binary_format.h"
+#include "common/protocol/binary_parser.h"
+#include "common/protocol/text_parser.h"
+#include "worker/orchestrator.h"
+#include "worker/worker.h"
+
+namespace rend::worker {
+
+namespace {
+constexpr size_t kReadChunk = 64 * 1024;
+// Largest request we ever buffer: a value of max_item_size plus its command line, or a long get.
+size_t buffer_cap(size_t max_item_size) { return max_item_size + proto::kMaxTextGetLine + 4096; }
+}  // namespace
+
+struct ClientConnection::WriteRequest {
+  uv_write_t req;
+  std::string data;
+  ClientConnection* owner;
+};
+
+void Op::finish() {
+  done = true;
+  if (conn != nullptr) conn->on_op_finished();
+}
+
+ClientConnection::ClientConnection(Worker& worker, bool tcp) : worker_(worker) {
+  if (tcp) {
+    uv_tcp_init(worker_.loop(), &h_.tcp);
+  } else {
+    uv_pipe_init(worker_.loop(), &h_.pipe, 0);
+  }
+  h_.handle.data = this;
+}
+
+void ClientConnection::start() { update_reading(); }
+
+void ClientConnection::update_reading() {
+  const bool want = !closing_ && !input_done_ && unsent() < worker_.config().worker.output_high_water &&
+                    pending_.size() < static_cast<size_t>(worker_.config().worker.max_pending_requests);
+  if (want && !reading_) {
+    reading_ = true;
+    uv_read_start(
+        &h_.stream, [](uv_handle_t* h, size_t, uv_buf_t* buf) { static_cast<ClientConnection*>(h->data)->on_alloc(buf); },
+        [](uv_stream_t* s, ssize_t nread, const uv_buf_t*) { static_cast<ClientConnection*>(s->data)->on_read(nread); });
+  } else if (!want && reading_) {
+    reading_ = false;
+    uv_read_stop(&h_.stream);
+  }
+}
+
+void ClientConnection::on_alloc(uv_buf_t* buf) {
+  if (in_start_ == in_end_) in_start_ = in_end_ = 0;
+  if (in_.size() - in_end_ < kReadChunk / 4) {
+    // Requests already dispatched copied what they need, so moving the unparsed tail is safe.
+    if (in_start_ > 0) {
+      std::memmove(in_.data(), in_.data() + in_start_, in_end_ - in_start_);
+      in_end_ -= in_start_;
+      in_start_ = 0;
+    }
+    if (in_.size() - in_end_ < kReadChunk / 4) in_.resize(std::max(in_.size() * 2, in_end_ + kReadChunk));
+  }
+  *buf = uv_buf_init(in_.data() + in_end_, static_cast<unsigned>(in_.size() - in_end_));
+}
+
+void ClientConnection::on_read(ssize_t nread) {
+  if (nread < 0) {
+    // EOF or error: answer what was already asked (a half-closed client still reads), then close.
+    input_done_ = true;
+    update_reading();
+    if (nread != UV_EOF) {
+      close();
+      return;
+    }
+    in_start_ = in_end_ = 0;
+    maybe_close();
+    return;
+  }
+  bump(worker_.stats(), Counter::bytes_read, static_cast<uint64_t>(nread));
+  in_end_ += static_cast<size_t>(nread);
+  process_input();
+  if (!closing_ && in_end_ - in_start_ > buffer_cap(worker_.config().worker.max_item_size)) {
+    spdlog::warn("client sent a request larger than any valid one; closing");
+    close();
+  }
+}
+
+void ClientConnection::process_input() {
+  const size_t max_item = worker_.config().worker.max_item_size;
+  while (!closing_ && !input_done_ && in_start_ < in_end_) {
+    if (swallow_ > 0) {
+      const size_t n = static_cast<size_t>(std::min<uint64_t>(swallow_, in_end_ - in_start_));
+      in_start_ += n;
+      swallow_ -= n;
+      continue;
+    }
+    if (pending_.size() >= static_cast<size_t>(worker_.config().worker.max_pending_requests)) break;
+    const std::span<const char> input(in_.data() + in_start_, in_end_ - in_start_);
+    if (!protocol_known_) {
+      protocol_known_ = true;
+      protocol_ = static_cast<uint8_t>(input[0]) == proto::bin::kRequestMagic ? proto::Protocol::kBinary
+                                                                              : proto::Protocol::kText;
+    }
+    const proto::ParseResult r = protocol_ == proto::Protocol::kBinary ? proto::parse_binary_request(input, max_item)
+                                                                        : proto::parse_text(input, max_item);
+    if (r.status == proto::ParseStatus::kNeedMore) break;
+    if (r.status == proto::ParseStatus::kClose) {
+      bump(worker_.stats(), Counter::protocol_errors);
+      input_done_ = true;
+      close_when_flushed_ = true;
+      break;
+    }
+    in_start_ += r.consumed;
+    swallow_ = r.swallow;
+    if (r.request.close_after) input_done_ = true;
+    worker_.orchestrator().dispatch(*this, r.request);
+  }
+  if (in_start_ == in_end_) in_start_ = in_end_ = 0;
+  update_reading();
+  maybe_close();
+}
+
+void ClientConnection::enqueue(const std::shared_ptr<Op>& op) {
+  op->conn = this;
+  pending_.push_back(op);
+}
+
+void ClientConnection::on_op_finished() {
+  bool any = false;
+  while (!pending_.empty() && pending_.front()->done) {
+    Op& op = *pending_.front();
+    out_.append(op.reply);
+    any = true;
+    if (op.close_after) {
+      // Nothing after a quit or a fatal error is answered: memcached closes there too.
+      close_when_flushed_ = true;
+      input_done_ = true;
+      for (auto& rest : pending_) rest->conn = nullptr;
+      pending_.clear();
+      break;
+    }
+    op.conn = nullptr;
+    pending_.pop_front();
+  }
+  if (any) worker_.mark_dirty(this);
+}
+
+void ClientConnection::flush() {
+  if (closing_) return;
+  if (!out_.empty() && !write_in_flight_) {
+    uv_buf_t buf = uv_buf_init(out_.data(), static_cast<unsigned>(out_.size()));
+    int n = uv_try_write(&h_.stream, &buf, 1);
+    if (n == UV_EAGAIN) n = 0;
+    if (n < 0) {
+      close();
+      return;
+    }
+    bump(worker_.stats(), Counter::bytes_written, static_cast<uint64_t>(n));
+    if (static_cast<size_t>(n) == out_.size()) {
+      out_.clear();
+    } else {
+      auto* w = new WriteRequest();
+      w->data.assign(out_, static_cast<size_t>(n));
+      w->owner = this;
+      w->req.data = w;
+      out_.clear();
+      in_flight_bytes_ = w->data.size();
+      write_in_flight_ = true;
+      uv_buf_t rest = uv_buf_init(w->data.data(), static_cast<unsigned>(w->data.size()));
+      uv_write(&w->req, &h_.stream, &rest, 1, [](uv_write_t* req, int status) {
+        auto* w = static_cast<WriteRequest*>(req->data);
+        ClientConnection* self = w->owner;
+        const size_t bytes = w->data.size();
+        delete w;
+        if (status == 0) bump(self->worker_.stats(), Counter::bytes_written, bytes);
+        self->on_write_done(status);
+      });
+    }
+  }
+  update_reading();
+  maybe_close();
+}
+
+void ClientConnection::on_write_done(int status) {
+  write_in_flight_ = false;
+  in_flight_bytes_ = 0;
+  if (status < 0) {
+    close();
+    return;
+  }
+  flush();
+  // Reading may have paused with complete requests still buffered.
+  if (!closing_ && in_start_ < in_end_) process_input();
+}
+
+void ClientConnection::drain() {
+  draining_ = true;
+  maybe_close();
+}
+
+void ClientConnection::maybe_close() {
+  if (closing_) return;
+  const bool flushed = out_.empty() && !write_in_flight_;
+  if (close_when_flushed_ && flushed) {
+    close();
+    return;
+  }
+  const bool idle = pending_.empty() && flushed && swallow_ == 0;
+  if (idle && (input_done_ || (draining_ && in_start_ == in_end_))) close();
+}
+
+void ClientConnection::close() {
+  if (closing_) return;
+  closing_ = true;
+  for (auto& op : pending_) op->conn = nullptr;
+  pending_.clear();
+  if (reading_) uv_read_stop(&h_.stream);
+  reading_ = false;
+  uv_close(&h_.handle, [](uv_handle_t* h) {
+    auto* self = static_cast<ClientConnection*>(h->data);
+    self->worker_.on_connection_closed(self);
+  });
+}
+
+}  // namespace rend::worker

@@ -1,0 +1,85 @@
+// One client connection: reads and parses requests, hands them to the orchestrator, and sends the
+// replies back strictly in request order.
+//
+// Lifetime: created on accept, owned by the Worker, deleted in its libuv close callback (never
+// directly), so write and read callbacks can never see a freed object. After close() starts, no
+// op refers to it any more (their `conn` is cleared).
+//
+// Memory is bounded: input is buffered only up to one request (values above max_item_size are
+// swallowed, never buffered); reading stops while unsent output is above the high-water mark or
+// too many requests are in flight, and resumes when they drain.
+#pragma once
+
+#include <uv.h>
+
+#include <deque>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "common/protocol/request.h"
+#include "worker/op.h"
+
+namespace rend::worker {
+
+class Worker;
+
+class ClientConnection {
+ public:
+  // `tcp`: the stream is a TCP socket (else a unix socket).
+  ClientConnection(Worker& worker, bool tcp);
+  ClientConnection(const ClientConnection&) = delete;
+  ClientConnection& operator=(const ClientConnection&) = delete;
+
+  uv_stream_t* stream() { return &h_.stream; }
+  void start();
+  void close();
+  bool closing() const { return closing_; }
+
+  // Appends a new op to the reply queue (the orchestrator fills and finishes it).
+  void enqueue(const std::shared_ptr<Op>& op);
+  // An op reached `done`: move finished replies from the queue's head to the output.
+  void on_op_finished();
+  // Called from the worker's end-of-turn flush.
+  void flush();
+  // Stop between requests: close as soon as nothing is in flight.
+  void drain();
+
+  bool dirty = false;    // on the worker's flush list
+  bool counted = false;  // included in curr_connections
+
+ private:
+  struct WriteRequest;
+  void on_alloc(uv_buf_t* buf);
+  void on_read(ssize_t nread);
+  void process_input();
+  void on_write_done(int status);
+  void update_reading();
+  void maybe_close();
+  size_t unsent() const { return out_.size() + in_flight_bytes_; }
+
+  Worker& worker_;
+  union {
+    uv_handle_t handle;
+    uv_stream_t stream;
+    uv_tcp_t tcp;
+    uv_pipe_t pipe;
+  } h_;
+  proto::Protocol protocol_ = proto::Protocol::kText;
+  bool protocol_known_ = false;
+  std::vector<char> in_;
+  size_t in_start_ = 0;
+  size_t in_end_ = 0;
+  uint64_t swallow_ = 0;
+  std::deque<std::shared_ptr<Op>> pending_;
+  std::string out_;
+  size_t in_flight_bytes_ = 0;
+  bool write_in_flight_ = false;
+  bool reading_ = false;
+  bool closing_ = false;
+  bool input_done_ = false;   // EOF, quit, protocol error or drain: read nothing more
+  bool draining_ = false;
+  bool close_when_flushed_ = false;
+};
+
+}  // namespace rend::worker

@@ -1,0 +1,52 @@
+// rend-worker: started by the supervisor (fork+exec) with its listening sockets, the shared stats
+// block and a readiness pipe passed as inherited file descriptors.
+#include <CLI/CLI.hpp>
+#include <csignal>
+#include <nlohmann/json.hpp>
+
+#include "common/config.h"
+#include "common/logging.h"
+#include "worker/worker.h"
+
+int main(int argc, char** argv) {
+  CLI::App app{"rend-worker: one event loop serving memcached clients (started by rend)"};
+  std::string config_json;
+  rend::worker::WorkerOptions options;
+  int stats_fd = -1;
+  app.add_option("--config-json", config_json, "effective configuration, as JSON")->required();
+  app.add_option("--slot", options.slot, "worker slot number")->required()->check(CLI::Range(0, 63));
+  app.add_option("--tcp-fd", options.tcp_listen_fd, "inherited TCP listening socket");
+  app.add_option("--unix-fd", options.unix_listen_fd, "inherited unix listening socket");
+  app.add_option("--stats-fd", stats_fd, "inherited shared stats memory")->required();
+  app.add_option("--ready-fd", options.ready_fd, "pipe to announce readiness on");
+  CLI11_PARSE(app, argc, argv);
+
+  rend::Config config;
+  rend::Status parsed = rend::Status::error("invalid JSON");
+  try {
+    parsed = rend::parse_config(nlohmann::json::parse(config_json), config);
+  } catch (const nlohmann::json::exception& e) {
+    parsed = rend::Status::error(e.what());
+  }
+  if (!parsed) {
+    fprintf(stderr, "rend-worker: bad configuration: %s\n", parsed.message().c_str());
+    return 2;
+  }
+  rend::init_logging("worker " + std::to_string(options.slot), config.log_level);
+  rend::SharedStats stats;
+  if (!rend::SharedStats::attach(stats_fd, stats)) {
+    spdlog::critical("fd {} is not rend's shared stats block", stats_fd);
+    return 2;
+  }
+  signal(SIGPIPE, SIG_IGN);
+  uv_loop_t loop;
+  uv_loop_init(&loop);
+  int rc;
+  {
+    rend::worker::Worker worker(&loop, std::move(config), options, std::move(stats));
+    rc = worker.run();
+  }
+  uv_run(&loop, UV_RUN_DEFAULT);  // let the last close callbacks run
+  uv_loop_close(&loop);
+  return rc;
+}

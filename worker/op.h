@@ -1,0 +1,43 @@
+// An Op is one client request in flight: the slot in the client's ordered reply queue, and the
+// receiver of whatever the backends answer for it.
+//
+// Ownership: shared by the client connection's reply queue and every backend expectation that
+// will deliver to it, so either side may go away first. When the client goes, `conn` is cleared
+// and the op's reply is simply dropped once the backends are done with it.
+#pragma once
+
+#include <cstdint>
+#include <memory>
+#include <string>
+
+#include "common/protocol/binary_parser.h"
+
+namespace rend::worker {
+
+class ClientConnection;
+
+enum class BackendFailure : uint8_t {
+  kUnavailable,  // not connected, or the connection broke with the request outstanding
+  kTimeout,      // no answer within the deadline
+};
+
+class Op {
+ public:
+  virtual ~Op() = default;
+  // One response to the backend request registered under `tag`.
+  virtual void on_response(uint32_t /*tag*/, const proto::BinaryResponse& /*response*/) {}
+  // A multi-response request (a quiet-get batch, a stats group) has received its last response.
+  virtual void on_complete(uint32_t /*tag*/) {}
+  // The backend request `tag` will never be answered.
+  virtual void on_failure(uint32_t /*tag*/, BackendFailure /*why*/) {}
+
+  // Marks the reply final and lets the connection send it when it reaches the queue's head.
+  void finish();
+
+  ClientConnection* conn = nullptr;
+  std::string reply;
+  bool done = false;
+  bool close_after = false;  // close the connection once this reply is sent (quit, protocol error)
+};
+
+}  // namespace rend::worker

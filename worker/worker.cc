@@ -1,0 +1,185 @@
+#include "worker/worker.h"
+
+#include <spdlog/spdlog.h>
+#include <unistd.h>
+
+#include <algorithm>
+
+#include "worker/client_connection.h"
+
+namespace rend::worker {
+
+namespace {
+constexpr uint64_t kTickMs = 50;  // how often backend deadlines are checked
+}
+
+Worker::Worker(uv_loop_t* loop, Config config, WorkerOptions options, SharedStats stats)
+    : loop_(loop), config_(std::move(config)), options_(options), stats_(std::move(stats)), orchestrator_(*this) {
+  // Backend responses are bounded: the largest value L1 may hold plus headers.
+  const size_t max_body = config_.worker.max_item_size + 64 * 1024;
+  l1_ = std::make_unique<BackendPool>(*this, "l1", config_.l1, max_body);
+}
+
+Worker::~Worker() = default;
+
+bool Worker::listen_on(int fd, bool tcp) {
+  uv_stream_t* s;
+  int rc;
+  if (tcp) {
+    auto* h = new uv_tcp_t;
+    uv_tcp_init(loop_, h);
+    rc = uv_tcp_open(h, fd);
+    s = reinterpret_cast<uv_stream_t*>(h);
+  } else {
+    auto* h = new uv_pipe_t;
+    uv_pipe_init(loop_, h, 0);
+    rc = uv_pipe_open(h, fd);
+    s = reinterpret_cast<uv_stream_t*>(h);
+  }
+  s->data = this;
+  listeners_.push_back(reinterpret_cast<uv_handle_t*>(s));
+  if (rc == 0) {
+    auto cb = tcp ? static_cast<uv_connection_cb>([](uv_stream_t* server, int status) {
+      if (status == 0) static_cast<Worker*>(server->data)->on_new_connection(server, true);
+    })
+                  : static_cast<uv_connection_cb>([](uv_stream_t* server, int status) {
+                      if (status == 0) static_cast<Worker*>(server->data)->on_new_connection(server, false);
+                    });
+    rc = uv_listen(s, config_.listen.backlog, cb);
+  }
+  if (rc != 0) {
+    spdlog::error("cannot listen on fd {}: {}", fd, uv_strerror(rc));
+    return false;
+  }
+  return true;
+}
+
+void Worker::on_new_connection(uv_stream_t* server, bool tcp) {
+  auto* c = new ClientConnection(*this, tcp);
+  if (uv_accept(server, c->stream()) != 0) {
+    uv_close(reinterpret_cast<uv_handle_t*>(c->stream()),
+             [](uv_handle_t* h) { delete static_cast<ClientConnection*>(h->data); });
+    return;
+  }
+  connections_.insert(c);
+  if (draining_ || connections_.size() > static_cast<size_t>(config_.worker.max_connections)) {
+    bump(stats(), Counter::rejected_connections);
+    c->close();
+    return;
+  }
+  if (tcp) {
+    uv_tcp_nodelay(reinterpret_cast<uv_tcp_t*>(c->stream()), 1);
+    uv_tcp_keepalive(reinterpret_cast<uv_tcp_t*>(c->stream()), 1, 30);
+  }
+  c->counted = true;
+  bump(stats(), Counter::curr_connections);
+  bump(stats(), Counter::total_connections);
+  c->start();
+}
+
+void Worker::on_connection_closed(ClientConnection* c) {
+  connections_.erase(c);
+  if (c->counted) drop(stats(), Counter::curr_connections);
+  delete c;
+  maybe_finish_drain();
+}
+
+void Worker::mark_dirty(ClientConnection* c) {
+  if (c->dirty || c->closing()) return;
+  c->dirty = true;
+  dirty_clients_.push_back(c);
+}
+
+void Worker::mark_dirty(BackendConnection* b) { dirty_backends_.push_back(b); }
+
+void Worker::flush_dirty() {
+  // Replies first: a reply flushed now may free room for more reads, whose requests then join
+  // this turn's backend writes.
+  while (!dirty_clients_.empty() || !dirty_backends_.empty()) {
+    std::vector<ClientConnection*> clients;
+    clients.swap(dirty_clients_);
+    for (ClientConnection* c : clients) {
+      c->dirty = false;
+      c->flush();
+    }
+    std::vector<BackendConnection*> backends;
+    backends.swap(dirty_backends_);
+    std::sort(backends.begin(), backends.end());
+    backends.erase(std::unique(backends.begin(), backends.end()), backends.end());
+    for (BackendConnection* b : backends) b->flush();
+  }
+}
+
+void Worker::begin_drain() {
+  if (draining_) return;
+  draining_ = true;
+  spdlog::info("draining {} connections", connections_.size());
+  for (uv_handle_t* h : listeners_) {
+    if (!uv_is_closing(h)) uv_close(h, [](uv_handle_t* h) {
+      if (h->type == UV_TCP) {
+        delete reinterpret_cast<uv_tcp_t*>(h);
+      } else {
+        delete reinterpret_cast<uv_pipe_t*>(h);
+      }
+    });
+  }
+  listeners_.clear();
+  std::vector<ClientConnection*> all(connections_.begin(), connections_.end());
+  for (ClientConnection* c : all) c->drain();
+  maybe_finish_drain();
+}
+
+void Worker::maybe_finish_drain() {
+  if (!draining_ || finished_ || !connections_.empty()) return;
+  finished_ = true;
+  spdlog::info("drained; exiting");
+  l1_->shutdown();
+  uv_timer_stop(&tick_);
+  uv_close(reinterpret_cast<uv_handle_t*>(&tick_), nullptr);
+  uv_check_stop(&flush_check_);
+  uv_close(reinterpret_cast<uv_handle_t*>(&flush_check_), nullptr);
+  uv_close(reinterpret_cast<uv_handle_t*>(&sigterm_), nullptr);
+  uv_close(reinterpret_cast<uv_handle_t*>(&sigint_), nullptr);
+}
+
+int Worker::run() {
+  WorkerSlot& s = stats();
+  s.pid.store(getpid(), std::memory_order_relaxed);
+  s.started_unix.store(static_cast<int64_t>(time(nullptr)), std::memory_order_relaxed);
+  // Gauges describe this process only; counters carry on from the previous worker in the slot.
+  for (size_t i = 0; i < kCounterCount; ++i) {
+    if (counter_is_gauge(static_cast<Counter>(i))) set_value(s, static_cast<Counter>(i), 0);
+  }
+
+  uv_check_init(loop_, &flush_check_);
+  flush_check_.data = this;
+  uv_check_start(&flush_check_, [](uv_check_t* h) { static_cast<Worker*>(h->data)->flush_dirty(); });
+  uv_timer_init(loop_, &tick_);
+  tick_.data = this;
+  uv_timer_start(&tick_, [](uv_timer_t* t) {
+    auto* self = static_cast<Worker*>(t->data);
+    self->l1_->check_deadlines(uv_now(self->loop_));
+  }, kTickMs, kTickMs);
+  uv_signal_init(loop_, &sigterm_);
+  sigterm_.data = this;
+  uv_signal_start(&sigterm_, [](uv_signal_t* h, int) { static_cast<Worker*>(h->data)->begin_drain(); }, SIGTERM);
+  uv_signal_init(loop_, &sigint_);
+  sigint_.data = this;
+  uv_signal_start(&sigint_, [](uv_signal_t* h, int) { static_cast<Worker*>(h->data)->begin_drain(); }, SIGINT);
+
+  l1_->start();
+  bool ok = true;
+  if (options_.tcp_listen_fd >= 0) ok = ok && listen_on(options_.tcp_listen_fd, true);
+  if (options_.unix_listen_fd >= 0) ok = ok && listen_on(options_.unix_listen_fd, false);
+  if (!ok) return 1;
+  if (options_.ready_fd >= 0) {
+    const char msg[] = "ready\n";
+    if (write(options_.ready_fd, msg, sizeof msg - 1) < 0) spdlog::warn("cannot signal readiness");
+    close(options_.ready_fd);
+  }
+  spdlog::info("worker {} serving (l1 {} x{})", options_.slot, config_.l1.address, config_.l1.connections);
+  uv_run(loop_, UV_RUN_DEFAULT);
+  return 0;
+}
+
+}  // namespace rend::worker

@@ -1,0 +1,79 @@
+// rend-worker: one process, one thread, one libuv loop. Accepts clients on the listening sockets
+// the supervisor handed over, and serves them through its own L1 connections.
+//
+// Lifecycle: run() announces readiness on the ready fd once it accepts, and returns when the loop
+// ends. SIGTERM/SIGINT drain: stop accepting, answer every request already received, close each
+// client between requests, then exit. Nothing here is shared with another worker except the
+// listening sockets (kernel-balanced) and this worker's own slot of the shared stats block.
+#pragma once
+
+#include <uv.h>
+
+#include <memory>
+#include <unordered_set>
+#include <vector>
+
+#include "common/config.h"
+#include "common/shared_stats.h"
+#include "worker/backend_pool.h"
+#include "worker/orchestrator.h"
+
+namespace rend::worker {
+
+class ClientConnection;
+
+struct WorkerOptions {
+  int slot = 0;
+  int tcp_listen_fd = -1;
+  int unix_listen_fd = -1;
+  int ready_fd = -1;
+};
+
+class Worker {
+ public:
+  Worker(uv_loop_t* loop, Config config, WorkerOptions options, SharedStats stats);
+  Worker(const Worker&) = delete;
+  Worker& operator=(const Worker&) = delete;
+  ~Worker();
+
+  // Runs until drained. Returns the process exit code.
+  int run();
+
+  uv_loop_t* loop() const { return loop_; }
+  const Config& config() const { return config_; }
+  int slot() const { return options_.slot; }
+  WorkerSlot& stats() const { return stats_.slot(static_cast<size_t>(options_.slot)); }
+  const SharedStats& shared_stats() const { return stats_; }
+  BackendPool& l1() { return *l1_; }
+  Orchestrator& orchestrator() { return orchestrator_; }
+
+  void mark_dirty(ClientConnection* c);
+  void mark_dirty(BackendConnection* b);
+  void on_connection_closed(ClientConnection* c);
+
+ private:
+  bool listen_on(int fd, bool tcp);
+  void on_new_connection(uv_stream_t* server, bool tcp);
+  void flush_dirty();
+  void begin_drain();
+  void maybe_finish_drain();
+
+  uv_loop_t* loop_;
+  Config config_;
+  WorkerOptions options_;
+  SharedStats stats_;
+  std::unique_ptr<BackendPool> l1_;
+  Orchestrator orchestrator_;
+  std::vector<uv_handle_t*> listeners_;
+  std::unordered_set<ClientConnection*> connections_;
+  std::vector<ClientConnection*> dirty_clients_;
+  std::vector<BackendConnection*> dirty_backends_;
+  uv_check_t flush_check_;
+  uv_timer_t tick_;
+  uv_signal_t sigterm_;
+  uv_signal_t sigint_;
+  bool draining_ = false;
+  bool finished_ = false;
+};
+
+}  // namespace rend::worker
