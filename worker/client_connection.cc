@@ -2,6 +2,8 @@
 
 #include <spdlog/spdlog.h>
 
+#include <sys/ioctl.h>
+
 #include <algorithm>
 #include <cstring>
 
@@ -135,6 +137,7 @@ void ClientConnection::on_op_finished() {
   bool any = false;
   while (!pending_.empty() && pending_.front()->done) {
     Op& op = *pending_.front();
+    op.before_send();
     out_.append(op.reply);
     any = true;
     if (op.close_after) {
@@ -212,7 +215,16 @@ void ClientConnection::maybe_close() {
     return;
   }
   const bool idle = pending_.empty() && flushed && swallow_ == 0;
-  if (idle && (input_done_ || (draining_ && in_start_ == in_end_))) close();
+  if (idle && (input_done_ || (draining_ && in_start_ == in_end_ && !bytes_waiting()))) close();
+}
+
+bool ClientConnection::bytes_waiting() {
+  // Requests the client sent before the drain began may still sit in the kernel, not yet read:
+  // they are in flight from the client's view and must be answered, not cut off.
+  uv_os_fd_t fd;
+  int pending = 0;
+  if (uv_fileno(&h_.handle, &fd) != 0 || ioctl(fd, FIONREAD, &pending) != 0) return false;
+  return pending > 0;
 }
 
 void ClientConnection::close() {

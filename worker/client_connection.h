@@ -56,6 +56,7 @@ class ClientConnection {
   void on_write_done(int status);
   void update_reading();
   void maybe_close();
+  bool bytes_waiting();
   size_t unsent() const { return out_.size() + in_flight_bytes_; }
 
   Worker& worker_;

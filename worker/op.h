@@ -31,6 +31,10 @@ class Op {
   // The backend request `tag` will never be answered.
   virtual void on_failure(uint32_t /*tag*/, BackendFailure /*why*/) {}
 
+  // Called just before the reply is sent, once every earlier reply has gone: a reply that reports
+  // state (stats) is composed here, so it reflects every request the client sent before it.
+  virtual void before_send() {}
+
   // Marks the reply final and lets the connection send it when it reaches the queue's head.
   void finish();
 

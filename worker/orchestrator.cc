@@ -263,6 +263,23 @@ class TooLargeOp : public Op {
   std::string_view text_;  // a string literal from the parser
 };
 
+// Plain `stats`: rend's own counters, composed when its turn to be sent comes.
+class StatsOp : public Op {
+ public:
+  StatsOp(Worker& w, const Request& r) : worker_(w), to_(r) {}
+  void before_send() override {
+    if (to_.protocol == Protocol::kBinary) {
+      append_binary_stats(reply, worker_, to_.opcode, to_.opaque);
+    } else {
+      append_text_stats(reply, worker_);
+    }
+  }
+
+ private:
+  Worker& worker_;
+  ReplyTo to_;
+};
+
 uint8_t backend_opcode(const Request& r) {
   if (r.protocol == Protocol::kBinary) return bin::loud_opcode(r.opcode);
   switch (r.command) {
@@ -345,9 +362,12 @@ void Orchestrator::dispatch(ClientConnection& conn, const Request& r) {
     case Command::kStats:
       if (!r.stats_group.empty()) {
         stats_group(conn, r);
-        return;
+      } else {
+        auto op = std::make_shared<StatsOp>(worker_, r);
+        conn.enqueue(op);
+        op->finish();
       }
-      break;
+      return;
     default:
       break;
   }
@@ -378,13 +398,6 @@ void Orchestrator::local_reply(ClientConnection& conn, const Request& r) {
       break;
     case Command::kQuit:
       if (binary && r.opcode == bin::kQuit) append_binary_status(out, r.opcode, r.opaque, bin::kSuccess);
-      break;
-    case Command::kStats:
-      if (binary) {
-        append_binary_stats(out, worker_, r.opcode, r.opaque);
-      } else {
-        append_text_stats(out, worker_);
-      }
       break;
     case Command::kGetE:
       // Rend's get-with-expiry needs an L2 that keeps expiry times; plain memcached has none.
