@@ -27,6 +27,7 @@ const std::vector<Option>& options() {
       {"listen.host", "127.0.0.1", "address the memcached port listens on"},
       {"listen.port", 11211, "memcached port (text and binary, auto-detected)", 1, 65535},
       {"listen.unix_socket", "", "also listen on this unix socket path (empty = off)"},
+      {"listen.batch_port", 11212, "batch port (l1l2batch mode) when L2 is enabled; 0 = off", 0, 65535},
       {"listen.backlog", 1024, "listen backlog of each socket", 1, 65535},
       {"worker.max_item_size", 1048576, "largest value accepted, in bytes; larger ones are refused "
                                        "with memcached's 'object too large' error", 1, 1073741824},
@@ -42,6 +43,20 @@ const std::vector<Option>& options() {
                               "connection is re-established", 1, 600000},
       {"l1.reconnect_min_ms", 10, "first reconnect delay after L1 fails; doubles per failure", 1, 60000},
       {"l1.reconnect_max_ms", 1000, "cap of the reconnect delay", 1, 600000},
+      {"l2.enabled", false, "use the L2 tier (rend-l2, RocksDB on SSD): main port l1l2, batch port l1l2batch"},
+      {"l2.address", "run/rend-l2.sock", "rend-l2's unix socket path (or host:port when not supervised)"},
+      {"l2.supervised", true, "start and supervise rend-l2 on l2.address"},
+      {"l2.binary", "", "rend-l2 executable (empty = next to rend)"},
+      {"l2.data_dir", "data/l2", "RocksDB directory of rend-l2"},
+      {"l2.max_bytes", 10737418240, "disk budget of rend-l2's data; past it the oldest data is evicted", 16777216,
+       INT64_MAX},
+      {"l2.wal", true, "write-ahead log: every acknowledged write survives a crash of rend-l2"},
+      {"l2.block_cache_mb", 256, "RocksDB block cache of rend-l2, in MiB", 1, 1048576},
+      {"l2.threads", 2, "rend-l2 threads executing requests off its event loop", 1, 64},
+      {"l2.connections", 2, "connections from each worker to L2, chosen by key hash", 1, 64},
+      {"l2.timeout_ms", 2000, "a request L2 has not answered in this time fails with SERVER_ERROR", 1, 600000},
+      {"l2.reconnect_min_ms", 10, "first reconnect delay after L2 fails; doubles per failure", 1, 60000},
+      {"l2.reconnect_max_ms", 1000, "cap of the reconnect delay", 1, 600000},
       {"memcached.enabled", true, "start and supervise memcached on l1.address (a unix socket path)"},
       {"memcached.binary", "memcached", "memcached executable (looked up on PATH)"},
       {"memcached.memory_mb", 1024, "memcached -m: cache memory in MiB", 8, 1048576},
@@ -153,6 +168,8 @@ Status parse_config(const json& input, Config& out) {
   c.listen.port = e["listen"]["port"].get<int>();
   c.listen.unix_socket = e["listen"]["unix_socket"].get<std::string>();
   c.listen.backlog = e["listen"]["backlog"].get<int>();
+  c.listen.batch_port = e["listen"]["batch_port"].get<int>();
+  if (c.listen.batch_port == c.listen.port) return Status::error("listen.batch_port: must differ from listen.port");
   c.worker.max_item_size = e["worker"]["max_item_size"].get<size_t>();
   c.worker.output_high_water = e["worker"]["output_high_water"].get<size_t>();
   c.worker.max_pending_requests = e["worker"]["max_pending_requests"].get<int>();
@@ -165,6 +182,27 @@ Status parse_config(const json& input, Config& out) {
   if (c.l1.address.empty()) return Status::error("l1.address: must not be empty");
   if (c.l1.reconnect_max_ms < c.l1.reconnect_min_ms) {
     return Status::error("l1.reconnect_max_ms: must be at least l1.reconnect_min_ms");
+  }
+  const json& l2 = e["l2"];
+  c.l2.enabled = l2["enabled"].get<bool>();
+  c.l2.supervised = l2["supervised"].get<bool>();
+  c.l2.binary = l2["binary"].get<std::string>();
+  c.l2.data_dir = l2["data_dir"].get<std::string>();
+  c.l2.max_bytes = l2["max_bytes"].get<uint64_t>();
+  c.l2.wal = l2["wal"].get<bool>();
+  c.l2.block_cache_mb = l2["block_cache_mb"].get<int>();
+  c.l2.threads = l2["threads"].get<int>();
+  c.l2.backend.address = l2["address"].get<std::string>();
+  c.l2.backend.connections = l2["connections"].get<int>();
+  c.l2.backend.timeout_ms = l2["timeout_ms"].get<int>();
+  c.l2.backend.reconnect_min_ms = l2["reconnect_min_ms"].get<int>();
+  c.l2.backend.reconnect_max_ms = l2["reconnect_max_ms"].get<int>();
+  if (c.l2.backend.reconnect_max_ms < c.l2.backend.reconnect_min_ms) {
+    return Status::error("l2.reconnect_max_ms: must be at least l2.reconnect_min_ms");
+  }
+  if (c.l2.supervised && c.l2.backend.address.find('/') == std::string::npos &&
+      !c.l2.backend.address.starts_with("unix:")) {
+    return Status::error("l2.address: must be a unix socket path when l2.supervised is true");
   }
   c.memcached.enabled = e["memcached"]["enabled"].get<bool>();
   c.memcached.binary = e["memcached"]["binary"].get<std::string>();

@@ -19,6 +19,7 @@ struct ListenConfig {
   int port = 0;
   std::string unix_socket;  // empty: no unix socket listener
   int backlog = 0;
+  int batch_port = 0;  // 0: no batch port
 };
 
 struct BackendConfig {
@@ -34,6 +35,18 @@ struct WorkerConfig {
   size_t output_high_water = 0;
   int max_pending_requests = 0;
   int max_connections = 0;
+};
+
+struct L2Config {
+  bool enabled = false;
+  bool supervised = false;
+  std::string binary;
+  std::string data_dir;
+  uint64_t max_bytes = 0;
+  bool wal = true;
+  int block_cache_mb = 0;
+  int threads = 0;
+  BackendConfig backend;  // how workers reach rend-l2 (backend.address is its socket)
 };
 
 struct MemcachedConfig {
@@ -58,6 +71,7 @@ struct Config {
   ListenConfig listen;
   WorkerConfig worker;
   BackendConfig l1;
+  L2Config l2;
   MemcachedConfig memcached;
   SupervisorConfig supervisor;
   nlohmann::json effective;  // the full config with defaults filled in (logged, passed to workers)

@@ -20,6 +20,12 @@ namespace rend::worker {
 using proto::Command;
 using proto::Protocol;
 using proto::Request;
+using proto::append_binary_relay;
+using proto::append_binary_status;
+using proto::append_line;
+using proto::append_text_value;
+using proto::response_flags;
+using proto::text_status_line;
 namespace bin = proto::bin;
 
 namespace {

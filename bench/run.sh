@@ -1,0 +1,100 @@
+#!/usr/bin/env bash
+# rend benchmark: memcached direct vs nutcracker vs rend (workers=1 and 2),
+# same memcaslap load for all, ops/s and CPU per request.
+#
+#   ./bench/run.sh [BUILD_DIR]        (make bench runs ./bench/run.sh build)
+#
+# Environment knobs (all optional): BENCH_OPS (ops per run, default 400000),
+# BENCH_REPS (runs per target, default 3), BENCH_RUN_TIMEOUT (s per run,
+# default 180), BENCH_TARGETS (comma list: memcached,nutcracker,rend-w1,rend-w2),
+# BENCH_KEEP_WORKDIR=1 (keep the temp dir with configs and logs).
+#
+# The measuring is done by bench/bench.py. This wrapper checks the tools,
+# owns the temp dir, and is the last line of cleanup: whatever bench.py
+# started is killed here even if bench.py itself dies.
+set -euo pipefail
+
+here=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
+repo=$(dirname "$here")
+build_dir=${1:-build}
+# Relative build dirs are relative to the repo (that is how `make bench` passes it).
+[[ "$build_dir" = /* ]] || build_dir="$repo/$build_dir"
+
+die() { echo "bench: $*" >&2; exit 2; }
+
+check_tools() {
+  [[ -x "$build_dir/supervisor/rend" ]] || die "$build_dir/supervisor/rend not found; build first (make build)"
+  [[ -x "$build_dir/worker/rend-worker" ]] || die "$build_dir/worker/rend-worker not found; build first"
+  [[ -x /usr/bin/python3 ]] || die "/usr/bin/python3 is required"
+  local tool
+  for tool in memcached memcaslap; do
+    command -v "$tool" >/dev/null || die "$tool not found (Debian: memcached, libmemcached-tools)"
+  done
+  # nutcracker is optional: bench.py reports its row as failed if it is missing.
+}
+
+# Refuse to measure on a busy machine: the numbers would be noise.
+check_idle() {
+  local load1
+  load1=$(cut -d' ' -f1 /proc/loadavg)
+  if awk -v l="$load1" -v n="$(nproc)" 'BEGIN { exit !(l > n * 0.5) }'; then
+    echo "bench: warning: 1-minute load average is $load1 on $(nproc) CPUs; results may be noisy" >&2
+  fi
+}
+
+workdir=""
+py_pid=""
+
+# Kill everything bench.py recorded (by pid, and its process group: rend's
+# workers), then remove the temp dir. Runs on every exit path.
+cleanup() {
+  local rc=$?
+  trap - EXIT INT TERM HUP
+  if [[ -n "$py_pid" ]] && kill -0 "$py_pid" 2>/dev/null; then
+    kill -TERM "$py_pid" 2>/dev/null || true
+    # bench.py needs a moment to stop its servers gracefully.
+    for _ in $(seq 1 150); do kill -0 "$py_pid" 2>/dev/null || break; sleep 0.1; done
+    kill -KILL "$py_pid" 2>/dev/null || true
+  fi
+  if [[ -n "$workdir" && -f "$workdir/pids" ]]; then
+    local pid
+    while read -r pid; do
+      [[ -n "$pid" ]] || continue
+      kill -KILL -- "-$pid" 2>/dev/null || true   # its process group
+      kill -KILL "$pid" 2>/dev/null || true
+    done < "$workdir/pids"
+  fi
+  if [[ -n "$workdir" ]]; then
+    if [[ $rc -ne 0 || "${BENCH_KEEP_WORKDIR:-0}" = 1 ]]; then
+      echo "bench: configs and logs kept in $workdir" >&2
+    else
+      rm -rf "$workdir"
+    fi
+  fi
+  exit "$rc"
+}
+
+on_signal() {
+  echo "bench: interrupted, stopping servers" >&2
+  exit 130   # the EXIT trap does the cleanup
+}
+
+main() {
+  check_tools
+  check_idle
+  workdir=$(mktemp -d "${TMPDIR:-/tmp}/rend-bench.XXXXXX")
+  trap cleanup EXIT
+  trap on_signal INT TERM HUP
+
+  # In the background + wait, so that a signal to this script is handled
+  # at once (bash defers traps while a foreground child runs).
+  /usr/bin/python3 "$here/bench.py" --build-dir "$build_dir" --work-dir "$workdir" \
+    --results-dir "$here/results" &
+  py_pid=$!
+  local rc=0
+  wait "$py_pid" || rc=$?
+  py_pid=""
+  return "$rc"
+}
+
+main "$@"
