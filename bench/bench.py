@@ -14,7 +14,8 @@ import statistics
 import sys
 import time
 
-from procs import BenchError, Processes, cpu_seconds_between, cpu_snapshot, flush, run_client
+from procs import (BenchError, Processes, cpu_seconds_between, cpu_snapshot, flush, run_client,
+                   system_busy_seconds)
 from targets import all_targets
 import report
 
@@ -30,8 +31,9 @@ cmd
 1 0.9
 """
 THREADS, CONCURRENCY = 1, 32
-WARMUP_OPS = 20000        # one unmeasured run per target: connections, slabs, caches
+WARMUP_OPS = 20000          # one unmeasured run per target (connections, slabs); a multiple of 32
 PAUSE_BETWEEN_RUNS_S = 1.0  # let the previous run's sockets and CPU settle
+NOISY_CORES = 0.15          # "other" CPU above this during a run gets a warning
 
 
 def parse_args():
@@ -39,16 +41,27 @@ def parse_args():
     p.add_argument("--build-dir", required=True)
     p.add_argument("--work-dir", required=True, help="temp dir for sockets, configs, logs")
     p.add_argument("--results-dir", required=True)
-    p.add_argument("--ops", type=int, default=int(os.environ.get("BENCH_OPS", 400000)),
+    p.add_argument("--ops", type=int, default=int(os.environ.get("BENCH_OPS", 500000)),
                    help="operations per measured run (env BENCH_OPS)")
     p.add_argument("--reps", type=int, default=int(os.environ.get("BENCH_REPS", 3)),
                    help="measured runs per target; the median is reported (env BENCH_REPS)")
     p.add_argument("--run-timeout", type=float,
                    default=float(os.environ.get("BENCH_RUN_TIMEOUT", 180)),
                    help="hard limit per memcaslap run, seconds (env BENCH_RUN_TIMEOUT)")
+    p.add_argument("--quiet-wait", type=float,
+                   default=float(os.environ.get("BENCH_QUIET_WAIT", 120)),
+                   help="before each run, wait up to this many seconds for other CPU use "
+                        "to drop (env BENCH_QUIET_WAIT; 0 = don't wait)")
     p.add_argument("--targets", default=os.environ.get("BENCH_TARGETS", ""),
                    help="comma list of target keys to run (default all; env BENCH_TARGETS)")
-    return p.parse_args()
+    args = p.parse_args()
+    # memcaslap splits the op count evenly over its connections and drops the
+    # remainder; ask only for what it will do so the count we divide by is exact.
+    per_round = THREADS * CONCURRENCY
+    if args.ops < per_round or args.reps < 1:
+        p.error(f"--ops must be at least {per_round} and --reps at least 1")
+    args.ops -= args.ops % per_round
+    return args
 
 
 def memcaslap_argv(address, cfg_path, ops):
@@ -79,10 +92,10 @@ def measure_once(target, cfg_path, ops, timeout_s, out_path):
     flush(target.backend)
     proxy_pids, mc_pids = target.proxy_pids(), [target.memcached.pid]
     proxy_before, mc_before = cpu_snapshot(proxy_pids), cpu_snapshot(mc_pids)
-    start = time.monotonic()
+    busy_before, start = system_busy_seconds(), time.monotonic()
     rc, text, client_cpu = run_client(memcaslap_argv(target.address, cfg_path, ops),
                                       timeout_s, out_path)
-    wall = time.monotonic() - start
+    wall, busy = time.monotonic() - start, system_busy_seconds() - busy_before
     # Re-discover the proxy's processes: a worker that restarted mid-run
     # changes the set, and cpu_seconds_between refuses to add that up.
     proxy_after, mc_after = cpu_snapshot(target.proxy_pids()), cpu_snapshot(mc_pids)
@@ -90,14 +103,43 @@ def measure_once(target, cfg_path, ops, timeout_s, out_path):
     if rc != 0:
         raise BenchError(f"memcaslap exited with status {rc}: " + text.strip()[-300:])
     result = parse_memcaslap(text, ops)
+    proxy_s = cpu_seconds_between(proxy_before, proxy_after, target.name)
+    mc_s = cpu_seconds_between(mc_before, mc_after, "memcached")
+    ours = proxy_s + client_cpu + (mc_s if target.proxy is not None else 0.0)
     n = result["ops"]
     result.update(
         wall_s=wall,
-        proxy_us=cpu_seconds_between(proxy_before, proxy_after, target.name) / n * 1e6,
-        memcached_us=cpu_seconds_between(mc_before, mc_after, "memcached") / n * 1e6,
+        proxy_us=proxy_s / n * 1e6,
+        memcached_us=mc_s / n * 1e6,
         client_us=client_cpu / n * 1e6,
+        # CPU the rest of the machine used meanwhile, in cores. Kernel
+        # softirq work for our own loopback traffic can land here too, so
+        # a small value is normal; a large one means a noisy neighbour.
+        other_cores=max(0.0, busy - ours) / wall,
     )
     return result
+
+
+def wait_for_quiet(max_wait_s):
+    """Wait (bounded) until the machine is idle apart from us.
+
+    Between runs our own servers are idle, so any busy CPU is someone else's:
+    a build or test suite in another shell would distort the run. Returns
+    the busy cores seen last, for the log.
+    """
+    deadline, said = time.monotonic() + max_wait_s, False
+    while True:
+        before = system_busy_seconds()
+        time.sleep(1.0)
+        busy = system_busy_seconds() - before
+        if busy <= NOISY_CORES or time.monotonic() >= deadline:
+            if said:
+                log(f"machine {'quiet' if busy <= NOISY_CORES else 'still busy'} "
+                    f"({busy:.2f} cores in use), going on")
+            return busy
+        if not said:
+            log(f"machine busy ({busy:.2f} cores in use by others), waiting up to {max_wait_s:.0f} s")
+            said = True
 
 
 def summarize(runs):
@@ -116,6 +158,7 @@ def start_targets(targets, failures):
     for t in targets:
         try:
             t.start()
+            t.remember_pids()
             log(f"started {t.name} on {t.address}")
             running.append(t)
         except BenchError as e:
@@ -141,6 +184,8 @@ def run_all(running, args, cfg_path, failures):
             if t.key in failures:
                 continue
             time.sleep(PAUSE_BETWEEN_RUNS_S)
+            if args.quiet_wait > 0:
+                wait_for_quiet(args.quiet_wait)
             try:
                 r = measure_once(t, cfg_path, args.ops, args.run_timeout,
                                  os.path.join(t.dir, f"run{rep}.out"))
@@ -150,8 +195,11 @@ def run_all(running, args, cfg_path, failures):
                 continue
             r["rep"] = rep
             runs[t.key].append(r)
-            log(f"{t.name:28s} run {rep}: {r['ops_per_s']:>7} ops/s  proxy {r['proxy_us']:6.2f} us/req  "
-                f"memcached {r['memcached_us']:6.2f} us/req  memcaslap {r['client_us']:6.2f} us/req")
+            log(f"{t.name:24s} run {rep}: {r['ops_per_s']:>7} ops/s  proxy {r['proxy_us']:6.2f} us/req  "
+                f"memcached {r['memcached_us']:6.2f} us/req  memcaslap {r['client_us']:6.2f} us/req  "
+                f"other {r['other_cores']:.2f} cores")
+            if r["other_cores"] > NOISY_CORES:
+                log(f"warning: something else used {r['other_cores']:.2f} cores during that run")
     return runs
 
 
@@ -193,7 +241,7 @@ def main():
                  if t.key not in failures and runs.get(t.key)}
     command = " ".join(memcaslap_argv("127.0.0.1:<port>", "memcaslap.cfg", args.ops))
     text = report.render(env, targets, summaries, runs, failures, skipped, command, LOAD_CFG,
-                         args, WARMUP_OPS)
+                         args, WARMUP_OPS, NOISY_CORES)
     path = report.write(args.results_dir, text)
     print()
     print(report.table(targets, summaries, failures))

@@ -272,6 +272,19 @@ def tree_pids(root, exclude_comm=("memcached",)):
     return pids
 
 
+def system_busy_seconds():
+    """CPU seconds all CPUs spent not idle since boot (/proc/stat "cpu" line).
+
+    Compared with what our own processes used, it shows how much of the
+    machine something else took during a run (a compile in another shell
+    would otherwise silently skew the numbers).
+    """
+    with open("/proc/stat") as f:
+        fields = [int(x) for x in f.readline().split()[1:]]
+    user, nice, system, _idle, _iowait, irq, softirq, steal = fields[:8]
+    return (user + nice + system + irq + softirq + steal) / CLK_TCK
+
+
 def cpu_seconds_between(before, after, what):
     """CPU seconds used between two snapshots of the same set of processes.
 

@@ -101,17 +101,27 @@ def table(targets, summaries, failures):
 
 def _raw_runs(targets, runs):
     rows = ["| target | run | ops/s | wall s | proxy µs/req | memcached µs/req "
-            "| memcaslap µs/req | get misses |",
-            "|---|---:|---:|---:|---:|---:|---:|---:|"]
+            "| memcaslap µs/req | get misses | other CPU (cores) |",
+            "|---|---:|---:|---:|---:|---:|---:|---:|---:|"]
     for t in targets:
         for r in runs.get(t.key, []):
             rows.append(f"| {t.name} | {r['rep']} | {r['ops_per_s']:,} | {r['wall_s']:.1f} "
                         f"| {r['proxy_us']:.2f} | {r['memcached_us']:.2f} | {r['client_us']:.2f} "
-                        f"| {r['get_misses']} |")
+                        f"| {r['get_misses']} | {r['other_cores']:.2f} |")
     return "\n".join(rows)
 
 
-def render(env, targets, summaries, runs, failures, skipped, command, load_cfg, args, warmup_ops):
+def _noise_note(runs, noisy_cores):
+    worst = max((r["other_cores"] for rs in runs.values() for r in rs), default=0.0)
+    verdict = ("quiet enough" if worst <= noisy_cores
+               else f"**noisy: above {noisy_cores} cores, treat the numbers with care**")
+    return (f"Other CPU use during the runs (whole machine minus the target's processes and "
+            f"memcaslap, includes some softirq work for our own traffic): at most "
+            f"{worst:.2f} cores — {verdict}.")
+
+
+def render(env, targets, summaries, runs, failures, skipped, command, load_cfg, args,
+           warmup_ops, noisy_cores):
     notes = list(skipped) + [f"{t.name}: failed ({failures[t.key]})" for t in targets
                              if t.key in failures]
     servers = "\n".join(f"- {t.name}: `{c}`" for t in targets for c in t.commands)
@@ -158,6 +168,8 @@ target's memcached is flushed before each run.
 
 Skipped / failed: {"; ".join(notes) if notes else "nothing skipped."}
 
+{_noise_note(runs, noisy_cores)}
+
 ## Raw runs
 
 {_raw_runs(targets, runs)}
@@ -167,7 +179,22 @@ Skipped / failed: {"; ".join(notes) if notes else "nothing skipped."}
 Each target has its own memcached; both proxies reach it over a unix socket.
 
 {servers}
+
+nutcracker conf.yml:
+
+```
+{_nutcracker_conf(targets)}
+```
 """
+
+
+def _nutcracker_conf(targets):
+    for t in targets:
+        path = os.path.join(t.dir, "conf.yml")
+        if t.key == "nutcracker" and os.path.exists(path):
+            with open(path) as f:
+                return f.read().rstrip()
+    return "(nutcracker not run)"
 
 
 def write(results_dir, text):

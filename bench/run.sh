@@ -4,9 +4,10 @@
 #
 #   ./bench/run.sh [BUILD_DIR]        (make bench runs ./bench/run.sh build)
 #
-# Environment knobs (all optional): BENCH_OPS (ops per run, default 400000),
+# Environment knobs (all optional): BENCH_OPS (ops per run, default 500000),
 # BENCH_REPS (runs per target, default 3), BENCH_RUN_TIMEOUT (s per run,
-# default 180), BENCH_TARGETS (comma list: memcached,nutcracker,rend-w1,rend-w2),
+# default 180), BENCH_QUIET_WAIT (max s to wait for an idle machine before
+# each run, default 120), BENCH_TARGETS (comma list: memcached,nutcracker,rend-w1,rend-w2),
 # BENCH_KEEP_WORKDIR=1 (keep the temp dir with configs and logs).
 #
 # The measuring is done by bench/bench.py. This wrapper checks the tools,
@@ -88,7 +89,7 @@ main() {
 
   # In the background + wait, so that a signal to this script is handled
   # at once (bash defers traps while a foreground child runs).
-  /usr/bin/python3 "$here/bench.py" --build-dir "$build_dir" --work-dir "$workdir" \
+  /usr/bin/python3 -B "$here/bench.py" --build-dir "$build_dir" --work-dir "$workdir" \
     --results-dir "$here/results" &
   py_pid=$!
   local rc=0

@@ -36,6 +36,7 @@ class Target:
         self.address = None       # host:port the load generator talks to
         self.backend = None       # address of memcached itself, for flush_all
         self.commands = []        # command lines, for the report
+        self.started_pids = None  # proxy processes right after start
 
     # --- helpers shared by the subclasses
 
@@ -59,10 +60,21 @@ class Target:
             return [self.memcached.pid]
         return tree_pids(self.proxy.pid)
 
+    def remember_pids(self):
+        """Called once the target is up: the processes it must keep all along."""
+        self.started_pids = set(self.proxy_pids())
+
     def check_alive(self):
+        """Fail the target if anything died. A rend worker that crashed and
+        was restarted by the supervisor still counts: a bench must not
+        quietly measure a proxy that crashes under load."""
         for what, proc in (("memcached", self.memcached), ("proxy", self.proxy)):
             if proc is not None and proc.poll() is not None:
                 raise BenchError(f"{self.name}: {what} exited with status {proc.returncode}")
+        now = set(self.proxy_pids())
+        if self.started_pids is not None and now != self.started_pids:
+            raise BenchError(f"{self.name}: processes changed since start "
+                             f"({sorted(self.started_pids)} -> {sorted(now)}); a crash and restart?")
 
 
 class DirectMemcached(Target):

@@ -5,6 +5,7 @@
 #include <thread>
 
 #include <fmt/format.h>
+#include <xxhash.h>
 
 namespace rend {
 namespace {
@@ -63,6 +64,9 @@ const std::vector<Option>& options() {
       {"memcached.threads", 4, "memcached -t: worker threads", 1, 256},
       {"memcached.max_connections", 4096, "memcached -c: connection limit", 16, 1000000},
       {"memcached.extra_args", json::array(), "further memcached arguments, e.g. [\"-o\", \"modern\"]"},
+      {"metrics.enabled", true, "record per-request counters by result and latency histograms"},
+      {"metrics.listen", "127.0.0.1:11299", "address of the Prometheus /metrics endpoint (empty = off)"},
+      {"control.socket", "run/rend.ctl", "rendctl's unix socket (mode 0600)"},
       {"supervisor.restart_backoff_min_ms", 50, "delay before restarting a child that died; doubles per "
                                                 "crash in a row", 0, 60000},
       {"supervisor.restart_backoff_max_ms", 5000, "cap of the restart delay", 1, 600000},
@@ -214,6 +218,10 @@ Status parse_config(const json& input, Config& out) {
       !c.l1.address.starts_with("unix:")) {
     return Status::error("l1.address: must be a unix socket path when memcached.enabled is true");
   }
+  c.metrics_enabled = e["metrics"]["enabled"].get<bool>();
+  c.metrics_listen = e["metrics"]["listen"].get<std::string>();
+  c.control_socket = e["control"]["socket"].get<std::string>();
+  if (c.control_socket.empty()) return Status::error("control.socket: must not be empty");
   c.supervisor.restart_backoff_min_ms = e["supervisor"]["restart_backoff_min_ms"].get<int>();
   c.supervisor.restart_backoff_max_ms = e["supervisor"]["restart_backoff_max_ms"].get<int>();
   c.supervisor.stop_timeout_ms = e["supervisor"]["stop_timeout_ms"].get<int>();
@@ -222,12 +230,14 @@ Status parse_config(const json& input, Config& out) {
   return Status::ok();
 }
 
-Status load_config_file(const std::string& path, Config& out) {
+Status load_config_file(const std::string& path, Config& out, std::string* content_hash) {
   std::ifstream in(path);
   if (!in) return Status::error(fmt::format("{}: cannot open", path));
+  const std::string content((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
+  if (content_hash != nullptr) *content_hash = fmt::format("{:016x}", XXH3_64bits(content.data(), content.size()));
   json parsed;
   try {
-    parsed = json::parse(in, nullptr, true, /*ignore_comments=*/true);
+    parsed = json::parse(content, nullptr, true, /*ignore_comments=*/true);
   } catch (const json::parse_error& e) {
     return Status::error(fmt::format("{}: invalid JSON: {}", path, e.what()));
   }

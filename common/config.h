@@ -74,12 +74,16 @@ struct Config {
   L2Config l2;
   MemcachedConfig memcached;
   SupervisorConfig supervisor;
+  bool metrics_enabled = true;
+  std::string metrics_listen;
+  std::string control_socket;
   nlohmann::json effective;  // the full config with defaults filled in (logged, passed to workers)
 };
 
 // Validates `input` against the option table and fills `out`.
 Status parse_config(const nlohmann::json& input, Config& out);
-Status load_config_file(const std::string& path, Config& out);
+// `content_hash` (optional) receives a hash of the file's bytes, to tell which file version runs.
+Status load_config_file(const std::string& path, Config& out, std::string* content_hash = nullptr);
 
 // One line per option: "path (default): description" — the README's option reference.
 std::string describe_options();

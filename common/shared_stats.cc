@@ -10,7 +10,7 @@ namespace rend {
 namespace {
 
 constexpr uint64_t kMagic = 0x52454e4453544154ull;  // "RENDSTAT"
-constexpr uint32_t kVersion = 1;
+constexpr uint32_t kVersion = 2;
 
 std::string_view kNames[] = {
 #define REND_COUNTER_NAME(name, kind) #name,
@@ -24,6 +24,15 @@ bool kGauges[] = {
 };
 
 }  // namespace
+
+std::string_view l2_gauge_name(L2Gauge g) {
+  static constexpr std::string_view names[] = {
+#define REND_L2_GAUGE_NAME(name) #name,
+      REND_L2_GAUGES(REND_L2_GAUGE_NAME)
+#undef REND_L2_GAUGE_NAME
+  };
+  return names[static_cast<size_t>(g)];
+}
 
 std::string_view counter_name(Counter c) { return kNames[static_cast<size_t>(c)]; }
 bool counter_is_gauge(Counter c) { return kGauges[static_cast<size_t>(c)]; }

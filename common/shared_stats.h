@@ -12,6 +12,8 @@
 #include <cstdint>
 #include <string_view>
 
+#include "common/request_metrics.h"
+
 namespace rend {
 
 // name, kind: "counter" only ever grows; "gauge" is a current level reset when a worker starts.
@@ -44,7 +46,17 @@ namespace rend {
   X(l1_errors, counter)                          \
   X(l1_timeouts, counter)                        \
   X(l1_reconnects, counter)                      \
-  X(l1_connections_up, gauge)
+  X(l1_connections_up, gauge)                    \
+  X(l2_requests, counter)                        \
+  X(l2_errors, counter)                          \
+  X(l2_timeouts, counter)                        \
+  X(l2_reconnects, counter)                      \
+  X(l2_connections_up, gauge)                    \
+  X(closed_connections, counter)                 \
+  X(backfills, counter)                          \
+  X(backfill_errors, counter)                    \
+  X(l2_fallbacks, counter)                       \
+  X(l2_write_failures, counter)
 
 enum class Counter : uint16_t {
 #define REND_COUNTER_ENUM(name, kind) name,
@@ -63,6 +75,32 @@ struct WorkerSlot {
   std::atomic<int64_t> pid;
   std::atomic<int64_t> started_unix;
   std::atomic<uint64_t> values[kCounterCount];
+  RequestMetrics requests;
+};
+
+// rend-l2 publishes its RocksDB figures here (gauges, refreshed periodically by rend-l2).
+#define REND_L2_GAUGES(X)             \
+  X(live_data_bytes)                  \
+  X(sst_files_bytes)                  \
+  X(pending_compaction_bytes)         \
+  X(write_stall_micros)               \
+  X(block_cache_hits)                 \
+  X(block_cache_misses)               \
+  X(disk_bytes)                       \
+  X(keys_estimate)
+
+enum class L2Gauge : uint16_t {
+#define REND_L2_GAUGE_ENUM(name) name,
+  REND_L2_GAUGES(REND_L2_GAUGE_ENUM)
+#undef REND_L2_GAUGE_ENUM
+      kCount
+};
+inline constexpr size_t kL2GaugeCount = static_cast<size_t>(L2Gauge::kCount);
+std::string_view l2_gauge_name(L2Gauge g);
+
+struct L2Slot {
+  std::atomic<int64_t> pid;
+  std::atomic<uint64_t> values[kL2GaugeCount];
 };
 
 struct SharedStatsBlock {
@@ -71,6 +109,7 @@ struct SharedStatsBlock {
   uint32_t slots;
   int64_t supervisor_started_unix;
   WorkerSlot slot[kMaxWorkerSlots];
+  L2Slot l2;
 };
 
 // A view of the mapped block. Owns the mapping (unmapped on destruction), not the fd.

@@ -37,8 +37,9 @@ int main(int argc, char** argv) {
     std::printf("%s: ok\n", check_path.c_str());
     return 0;
   }
+  std::string hash;
   rend::Status loaded = config_path.empty() ? rend::parse_config(nlohmann::json::object(), config)
-                                            : rend::load_config_file(config_path, config);
+                                            : rend::load_config_file(config_path, config, &hash);
   if (!loaded) {
     std::fprintf(stderr, "rend: %s\n", loaded.message().c_str());
     return 1;
@@ -49,7 +50,7 @@ int main(int argc, char** argv) {
   uv_loop_init(&loop);
   int rc;
   {
-    rend::supervisor::Supervisor supervisor(&loop, config_path, std::move(config));
+    rend::supervisor::Supervisor supervisor(&loop, config_path, hash, std::move(config));
     rc = supervisor.run();
   }
   uv_loop_close(&loop);

@@ -50,8 +50,9 @@ uint64_t backoff_ms(const SupervisorConfig& c, int streak) {
 
 }  // namespace
 
-Supervisor::Supervisor(uv_loop_t* loop, std::string config_path, Config config)
-    : loop_(loop), config_path_(std::move(config_path)), config_(std::move(config)) {}
+Supervisor::Supervisor(uv_loop_t* loop, std::string config_path, std::string config_hash, Config config)
+    : loop_(loop), config_path_(std::move(config_path)), config_hash_(std::move(config_hash)),
+      config_(std::move(config)) {}
 
 Supervisor::~Supervisor() {
   for (auto& s : slots_) {
@@ -105,6 +106,23 @@ int Supervisor::run() {
       return 1;
     }
   }
+  started_ms_ = uv_now(loop_);
+  if (!config_.metrics_listen.empty()) {
+    exporter_ = std::make_unique<MetricsExporter>(stats_, metrics_);
+    if (Status s = exporter_->start(config_.metrics_listen); !s) {
+      spdlog::critical("{}", s.message());
+      return 1;
+    }
+  }
+  control_ = std::make_unique<ControlServer>(loop_, [this](const nlohmann::json& request, ControlServer::Reply reply) {
+    handle_control(request, std::move(reply));
+  });
+  if (Status s = control_->start(config_.control_socket); !s) {
+    spdlog::critical("{}", s.message());
+    return 1;
+  }
+  uv_timer_init(loop_, &settle_timer_);
+  settle_timer_.data = this;
   spdlog::info("rend {} listening on {}:{}{} with {} workers; effective config: {}", kVersion,
                config_.listen.host, config_.listen.port,
                config_.listen.unix_socket.empty() ? "" : " and " + config_.listen.unix_socket, config_.workers,
@@ -171,6 +189,7 @@ void Supervisor::start_memcached() {
     return;
   }
   memcached_started_ms_ = uv_now(loop_);
+  metrics_.memcached_up = 1;
   spdlog::info("memcached started (pid {}) on {}", memcached_->pid(), path);
   if (!workers_started_) wait_for_memcached(500);
 }
@@ -191,11 +210,13 @@ void Supervisor::wait_for_memcached(int attempts_left) {
 
 void Supervisor::on_memcached_exit(int64_t status, int signal) {
   if (memcached_) retire(std::move(memcached_));
+  metrics_.memcached_up = 0;
   if (stopping_) {
     maybe_finish_stop();
     return;
   }
   memcached_restarts_++;
+  metrics_.memcached_restarts++;
   if (uv_now(loop_) - memcached_started_ms_ > kHealthyRunMs) memcached_streak_ = 0;
   memcached_streak_++;
   const uint64_t delay = backoff_ms(config_.supervisor, memcached_streak_);
@@ -256,6 +277,7 @@ void Supervisor::start_slot(Slot& slot) {
     return;
   }
   slot.started_ms = uv_now(loop_);
+  update_up_gauges();
   spdlog::info("worker {} started (pid {})", slot.index, slot.worker->pid());
 }
 
@@ -272,12 +294,17 @@ void Supervisor::on_worker_exit(Slot& slot, ChildProcess* child, int64_t status,
   }
   retire(std::move(slot.worker));
   slot.ready = false;
+  update_up_gauges();
   if (stopping_) {
     maybe_finish_stop();
     return;
   }
   if (slot.retiring) {
-    // Scaled down: the slot's socket goes away with its worker.
+    // Scaled down: the slot's socket goes away with its worker, and its gauges read zero (its
+    // counters stay, so no Prometheus counter ever goes backwards).
+    for (size_t i = 0; i < kCounterCount; ++i) {
+      if (counter_is_gauge(static_cast<Counter>(i))) set_value(stats_.slot(slot.index), static_cast<Counter>(i), 0);
+    }
     close(slot.tcp_fd);
     slot.tcp_fd = -1;
     if (slot.restart_timer != nullptr) {
@@ -289,6 +316,7 @@ void Supervisor::on_worker_exit(Slot& slot, ChildProcess* child, int64_t status,
     return;
   }
   slot.restarts++;
+  metrics_.worker_restarts[slot.index]++;
   if (uv_now(loop_) - slot.started_ms > kHealthyRunMs) slot.crash_streak = 0;
   slot.crash_streak++;
   spdlog::warn("worker {} (pid {}) died ({}); restarting", slot.index, child->pid(), describe_exit(status, signal));
@@ -321,17 +349,28 @@ void Supervisor::retire(std::unique_ptr<ChildProcess> child) {
 Status Supervisor::reload() {
   if (stopping_) return Status::error("stopping");
   Config next;
-  if (Status s = load_config_file(config_path_, next); !s) return s;
+  std::string hash;
+  Status loaded = config_path_.empty() ? parse_config(nlohmann::json::object(), next)
+                                       : load_config_file(config_path_, next, &hash);
+  if (!loaded) {
+    metrics_.reloads_failed++;
+    return loaded;
+  }
   const auto& old_listen = config_.effective["listen"];
   const auto& new_listen = next.effective["listen"];
   if (old_listen != new_listen) {
+    metrics_.reloads_failed++;
     return Status::error("listen: the listening sockets cannot change on reload; restart rend to change them");
   }
-  if (config_.effective["memcached"] != next.effective["memcached"] || config_.run_dir != next.run_dir) {
-    return Status::error("memcached: supervised memcached settings cannot change on reload (it would lose the "
-                         "cache); restart rend to change them");
+  if (config_.effective["memcached"] != next.effective["memcached"] || config_.run_dir != next.run_dir ||
+      config_.control_socket != next.control_socket || config_.metrics_listen != next.metrics_listen) {
+    metrics_.reloads_failed++;
+    return Status::error("memcached, run_dir, control and metrics settings cannot change on reload (memcached "
+                         "would lose its cache); restart rend to change them");
   }
+  metrics_.reloads_ok++;
   config_ = std::move(next);
+  config_hash_ = hash;
   spdlog::info("reloading: rolling {} workers onto the new config", config_.workers);
   resize(config_.workers);
   rolling_restart();
@@ -435,6 +474,15 @@ void Supervisor::stop() {
   maybe_finish_stop();
 }
 
+void Supervisor::update_up_gauges() {
+  int64_t up = 0;
+  for (auto& s : slots_) {
+    metrics_.slots_in_use[s->index] = 1;
+    if (s->worker && s->worker->running()) up++;
+  }
+  metrics_.workers_up = up;
+}
+
 void Supervisor::maybe_finish_stop() {
   if (!stopping_) return;
   for (auto& s : slots_) {
@@ -459,6 +507,10 @@ void Supervisor::finish_stop() {
   if (done) return;
   done = true;
   spdlog::info("stopped");
+  if (control_) control_->stop();
+  uv_timer_stop(&settle_timer_);
+  for (auto& w : settle_waiters_) w();
+  settle_waiters_.clear();
   if (!config_.listen.unix_socket.empty()) unlink(config_.listen.unix_socket.c_str());
   uv_stop(loop_);
 }

@@ -19,12 +19,14 @@
 #include "common/config.h"
 #include "common/shared_stats.h"
 #include "supervisor/child_process.h"
+#include "supervisor/control_server.h"
+#include "supervisor/metrics_exporter.h"
 
 namespace rend::supervisor {
 
 class Supervisor {
  public:
-  Supervisor(uv_loop_t* loop, std::string config_path, Config config);
+  Supervisor(uv_loop_t* loop, std::string config_path, std::string config_hash, Config config);
   Supervisor(const Supervisor&) = delete;
   Supervisor& operator=(const Supervisor&) = delete;
   ~Supervisor();
@@ -66,10 +68,26 @@ class Supervisor {
   void maybe_finish_stop();
   void finish_stop();
   std::string worker_binary() const;
+  void update_up_gauges();
+
+  // Control commands (rendctl).
+  void handle_control(const nlohmann::json& request, ControlServer::Reply reply);
+  nlohmann::json status() const;
+  // Calls `done` once no restart, scale or roll is in progress (every slot has a ready worker).
+  void when_settled(std::function<void()> done);
+  bool settled() const;
+  void check_settled();
 
   uv_loop_t* loop_;
   std::string config_path_;
+  std::string config_hash_;
   Config config_;
+  uint64_t started_ms_ = 0;
+  SupervisorMetrics metrics_;
+  std::unique_ptr<MetricsExporter> exporter_;
+  std::unique_ptr<ControlServer> control_;
+  std::vector<std::function<void()>> settle_waiters_;
+  uv_timer_t settle_timer_;
   SharedStats stats_;
   int stats_fd_ = -1;
   int unix_fd_ = -1;

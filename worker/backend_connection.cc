@@ -5,6 +5,7 @@
 #include <algorithm>
 #include <cstring>
 
+#include "worker/metric_mapping.h"
 #include "worker/worker.h"
 
 namespace rend::worker {
@@ -50,9 +51,9 @@ bool tcp_address(const std::string& a, sockaddr_storage& out) {
 
 }  // namespace
 
-BackendConnection::BackendConnection(Worker& worker, std::string name, const BackendConfig& config,
+BackendConnection::BackendConnection(Worker& worker, Tier tier, std::string name, const BackendConfig& config,
                                      size_t max_body)
-    : worker_(worker), name_(std::move(name)), config_(config), max_body_(max_body),
+    : worker_(worker), tier_(tier), name_(std::move(name)), config_(config), max_body_(max_body),
       backoff_ms_(static_cast<uint64_t>(config.reconnect_min_ms)) {
   uv_timer_init(worker_.loop(), &reconnect_timer_);
   reconnect_timer_.data = this;
@@ -110,7 +111,7 @@ void BackendConnection::on_connected(int status) {
   logged_down_ = false;
   state_ = State::kConnected;
   backoff_ms_ = static_cast<uint64_t>(config_.reconnect_min_ms);
-  bump(worker_.stats(), Counter::l1_connections_up);
+  bump(worker_.stats(), counter(Counter::l1_connections_up));
   uv_read_start(
       &socket_->h.stream,
       [](uv_handle_t* h, size_t, uv_buf_t* buf) {
@@ -138,9 +139,29 @@ void BackendConnection::on_connected(int status) {
   if (!out_.empty()) worker_.mark_dirty(this);
 }
 
-void BackendConnection::expect(std::shared_ptr<Op> op, uint32_t tag, ExpectKind kind) {
-  expect_.push_back(Expectation{std::move(op), tag, kind, uv_now(worker_.loop()) + static_cast<uint64_t>(config_.timeout_ms)});
-  bump(worker_.stats(), Counter::l1_requests);
+Counter BackendConnection::counter(Counter c) const {
+  if (tier_ != Tier::kL2) return c;
+  switch (c) {
+    case Counter::l1_requests: return Counter::l2_requests;
+    case Counter::l1_errors: return Counter::l2_errors;
+    case Counter::l1_timeouts: return Counter::l2_timeouts;
+    case Counter::l1_reconnects: return Counter::l2_reconnects;
+    case Counter::l1_connections_up: return Counter::l2_connections_up;
+    default: return c;
+  }
+}
+
+void BackendConnection::record(const Expectation& e, Result r) {
+  if (e.sent_ns != 0) {
+    record_request(worker_.stats().requests, tier_, e.command, r, monotonic_ns() - e.sent_ns);
+  }
+}
+
+void BackendConnection::expect(std::shared_ptr<Op> op, uint32_t tag, ExpectKind kind, MetricCommand command) {
+  const uint64_t sent = worker_.config().metrics_enabled ? monotonic_ns() : 0;
+  expect_.push_back(Expectation{std::move(op), tag, kind, command,
+                                uv_now(worker_.loop()) + static_cast<uint64_t>(config_.timeout_ms), sent});
+  bump(worker_.stats(), counter(Counter::l1_requests));
   worker_.mark_dirty(this);
 }
 
@@ -211,10 +232,12 @@ void BackendConnection::process_input() {
     bool last = true;
     switch (head.kind) {
       case ExpectKind::kSingle:
+        record(head, result_for(head.command, r.status()));
         op->on_response(tag, r);
         break;
       case ExpectKind::kUntilNoop:
         if (r.header.opcode == proto::bin::kNoop) {
+          record(head, Result::kOk);
           op->on_complete(tag);
         } else {
           op->on_response(tag, r);
@@ -224,7 +247,10 @@ void BackendConnection::process_input() {
       case ExpectKind::kUntilStatEnd:
         op->on_response(tag, r);
         last = r.key.empty() || r.status() != proto::bin::kSuccess;
-        if (last) op->on_complete(tag);
+        if (last) {
+          record(head, result_for(head.command, r.status()));
+          op->on_complete(tag);
+        }
         break;
     }
     if (state_ != State::kConnected) return;  // the op's reaction failed us
@@ -235,7 +261,7 @@ void BackendConnection::process_input() {
 
 void BackendConnection::check_deadline(uint64_t now_ms) {
   if (!expect_.empty() && expect_.front().deadline_ms <= now_ms) {
-    bump(worker_.stats(), Counter::l1_timeouts);
+    bump(worker_.stats(), counter(Counter::l1_timeouts));
     spdlog::warn("{}: no answer within {} ms; reconnecting", name_, config_.timeout_ms);
     fail(BackendFailure::kTimeout, "timeout");
   }
@@ -243,7 +269,7 @@ void BackendConnection::check_deadline(uint64_t now_ms) {
 
 void BackendConnection::fail(BackendFailure why, const char* what) {
   if (state_ == State::kConnected) {
-    drop(worker_.stats(), Counter::l1_connections_up);
+    drop(worker_.stats(), counter(Counter::l1_connections_up));
     spdlog::warn("{}: connection to {} lost ({}); {} requests failed", name_, config_.address, what, expect_.size());
   }
   std::deque<Expectation> failed;
@@ -257,7 +283,8 @@ void BackendConnection::fail(BackendFailure why, const char* what) {
     schedule_reconnect();
   }
   for (auto& e : failed) {
-    bump(worker_.stats(), Counter::l1_errors);
+    bump(worker_.stats(), counter(Counter::l1_errors));
+    record(e, Result::kError);
     e.op->on_failure(e.tag, why);
   }
 }
@@ -271,7 +298,7 @@ void BackendConnection::close_socket() {
 }
 
 void BackendConnection::schedule_reconnect() {
-  bump(worker_.stats(), Counter::l1_reconnects);
+  bump(worker_.stats(), counter(Counter::l1_reconnects));
   uv_timer_start(&reconnect_timer_, [](uv_timer_t* t) { static_cast<BackendConnection*>(t->data)->connect(); },
                  backoff_ms_, 0);
   backoff_ms_ = std::min<uint64_t>(backoff_ms_ * 2, static_cast<uint64_t>(config_.reconnect_max_ms));
@@ -280,7 +307,7 @@ void BackendConnection::schedule_reconnect() {
 void BackendConnection::shutdown() {
   const bool was_connected = state_ == State::kConnected;
   state_ = State::kStopped;
-  if (was_connected) drop(worker_.stats(), Counter::l1_connections_up);
+  if (was_connected) drop(worker_.stats(), counter(Counter::l1_connections_up));
   uv_timer_stop(&reconnect_timer_);
   uv_close(reinterpret_cast<uv_handle_t*>(&reconnect_timer_), nullptr);
   std::deque<Expectation> failed;

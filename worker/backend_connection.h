@@ -33,7 +33,7 @@ class Worker;
 
 class BackendConnection {
  public:
-  BackendConnection(Worker& worker, std::string name, const BackendConfig& config, size_t max_body);
+  BackendConnection(Worker& worker, Tier tier, std::string name, const BackendConfig& config, size_t max_body);
   BackendConnection(const BackendConnection&) = delete;
   BackendConnection& operator=(const BackendConnection&) = delete;
   ~BackendConnection();
@@ -47,7 +47,8 @@ class BackendConnection {
   bool closed() const { return state_ == State::kStopped && socket_ == nullptr; }
 
   std::string& out() { return out_; }
-  void expect(std::shared_ptr<Op> op, uint32_t tag, ExpectKind kind);
+  void expect(std::shared_ptr<Op> op, uint32_t tag, ExpectKind kind, MetricCommand command);
+  Tier tier() const { return tier_; }
   void flush();
   void check_deadline(uint64_t now_ms);
 
@@ -57,7 +58,9 @@ class BackendConnection {
     std::shared_ptr<Op> op;
     uint32_t tag;
     ExpectKind kind;
+    MetricCommand command;
     uint64_t deadline_ms;
+    uint64_t sent_ns;
   };
   struct Socket;
   struct WriteRequest;
@@ -71,7 +74,11 @@ class BackendConnection {
   void close_socket();
   void schedule_reconnect();
 
+  void record(const Expectation& e, Result r);
+  Counter counter(Counter l1_counter) const;
+
   Worker& worker_;
+  Tier tier_;
   std::string name_;
   BackendConfig config_;
   size_t max_body_;

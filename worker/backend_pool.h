@@ -13,7 +13,7 @@ namespace rend::worker {
 
 class BackendPool {
  public:
-  BackendPool(Worker& worker, const std::string& name, const BackendConfig& config, size_t max_body);
+  BackendPool(Worker& worker, Tier tier, const std::string& name, const BackendConfig& config, size_t max_body);
   void start();
   void shutdown();
   bool all_closed() const;

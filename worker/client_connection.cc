@@ -29,6 +29,7 @@ struct ClientConnection::WriteRequest {
 
 void Op::finish() {
   done = true;
+  if (metrics != nullptr) record_request(*metrics, Tier::kClient, metric_command, result, monotonic_ns() - start_ns);
   if (conn != nullptr) conn->on_op_finished();
 }
 

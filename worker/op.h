@@ -11,6 +11,7 @@
 #include <string>
 
 #include "common/protocol/binary_parser.h"
+#include "common/request_metrics.h"
 
 namespace rend::worker {
 
@@ -38,7 +39,18 @@ class Op {
   // Marks the reply final and lets the connection send it when it reaches the queue's head.
   void finish();
 
+  // Client-tier metrics: recorded once, when the op finishes (null when metrics are off).
+  void track(RequestMetrics* m, MetricCommand command) {
+    metrics = m;
+    metric_command = command;
+    if (m != nullptr) start_ns = monotonic_ns();
+  }
+
   ClientConnection* conn = nullptr;
+  RequestMetrics* metrics = nullptr;
+  uint64_t start_ns = 0;
+  MetricCommand metric_command = MetricCommand::kOther;
+  Result result = Result::kOk;
   std::string reply;
   bool done = false;
   bool close_after = false;  // close the connection once this reply is sent (quit, protocol error)

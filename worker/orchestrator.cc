@@ -11,6 +11,7 @@
 #include "worker/backend_connection.h"
 #include "worker/backend_pool.h"
 #include "worker/client_connection.h"
+#include "worker/metric_mapping.h"
 #include "worker/reply.h"
 #include "worker/stats_report.h"
 #include "worker/worker.h"
@@ -83,6 +84,7 @@ class ForwardOp : public Op {
   void on_response(uint32_t, const proto::BinaryResponse& r) override {
     const uint16_t status = r.status();
     count_result(worker_.stats(), to_.command, status);
+    result = result_for(metric_command, status);
     if (to_.protocol == Protocol::kBinary) {
       const bool is_get = is_read(to_.command) || to_.command == Command::kGetE;
       const bool silent = to_.quiet && (is_get ? status == bin::kKeyNotFound : status == bin::kSuccess);
@@ -108,6 +110,7 @@ class ForwardOp : public Op {
   }
 
   void on_failure(uint32_t, BackendFailure why) override {
+    result = Result::kError;
     if (to_.protocol == Protocol::kBinary) {
       append_binary_status(reply, to_.opcode, to_.opaque, binary_failure(why));
     } else if (!to_.quiet) {
@@ -152,11 +155,14 @@ class MultiGetOp : public Op {
   void batch_done() {
     if (--outstanding_ > 0) return;
     if (failed_) {
+      result = Result::kError;
       append_line(reply, failure_ ? text_failure(*failure_) : "SERVER_ERROR backend error");
       finish();
       return;
     }
+    result = Result::kMiss;
     for (const auto& h : hits_) {
+      if (h) result = Result::kHit;
       count_result(worker_.stats(), command_, h ? bin::kSuccess : bin::kKeyNotFound);
       if (h) append_text_value(reply, h->key, h->flags, h->value, returns_cas(command_), h->cas);
     }
@@ -189,6 +195,7 @@ class FanOutOp : public Op {
  private:
   void part_done() {
     if (--outstanding_ > 0) return;
+    result = failure_ || status_ != bin::kSuccess ? Result::kError : Result::kOk;
     if (to_.protocol == Protocol::kBinary) {
       const uint16_t status = failure_ ? binary_failure(*failure_) : status_;
       if (!(to_.quiet && status == bin::kSuccess)) append_binary_status(reply, to_.opcode, to_.opaque, status);
@@ -219,6 +226,7 @@ class StatsGroupOp : public Op {
     }
   }
   void on_complete(uint32_t) override {
+    if (error_) result = Result::kError;
     if (to_.protocol == Protocol::kText) {
       if (error_) {
         append_line(reply, "ERROR");
@@ -232,6 +240,7 @@ class StatsGroupOp : public Op {
     finish();
   }
   void on_failure(uint32_t, BackendFailure why) override {
+    result = Result::kError;
     if (to_.protocol == Protocol::kBinary) {
       reply.clear();
       append_binary_status(reply, to_.opcode, to_.opaque, binary_failure(why));
@@ -256,6 +265,7 @@ class TooLargeOp : public Op {
   void on_response(uint32_t, const proto::BinaryResponse&) override { respond(); }
   void on_failure(uint32_t, BackendFailure) override { respond(); }
   void respond() {
+    result = Result::kError;
     if (to_.protocol == Protocol::kBinary) {
       append_binary_status(reply, to_.opcode, to_.opaque, bin::kTooLarge);
     } else if (!to_.quiet) {
@@ -299,6 +309,10 @@ uint8_t backend_opcode(const Request& r) {
 }
 
 }  // namespace
+
+void Orchestrator::track(Op& op, const Request& r) {
+  op.track(worker_.config().metrics_enabled ? &worker_.stats().requests : nullptr, metric_command_for(r.command));
+}
 
 void Orchestrator::count_request(const Request& r) {
   WorkerSlot& s = worker_.stats();
@@ -370,6 +384,7 @@ void Orchestrator::dispatch(ClientConnection& conn, const Request& r) {
         stats_group(conn, r);
       } else {
         auto op = std::make_shared<StatsOp>(worker_, r);
+        track(*op, r);
         conn.enqueue(op);
         op->finish();
       }
@@ -382,8 +397,12 @@ void Orchestrator::dispatch(ClientConnection& conn, const Request& r) {
 
 void Orchestrator::local_reply(ClientConnection& conn, const Request& r) {
   auto op = std::make_shared<Op>();
+  track(*op, r);
   conn.enqueue(op);
   op->close_after = r.close_after;
+  if (r.command == Command::kError || r.command == Command::kUnknown || r.command == Command::kGetE) {
+    op->result = Result::kError;
+  }
   std::string& out = op->reply;
   const bool binary = r.protocol == Protocol::kBinary;
   switch (r.command) {
@@ -426,6 +445,7 @@ void Orchestrator::local_reply(ClientConnection& conn, const Request& r) {
 
 void Orchestrator::forward(ClientConnection& conn, const Request& r) {
   auto op = std::make_shared<ForwardOp>(worker_, r);
+  track(*op, r);
   conn.enqueue(op);
   BackendConnection& b = worker_.l1().for_key(r.key);
   if (!b.accepting()) {
@@ -437,7 +457,7 @@ void Orchestrator::forward(ClientConnection& conn, const Request& r) {
   wire.opaque = 0;
   wire.quiet = false;
   proto::compose_binary_request(wire, b.out());
-  b.expect(op, 0, ExpectKind::kSingle);
+  b.expect(op, 0, ExpectKind::kSingle, metric_command_for_opcode(wire.opcode));
 }
 
 void Orchestrator::multi_get(ClientConnection& conn, const Request& r) {
@@ -465,6 +485,7 @@ void Orchestrator::multi_get(ClientConnection& conn, const Request& r) {
     used[i] = 1;
   });
   auto op = std::make_shared<MultiGetOp>(worker_, r, count, batches);
+  track(*op, r);
   conn.enqueue(op);
   if (count == 0) {
     append_line(op->reply, "END");
@@ -497,13 +518,14 @@ void Orchestrator::multi_get(ClientConnection& conn, const Request& r) {
     noop.command = Command::kNoop;
     noop.opcode = bin::kNoop;
     proto::compose_binary_request(noop, b.out());
-    b.expect(op, static_cast<uint32_t>(i), ExpectKind::kUntilNoop);
+    b.expect(op, static_cast<uint32_t>(i), ExpectKind::kUntilNoop, metric_command_for(r.command));
   }
 }
 
 void Orchestrator::flush_all(ClientConnection& conn, const Request& r) {
   BackendPool& pool = worker_.l1();
   auto op = std::make_shared<FanOutOp>(r, static_cast<int>(pool.size()));
+  track(*op, r);
   conn.enqueue(op);
   for (size_t i = 0; i < pool.size(); ++i) {
     BackendConnection& b = pool.at(i);
@@ -517,12 +539,13 @@ void Orchestrator::flush_all(ClientConnection& conn, const Request& r) {
     wire.has_exptime = r.has_exptime;
     wire.exptime = r.exptime;
     proto::compose_binary_request(wire, b.out());
-    b.expect(op, static_cast<uint32_t>(i), ExpectKind::kSingle);
+    b.expect(op, static_cast<uint32_t>(i), ExpectKind::kSingle, MetricCommand::kFlushAll);
   }
 }
 
 void Orchestrator::stats_group(ClientConnection& conn, const Request& r) {
   auto op = std::make_shared<StatsGroupOp>(r, r.stats_group == "reset");
+  track(*op, r);
   conn.enqueue(op);
   BackendConnection& b = worker_.l1().at(0);
   if (!b.accepting()) {
@@ -534,11 +557,12 @@ void Orchestrator::stats_group(ClientConnection& conn, const Request& r) {
   wire.opcode = bin::kStat;
   wire.stats_group = r.stats_group;
   proto::compose_binary_request(wire, b.out());
-  b.expect(op, 0, ExpectKind::kUntilStatEnd);
+  b.expect(op, 0, ExpectKind::kUntilStatEnd, MetricCommand::kStats);
 }
 
 void Orchestrator::too_large(ClientConnection& conn, const Request& r) {
   auto op = std::make_shared<TooLargeOp>(r);
+  track(*op, r);
   conn.enqueue(op);
   BackendConnection& b = worker_.l1().for_key(r.key);
   if (r.original != Command::kSet || !b.accepting()) {
@@ -550,7 +574,7 @@ void Orchestrator::too_large(ClientConnection& conn, const Request& r) {
   wire.opcode = bin::kDelete;
   wire.key = r.key;
   proto::compose_binary_request(wire, b.out());
-  b.expect(op, 0, ExpectKind::kSingle);
+  b.expect(op, 0, ExpectKind::kSingle, MetricCommand::kDelete);
 }
 
 }  // namespace rend::worker

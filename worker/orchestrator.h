@@ -15,6 +15,7 @@
 namespace rend::worker {
 
 class BackendConnection;
+class Op;
 class ClientConnection;
 class Worker;
 
@@ -31,6 +32,7 @@ class Orchestrator {
   void stats_group(ClientConnection& conn, const proto::Request& request);
   void too_large(ClientConnection& conn, const proto::Request& request);
   void count_request(const proto::Request& request);
+  void track(Op& op, const proto::Request& request);
 
   Worker& worker_;
 };

@@ -17,7 +17,7 @@ Worker::Worker(uv_loop_t* loop, Config config, WorkerOptions options, SharedStat
     : loop_(loop), config_(std::move(config)), options_(options), stats_(std::move(stats)), orchestrator_(*this) {
   // Backend responses are bounded: the largest value L1 may hold plus headers.
   const size_t max_body = config_.worker.max_item_size + 64 * 1024;
-  l1_ = std::make_unique<BackendPool>(*this, "l1", config_.l1, max_body);
+  l1_ = std::make_unique<BackendPool>(*this, Tier::kL1, "l1", config_.l1, max_body);
 }
 
 Worker::~Worker() = default;
@@ -79,7 +79,10 @@ void Worker::on_new_connection(uv_stream_t* server, bool tcp) {
 
 void Worker::on_connection_closed(ClientConnection* c) {
   connections_.erase(c);
-  if (c->counted) drop(stats(), Counter::curr_connections);
+  if (c->counted) {
+    drop(stats(), Counter::curr_connections);
+    bump(stats(), Counter::closed_connections);
+  }
   delete c;
   maybe_finish_drain();
 }

@@ -17,6 +17,7 @@ import unittest
 
 BUILD_DIR = os.environ.get("REND_BUILD_DIR", os.path.join(os.path.dirname(__file__), "..", "..", "build"))
 REND = os.path.join(BUILD_DIR, "supervisor", "rend")
+RENDCTL = os.path.join(BUILD_DIR, "supervisor", "rendctl")
 MEMCACHED = shutil.which("memcached") or "/usr/bin/memcached"
 
 
@@ -100,7 +101,9 @@ class Rend:
     def __init__(self, tmpdir, workers=2, l1_address=None, memory_mb=64, config=None):
         self.tmpdir = tmpdir
         self.port = free_port()
+        self.metrics_port = free_port()
         self.run_dir = os.path.join(tmpdir, "run")
+        self.control_socket = os.path.join(self.run_dir, "rend.ctl")
         cfg = {
             "workers": workers,
             "run_dir": self.run_dir,
@@ -108,6 +111,8 @@ class Rend:
             "l1": {"address": l1_address or os.path.join(self.run_dir, "memcached.sock")},
             "memcached": {"enabled": l1_address is None, "memory_mb": memory_mb, "threads": 2},
             "supervisor": {"stop_timeout_ms": 10000},
+            "metrics": {"listen": f"127.0.0.1:{self.metrics_port}"},
+            "control": {"socket": self.control_socket},
         }
         for key, value in (config or {}).items():
             if isinstance(value, dict):
@@ -181,6 +186,17 @@ class Rend:
             if cmd and b"memcached" in os.path.basename(cmd[0]):
                 return pid
         return None
+
+    def rendctl(self, *args, timeout=60):
+        """Runs rendctl against this rend; returns the CompletedProcess."""
+        return subprocess.run([RENDCTL, "--socket", self.control_socket, *args], capture_output=True, text=True,
+                              timeout=timeout)
+
+    def scrape(self):
+        """The /metrics text."""
+        import urllib.request
+        with urllib.request.urlopen(f"http://127.0.0.1:{self.metrics_port}/metrics", timeout=5) as r:
+            return r.read().decode()
 
     def signal(self, sig):
         self.proc.send_signal(sig)

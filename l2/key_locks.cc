@@ -1,0 +1,26 @@
+#include "l2/key_locks.h"
+
+#include <xxhash.h>
+
+#include <algorithm>
+
+namespace rend::l2 {
+
+KeyLocks::KeyLocks(size_t stripes) : mutexes_(new std::mutex[stripes]), count_(stripes) {}
+
+size_t KeyLocks::stripe(std::string_view key) const {
+  return static_cast<size_t>(XXH3_64bits(key.data(), key.size()) % count_);
+}
+
+KeyLocks::Guard::Guard(KeyLocks& locks, std::vector<size_t> stripes) : locks_(locks), stripes_(std::move(stripes)) {
+  // One global order for every batch: no two lock holders can wait on each other.
+  std::sort(stripes_.begin(), stripes_.end());
+  stripes_.erase(std::unique(stripes_.begin(), stripes_.end()), stripes_.end());
+  for (size_t s : stripes_) locks_.mutexes_[s].lock();
+}
+
+KeyLocks::Guard::~Guard() {
+  for (auto it = stripes_.rbegin(); it != stripes_.rend(); ++it) locks_.mutexes_[*it].unlock();
+}
+
+}  // namespace rend::l2

@@ -1,0 +1,242 @@
+#include "l2/store.h"
+
+#include <rocksdb/cache.h>
+#include <rocksdb/convenience.h>
+#include <rocksdb/filter_policy.h>
+#include <rocksdb/options.h>
+#include <rocksdb/table.h>
+#include <spdlog/spdlog.h>
+#include <sys/stat.h>
+
+#include <algorithm>
+#include <chrono>
+#include <filesystem>
+
+#include "common/protocol/binary_format.h"
+#include "l2/expiry_filter.h"
+
+namespace rend::l2 {
+
+namespace {
+
+constexpr const char* kMetaFamily = "meta";
+constexpr const char* kFlushKey = "flush";
+constexpr const char* kCasLeaseKey = "cas_lease";
+
+uint64_t now_micros() {
+  return static_cast<uint64_t>(
+      std::chrono::duration_cast<std::chrono::microseconds>(std::chrono::system_clock::now().time_since_epoch()).count());
+}
+
+// Bytes the directory takes on disk, as du counts them (allocated blocks, not apparent sizes).
+uint64_t disk_usage(const std::string& dir) {
+  uint64_t total = 0;
+  std::error_code ec;
+  for (auto it = std::filesystem::recursive_directory_iterator(dir, ec);
+       !ec && it != std::filesystem::recursive_directory_iterator(); it.increment(ec)) {
+    struct stat st;
+    // Files come and go under a running RocksDB; a vanished one simply does not count.
+    if (lstat(it->path().c_str(), &st) == 0) total += static_cast<uint64_t>(st.st_blocks) * 512;
+  }
+  return total;
+}
+
+rocksdb::ColumnFamilyOptions items_options(const StoreOptions& o, const BudgetPlan& plan,
+                                           const std::shared_ptr<rocksdb::CompactionFilterFactory>& filter) {
+  rocksdb::ColumnFamilyOptions cf;
+  cf.compaction_style = rocksdb::kCompactionStyleFIFO;
+  cf.compaction_options_fifo.max_table_files_size = plan.sst_budget;
+  // Merge small flushed files once: fewer files per read, and a second pass of the filter.
+  cf.compaction_options_fifo.allow_compaction = true;
+  cf.level0_file_num_compaction_trigger = 4;
+  cf.max_compaction_bytes = plan.max_compaction_bytes;
+  cf.write_buffer_size = plan.write_buffer_size;
+  cf.max_write_buffer_number = plan.max_write_buffer_number;
+  // FIFO treats both as a TTL that deletes whole files; left at their defaults RocksDB picks 30
+  // days, which would silently drop items stored without an expiry.
+  cf.ttl = 0;
+  cf.periodic_compaction_seconds = 0;
+  cf.compaction_filter_factory = filter;
+  const auto supported = rocksdb::GetSupportedCompressions();
+  cf.compression = std::find(supported.begin(), supported.end(), rocksdb::kLZ4Compression) != supported.end()
+                       ? rocksdb::kLZ4Compression
+                       : rocksdb::kNoCompression;
+  rocksdb::BlockBasedTableOptions table;
+  table.block_cache = rocksdb::NewLRUCache(static_cast<size_t>(o.block_cache_mb) << 20);
+  // Every read probes every L0 file: bloom filters make that a memory lookup for most files.
+  table.filter_policy.reset(rocksdb::NewBloomFilterPolicy(10));
+  table.format_version = 5;
+  cf.table_factory.reset(rocksdb::NewBlockBasedTableFactory(table));
+  return cf;
+}
+
+}  // namespace
+
+Status Store::open(const StoreOptions& options, std::unique_ptr<Store>& out) {
+  std::unique_ptr<Store> s(new Store());
+  s->options_ = options;
+  s->plan_ = plan_budget(options.max_bytes);
+  Status st = s->open_db();
+  if (!st) return st;
+  out = std::move(s);
+  return Status::ok();
+}
+
+Status Store::open_db() {
+  std::error_code ec;
+  std::filesystem::create_directories(options_.data_dir, ec);
+  if (ec) return Status::error("cannot create " + options_.data_dir + ": " + ec.message());
+
+  rocksdb::DBOptions db;
+  db.create_if_missing = true;
+  db.create_missing_column_families = true;
+  statistics_ = rocksdb::CreateDBStatistics();
+  db.statistics = statistics_;
+  db.max_background_jobs = 2;
+  db.max_total_wal_size = plan_.max_total_wal_size;
+  // RocksDB's own small files live inside the budget too.
+  db.max_manifest_file_size = plan_.misc_reserve / 2;
+  db.max_log_file_size = plan_.misc_reserve / 8;
+  db.keep_log_file_num = 2;
+
+  auto filter = std::make_shared<ExpiryFilterFactory>(flush_, filter_dropped_);
+  rocksdb::ColumnFamilyOptions meta;
+  meta.write_buffer_size = 1 << 20;
+  std::vector<rocksdb::ColumnFamilyDescriptor> families = {
+      {rocksdb::kDefaultColumnFamilyName, items_options(options_, plan_, filter)},
+      {kMetaFamily, meta},
+  };
+  std::vector<rocksdb::ColumnFamilyHandle*> handles;
+  rocksdb::Status rs = rocksdb::DB::Open(db, options_.data_dir, families, &handles, &db_);
+  if (!rs.ok()) return Status::error("cannot open RocksDB in " + options_.data_dir + ": " + rs.ToString());
+  items_ = handles[0];
+  meta_ = handles[1];
+  write_options_.disableWAL = !options_.wal;
+  write_options_.sync = false;
+
+  std::string value;
+  rs = db_->Get(rocksdb::ReadOptions(), meta_, kFlushKey, &value);
+  if (rs.ok()) {
+    FlushState fs;
+    if (!fs.decode(value)) return Status::error("corrupt flush state in " + options_.data_dir);
+    flush_->set(fs);
+  } else if (!rs.IsNotFound()) {
+    return Status::error("cannot read the flush state: " + rs.ToString());
+  }
+  uint64_t lease = 0;
+  rs = db_->Get(rocksdb::ReadOptions(), meta_, kCasLeaseKey, &value);
+  if (rs.ok() && value.size() == 8) {
+    lease = proto::bin::load64(value.data());
+  } else if (!rs.ok() && !rs.IsNotFound()) {
+    return Status::error("cannot read the CAS lease: " + rs.ToString());
+  }
+  cas_ = std::make_unique<CasSource>(std::max(now_micros(), lease), [this](uint64_t end) {
+    std::string v(8, '\0');
+    proto::bin::store64(v.data(), end);
+    return write_meta(kCasLeaseKey, v);
+  });
+  if (!cas_->start()) return Status::error("cannot write the CAS lease in " + options_.data_dir);
+  spdlog::info("rocksdb open in {}: budget {} bytes (table files {}, memtable {}), wal {}, block cache {} MiB",
+               options_.data_dir, options_.max_bytes, plan_.sst_budget, plan_.write_buffer_size,
+               options_.wal ? "on" : "off", options_.block_cache_mb);
+  return Status::ok();
+}
+
+bool Store::write_meta(const std::string& key, const std::string& value) {
+  // Always through the WAL and synced, even with l2.wal off: losing a flush or a CAS lease would
+  // bring flushed items back or repeat a CAS. Then flushed at once so this rarely written family
+  // never pins old WAL files (which count against the disk budget).
+  rocksdb::WriteOptions wo;
+  wo.sync = true;
+  rocksdb::Status rs = db_->Put(wo, meta_, key, value);
+  if (rs.ok()) {
+    rocksdb::FlushOptions fo;
+    fo.allow_write_stall = true;
+    rs = db_->Flush(fo, meta_);
+  }
+  if (!rs.ok()) spdlog::error("rocksdb meta write {}: {}", key, rs.ToString());
+  return rs.ok();
+}
+
+void Store::multi_get(const std::vector<rocksdb::Slice>& keys, std::vector<rocksdb::PinnableSlice>& values,
+                      std::vector<rocksdb::Status>& statuses) {
+  values.clear();
+  values.resize(keys.size());
+  statuses.assign(keys.size(), rocksdb::Status());
+  if (keys.empty()) return;
+  db_->MultiGet(rocksdb::ReadOptions(), items_, keys.size(), keys.data(), values.data(), statuses.data());
+}
+
+rocksdb::Status Store::write(rocksdb::WriteBatch& batch) { return db_->Write(write_options_, &batch); }
+
+Status Store::flush_all(uint32_t now, uint32_t delay) {
+  std::lock_guard<std::mutex> lock(flush_mutex_);
+  FlushState fs = flush_->get();
+  fs.apply_flush(now, delay, cas_->next());
+  // Visible to readers (and the compaction filter) only once it is durable.
+  if (!write_meta(kFlushKey, fs.encode())) return Status::error("cannot persist flush_all");
+  flush_->set(fs);
+  return Status::ok();
+}
+
+uint64_t Store::estimated_items() const {
+  uint64_t n = 0;
+  db_->GetIntProperty(items_, rocksdb::DB::Properties::kEstimateNumKeys, &n);
+  return n;
+}
+
+void Store::append_report(Report& out) const {
+  namespace P = rocksdb;
+  auto prop = [&](const std::string& name) {
+    uint64_t v = 0;
+    db_->GetIntProperty(items_, name, &v);
+    out.emplace_back(name, std::to_string(v));
+  };
+  prop(P::DB::Properties::kEstimateLiveDataSize);
+  prop(P::DB::Properties::kTotalSstFilesSize);
+  prop(P::DB::Properties::kLiveSstFilesSize);
+  prop(P::DB::Properties::kEstimatePendingCompactionBytes);
+  prop(P::DB::Properties::kActualDelayedWriteRate);
+  prop(P::DB::Properties::kIsWriteStopped);
+  prop(P::DB::Properties::kEstimateNumKeys);
+  prop(P::DB::Properties::kCurSizeAllMemTables);
+  prop(P::DB::Properties::kBlockCacheUsage);
+  prop(P::DB::Properties::kNumRunningFlushes);
+  prop(P::DB::Properties::kNumRunningCompactions);
+  std::string files;
+  db_->GetProperty(items_, P::DB::Properties::kNumFilesAtLevelPrefix + "0", &files);
+  out.emplace_back(P::DB::Properties::kNumFilesAtLevelPrefix + "0", files);
+  for (const P::Tickers t : {P::BLOCK_CACHE_HIT, P::BLOCK_CACHE_MISS, P::STALL_MICROS, P::BYTES_WRITTEN,
+                             P::WAL_FILE_BYTES, P::FLUSH_WRITE_BYTES, P::COMPACT_WRITE_BYTES,
+                             P::NUMBER_KEYS_READ, P::NUMBER_KEYS_WRITTEN}) {
+    const auto name = std::find_if(P::TickersNameMap.begin(), P::TickersNameMap.end(),
+                                   [t](const auto& p) { return p.first == t; });
+    if (name != P::TickersNameMap.end()) out.emplace_back(name->second, std::to_string(statistics_->getTickerCount(t)));
+  }
+  out.emplace_back("l2_filter_dropped", std::to_string(filter_dropped_->load(std::memory_order_relaxed)));
+  out.emplace_back("l2_max_bytes", std::to_string(options_.max_bytes));
+  out.emplace_back("l2_fifo_max_table_files_size", std::to_string(plan_.sst_budget));
+  out.emplace_back("l2_wal", options_.wal ? "on" : "off");
+  out.emplace_back("l2_data_dir_bytes", std::to_string(disk_usage(options_.data_dir)));
+}
+
+void Store::close() {
+  if (db_ == nullptr) return;
+  if (!options_.wal) {
+    rocksdb::FlushOptions fo;
+    fo.allow_write_stall = true;
+    rocksdb::Status rs = db_->Flush(fo, items_);
+    if (!rs.ok()) spdlog::error("rocksdb flush at close: {}", rs.ToString());
+  }
+  db_->DestroyColumnFamilyHandle(items_);
+  db_->DestroyColumnFamilyHandle(meta_);
+  rocksdb::Status rs = db_->Close();
+  if (!rs.ok()) spdlog::error("rocksdb close: {}", rs.ToString());
+  delete db_;
+  db_ = nullptr;
+  spdlog::info("rocksdb closed");
+}
+
+Store::~Store() { close(); }
+
+}  // namespace rend::l2

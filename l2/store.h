@@ -1,0 +1,86 @@
+// rend-l2's RocksDB database: the only code that knows RocksDB's API.
+//
+// Two column families: "default" holds the items (FIFO compaction bounded by the disk budget,
+// the expiry compaction filter, bloom filters, an LRU block cache), "meta" holds rend-l2's own
+// state (the flush_all cutoffs and the CAS lease), with ordinary level compaction so FIFO can
+// never evict it.
+//
+// Lifetime: open() returns a ready Store or an error; the destructor (or close()) closes the
+// database cleanly. All methods but close() are thread-safe and may block on disk I/O: they are
+// called from the worker threads, never from the event loop.
+#pragma once
+
+#include <rocksdb/db.h>
+#include <rocksdb/statistics.h>
+#include <rocksdb/write_batch.h>
+
+#include <atomic>
+#include <cstdint>
+#include <memory>
+#include <string>
+#include <utility>
+#include <vector>
+
+#include "common/status.h"
+#include "l2/budget.h"
+#include "l2/cas_source.h"
+#include "l2/flush_state.h"
+
+namespace rend::l2 {
+
+struct StoreOptions {
+  std::string data_dir;
+  uint64_t max_bytes = 0;
+  bool wal = true;
+  int block_cache_mb = 0;
+};
+
+using Report = std::vector<std::pair<std::string, std::string>>;
+
+class Store {
+ public:
+  static Status open(const StoreOptions& options, std::unique_ptr<Store>& out);
+  Store(const Store&) = delete;
+  Store& operator=(const Store&) = delete;
+  ~Store();
+
+  // Point reads of `keys` (duplicates allowed); statuses[i].IsNotFound() on a miss.
+  void multi_get(const std::vector<rocksdb::Slice>& keys, std::vector<rocksdb::PinnableSlice>& values,
+                 std::vector<rocksdb::Status>& statuses);
+  // Applies `batch` atomically (WAL unless disabled; no fsync: a process kill loses nothing).
+  rocksdb::Status write(rocksdb::WriteBatch& batch);
+  rocksdb::Slice key_slice(std::string_view k) const { return rocksdb::Slice(k.data(), k.size()); }
+
+  uint64_t next_cas() { return cas_->next(); }
+  FlushState flush_state() const { return flush_->get(); }
+  // flush_all: records the new cutoffs durably before returning.
+  Status flush_all(uint32_t now, uint32_t delay);
+
+  // RocksDB's figures for `stats`: properties, statistics tickers, the data dir's size on disk.
+  void append_report(Report& out) const;
+  uint64_t estimated_items() const;
+  const BudgetPlan& plan() const { return plan_; }
+  const StoreOptions& options() const { return options_; }
+
+  // Flushes memtables when the WAL is off (else their data would be lost) and closes. Idempotent.
+  void close();
+
+ private:
+  Store() = default;
+  Status open_db();
+  bool write_meta(const std::string& key, const std::string& value);
+
+  StoreOptions options_;
+  BudgetPlan plan_;
+  std::shared_ptr<rocksdb::Statistics> statistics_;
+  std::shared_ptr<FlushStateCell> flush_ = std::make_shared<FlushStateCell>();
+  std::shared_ptr<std::atomic<uint64_t>> filter_dropped_ = std::make_shared<std::atomic<uint64_t>>(0);
+  std::unique_ptr<CasSource> cas_;
+  std::mutex flush_mutex_;  // serializes flush_all's read-modify-write of the cutoffs
+  rocksdb::DB* db_ = nullptr;
+  rocksdb::ColumnFamilyHandle* items_ = nullptr;
+  rocksdb::ColumnFamilyHandle* meta_ = nullptr;
+  rocksdb::WriteOptions write_options_;
+};
+
+}  // namespace rend::l2

@@ -1,0 +1,59 @@
+// How rend-l2 stores an item in RocksDB, and memcached's expiry arithmetic.
+//
+// A stored value is a fixed 21-byte header followed by the item's data:
+//
+//   offset  size  field
+//        0     1  format version (kFormatVersion)
+//        1     4  flags, as the client gave them
+//        5     4  expiry: absolute unix seconds, 0 = never
+//        9     8  CAS unique
+//       17     4  stored_at: unix seconds of the write (flush_all with a delay compares it)
+//       21     n  data
+//
+// Integers are big-endian, like the wire protocol. Expiry is absolute so an item read back after
+// a restart, or handed to L1 through GetE, expires at the same wall-clock second it always would.
+// Pure functions, no state; decoding never trusts the input (a short or unknown record is
+// reported, not read past).
+#pragma once
+
+#include <cstddef>
+#include <cstdint>
+#include <string>
+#include <string_view>
+
+namespace rend::l2 {
+
+// memcached's REALTIME_MAXDELTA: an exptime up to this many seconds is relative to now, a larger
+// one is an absolute unix time.
+inline constexpr uint32_t kMaxRelativeExptime = 60 * 60 * 24 * 30;
+
+inline constexpr uint8_t kFormatVersion = 1;
+inline constexpr size_t kItemHeaderSize = 21;
+
+struct ItemMeta {
+  uint32_t flags = 0;
+  uint32_t expiry = 0;  // absolute unix seconds, 0 = never
+  uint64_t cas = 0;
+  uint32_t stored_at = 0;
+};
+
+// The absolute expiry for a wire exptime received at `now` (memcached's realtime()).
+uint32_t absolute_expiry(uint32_t exptime, uint32_t now);
+
+// memcached: an item is gone once the clock reaches its expiry second.
+inline bool is_expired(uint32_t expiry, uint32_t now) { return expiry != 0 && expiry <= now; }
+
+// Appends header + data to `out`. `data2` is appended after `data` (append/prepend build the new
+// value without an intermediate copy).
+void encode_item(const ItemMeta& meta, std::string_view data, std::string& out, std::string_view data2 = {});
+
+// False when `stored` is not a record of ours (too short, unknown version): treat it as a miss.
+bool decode_item(std::string_view stored, ItemMeta& meta, std::string_view& data);
+
+// What the compaction filter leaves in place of an expired or flushed item: an already-expired,
+// empty record. It must not simply remove the key, because an older version of it may sit in an
+// older table file and would become visible again.
+const std::string& dead_marker();
+bool is_dead_marker(std::string_view stored);
+
+}  // namespace rend::l2

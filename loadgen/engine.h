@@ -1,0 +1,126 @@
+// The event loop of rend-loadgen: one Worker per thread, each owning its connections and an
+// epoll instance. Non-blocking sockets; each connection keeps up to --pipeline requests in flight
+// and writes everything it composed in one loop turn with one send().
+//
+// Closed loop: a connection sends its next request as soon as a reply frees a pipeline slot; the
+// latency of a request is measured from when it was sent.
+// Open loop (--rate): connection i sends its k-th request at base_i + k / (rate / connections),
+// whether or not the server keeps up; a request that has to wait for a free slot keeps its
+// intended time, and its latency is measured from that time (no coordinated omission).
+//
+// Ownership: a Worker is created and destroyed by the main thread, but between connect_all() /
+// run() being called and returning, only the worker's own thread touches it (progress counters
+// excepted, which are atomics). Nothing here allocates per request once buffers have grown to the
+// run's request and reply sizes.
+#pragma once
+
+#include <sys/socket.h>
+
+#include <atomic>
+#include <cstdint>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "loadgen/model.h"
+#include "loadgen/options.h"
+#include "loadgen/stats.h"
+#include "loadgen/workload.h"
+
+namespace rend::loadgen {
+
+int64_t now_ns();  // CLOCK_MONOTONIC
+
+struct Target {
+  sockaddr_storage address{};
+  socklen_t length = 0;
+  bool tcp = true;
+  std::string name;  // "127.0.0.1:11211" or "unix:/path"
+};
+// Resolves --host/--port or --unix. Returns an error message, or empty on success.
+std::string resolve_target(const Options& options, Target& out);
+
+struct PhasePlan {
+  const Workload* workload = nullptr;
+  uint64_t phase = 0;     // mixed into the seeds
+  int64_t start_ns = 0;   // common to every worker
+  int64_t end_ns = 0;     // stop sending at this time (0: no limit)
+  uint64_t ops = 0;       // requests in total over all connections (0: no limit)
+  double rate = 0;        // requests/s in total (0: closed loop)
+  unsigned pipeline = 1;
+};
+
+class Connection;
+
+class Worker {
+ public:
+  // `connection_ids`: the global indices (0 .. total_connections-1) of this worker's connections.
+  Worker(const Options& options, const Target& target, const KeyFormat& keys, const ValueModel& values,
+         std::vector<uint64_t> connection_ids, uint64_t total_connections);
+  ~Worker();
+  Worker(const Worker&) = delete;
+  Worker& operator=(const Worker&) = delete;
+
+  // Clears the statistics; connection errors of the next connect_all() and run() land in them.
+  void reset_stats();
+  // Connects every connection that is not connected and not given up on, until `deadline_ns`.
+  void connect_all(int64_t deadline_ns);
+  // Runs one phase to its end: the budget spent or the time up, and every reply received (or
+  // timed out).
+  void run(const PhasePlan& plan);
+
+  const PhaseStats& stats() const { return stats_; }
+  size_t connected() const;
+  uint64_t progress_ops() const { return progress_ops_.load(std::memory_order_relaxed); }
+  uint64_t progress_errors() const { return progress_errors_.load(std::memory_order_relaxed); }
+
+ private:
+  friend class Connection;
+  void issue(Connection& c, int64_t now);
+  void compose(Connection& c, const struct Pending& p);
+  void on_event(Connection& c, uint32_t events);
+  void on_readable(Connection& c);
+  bool on_text_reply(Connection& c, const void* reply, int64_t now);
+  bool on_binary_reply(Connection& c, const void* reply, int64_t now);
+  void verify(Connection& c, struct Pending& p, uint64_t key, uint32_t flags, std::string_view data);
+  void complete(Connection& c, Outcome outcome, int64_t now, std::string_view detail = {});
+  void flush(Connection& c);
+  void mark_dirty(Connection& c);
+  void set_events(Connection& c, uint32_t events);
+  void start_connect(Connection& c, int64_t now);
+  void finish_connect(Connection& c, int64_t now);
+  void on_connected(Connection& c, int64_t now);
+  void fail(Connection& c, ErrorKind kind, std::string why, int64_t now);
+  void connect_failed(Connection& c, int error, int64_t now);
+  void close_socket(Connection& c);
+  void check_finished(Connection& c);
+  void housekeeping(int64_t now);
+  void scan_due(int64_t now);
+  std::string key_text(uint64_t key) const;
+  int wait(int64_t timeout_ns);
+
+  const Options& options_;
+  const Target& target_;
+  const KeyFormat& keys_;
+  const ValueModel& values_;
+  uint64_t total_connections_;
+  int epoll_fd_ = -1;
+  std::vector<std::unique_ptr<Connection>> connections_;
+  std::vector<Connection*> dirty_;
+
+  // The phase being run.
+  const PhasePlan* plan_ = nullptr;
+  bool running_ = false;
+  bool open_loop_ = false;
+  bool stopped_ = false;  // the phase's time is up: no new requests
+  size_t active_ = 0;     // connections not finished with the phase
+  int64_t earliest_due_ = INT64_MAX;
+  int64_t next_housekeeping_ = 0;
+  int64_t last_reply_ns_ = 0;
+
+  PhaseStats stats_;
+  std::atomic<uint64_t> progress_ops_{0};
+  std::atomic<uint64_t> progress_errors_{0};
+};
+
+}  // namespace rend::loadgen

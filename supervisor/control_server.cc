@@ -1,0 +1,127 @@
+#include "supervisor/control_server.h"
+
+#include <fmt/format.h>
+#include <spdlog/spdlog.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+namespace rend::supervisor {
+
+namespace {
+constexpr size_t kMaxRequestLine = 64 * 1024;
+}
+
+// Shared by the libuv handle and any pending reply, so a late reply to a closed client is safe.
+struct ControlServer::Connection : std::enable_shared_from_this<Connection> {
+  uv_pipe_t pipe;
+  std::string in;
+  bool closed = false;
+  std::shared_ptr<Connection> self;  // keeps the object alive until the close callback
+  ControlServer* server = nullptr;
+
+  void close() {
+    if (closed) return;
+    closed = true;
+    uv_close(reinterpret_cast<uv_handle_t*>(&pipe), [](uv_handle_t* h) {
+      auto* c = static_cast<Connection*>(h->data);
+      c->self.reset();
+    });
+  }
+
+  void send(const nlohmann::json& reply) {
+    if (closed) return;
+    struct Write {
+      uv_write_t req;
+      std::string data;
+    };
+    auto* w = new Write{{}, reply.dump() + "\n"};
+    uv_buf_t buf = uv_buf_init(w->data.data(), static_cast<unsigned>(w->data.size()));
+    if (uv_write(&w->req, reinterpret_cast<uv_stream_t*>(&pipe), &buf, 1,
+                 [](uv_write_t* req, int) { delete reinterpret_cast<Write*>(req); }) != 0) {
+      delete w;
+      close();
+    }
+  }
+};
+
+Status ControlServer::start(const std::string& path) {
+  path_ = path;
+  struct stat st {};
+  if (lstat(path.c_str(), &st) == 0 && S_ISSOCK(st.st_mode)) unlink(path.c_str());
+  server_ = new uv_pipe_t;
+  uv_pipe_init(loop_, server_, 0);
+  server_->data = this;
+  // Only the owner may control rend: create the socket with a 0600 mode from the start.
+  const mode_t old_mask = umask(0177);
+  int rc = uv_pipe_bind(server_, path.c_str());
+  umask(old_mask);
+  if (rc == 0) {
+    rc = uv_listen(reinterpret_cast<uv_stream_t*>(server_), 16, [](uv_stream_t* s, int status) {
+      if (status == 0) static_cast<ControlServer*>(s->data)->on_connection();
+    });
+  }
+  if (rc != 0) {
+    uv_close(reinterpret_cast<uv_handle_t*>(server_), [](uv_handle_t* h) { delete reinterpret_cast<uv_pipe_t*>(h); });
+    server_ = nullptr;
+    return Status::error(fmt::format("control.socket: cannot listen on {}: {}", path, uv_strerror(rc)));
+  }
+  chmod(path.c_str(), 0600);
+  return Status::ok();
+}
+
+void ControlServer::on_connection() {
+  auto c = std::make_shared<Connection>();
+  c->self = c;
+  c->server = this;
+  uv_pipe_init(loop_, &c->pipe, 0);
+  c->pipe.data = c.get();
+  if (uv_accept(reinterpret_cast<uv_stream_t*>(server_), reinterpret_cast<uv_stream_t*>(&c->pipe)) != 0) {
+    c->close();
+    return;
+  }
+  uv_read_start(
+      reinterpret_cast<uv_stream_t*>(&c->pipe),
+      [](uv_handle_t*, size_t suggested, uv_buf_t* buf) {
+        buf->base = new char[suggested];
+        buf->len = suggested;
+      },
+      [](uv_stream_t* s, ssize_t n, const uv_buf_t* buf) {
+        auto* c = static_cast<Connection*>(s->data);
+        std::unique_ptr<char[]> owned(buf->base);
+        if (n < 0) {
+          c->close();
+          return;
+        }
+        c->in.append(buf->base, static_cast<size_t>(n));
+        size_t nl;
+        while (!c->closed && (nl = c->in.find('\n')) != std::string::npos) {
+          const std::string line = c->in.substr(0, nl);
+          c->in.erase(0, nl + 1);
+          nlohmann::json request;
+          try {
+            request = nlohmann::json::parse(line);
+          } catch (const nlohmann::json::exception& e) {
+            c->send({{"ok", false}, {"error", fmt::format("invalid JSON request: {}", e.what())}});
+            continue;
+          }
+          std::weak_ptr<Connection> weak = c->shared_from_this();
+          c->server->handler_(request, [weak](const nlohmann::json& reply) {
+            if (auto conn = weak.lock()) conn->send(reply);
+          });
+        }
+        if (c->in.size() > kMaxRequestLine) {
+          c->send({{"ok", false}, {"error", "request line too long"}});
+          c->close();
+        }
+      });
+}
+
+void ControlServer::stop() {
+  if (server_ != nullptr) {
+    uv_close(reinterpret_cast<uv_handle_t*>(server_), [](uv_handle_t* h) { delete reinterpret_cast<uv_pipe_t*>(h); });
+    server_ = nullptr;
+    unlink(path_.c_str());
+  }
+}
+
+}  // namespace rend::supervisor

@@ -1,0 +1,39 @@
+// The supervisor's control socket: a unix stream socket (mode 0600), one JSON request per line,
+// one JSON reply per line. The handler may answer later (e.g. once a rolling restart is done);
+// if the client has gone by then, the reply is dropped.
+#pragma once
+
+#include <uv.h>
+
+#include <functional>
+#include <memory>
+#include <nlohmann/json.hpp>
+#include <string>
+
+#include "common/status.h"
+
+namespace rend::supervisor {
+
+class ControlServer {
+ public:
+  using Reply = std::function<void(const nlohmann::json&)>;
+  using Handler = std::function<void(const nlohmann::json& request, Reply reply)>;
+
+  ControlServer(uv_loop_t* loop, Handler handler) : loop_(loop), handler_(std::move(handler)) {}
+  ControlServer(const ControlServer&) = delete;
+  ControlServer& operator=(const ControlServer&) = delete;
+
+  Status start(const std::string& path);
+  void stop();
+
+ private:
+  struct Connection;
+  void on_connection();
+
+  uv_loop_t* loop_;
+  Handler handler_;
+  uv_pipe_t* server_ = nullptr;
+  std::string path_;
+};
+
+}  // namespace rend::supervisor

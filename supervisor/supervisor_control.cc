@@ -1,0 +1,131 @@
+// The supervisor's answers to control commands (rendctl): status, reload, restart,
+// restart-worker, scale, stop, version.
+#include <fmt/format.h>
+#include <spdlog/spdlog.h>
+#include <unistd.h>
+
+#include "common/version.h"
+#include "supervisor/supervisor.h"
+
+namespace rend::supervisor {
+
+using nlohmann::json;
+
+namespace {
+constexpr uint64_t kSettleCheckMs = 20;
+
+json failure(const std::string& message) { return {{"ok", false}, {"error", message}}; }
+}  // namespace
+
+bool Supervisor::settled() const {
+  if (!rolling_.empty() || rolling_busy_) return false;
+  for (const auto& s : slots_) {
+    if (s->retiring || !s->worker || !s->ready) return false;
+  }
+  return true;
+}
+
+void Supervisor::when_settled(std::function<void()> done) {
+  settle_waiters_.push_back(std::move(done));
+  if (!uv_is_active(reinterpret_cast<uv_handle_t*>(&settle_timer_))) {
+    uv_timer_start(&settle_timer_, [](uv_timer_t* t) { static_cast<Supervisor*>(t->data)->check_settled(); },
+                   kSettleCheckMs, kSettleCheckMs);
+  }
+}
+
+void Supervisor::check_settled() {
+  if (!settled() && !stopping_) return;
+  uv_timer_stop(&settle_timer_);
+  std::vector<std::function<void()>> waiters;
+  waiters.swap(settle_waiters_);
+  for (auto& w : waiters) w();
+}
+
+json Supervisor::status() const {
+  const uint64_t now = uv_now(loop_);
+  json workers = json::array();
+  for (const auto& s : slots_) {
+    std::string state = s->retiring ? "retiring" : !s->worker ? "restarting" : s->ready ? "ready" : "starting";
+    workers.push_back({
+        {"slot", s->index},
+        {"pid", s->worker ? s->worker->pid() : 0},
+        {"state", state},
+        {"uptime_s", s->worker ? (now - s->started_ms) / 1000 : 0},
+        {"connections", stats_.slot(static_cast<size_t>(s->index))
+                            .values[static_cast<size_t>(Counter::curr_connections)]
+                            .load(std::memory_order_relaxed)},
+        {"restarts", s->restarts},
+    });
+  }
+  json out = {
+      {"ok", true},
+      {"supervisor",
+       {{"pid", getpid()},
+        {"version", kVersion},
+        {"uptime_s", (now - started_ms_) / 1000},
+        {"config_file", config_path_},
+        {"config_hash", config_hash_},
+        {"state", stopping_ ? "stopping" : settled() ? "running" : "changing"}}},
+      {"workers", workers},
+  };
+  if (config_.memcached.enabled) {
+    out["memcached"] = {{"pid", memcached_ ? memcached_->pid() : 0},
+                        {"state", memcached_ && memcached_->running() ? "running" : "restarting"},
+                        {"restarts", memcached_restarts_}};
+  }
+  return out;
+}
+
+void Supervisor::handle_control(const json& request, ControlServer::Reply reply) {
+  const std::string cmd = request.value("cmd", "");
+  if (stopping_ && cmd != "status" && cmd != "version") {
+    reply(failure("rend is stopping"));
+    return;
+  }
+  if (cmd == "status") {
+    reply(status());
+  } else if (cmd == "version") {
+    reply({{"ok", true}, {"version", kVersion}, {"protocol", kProtocolVersion}});
+  } else if (cmd == "reload") {
+    if (Status s = reload(); !s) {
+      spdlog::error("reload rejected, keeping the running config: {}", s.message());
+      reply(failure(s.message()));
+      return;
+    }
+    when_settled([this, reply] { reply({{"ok", true}, {"workers", slots_.size()}, {"config_hash", config_hash_}}); });
+  } else if (cmd == "restart") {
+    spdlog::info("rolling restart requested");
+    rolling_restart();
+    when_settled([this, reply] { reply({{"ok", true}, {"workers", slots_.size()}}); });
+  } else if (cmd == "restart-worker") {
+    const int slot = request.value("slot", -1);
+    const bool exists = std::any_of(slots_.begin(), slots_.end(),
+                                    [&](const auto& s) { return s->index == slot && !s->retiring; });
+    if (!exists) {
+      reply(failure(fmt::format("no worker in slot {}", slot)));
+      return;
+    }
+    spdlog::info("restart of worker {} requested", slot);
+    rolling_.push_back(slot);
+    if (!rolling_busy_) roll_next();
+    when_settled([reply] { reply({{"ok", true}}); });
+  } else if (cmd == "scale") {
+    const int n = request.value("workers", 0);
+    if (n < 1 || n > static_cast<int>(kMaxWorkerSlots)) {
+      reply(failure(fmt::format("workers: must be between 1 and {} (got {})", kMaxWorkerSlots, n)));
+      return;
+    }
+    spdlog::info("scaling to {} workers", n);
+    config_.workers = n;
+    config_.effective["workers"] = n;
+    resize(n);
+    when_settled([reply, n] { reply({{"ok", true}, {"workers", n}}); });
+  } else if (cmd == "stop") {
+    reply({{"ok", true}});
+    stop();
+  } else {
+    reply(failure(fmt::format("unknown command '{}'", cmd)));
+  }
+}
+
+}  // namespace rend::supervisor
