@@ -131,9 +131,9 @@ class Processes:
         self.pid_file = pid_file
         self.procs = []  # (name, Popen), in start order
 
-    def start(self, name, argv, log_path):
+    def start(self, name, argv, log_path, cwd=None):
         with open(log_path, "ab") as log:
-            proc = subprocess.Popen(argv, stdin=subprocess.DEVNULL, stdout=log,
+            proc = subprocess.Popen(argv, stdin=subprocess.DEVNULL, stdout=log, cwd=cwd,
                                     stderr=subprocess.STDOUT, start_new_session=True)
         self.procs.append((name, proc))
         with open(self.pid_file, "a") as f:

@@ -8,7 +8,9 @@ count as "the proxy" for CPU accounting.
 
 import json
 import os
+import re
 import shutil
+import subprocess
 
 from procs import BenchError, tree_pids, wait_for_path, wait_until_ready, free_port
 
@@ -145,28 +147,61 @@ class Rend(Target):
             raise BenchError(f"{binary} is missing; build rend first")
         sock = self._start_memcached_unix()
         port = free_port()
-        config = {
-            "workers": self.workers,
-            "run_dir": os.path.join(self.dir, "run"),
-            "listen": {"host": "127.0.0.1", "port": port},
-            "l1": {"address": sock, "connections": 2},
-            "memcached": {"enabled": False},
-        }
+        config = self._config(binary, sock, port)
         conf = os.path.join(self.dir, "rend.json")
         with open(conf, "w") as f:
             json.dump(config, f, indent=2)
         argv = [binary, "--config", conf]
-        self.proxy = self.procs.start(self.key, argv, os.path.join(self.dir, "rend.log"))
+        # cwd = our temp dir: any default relative path (run/, data/) lands
+        # there and not in the repository another rend may be using.
+        self.proxy = self.procs.start(self.key, argv, os.path.join(self.dir, "rend.log"),
+                                      cwd=self.dir)
         self.commands.append(" ".join(argv) + "   # " + json.dumps(config))
         self.address = f"127.0.0.1:{port}"
         wait_until_ready(self.address, self.proxy, START_TIMEOUT_S, self.name)
         self._check_worker_count()
+
+    def _config(self, binary, memcached_sock, port):
+        """The brief's l1only config, plus isolation from other rends on the host.
+
+        Newer rend builds have a control socket and a Prometheus endpoint
+        with fixed defaults (run/rend.ctl, 127.0.0.1:11299): two rends with
+        the defaults would fight over them. Only set the keys this build
+        knows (it rejects unknown keys), as listed by --print-options.
+        """
+        config = {
+            "workers": self.workers,
+            "run_dir": os.path.join(self.dir, "run"),
+            "listen": {"host": "127.0.0.1", "port": port},
+            "l1": {"address": memcached_sock, "connections": 2},
+            "memcached": {"enabled": False},
+        }
+        known = rend_option_keys(binary)
+        if "control.socket" in known:
+            config["control"] = {"socket": os.path.join(self.dir, "run", "rend.ctl")}
+        if "metrics.listen" in known:
+            # Off: nobody scrapes it here. Counters are still recorded in
+            # shared memory (metrics.enabled keeps its default), as in production.
+            config["metrics"] = {"listen": ""}
+        if "listen.batch_port" in known:
+            config["listen"]["batch_port"] = 0  # only used with L2; never bind 11212
+        return config
 
     def _check_worker_count(self):
         """The CPU sum must cover every worker: make sure they are all there."""
         found = len(self.proxy_pids()) - 1  # minus the supervisor
         if found != self.workers:
             raise BenchError(f"{self.name}: expected {self.workers} rend-worker processes, found {found}")
+
+
+def rend_option_keys(binary):
+    """Option names from `rend --print-options` (a Markdown table: | `key` | ...)."""
+    try:
+        out = subprocess.run([binary, "--print-options"], capture_output=True, text=True,
+                             timeout=10).stdout
+    except (OSError, subprocess.TimeoutExpired) as e:
+        raise BenchError(f"{binary} --print-options failed: {e}") from None
+    return set(re.findall(r"^\| `([^`]+)`", out, re.MULTILINE))
 
 
 def all_targets(workdir, procs, build_dir):

@@ -22,6 +22,7 @@
 #include <string>
 #include <vector>
 
+#include "common/protocol/response_parser.h"
 #include "loadgen/model.h"
 #include "loadgen/options.h"
 #include "loadgen/stats.h"
@@ -51,6 +52,7 @@ struct PhasePlan {
 };
 
 class Connection;
+struct Pending;
 
 class Worker {
  public:
@@ -75,14 +77,15 @@ class Worker {
   uint64_t progress_errors() const { return progress_errors_.load(std::memory_order_relaxed); }
 
  private:
-  friend class Connection;
+struct Pending;
   void issue(Connection& c, int64_t now);
-  void compose(Connection& c, const struct Pending& p);
+  void compose(Connection& c, Pending& p);
   void on_event(Connection& c, uint32_t events);
   void on_readable(Connection& c);
-  bool on_text_reply(Connection& c, const void* reply, int64_t now);
-  bool on_binary_reply(Connection& c, const void* reply, int64_t now);
-  void verify(Connection& c, struct Pending& p, uint64_t key, uint32_t flags, std::string_view data);
+  // false: the reply was a protocol error and the connection has been failed.
+  bool on_text_reply(Connection& c, const proto::TextReply& reply, int64_t now);
+  bool on_binary_reply(Connection& c, const proto::BinaryResponse& reply, int64_t now);
+  void verify(Connection& c, Pending& p, uint64_t key, uint32_t flags, std::string_view data);
   void complete(Connection& c, Outcome outcome, int64_t now, std::string_view detail = {});
   void flush(Connection& c);
   void mark_dirty(Connection& c);

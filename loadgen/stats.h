@@ -36,7 +36,8 @@ struct PhaseStats {
   std::array<CommandStats, kOpKinds> commands;
   Histogram latency;  // every request
   uint64_t ops = 0;   // requests answered (correctly or not)
-  uint64_t aborted = 0;  // requests lost with their connection
+  uint64_t aborted = 0;  // requests in flight on a connection that failed
+  uint64_t unsent = 0;   // open loop: requests due before the end but never sent (fell behind)
   std::array<uint64_t, kErrorKinds> errors{};
   uint64_t errors_total = 0;
   std::vector<std::string> samples;  // the first few error descriptions

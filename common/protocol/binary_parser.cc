@@ -64,8 +64,10 @@ bool shape_valid(Shape shape, const Header& h) {
     case Shape::kArith: return ext == 20 && key > 0 && body == key + 20;
     case Shape::kEmpty: return ext == 0 && key == 0 && body == 0;
     case Shape::kFlush: return key == 0 && body == ext && (ext == 0 || ext == 4);
-    case Shape::kStat: return ext == 0 && body == key;
-    case Shape::kTouch: return ext == 4 && key > 0 && body == key + 4;
+    // memcached checks no more than this for stat and touch/gat: a longer body is not read with
+    // the request, its bytes are parsed as the next request.
+    case Shape::kStat: return ext == 0;
+    case Shape::kTouch: return ext == 4 && key > 0;
     case Shape::kVerbosity: return ext == 4 && key == 0 && body == 4;
     case Shape::kUnknown: return true;
   }
@@ -86,10 +88,23 @@ ParseResult parse_binary_request(std::span<const char> input, size_t max_item_si
   const uint8_t loud = loud_opcode(h.opcode);
   const OpcodeInfo info = describe(loud);
 
+  // memcached reads the header, extras and key before it looks at any of them.
+  const size_t head = kHeaderSize + h.extras_length + h.key_length;
+  if (input.size() < head) return ParseResult{};
+  ParseResult error = protocol_error(h);
+  error.request.protocol = Protocol::kBinary;
+  if (uint32_t{h.key_length} + h.extras_length > h.body_length) {
+    // memcached answers this one "Unknown command" (and closes).
+    error.request.error_status = kUnknownCommand;
+    return error;
+  }
+  if (h.key_length > kMaxKeyLength) return error;
+
   if (info.shape == Shape::kUnknown) {
+    // memcached swallows the whole body length after the extras and key it already read.
     ParseResult r;
     r.status = ParseStatus::kRequest;
-    r.consumed = kHeaderSize;
+    r.consumed = head;
     r.swallow = h.body_length;
     r.request.protocol = Protocol::kBinary;
     r.request.command = Command::kUnknown;
@@ -98,11 +113,8 @@ ParseResult parse_binary_request(std::span<const char> input, size_t max_item_si
     r.request.opaque = h.opaque;
     return r;
   }
-  ParseResult error = protocol_error(h);
-  error.request.protocol = Protocol::kBinary;
-  if (h.key_length > kMaxKeyLength || !shape_valid(info.shape, h)) return error;
+  if (!shape_valid(info.shape, h)) return error;
 
-  const size_t head = kHeaderSize + h.extras_length + h.key_length;
   const bool is_storage = info.shape == Shape::kStorage || info.shape == Shape::kAppend;
   const uint64_t value_length = uint64_t{h.body_length} - h.extras_length - h.key_length;
   if (is_storage && value_length > max_item_size) {
@@ -120,7 +132,8 @@ ParseResult parse_binary_request(std::span<const char> input, size_t max_item_si
     r.request.error_status = kTooLarge;
     return r;
   }
-  const size_t total = kHeaderSize + h.body_length;
+  const bool reads_head_only = info.shape == Shape::kStat || info.shape == Shape::kTouch;
+  const size_t total = reads_head_only ? head : kHeaderSize + h.body_length;
   if (input.size() < total) return ParseResult{};
 
   ParseResult r;
@@ -136,8 +149,7 @@ ParseResult parse_binary_request(std::span<const char> input, size_t max_item_si
   q.return_key = info.return_key;
   const char* extras = input.data() + kHeaderSize;
   q.key = std::string_view(extras + h.extras_length, h.key_length);
-  q.value = std::string_view(extras + h.extras_length + h.key_length,
-                             h.body_length - h.extras_length - h.key_length);
+  q.value = std::string_view(extras + h.extras_length + h.key_length, total - head);
   switch (info.shape) {
     case Shape::kStorage:
       q.flags = load32(extras);

@@ -231,6 +231,8 @@ ParseResult parse_line(std::span<const char> input, std::string_view line, size_
     return r;
   }
   if (cmd == "version") return make_request(line_end, Command::kVersion);
+  // memcached's reply when started without -A (the default); rend never lets a client stop L1.
+  if (cmd == "shutdown") return make_error(line_end, "ERROR: shutdown not enabled");
   if (cmd == "quit") {
     ParseResult r = make_request(line_end, Command::kQuit);
     r.request.close_after = true;
@@ -247,7 +249,12 @@ ParseResult parse_line(std::span<const char> input, std::string_view line, size_
   }
   if (cmd == "stats") {
     ParseResult r = make_request(line_end, Command::kStats);
-    if (tok.n >= 2) r.request.stats_group = rest_after(line, tok, 0).substr(1);
+    if (tok.n >= 2) {
+      // memcached looks only at the subcommand token ("stats reset now" resets); detail and
+      // cachedump take arguments.
+      const bool with_args = tok.t[1] == "detail" || tok.t[1] == "cachedump";
+      r.request.stats_group = with_args ? rest_after(line, tok, 0).substr(1) : tok.t[1];
+    }
     return r;
   }
   return make_error(line_end, "ERROR");
@@ -267,8 +274,10 @@ bool parse_u32_truncating(std::string_view token, uint32_t& out) {
   errno = 0;
   char* end = nullptr;
   const unsigned long v = std::strtoul(t.c_str, &end, 10);
-  if (errno == ERANGE || !number_ends_well(t.c_str, end)) return false;
-  if (static_cast<long>(v) < 0 && std::strchr(t.c_str, '-') != nullptr) return false;
+  if (errno == ERANGE || t.c_str == end || !number_ends_well(t.c_str, end)) return false;
+  if (static_cast<long>(v) < 0 && std::memchr(t.c_str, '-', static_cast<size_t>(end - t.c_str)) != nullptr) {
+    return false;
+  }
   out = static_cast<uint32_t>(v);
   return true;
 }
@@ -288,8 +297,10 @@ bool parse_u64(std::string_view token, uint64_t& out) {
   errno = 0;
   char* end = nullptr;
   const unsigned long long v = std::strtoull(t.c_str, &end, 10);
-  if (errno == ERANGE || !number_ends_well(t.c_str, end)) return false;
-  if (static_cast<long long>(v) < 0 && std::strchr(t.c_str, '-') != nullptr) return false;
+  if (errno == ERANGE || t.c_str == end || !number_ends_well(t.c_str, end)) return false;
+  if (static_cast<long long>(v) < 0 && std::memchr(t.c_str, '-', static_cast<size_t>(end - t.c_str)) != nullptr) {
+    return false;
+  }
   out = v;
   return true;
 }
@@ -309,6 +320,11 @@ ParseResult parse_text(std::span<const char> input, size_t max_item_size) {
   const size_t newline = static_cast<size_t>(static_cast<const char*>(nl) - begin);
   size_t line_length = newline;
   if (line_length > 0 && begin[line_length - 1] == '\r') --line_length;
+  // memcached tokenizes the line as a C string: a NUL ends the command (the data block of a
+  // storage command still starts after the newline).
+  if (const void* nul = std::memchr(begin, '\0', line_length)) {
+    line_length = static_cast<size_t>(static_cast<const char*>(nul) - begin);
+  }
   ParseResult r = parse_line(input, std::string_view(begin, line_length), newline + 1, max_item_size);
   r.request.protocol = Protocol::kText;
   return r;

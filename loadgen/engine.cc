@@ -1,0 +1,954 @@
+#include "loadgen/engine.h"
+
+#include <arpa/inet.h>
+#include <fcntl.h>
+#include <netdb.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
+#include <sys/epoll.h>
+#include <sys/un.h>
+#include <unistd.h>
+
+#include <fmt/core.h>
+
+#include <algorithm>
+#include <cerrno>
+#include <cmath>
+#include <cstring>
+#include <ctime>
+
+#include "common/protocol/binary_format.h"
+#include "common/protocol/request_compose.h"
+#include "common/protocol/response_parser.h"
+
+namespace rend::loadgen {
+
+using proto::Protocol;
+using proto::ResponseParse;
+using proto::TextReply;
+using proto::TextReplyKind;
+
+int64_t now_ns() {
+  timespec ts;
+  clock_gettime(CLOCK_MONOTONIC, &ts);
+  return int64_t{ts.tv_sec} * 1'000'000'000 + ts.tv_nsec;
+}
+
+namespace {
+
+constexpr size_t kInitialReadBuffer = 16 * 1024;
+constexpr size_t kMinRead = 4096;
+// Bound on any reply body the parsers accept: larger is a corrupt stream, not a reason to buffer.
+constexpr size_t kMaxReplyBody = kMaxValueSize + 4096;
+constexpr int kMaxConnectFailures = 3;
+constexpr int64_t kHousekeepingNs = 10'000'000;
+constexpr int64_t kReconnectDelayNs = 100'000'000;
+
+std::string printable(std::string_view bytes, size_t limit = 48) {
+  std::string out;
+  for (size_t i = 0; i < bytes.size() && i < limit; ++i) {
+    const auto c = static_cast<unsigned char>(bytes[i]);
+    if (c >= 0x20 && c < 0x7f && c != '\\') {
+      out += static_cast<char>(c);
+    } else {
+      out += fmt::format("\\x{:02x}", c);
+    }
+  }
+  if (bytes.size() > limit) out += "...";
+  return out;
+}
+
+}  // namespace
+
+std::string resolve_target(const Options& options, Target& out) {
+  out = Target{};
+  if (!options.unix_path.empty()) {
+    sockaddr_un un{};
+    un.sun_family = AF_UNIX;
+    if (options.unix_path.size() >= sizeof un.sun_path) return "unix socket path too long: " + options.unix_path;
+    std::memcpy(un.sun_path, options.unix_path.data(), options.unix_path.size());
+    std::memcpy(&out.address, &un, sizeof un);
+    out.length = static_cast<socklen_t>(offsetof(sockaddr_un, sun_path) + options.unix_path.size() + 1);
+    out.tcp = false;
+    out.name = "unix:" + options.unix_path;
+    return {};
+  }
+  addrinfo hints{};
+  hints.ai_family = AF_UNSPEC;
+  hints.ai_socktype = SOCK_STREAM;
+  addrinfo* result = nullptr;
+  const std::string port = std::to_string(options.port);
+  const int rc = getaddrinfo(options.host.c_str(), port.c_str(), &hints, &result);
+  if (rc != 0 || result == nullptr) return fmt::format("cannot resolve {}: {}", options.host, gai_strerror(rc));
+  std::memcpy(&out.address, result->ai_addr, result->ai_addrlen);
+  out.length = result->ai_addrlen;
+  freeaddrinfo(result);
+  out.tcp = true;
+  out.name = options.host.find(':') != std::string::npos ? fmt::format("[{}]:{}", options.host, options.port)
+                                                         : fmt::format("{}:{}", options.host, options.port);
+  return {};
+}
+
+// One request in flight.
+struct Pending {
+  Op op;
+  int64_t start_ns = 0;  // the latency clock's start (the intended send time in an open loop)
+  int64_t sent_ns = 0;   // when it was composed (for --timeout)
+  uint32_t opaque = 0;   // binary: the reply's opaque (a multi-get's NOOP)
+  uint32_t first_opaque = 0;  // binary multi-get: GETKQ i carries first_opaque + i
+  uint8_t opcode = 0;         // binary: the opcode sent (the reply echoes it)
+  uint8_t cursor = 0;         // reads: the first key position a value may still be for
+  uint8_t hits = 0;
+  bool error_reply = false;   // binary multi-get: some key got an error status
+};
+
+// A fixed-capacity FIFO of requests in flight, sized once per phase (the pipeline depth).
+class Ring {
+ public:
+  void reset(size_t capacity) {
+    if (slots_.size() < capacity) slots_.resize(capacity);
+    capacity_ = capacity;
+    head_ = count_ = 0;
+  }
+  size_t size() const { return count_; }
+  bool empty() const { return count_ == 0; }
+  bool full() const { return count_ == capacity_; }
+  Pending& front() { return slots_[head_]; }
+  Pending& push() {
+    Pending& p = slots_[(head_ + count_) % capacity_];
+    ++count_;
+    return p;
+  }
+  void pop() {
+    head_ = (head_ + 1) % capacity_;
+    --count_;
+  }
+  void clear() { head_ = count_ = 0; }
+  void drop_last() { --count_; }  // undoes the last push()
+  template <typename Fn>
+  void for_each(Fn&& fn) {
+    for (size_t i = 0; i < count_; ++i) fn(slots_[(head_ + i) % capacity_]);
+  }
+
+ private:
+  std::vector<Pending> slots_;
+  size_t capacity_ = 1;
+  size_t head_ = 0, count_ = 0;
+};
+
+enum class ConnState : uint8_t { kIdle, kConnecting, kReady, kBackoff, kDead };
+
+class Connection {
+ public:
+  uint64_t id = 0;
+  int fd = -1;
+  ConnState state = ConnState::kIdle;
+  uint32_t events = 0;  // registered with epoll
+  int failures = 0;     // consecutive failed connects
+  int64_t connect_started_ns = 0;
+  int64_t retry_at_ns = 0;
+
+  std::vector<char> rbuf = std::vector<char>(kInitialReadBuffer);
+  size_t rbegin = 0, rend = 0;
+  std::string wbuf;
+  size_t wpos = 0;
+  bool dirty = false;
+
+  Ring inflight;
+  Cursor cursor;
+  Rng rng;
+  uint64_t quota = 0;  // requests it may still send (UINT64_MAX: no limit)
+  bool exhausted = false;
+  bool finished = false;
+  // Open loop: request k is due at due_base_ns + k * interval_ns.
+  int64_t due_base_ns = 0;
+  double interval_ns = 0;
+  uint64_t scheduled = 0;
+  int64_t next_due_ns = 0;
+  uint32_t next_opaque = 1;
+
+  // Key bytes of the request being composed (a text multi-get: every key, space separated).
+  char keys_scratch[kMaxMultiGet * (proto::kMaxKeyLength + 1)];
+};
+
+Worker::Worker(const Options& options, const Target& target, const KeyFormat& keys, const ValueModel& values,
+               std::vector<uint64_t> connection_ids, uint64_t total_connections)
+    : options_(options), target_(target), keys_(keys), values_(values), total_connections_(total_connections) {
+  epoll_fd_ = epoll_create1(EPOLL_CLOEXEC);
+  connections_.reserve(connection_ids.size());
+  for (uint64_t id : connection_ids) {
+    auto c = std::make_unique<Connection>();
+    c->id = id;
+    c->wbuf.reserve(4096);
+    connections_.push_back(std::move(c));
+  }
+  dirty_.reserve(connections_.size());
+}
+
+Worker::~Worker() {
+  for (auto& c : connections_) close_socket(*c);
+  if (epoll_fd_ >= 0) close(epoll_fd_);
+}
+
+void Worker::reset_stats() {
+  for (auto& command : stats_.commands) {
+    command.latency.clear();
+    command.ops = command.keys = command.hits = 0;
+  }
+  stats_.latency.clear();
+  stats_.ops = stats_.aborted = stats_.errors_total = 0;
+  stats_.errors.fill(0);
+  stats_.samples.clear();
+  stats_.begin_ns = stats_.end_ns = 0;
+  progress_ops_.store(0, std::memory_order_relaxed);
+  progress_errors_.store(0, std::memory_order_relaxed);
+}
+
+size_t Worker::connected() const {
+  return static_cast<size_t>(std::count_if(connections_.begin(), connections_.end(),
+                                           [](const auto& c) { return c->state == ConnState::kReady; }));
+}
+
+std::string Worker::key_text(uint64_t key) const {
+  std::string s(keys_.length(), ' ');
+  keys_.write(key, s.data());
+  return s;
+}
+
+// ---- connections ------------------------------------------------------------------------------
+
+void Worker::set_events(Connection& c, uint32_t events) {
+  if (c.fd < 0 || c.events == events) return;
+  epoll_event ev{};
+  ev.events = events;
+  ev.data.ptr = &c;
+  epoll_ctl(epoll_fd_, c.events == 0 ? EPOLL_CTL_ADD : EPOLL_CTL_MOD, c.fd, &ev);
+  c.events = events;
+}
+
+void Worker::close_socket(Connection& c) {
+  if (c.fd >= 0) {
+    if (c.events != 0) epoll_ctl(epoll_fd_, EPOLL_CTL_DEL, c.fd, nullptr);
+    close(c.fd);
+  }
+  c.fd = -1;
+  c.events = 0;
+  c.rbegin = c.rend = 0;
+  c.wbuf.clear();
+  c.wpos = 0;
+}
+
+void Worker::start_connect(Connection& c, int64_t now) {
+  close_socket(c);
+  const int family = reinterpret_cast<const sockaddr*>(&target_.address)->sa_family;
+  c.fd = socket(family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+  if (c.fd < 0) {
+    connect_failed(c, errno, now);
+    return;
+  }
+  if (target_.tcp) {
+    const int one = 1;
+    setsockopt(c.fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
+  }
+  c.connect_started_ns = now;
+  if (connect(c.fd, reinterpret_cast<const sockaddr*>(&target_.address), target_.length) == 0) {
+    on_connected(c, now);
+    return;
+  }
+  if (errno != EINPROGRESS) {
+    connect_failed(c, errno, now);
+    return;
+  }
+  c.state = ConnState::kConnecting;
+  set_events(c, EPOLLOUT);
+}
+
+void Worker::finish_connect(Connection& c, int64_t now) {
+  int error = 0;
+  socklen_t length = sizeof error;
+  if (getsockopt(c.fd, SOL_SOCKET, SO_ERROR, &error, &length) != 0) error = errno;
+  if (error != 0) {
+    connect_failed(c, error, now);
+    return;
+  }
+  on_connected(c, now);
+}
+
+void Worker::on_connected(Connection& c, int64_t now) {
+  c.state = ConnState::kReady;
+  c.failures = 0;
+  set_events(c, EPOLLIN);
+  if (running_) {
+    issue(c, now);
+    check_finished(c);
+  }
+}
+
+void Worker::connect_failed(Connection& c, int error, int64_t now) {
+  stats_.add_error(ErrorKind::kConnection,
+                   fmt::format("connection {}: connect to {}: {}", c.id, target_.name, std::strerror(error)));
+  close_socket(c);
+  ++c.failures;
+  if (c.failures >= kMaxConnectFailures) {
+    c.state = ConnState::kDead;
+  } else {
+    c.state = ConnState::kBackoff;
+    c.retry_at_ns = now + kReconnectDelayNs * c.failures;
+  }
+  if (running_) check_finished(c);
+}
+
+void Worker::fail(Connection& c, ErrorKind kind, std::string why, int64_t now) {
+  stats_.add_error(kind, fmt::format("connection {}: {}", c.id, why));
+  stats_.aborted += c.inflight.size();
+  c.inflight.clear();
+  close_socket(c);
+  // The lost requests may or may not have been executed: continue from a point that does not
+  // depend on them, on a new connection.
+  if (plan_ != nullptr) plan_->workload->restart(c.cursor);
+  c.state = ConnState::kBackoff;
+  c.retry_at_ns = now + kReconnectDelayNs;
+  if (running_) check_finished(c);
+}
+
+void Worker::connect_all(int64_t deadline_ns) {
+  int64_t now = now_ns();
+  for (auto& c : connections_) {
+    if (c->state == ConnState::kIdle || c->state == ConnState::kBackoff) start_connect(*c, now);
+  }
+  epoll_event events[256];
+  while (true) {
+    const bool pending = std::any_of(connections_.begin(), connections_.end(),
+                                     [](const auto& c) { return c->state == ConnState::kConnecting; });
+    now = now_ns();
+    if (!pending) break;
+    if (now >= deadline_ns) {
+      for (auto& c : connections_) {
+        if (c->state == ConnState::kConnecting) connect_failed(*c, ETIMEDOUT, now);
+      }
+      break;
+    }
+    timespec timeout{};
+    const int64_t wait = std::min<int64_t>(deadline_ns - now, 100'000'000);
+    timeout.tv_nsec = wait;
+    const int n = epoll_pwait2(epoll_fd_, events, 256, &timeout, nullptr);
+    now = now_ns();
+    for (int i = 0; i < n; ++i) {
+      auto& c = *static_cast<Connection*>(events[i].data.ptr);
+      if (c.state == ConnState::kConnecting) finish_connect(c, now);
+    }
+  }
+}
+
+// ---- sending ----------------------------------------------------------------------------------
+
+void Worker::mark_dirty(Connection& c) {
+  if (c.dirty) return;
+  c.dirty = true;
+  dirty_.push_back(&c);
+}
+
+// Sends as many requests as the connection may now: up to the pipeline depth in a closed loop,
+// those that are due in an open loop.
+void Worker::issue(Connection& c, int64_t now) {
+  if (c.state != ConnState::kReady || c.exhausted) return;
+  const PhasePlan& plan = *plan_;
+  while (!c.inflight.full()) {
+    int64_t start = now;
+    if (open_loop_) {
+      if (c.next_due_ns > now) break;
+      start = c.next_due_ns;
+    } else if (stopped_) {
+      c.exhausted = true;
+      break;
+    }
+    if (c.quota == 0) {
+      c.exhausted = true;
+      break;
+    }
+    Pending& p = c.inflight.push();
+    p.op = Op{};
+    if (!plan.workload->next(c.cursor, c.rng, p.op)) {
+      // Take the slot back: it was never sent.
+      c.inflight.drop_last();
+      c.exhausted = true;
+      break;
+    }
+    if (c.quota != UINT64_MAX) --c.quota;
+    p.start_ns = start;
+    p.sent_ns = now;
+    p.cursor = 0;
+    p.hits = 0;
+    p.error_reply = false;
+    compose(c, p);
+    mark_dirty(c);
+    if (open_loop_) {
+      ++c.scheduled;
+      c.next_due_ns = c.due_base_ns + static_cast<int64_t>(static_cast<double>(c.scheduled) * c.interval_ns);
+      if (plan.end_ns != 0 && c.next_due_ns >= plan.end_ns) {
+        c.exhausted = true;
+        break;
+      }
+    }
+    if (c.quota == 0) {
+      c.exhausted = true;
+      break;
+    }
+  }
+  if (open_loop_ && !c.exhausted && !c.inflight.full()) earliest_due_ = std::min(earliest_due_, c.next_due_ns);
+}
+
+void Worker::compose(Connection& c, Pending& p) {
+  const Op& op = p.op;
+  proto::Request r;
+  const size_t key_length = keys_.length();
+  char* scratch = c.keys_scratch;
+  keys_.write(op.keys[0], scratch);
+  const std::string_view key(scratch, key_length);
+  r.key = key;
+  r.value = op.value;
+  r.flags = op.flags;
+  r.exptime = op.exptime;
+  r.delta = op.delta;
+  switch (op.kind) {
+    case OpKind::kGet: r.command = proto::Command::kGet; break;
+    case OpKind::kMultiGet: r.command = proto::Command::kGet; break;
+    case OpKind::kGat: r.command = proto::Command::kGat; break;
+    case OpKind::kSet: r.command = proto::Command::kSet; break;
+    case OpKind::kAdd: r.command = proto::Command::kAdd; break;
+    case OpKind::kReplace: r.command = proto::Command::kReplace; break;
+    case OpKind::kAppend: r.command = proto::Command::kAppend; break;
+    case OpKind::kPrepend: r.command = proto::Command::kPrepend; break;
+    case OpKind::kDelete: r.command = proto::Command::kDelete; break;
+    case OpKind::kTouch: r.command = proto::Command::kTouch; break;
+    case OpKind::kIncr: r.command = proto::Command::kIncr; break;
+    case OpKind::kDecr: r.command = proto::Command::kDecr; break;
+  }
+
+  if (options_.protocol == Protocol::kText) {
+    r.protocol = Protocol::kText;
+    if (op.kind == OpKind::kMultiGet) {
+      size_t at = key_length;
+      for (unsigned i = 1; i < op.nkeys; ++i) {
+        scratch[at++] = ' ';
+        keys_.write(op.keys[i], scratch + at);
+        at += key_length;
+      }
+      r.keys = std::string_view(scratch, at);
+    } else {
+      r.keys = key;
+    }
+    proto::compose_text_request(r, c.wbuf);
+    return;
+  }
+
+  r.protocol = Protocol::kBinary;
+  if (op.kind == OpKind::kMultiGet) {
+    // GETKQ per key (hits only come back, each with its key) and a NOOP that ends the batch.
+    p.first_opaque = c.next_opaque;
+    r.quiet = true;
+    r.return_key = true;
+    for (unsigned i = 0; i < op.nkeys; ++i) {
+      keys_.write(op.keys[i], scratch);
+      r.key = key;
+      r.opaque = c.next_opaque++;
+      proto::compose_binary_request(r, c.wbuf);
+    }
+    proto::Request noop;
+    noop.protocol = Protocol::kBinary;
+    noop.command = proto::Command::kNoop;
+    noop.opaque = p.opaque = c.next_opaque++;
+    p.opcode = proto::bin::kNoop;
+    proto::compose_binary_request(noop, c.wbuf);
+    return;
+  }
+  if (op.kind == OpKind::kIncr || op.kind == OpKind::kDecr) {
+    r.initial = 0;
+    r.create_exptime = 0xffffffff;  // a miss stays a miss, as in text
+  }
+  r.opaque = p.opaque = c.next_opaque++;
+  p.opcode = proto::binary_opcode_for(r.command, false, false);
+  proto::compose_binary_request(r, c.wbuf);
+}
+
+// One send() per connection per loop turn, with everything composed since the last.
+void Worker::flush(Connection& c) {
+  if (c.state != ConnState::kReady) return;
+  if (c.wpos < c.wbuf.size()) {
+    const ssize_t n = send(c.fd, c.wbuf.data() + c.wpos, c.wbuf.size() - c.wpos, MSG_NOSIGNAL);
+    if (n < 0) {
+      if (errno != EAGAIN && errno != EWOULDBLOCK && errno != EINTR) {
+        fail(c, ErrorKind::kConnection, fmt::format("send: {}", std::strerror(errno)), now_ns());
+        return;
+      }
+    } else {
+      c.wpos += static_cast<size_t>(n);
+    }
+  }
+  if (c.wpos == c.wbuf.size()) {
+    c.wbuf.clear();
+    c.wpos = 0;
+    set_events(c, EPOLLIN);
+  } else {
+    set_events(c, EPOLLIN | EPOLLOUT);
+  }
+}
+
+// ---- receiving --------------------------------------------------------------------------------
+
+void Worker::on_event(Connection& c, uint32_t events) {
+  const int64_t now = now_ns();
+  if (c.state == ConnState::kConnecting) {
+    finish_connect(c, now);
+    return;
+  }
+  if (c.state != ConnState::kReady) return;
+  if ((events & (EPOLLIN | EPOLLERR | EPOLLHUP)) != 0) on_readable(c);
+  if (c.state == ConnState::kReady && (events & EPOLLOUT) != 0) mark_dirty(c);
+}
+
+void Worker::on_readable(Connection& c) {
+  if (c.rbuf.size() - c.rend < kMinRead) {
+    if (c.rbegin > 0) {
+      std::memmove(c.rbuf.data(), c.rbuf.data() + c.rbegin, c.rend - c.rbegin);
+      c.rend -= c.rbegin;
+      c.rbegin = 0;
+    }
+    if (c.rbuf.size() - c.rend < kMinRead) c.rbuf.resize(c.rbuf.size() * 2);
+  }
+  const ssize_t n = recv(c.fd, c.rbuf.data() + c.rend, c.rbuf.size() - c.rend, 0);
+  const int64_t now = now_ns();
+  if (n == 0) {
+    fail(c, ErrorKind::kConnection,
+         c.inflight.empty() ? "closed by the server" : "closed by the server with requests in flight", now);
+    return;
+  }
+  if (n < 0) {
+    if (errno == EAGAIN || errno == EWOULDBLOCK || errno == EINTR) return;
+    fail(c, ErrorKind::kConnection, fmt::format("recv: {}", std::strerror(errno)), now);
+    return;
+  }
+  c.rend += static_cast<size_t>(n);
+
+  const bool text = options_.protocol == Protocol::kText;
+  while (c.rbegin < c.rend) {
+    const std::span<const char> input(c.rbuf.data() + c.rbegin, c.rend - c.rbegin);
+    if (c.inflight.empty()) {
+      fail(c, ErrorKind::kProtocol, fmt::format("reply with no request outstanding: '{}'", printable(std::string_view(input.data(), input.size()))), now);
+      return;
+    }
+    size_t consumed = 0;
+    ResponseParse result;
+    bool ok;
+    if (text) {
+      TextReply reply;
+      result = proto::parse_text_response(input, kMaxReplyBody, reply, consumed);
+      if (result != ResponseParse::kOk) {
+        if (result == ResponseParse::kNeedMore) break;
+        fail(c, ErrorKind::kProtocol, fmt::format("unparseable reply: '{}'", printable(std::string_view(input.data(), input.size()))), now);
+        return;
+      }
+      ok = on_text_reply(c, reply, now);
+    } else {
+      proto::BinaryResponse reply;
+      result = proto::parse_binary_response(input, kMaxReplyBody, reply, consumed);
+      if (result != ResponseParse::kOk) {
+        if (result == ResponseParse::kNeedMore) break;
+        fail(c, ErrorKind::kProtocol, fmt::format("unparseable reply: '{}'", printable(std::string_view(input.data(), input.size()))), now);
+        return;
+      }
+      ok = on_binary_reply(c, reply, now);
+    }
+    if (!ok) return;  // the connection failed (and was reset)
+    c.rbegin += consumed;
+  }
+  if (c.rbegin == c.rend) c.rbegin = c.rend = 0;
+  issue(c, now);
+  check_finished(c);
+}
+
+namespace {
+
+// The outcome a text reply line means for a non-read command, or false if that command cannot
+// get that reply (which then is a protocol error).
+bool text_outcome(OpKind kind, const TextReply& r, Outcome& out) {
+  const bool incr = kind == OpKind::kIncr || kind == OpKind::kDecr;
+  switch (r.kind) {
+    case TextReplyKind::kStored: out = Outcome::kStored; return is_store(kind);
+    case TextReplyKind::kNotStored: out = Outcome::kNotStored; return is_store(kind);
+    case TextReplyKind::kExists: out = Outcome::kExists; return is_store(kind);
+    case TextReplyKind::kNotFound: out = Outcome::kNotFound; return !is_read(kind);
+    case TextReplyKind::kDeleted: out = Outcome::kDeleted; return kind == OpKind::kDelete;
+    case TextReplyKind::kTouched: out = Outcome::kTouched; return kind == OpKind::kTouch;
+    case TextReplyKind::kNumber: out = Outcome::kNumber; return incr;
+    case TextReplyKind::kClientError:
+      out = incr && r.message == "cannot increment or decrement non-numeric value" ? Outcome::kNonNumeric
+                                                                                  : Outcome::kErrorReply;
+      return true;
+    case TextReplyKind::kServerError:
+      out = is_store(kind) && r.message == "object too large for cache" ? Outcome::kTooLarge : Outcome::kErrorReply;
+      return true;
+    case TextReplyKind::kError: out = Outcome::kErrorReply; return true;
+    default: return false;
+  }
+}
+
+Outcome read_outcome(const Pending& p) {
+  if (p.error_reply) return Outcome::kErrorReply;
+  if (p.hits == 0) return Outcome::kMiss;
+  return p.hits >= p.op.nkeys ? Outcome::kHit : Outcome::kPartial;
+}
+
+}  // namespace
+
+bool Worker::on_text_reply(Connection& c, const TextReply& r, int64_t now) {
+  Pending& p = c.inflight.front();
+  if (is_read(p.op.kind)) {
+    switch (r.kind) {
+      case TextReplyKind::kValue: {
+        char expected[proto::kMaxKeyLength];
+        size_t pos = p.cursor;
+        for (; pos < p.op.nkeys; ++pos) {
+          keys_.write(p.op.keys[pos], expected);
+          if (r.key == std::string_view(expected, keys_.length())) break;
+        }
+        if (pos >= p.op.nkeys) {
+          fail(c, ErrorKind::kProtocol,
+               fmt::format("{} {}: VALUE for key '{}', not asked for (or out of order)", op_name(p.op.kind),
+                           key_text(p.op.keys[0]), printable(r.key)),
+               now);
+          return false;
+        }
+        p.cursor = static_cast<uint8_t>(pos + 1);
+        ++p.hits;
+        verify(c, p, p.op.keys[pos], r.flags, r.data);
+        return true;
+      }
+      case TextReplyKind::kEnd:
+        complete(c, read_outcome(p), now);
+        return true;
+      case TextReplyKind::kError:
+      case TextReplyKind::kClientError:
+      case TextReplyKind::kServerError:
+        complete(c, Outcome::kErrorReply, now, fmt::format(" ({} {})", text_reply_name(r.kind), r.message));
+        return true;
+      default:
+        fail(c, ErrorKind::kProtocol,
+             fmt::format("{} {}: answered with {}", op_name(p.op.kind), key_text(p.op.keys[0]), text_reply_name(r.kind)),
+             now);
+        return false;
+    }
+  }
+  Outcome outcome;
+  if (!text_outcome(p.op.kind, r, outcome)) {
+    fail(c, ErrorKind::kProtocol,
+         fmt::format("{} {}: answered with {}", op_name(p.op.kind), key_text(p.op.keys[0]), text_reply_name(r.kind)),
+         now);
+    return false;
+  }
+  if (outcome == Outcome::kErrorReply || outcome == Outcome::kTooLarge) {
+    complete(c, outcome, now, fmt::format(" ({} {})", text_reply_name(r.kind), r.message));
+  } else {
+    complete(c, outcome, now);
+  }
+  return true;
+}
+
+bool Worker::on_binary_reply(Connection& c, const proto::BinaryResponse& r, int64_t now) {
+  Pending& p = c.inflight.front();
+  const uint16_t status = r.status();
+  auto protocol_error = [&](std::string_view what) {
+    fail(c, ErrorKind::kProtocol,
+         fmt::format("{} {}: {} (reply opcode 0x{:02x} opaque {} status 0x{:04x}; expected opcode 0x{:02x} opaque {})",
+                     op_name(p.op.kind), key_text(p.op.keys[0]), what, r.header.opcode, r.header.opaque, status,
+                     p.opcode, p.opaque),
+         now);
+    return false;
+  };
+  auto detail = [&] { return fmt::format(" (status 0x{:04x} '{}')", status, printable(r.value)); };
+
+  if (p.op.kind == OpKind::kMultiGet) {
+    if (r.header.opaque == p.opaque) {
+      if (r.header.opcode != proto::bin::kNoop || status != 0) return protocol_error("bad end of multi-get");
+      const Outcome outcome = read_outcome(p);
+      complete(c, outcome, now, outcome == Outcome::kErrorReply ? " (an error status for a key)" : "");
+      return true;
+    }
+    const uint32_t pos = r.header.opaque - p.first_opaque;
+    if (pos >= p.op.nkeys || pos < p.cursor) return protocol_error("opaque of no outstanding key");
+    if (r.header.opcode != proto::bin::kGetKQ) return protocol_error("wrong opcode in multi-get");
+    p.cursor = static_cast<uint8_t>(pos + 1);
+    if (status == proto::bin::kSuccess) {
+      char expected[proto::kMaxKeyLength];
+      keys_.write(p.op.keys[pos], expected);
+      if (r.key != std::string_view(expected, keys_.length())) return protocol_error("wrong key in GETKQ reply");
+      if (r.extras.size() != 4) return protocol_error("GETKQ hit without 4 bytes of flags");
+      ++p.hits;
+      verify(c, p, p.op.keys[pos], proto::bin::load32(r.extras.data()), r.value);
+    } else if (status != proto::bin::kKeyNotFound) {
+      p.error_reply = true;
+    }
+    return true;
+  }
+
+  if (r.header.opaque != p.opaque || r.header.opcode != p.opcode) return protocol_error("reply for another request");
+  Outcome outcome = Outcome::kErrorReply;
+  switch (p.op.kind) {
+    case OpKind::kGet:
+    case OpKind::kGat:
+      if (status == proto::bin::kSuccess) {
+        if (r.extras.size() != 4) return protocol_error("hit without 4 bytes of flags");
+        p.hits = 1;
+        verify(c, p, p.op.keys[0], proto::bin::load32(r.extras.data()), r.value);
+        outcome = Outcome::kHit;
+      } else if (status == proto::bin::kKeyNotFound) {
+        outcome = Outcome::kMiss;
+      }
+      break;
+    case OpKind::kSet:
+    case OpKind::kAdd:
+    case OpKind::kReplace:
+    case OpKind::kAppend:
+    case OpKind::kPrepend:
+      switch (status) {
+        case proto::bin::kSuccess: outcome = Outcome::kStored; break;
+        case proto::bin::kKeyNotFound: outcome = Outcome::kNotFound; break;
+        case proto::bin::kKeyExists: outcome = Outcome::kExists; break;
+        case proto::bin::kNotStored: outcome = Outcome::kNotStored; break;
+        case proto::bin::kTooLarge: outcome = Outcome::kTooLarge; break;
+        default: break;
+      }
+      break;
+    case OpKind::kDelete:
+      if (status == proto::bin::kSuccess) outcome = Outcome::kDeleted;
+      if (status == proto::bin::kKeyNotFound) outcome = Outcome::kNotFound;
+      break;
+    case OpKind::kTouch:
+      if (status == proto::bin::kSuccess) outcome = Outcome::kTouched;
+      if (status == proto::bin::kKeyNotFound) outcome = Outcome::kNotFound;
+      break;
+    case OpKind::kIncr:
+    case OpKind::kDecr:
+      if (status == proto::bin::kSuccess) {
+        if (r.value.size() != 8) return protocol_error("incr/decr reply without an 8-byte value");
+        outcome = Outcome::kNumber;
+      }
+      if (status == proto::bin::kKeyNotFound) outcome = Outcome::kNotFound;
+      if (status == proto::bin::kDeltaBadValue) outcome = Outcome::kNonNumeric;
+      break;
+    case OpKind::kMultiGet:
+      break;
+  }
+  if (outcome == Outcome::kErrorReply || outcome == Outcome::kTooLarge) {
+    complete(c, outcome, now, detail());
+  } else {
+    complete(c, outcome, now);
+  }
+  return true;
+}
+
+void Worker::verify(Connection& c, Pending& p, uint64_t key, uint32_t flags, std::string_view data) {
+  const Op& op = p.op;
+  if (op.check == Check::kNone) return;
+  auto wrong = [&](std::string what) {
+    stats_.add_error(ErrorKind::kWrongValue,
+                     fmt::format("connection {}: {} {}: {}", c.id, op_name(op.kind), key_text(key), what));
+  };
+  const uint32_t expected_flags = ValueModel::flags(key);
+  if (flags != expected_flags) {
+    wrong(fmt::format("flags {}, expected {}", flags, expected_flags));
+    return;
+  }
+  auto first_difference = [](std::string_view got, std::string_view want) {
+    size_t i = 0;
+    while (i < got.size() && i < want.size() && got[i] == want[i]) ++i;
+    return i;
+  };
+  if (op.check == Check::kKeyed) {
+    if (data.size() < op.size_min || data.size() > op.size_max) {
+      wrong(fmt::format("{} bytes, expected {}..{}", data.size(), op.size_min, op.size_max));
+      return;
+    }
+    const std::string_view want = values_.value(key, 0, data.size());
+    if (std::memcmp(want.data(), data.data(), data.size()) != 0) {
+      wrong(fmt::format("{} bytes differ from what was written, from byte {}", data.size(),
+                        first_difference(data, want)));
+    }
+    return;
+  }
+  if (op.check == Check::kExact) {
+    size_t total = 0;
+    for (unsigned i = 0; i < op.nsegments; ++i) total += op.segments[i].size;
+    if (data.size() != total) {
+      wrong(fmt::format("{} bytes, expected {}", data.size(), total));
+      return;
+    }
+    size_t at = 0;
+    for (unsigned i = 0; i < op.nsegments; ++i) {
+      const Segment& s = op.segments[i];
+      const std::string_view want = values_.value(s.key, s.version, s.size);
+      if (std::memcmp(want.data(), data.data() + at, s.size) != 0) {
+        wrong(fmt::format("{} bytes, wrong from byte {} (got '{}', expected '{}')", total,
+                          at + first_difference(data.substr(at, s.size), want),
+                          printable(data.substr(at + first_difference(data.substr(at, s.size), want), 8)),
+                          printable(want.substr(first_difference(data.substr(at, s.size), want), 8))));
+        return;
+      }
+      at += s.size;
+    }
+  }
+}
+
+void Worker::complete(Connection& c, Outcome outcome, int64_t now, std::string_view detail) {
+  Pending& p = c.inflight.front();
+  const auto latency = static_cast<uint64_t>(std::max<int64_t>(0, now - p.start_ns));
+  CommandStats& command = stats_.commands[static_cast<size_t>(p.op.kind)];
+  ++command.ops;
+  command.latency.record(latency);
+  if (is_read(p.op.kind)) {
+    command.keys += p.op.nkeys;
+    command.hits += p.hits;
+  }
+  stats_.latency.record(latency);
+  ++stats_.ops;
+  if ((p.op.accept & bit(outcome)) == 0) {
+    stats_.add_error(ErrorKind::kUnexpectedStatus,
+                     fmt::format("connection {}: {} {}: got {}{}, expected {}", c.id, op_name(p.op.kind),
+                                 key_text(p.op.keys[0]), outcome_name(outcome), detail,
+                                 outcome_set_names(p.op.accept)));
+  }
+  last_reply_ns_ = now;
+  c.inflight.pop();
+}
+
+void Worker::check_finished(Connection& c) {
+  if (c.finished) return;
+  const bool idle = c.exhausted && c.inflight.empty();
+  const bool gone = c.state == ConnState::kDead || (c.exhausted && c.state != ConnState::kReady);
+  if (idle || gone) {
+    c.finished = true;
+    --active_;
+  }
+}
+
+// ---- the loop ---------------------------------------------------------------------------------
+
+void Worker::scan_due(int64_t now) {
+  earliest_due_ = INT64_MAX;
+  for (auto& c : connections_) {
+    if (c->finished) continue;
+    issue(*c, now);
+    check_finished(*c);
+  }
+}
+
+void Worker::housekeeping(int64_t now) {
+  const auto timeout = static_cast<int64_t>(options_.timeout_ms) * 1'000'000;
+  for (auto& cp : connections_) {
+    Connection& c = *cp;
+    if (c.finished) continue;
+    switch (c.state) {
+      case ConnState::kReady:
+        if (!c.inflight.empty() && now - c.inflight.front().sent_ns > timeout) {
+          const Pending& p = c.inflight.front();
+          fail(c, ErrorKind::kTimeout,
+               fmt::format("{} {}: no reply after {} ms", op_name(p.op.kind), key_text(p.op.keys[0]),
+                           options_.timeout_ms),
+               now);
+        }
+        break;
+      case ConnState::kConnecting:
+        if (now - c.connect_started_ns > timeout) connect_failed(c, ETIMEDOUT, now);
+        break;
+      case ConnState::kBackoff:
+        if (now >= c.retry_at_ns) start_connect(c, now);
+        break;
+      default:
+        break;
+    }
+  }
+}
+
+void Worker::run(const PhasePlan& plan) {
+  plan_ = &plan;
+  open_loop_ = plan.rate > 0;
+  stopped_ = false;
+  earliest_due_ = INT64_MAX;
+  last_reply_ns_ = plan.start_ns;
+  stats_.begin_ns = plan.start_ns;
+  const uint64_t n = total_connections_;
+  active_ = connections_.size();
+  for (auto& cp : connections_) {
+    Connection& c = *cp;
+    c.inflight.reset(plan.pipeline);
+    plan.workload->start(c.cursor, c.id, n);
+    c.rng = Rng(mix64(options_.seed ^ (c.id * 0x100000001b3ULL), plan.phase + 1));
+    c.quota = plan.ops == 0 ? UINT64_MAX : plan.ops / n + (c.id < plan.ops % n ? 1 : 0);
+    c.exhausted = c.quota == 0;
+    c.finished = false;
+    c.scheduled = 0;
+    if (open_loop_) {
+      c.interval_ns = 1e9 * static_cast<double>(n) / plan.rate;
+      // Spread the connections' schedules evenly over one interval.
+      c.due_base_ns = plan.start_ns + static_cast<int64_t>(c.interval_ns * static_cast<double>(c.id) / static_cast<double>(n));
+      c.next_due_ns = c.due_base_ns;
+      if (plan.end_ns != 0 && c.next_due_ns >= plan.end_ns) c.exhausted = true;
+    }
+  }
+  running_ = true;
+  for (auto& c : connections_) check_finished(*c);
+
+  timespec start{plan.start_ns / 1'000'000'000, plan.start_ns % 1'000'000'000};
+  while (clock_nanosleep(CLOCK_MONOTONIC, TIMER_ABSTIME, &start, nullptr) == EINTR) {
+  }
+  int64_t now = now_ns();
+  for (auto& c : connections_) issue(*c, now);
+  next_housekeeping_ = now + kHousekeepingNs;
+
+  epoll_event events[512];
+  while (true) {
+    for (Connection* c : dirty_) {
+      c->dirty = false;
+      flush(*c);
+      check_finished(*c);
+    }
+    dirty_.clear();
+    progress_ops_.store(stats_.ops, std::memory_order_relaxed);
+    progress_errors_.store(stats_.errors_total, std::memory_order_relaxed);
+    if (active_ == 0) break;
+
+    now = now_ns();
+    int64_t wake = next_housekeeping_;
+    if (plan.end_ns != 0 && !stopped_) wake = std::min(wake, plan.end_ns);
+    if (open_loop_) wake = std::min(wake, earliest_due_);
+    const int64_t wait = std::max<int64_t>(0, wake - now);
+    timespec timeout{wait / 1'000'000'000, wait % 1'000'000'000};
+    const int count = epoll_pwait2(epoll_fd_, events, 512, &timeout, nullptr);
+    for (int i = 0; i < count; ++i) on_event(*static_cast<Connection*>(events[i].data.ptr), events[i].events);
+
+    now = now_ns();
+    if (plan.end_ns != 0 && !stopped_ && now >= plan.end_ns) {
+      stopped_ = true;
+      for (auto& c : connections_) {
+        if (open_loop_ && !c->exhausted) {
+          // Requests that were due before the end but never sent: the server (or we) fell behind.
+          const double due = std::ceil(static_cast<double>(plan.end_ns - c->due_base_ns) / c->interval_ns);
+          const auto due_count = static_cast<uint64_t>(std::max(0.0, due));
+          if (due_count > c->scheduled) stats_.unsent += std::min(due_count - c->scheduled, c->quota);
+        }
+        c->exhausted = true;
+        check_finished(*c);
+      }
+    }
+    if (open_loop_ && now >= earliest_due_) scan_due(now);
+    if (now >= next_housekeeping_) {
+      housekeeping(now);
+      next_housekeeping_ = now + kHousekeepingNs;
+    }
+  }
+  running_ = false;
+  stats_.end_ns = last_reply_ns_;
+  plan_ = nullptr;
+}
+
+}  // namespace rend::loadgen

@@ -1,0 +1,161 @@
+"""rendctl and the Prometheus endpoint: exact counters, promtool, live changes under load."""
+import json
+import os
+import re
+import shutil
+import subprocess
+import time
+import unittest
+
+from rendtest import RENDCTL, Client, ProcessTest, wait_until
+from test_lifecycle import VerifyingLoad
+
+
+def metric(text, name, **labels):
+    """Sum of the samples of `name` whose labels include `labels`."""
+    total = 0.0
+    for line in text.splitlines():
+        if line.startswith("#"):
+            continue
+        m = re.match(r'([a-zA-Z_:][a-zA-Z0-9_:]*)(\{(.*)\})? (\S+)$', line)
+        if not m or m.group(1) != name:
+            continue
+        found = dict(re.findall(r'(\w+)="([^"]*)"', m.group(3) or ""))
+        if all(found.get(k) == v for k, v in labels.items()):
+            total += float(m.group(4))
+    return total
+
+
+class MetricsTest(ProcessTest):
+    @unittest.skipUnless(shutil.which("promtool"), "promtool (package prometheus) not installed")
+    def test_promtool_accepts_the_scrape(self):
+        rend = self.start_rend(workers=2)
+        c = self.client(rend.port)
+        c.set(b"k", b"v")
+        c.get(b"k")
+        c.get(b"missing")
+        out = subprocess.run(["promtool", "check", "metrics"], input=rend.scrape(), capture_output=True, text=True,
+                             timeout=30)
+        self.assertEqual(out.returncode, 0, out.stdout + out.stderr)
+
+    def test_counters_and_histograms_grow_by_exactly_n(self):
+        rend = self.start_rend(workers=1)
+        c = self.client(rend.port)
+        c.set(b"hit", b"v")
+        before = rend.scrape()
+        n = 37
+        for _ in range(n):
+            self.assertEqual(c.get(b"hit"), b"v")
+        for i in range(n):
+            self.assertIsNone(c.get(b"miss-%d" % i))
+        for i in range(n):
+            self.assertEqual(c.set(b"s-%d" % i, b"x"), b"STORED\r\n")
+        after = rend.scrape()
+
+        def grew(name, **labels):
+            return metric(after, name, **labels) - metric(before, name, **labels)
+
+        self.assertEqual(grew("rend_requests_total", tier="client", command="get", result="hit"), n)
+        self.assertEqual(grew("rend_requests_total", tier="client", command="get", result="miss"), n)
+        self.assertEqual(grew("rend_requests_total", tier="client", command="set", result="stored"), n)
+        self.assertEqual(grew("rend_requests_total", tier="l1", command="get", result="hit"), n)
+        self.assertEqual(grew("rend_requests_total", tier="l1", command="set", result="stored"), n)
+        self.assertEqual(grew("rend_request_duration_seconds_count", tier="client", command="get"), 2 * n)
+        self.assertEqual(grew("rend_request_duration_seconds_count", tier="client", command="set"), n)
+        self.assertEqual(grew("rend_request_duration_seconds_count", tier="l1", command="set"), n)
+        self.assertEqual(grew("rend_get_keys_hit_total"), n)
+        self.assertGreater(grew("rend_request_duration_seconds_sum", tier="client", command="get"), 0)
+        # Buckets are cumulative: the +Inf bucket equals the count.
+        self.assertEqual(metric(after, "rend_request_duration_seconds_bucket", tier="client", command="set", le="+Inf"),
+                         metric(after, "rend_request_duration_seconds_count", tier="client", command="set"))
+        self.assertEqual(metric(after, "rend_client_connections"), 1)
+
+    def test_counters_survive_a_worker_restart(self):
+        rend = self.start_rend(workers=1)
+        c = self.client(rend.port)
+        for i in range(10):
+            c.set(b"k%d" % i, b"v")
+        before = metric(rend.scrape(), "rend_requests_total", tier="client", command="set")
+        pid = rend.worker_pids()[0]
+        os.kill(pid, 9)
+        wait_until(lambda: rend.worker_pids().get(0) not in (None, pid), 5, what="restart")
+        after = rend.scrape()
+        self.assertEqual(metric(after, "rend_requests_total", tier="client", command="set"), before)
+        self.assertEqual(metric(after, "rend_worker_restarts_total", worker="0"), 1)
+
+
+class RendctlTest(ProcessTest):
+    def test_status_human_and_json(self):
+        rend = self.start_rend(workers=2)
+        out = rend.rendctl("status")
+        self.assertEqual(out.returncode, 0, out.stderr)
+        self.assertIn("WORKER", out.stdout)
+        self.assertRegex(out.stdout, r"\n0\s+\d+\s+ready")
+        self.assertIn("memcached", out.stdout)
+        js = json.loads(rend.rendctl("--json", "status").stdout)
+        self.assertEqual(sorted(w["slot"] for w in js["workers"]), [0, 1])
+        self.assertEqual({w["pid"] for w in js["workers"]}, set(rend.worker_pids().values()))
+        self.assertEqual(js["supervisor"]["config_file"], rend.config_path)
+        self.assertRegex(js["supervisor"]["config_hash"], r"^[0-9a-f]{16}$")
+        self.assertEqual(js["memcached"]["pid"], rend.memcached_pid())
+        self.assertIn("0.1.0", rend.rendctl("version").stdout)
+
+    def test_restart_reload_and_scale_under_load_lose_nothing(self):
+        rend = self.start_rend(workers=2)
+        load = VerifyingLoad(rend.port, clients=6).start()
+        self.addCleanup(load.stop)
+        time.sleep(0.3)
+        before = set(rend.worker_pids().values())
+        out = rend.rendctl("restart")
+        self.assertEqual(out.returncode, 0, out.stderr)
+        self.assertFalse(before & set(rend.worker_pids().values()), "every worker replaced")
+
+        rend.config["l1"]["connections"] = 3
+        rend.write_config(rend.config)
+        out = rend.rendctl("reload")
+        self.assertEqual(out.returncode, 0, out.stderr)
+
+        out = rend.rendctl("scale", "1")
+        self.assertEqual(out.returncode, 0, out.stderr)
+        self.assertEqual(len(rend.worker_pids()), 1)
+        out = rend.rendctl("scale", "3")
+        self.assertEqual(out.returncode, 0, out.stderr)
+        self.assertEqual(sorted(rend.worker_pids()), [0, 1, 2])
+        out = rend.rendctl("restart-worker", "2")
+        self.assertEqual(out.returncode, 0, out.stderr)
+        time.sleep(0.5)
+        load.stop()
+        print(f"ok {load.ok}, reconnects {load.reconnects}")
+        self.assertEqual(load.failures, [])
+        self.assertGreater(load.ok, 200)
+        scrape = rend.scrape()
+        self.assertEqual(metric(scrape, "rend_reloads_total", result="ok"), 1)
+        self.assertEqual(metric(scrape, "rend_children_up", child="worker"), 3)
+
+    def test_invalid_reload_is_rejected_with_the_key(self):
+        rend = self.start_rend(workers=2)
+        before = rend.worker_pids()
+        rend.config["worker"] = {"max_item_size": 0}
+        rend.write_config(rend.config)
+        out = rend.rendctl("reload")
+        self.assertEqual(out.returncode, 1)
+        self.assertIn("worker.max_item_size: must be between", out.stderr)
+        self.assertEqual(rend.worker_pids(), before)
+        self.assertEqual(metric(rend.scrape(), "rend_reloads_total", result="failed"), 1)
+        self.assertEqual(rend.rendctl("restart-worker", "7").returncode, 1)
+        self.assertEqual(rend.rendctl("scale", "0").returncode, 1)
+
+    def test_stop_command(self):
+        rend = self.start_rend(workers=1)
+        out = rend.rendctl("stop")
+        self.assertEqual(out.returncode, 0, out.stderr)
+        self.assertEqual(rend.proc.wait(20), 0)
+
+    def test_stopped_supervisor_fails_fast_with_a_clear_message(self):
+        path = os.path.join(self.tmp, "nothing.ctl")
+        started = time.monotonic()
+        out = subprocess.run([RENDCTL, "--socket", path, "status"], capture_output=True, text=True, timeout=10)
+        self.assertEqual(out.returncode, 2)
+        self.assertIn("cannot connect", out.stderr)
+        self.assertIn("is rend running?", out.stderr)
+        self.assertLess(time.monotonic() - started, 2)
