@@ -38,6 +38,8 @@ const std::vector<Option>& options() {
                                             "from it", 1, 1048576},
       {"worker.max_connections", 10000, "client connections per worker; further ones are closed at once",
        1, 1000000},
+      {"worker.key_ordering", true, "a multi-step (L2 then L1) operation on a key finishes before the next "
+                                    "one on that key starts, within a worker"},
       {"l1.address", "run/memcached.sock", "L1 memcached: a unix socket path or host:port"},
       {"l1.connections", 2, "connections from each worker to L1, chosen by key hash", 1, 64},
       {"l1.timeout_ms", 1000, "a request L1 has not answered in this time fails with SERVER_ERROR and the "
@@ -178,6 +180,7 @@ Status parse_config(const json& input, Config& out) {
   c.worker.output_high_water = e["worker"]["output_high_water"].get<size_t>();
   c.worker.max_pending_requests = e["worker"]["max_pending_requests"].get<int>();
   c.worker.max_connections = e["worker"]["max_connections"].get<int>();
+  c.worker.key_ordering = e["worker"]["key_ordering"].get<bool>();
   c.l1.address = e["l1"]["address"].get<std::string>();
   c.l1.connections = e["l1"]["connections"].get<int>();
   c.l1.timeout_ms = e["l1"]["timeout_ms"].get<int>();

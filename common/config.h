@@ -35,6 +35,7 @@ struct WorkerConfig {
   size_t output_high_water = 0;
   int max_pending_requests = 0;
   int max_connections = 0;
+  bool key_ordering = true;
 };
 
 struct L2Config {

@@ -12,6 +12,7 @@
 #include <climits>
 #include <cstring>
 #include <filesystem>
+#include <fstream>
 
 #include "common/version.h"
 #include "supervisor/listen_socket.h"
@@ -25,17 +26,6 @@ constexpr int kCrashLoopReport = 5;
 
 std::string unix_path_of(const std::string& address) {
   return address.starts_with("unix:") ? address.substr(5) : address;
-}
-
-bool unix_socket_accepts(const std::string& path) {
-  const int fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
-  if (fd < 0) return false;
-  sockaddr_un addr{};
-  addr.sun_family = AF_UNIX;
-  std::strncpy(addr.sun_path, path.c_str(), sizeof addr.sun_path - 1);
-  const bool ok = connect(fd, reinterpret_cast<sockaddr*>(&addr), sizeof addr) == 0;
-  close(fd);
-  return ok;
 }
 
 std::string describe_exit(int64_t status, int signal) {
@@ -57,25 +47,35 @@ Supervisor::Supervisor(uv_loop_t* loop, std::string config_path, std::string con
 Supervisor::~Supervisor() {
   for (auto& s : slots_) {
     if (s->tcp_fd >= 0) close(s->tcp_fd);
+    if (s->batch_fd >= 0) close(s->batch_fd);
   }
   if (unix_fd_ >= 0) close(unix_fd_);
   if (stats_fd_ >= 0) close(stats_fd_);
 }
 
-std::string Supervisor::worker_binary() const {
+// Our executables sit next to rend once installed, or in their module's folder of the build tree.
+std::string sibling_binary(const std::string& name, const std::string& build_folder) {
   char self[PATH_MAX];
   const ssize_t n = readlink("/proc/self/exe", self, sizeof self - 1);
-  if (n <= 0) return "rend-worker";
+  if (n <= 0) return name;
   self[n] = '\0';
   const std::filesystem::path dir = std::filesystem::path(self).parent_path();
-  for (const auto& candidate : {dir / "rend-worker", dir / ".." / "worker" / "rend-worker"}) {
+  for (const auto& candidate : {dir / name, dir / ".." / build_folder / name}) {
     if (access(candidate.c_str(), X_OK) == 0) return std::filesystem::weakly_canonical(candidate).string();
   }
-  return "rend-worker";
+  return name;
 }
 
+std::string Supervisor::worker_binary() const { return sibling_binary("rend-worker", "worker"); }
+
 Status Supervisor::open_slot_socket(Slot& slot) {
-  return open_tcp_listener(config_.listen.host, config_.listen.port, config_.listen.backlog, slot.tcp_fd);
+  if (Status s = open_tcp_listener(config_.listen.host, config_.listen.port, config_.listen.backlog, slot.tcp_fd); !s) {
+    return s;
+  }
+  if (config_.l2.enabled && config_.listen.batch_port != 0) {
+    return open_tcp_listener(config_.listen.host, config_.listen.batch_port, config_.listen.backlog, slot.batch_fd);
+  }
+  return Status::ok();
 }
 
 int Supervisor::run() {
@@ -140,8 +140,6 @@ int Supervisor::run() {
   }, SIGHUP);
   uv_timer_init(loop_, &stop_timer_);
   stop_timer_.data = this;
-  uv_timer_init(loop_, &memcached_timer_);
-  memcached_timer_.data = this;
   uv_timer_init(loop_, &reap_timer_);
   reap_timer_.data = this;
   // Retired children are freed once libuv has closed their handles.
@@ -150,22 +148,18 @@ int Supervisor::run() {
     std::erase_if(self->retired_, [](const auto& c) { return c->finished(); });
   }, 1000, 1000);
 
-  if (config_.memcached.enabled) {
-    start_memcached();
-  } else {
-    start_workers();
-  }
+  start_services();
   uv_run(loop_, UV_RUN_DEFAULT);
   return exit_code_;
 }
 
-// ---- memcached ---------------------------------------------------------------------------------
+// ---- memcached and rend-l2 --------------------------------------------------------------------------
 
-void Supervisor::start_memcached() {
+std::vector<std::string> Supervisor::memcached_argv() const {
   const MemcachedConfig& m = config_.memcached;
-  const std::string path = unix_path_of(config_.l1.address);
-  std::vector<std::string> argv = {m.binary, "-s", path, "-a", "0700", "-m", std::to_string(m.memory_mb),
-                                   "-t", std::to_string(m.threads), "-c", std::to_string(m.max_connections)};
+  std::vector<std::string> argv = {m.binary, "-s", unix_path_of(config_.l1.address), "-a", "0700", "-m",
+                                   std::to_string(m.memory_mb), "-t", std::to_string(m.threads), "-c",
+                                   std::to_string(m.max_connections)};
   if (config_.worker.max_item_size > 1024 * 1024) {
     argv.push_back("-I");
     argv.push_back(std::to_string(config_.worker.max_item_size + 4096));
@@ -175,58 +169,41 @@ void Supervisor::start_memcached() {
     argv.push_back("root");
   }
   argv.insert(argv.end(), m.extra_args.begin(), m.extra_args.end());
-  // A binary name without a slash is looked up on PATH by execvp inside uv_spawn.
-  memcached_ = std::make_unique<ChildProcess>(loop_);
-  int unused = -1;
-  ChildProcess* child = memcached_.get();
-  Status s = memcached_->spawn(argv, {}, false, unused, nullptr, [this, child](int64_t status, int signal) {
-    if (memcached_.get() == child) on_memcached_exit(status, signal);
-  });
-  if (!s) {
-    spdlog::error("{}", s.message());
-    retire(std::move(memcached_));
-    on_memcached_exit(127, 0);
-    return;
-  }
-  memcached_started_ms_ = uv_now(loop_);
-  metrics_.memcached_up = 1;
-  spdlog::info("memcached started (pid {}) on {}", memcached_->pid(), path);
-  if (!workers_started_) wait_for_memcached(500);
+  return argv;
 }
 
-void Supervisor::wait_for_memcached(int attempts_left) {
-  if (stopping_) return;
-  if (unix_socket_accepts(unix_path_of(config_.l1.address)) || attempts_left <= 0) {
-    if (attempts_left <= 0) spdlog::warn("memcached is not answering yet; starting workers anyway");
-    start_workers();
-    return;
+std::vector<std::string> Supervisor::l2_argv() const {
+  // rend-l2 reads the effective config from a file of its own, so a reload can never hand it a
+  // config the supervisor did not validate.
+  const std::string path = (std::filesystem::path(config_.run_dir) / "rend-l2.json").string();
+  {
+    std::ofstream out(path);
+    out << config_.effective.dump(2) << "\n";
   }
-  memcached_wait_attempts_ = attempts_left - 1;
-  uv_timer_start(&memcached_timer_, [](uv_timer_t* t) {
-    auto* self = static_cast<Supervisor*>(t->data);
-    self->wait_for_memcached(self->memcached_wait_attempts_);
-  }, 20, 0);
+  std::string binary = config_.l2.binary;
+  if (binary.empty()) binary = sibling_binary("rend-l2", "l2");
+  return {binary, "--config", path, "--stats-fd", "3"};
 }
 
-void Supervisor::on_memcached_exit(int64_t status, int signal) {
-  if (memcached_) retire(std::move(memcached_));
-  metrics_.memcached_up = 0;
-  if (stopping_) {
-    maybe_finish_stop();
-    return;
+void Supervisor::start_services() {
+  auto one_ready = [this] {
+    if (--services_pending_ == 0) start_workers();
+  };
+  services_pending_ = 1 + (config_.memcached.enabled ? 1 : 0) + (config_.l2.enabled && config_.l2.supervised ? 1 : 0);
+  if (config_.memcached.enabled) {
+    memcached_ = std::make_unique<Service>(
+        loop_, Service::Options{"memcached", [this] { return memcached_argv(); }, {}, unix_path_of(config_.l1.address),
+                                config_.supervisor, &metrics_.memcached_restarts, &metrics_.memcached_up});
+    memcached_->start(one_ready);
   }
-  memcached_restarts_++;
-  metrics_.memcached_restarts++;
-  if (uv_now(loop_) - memcached_started_ms_ > kHealthyRunMs) memcached_streak_ = 0;
-  memcached_streak_++;
-  const uint64_t delay = backoff_ms(config_.supervisor, memcached_streak_);
-  if (memcached_streak_ >= kCrashLoopReport) {
-    spdlog::error("memcached is crash-looping ({} exits in a row); next try in {} ms", memcached_streak_, delay);
-  } else {
-    spdlog::warn("memcached exited ({}); restarting in {} ms", describe_exit(status, signal), delay);
+  if (config_.l2.enabled && config_.l2.supervised) {
+    l2_ = std::make_unique<Service>(
+        loop_, Service::Options{"rend-l2", [this] { return l2_argv(); }, {stats_fd_},
+                                unix_path_of(config_.l2.backend.address), config_.supervisor, &metrics_.l2_restarts,
+                                &metrics_.l2_up});
+    l2_->start(one_ready);
   }
-  uv_timer_start(&memcached_timer_, [](uv_timer_t* t) { static_cast<Supervisor*>(t->data)->start_memcached(); },
-                 delay, 0);
+  one_ready();
 }
 
 // ---- workers -----------------------------------------------------------------------------------
@@ -239,12 +216,17 @@ void Supervisor::start_workers() {
 
 Status Supervisor::spawn_worker(Slot& slot, std::unique_ptr<ChildProcess>& out, std::function<void()> on_ready) {
   std::vector<int> inherit = {stats_fd_, slot.tcp_fd};
-  if (unix_fd_ >= 0) inherit.push_back(unix_fd_);
   std::vector<std::string> argv = {worker_binary(), "--slot", std::to_string(slot.index), "--config-json",
                                    config_.effective.dump(), "--stats-fd", "3", "--tcp-fd", "4"};
+  if (slot.batch_fd >= 0) {
+    inherit.push_back(slot.batch_fd);
+    argv.push_back("--batch-fd");
+    argv.push_back(std::to_string(2 + inherit.size()));
+  }
   if (unix_fd_ >= 0) {
+    inherit.push_back(unix_fd_);
     argv.push_back("--unix-fd");
-    argv.push_back("5");
+    argv.push_back(std::to_string(2 + inherit.size()));
   }
   const int ready_fd = static_cast<int>(3 + inherit.size());
   argv.push_back("--ready-fd");
@@ -307,6 +289,8 @@ void Supervisor::on_worker_exit(Slot& slot, ChildProcess* child, int64_t status,
     }
     close(slot.tcp_fd);
     slot.tcp_fd = -1;
+    if (slot.batch_fd >= 0) close(slot.batch_fd);
+    slot.batch_fd = -1;
     if (slot.restart_timer != nullptr) {
       uv_close(reinterpret_cast<uv_handle_t*>(slot.restart_timer),
                [](uv_handle_t* h) { delete reinterpret_cast<uv_timer_t*>(h); });
@@ -363,10 +347,12 @@ Status Supervisor::reload() {
     return Status::error("listen: the listening sockets cannot change on reload; restart rend to change them");
   }
   if (config_.effective["memcached"] != next.effective["memcached"] || config_.run_dir != next.run_dir ||
+      config_.l2.enabled != next.l2.enabled || config_.l2.supervised != next.l2.supervised ||
+      config_.l2.data_dir != next.l2.data_dir || config_.l2.backend.address != next.l2.backend.address ||
       config_.control_socket != next.control_socket || config_.metrics_listen != next.metrics_listen) {
     metrics_.reloads_failed++;
-    return Status::error("memcached, run_dir, control and metrics settings cannot change on reload (memcached "
-                         "would lose its cache); restart rend to change them");
+    return Status::error("memcached, rend-l2's identity (l2.enabled, supervised, data_dir, address), run_dir, "
+                         "control and metrics settings cannot change on reload; restart rend to change them");
   }
   metrics_.reloads_ok++;
   config_ = std::move(next);
@@ -461,7 +447,6 @@ void Supervisor::stop() {
     if (s->worker) s->worker->kill(SIGTERM);
   }
   for (auto& c : retired_) c->kill(SIGTERM);
-  uv_timer_stop(&memcached_timer_);
   uv_timer_start(&stop_timer_, [](uv_timer_t* t) {
     auto* self = static_cast<Supervisor*>(t->data);
     spdlog::warn("stop timeout: killing what is left");
@@ -469,7 +454,8 @@ void Supervisor::stop() {
       if (s->worker) s->worker->kill(SIGKILL);
     }
     for (auto& c : self->retired_) c->kill(SIGKILL);
-    if (self->memcached_) self->memcached_->kill(SIGKILL);
+    if (self->memcached_) self->memcached_->kill_now();
+    if (self->l2_) self->l2_->kill_now();
   }, static_cast<uint64_t>(config_.supervisor.stop_timeout_ms), 0);
   maybe_finish_stop();
 }
@@ -489,17 +475,25 @@ void Supervisor::maybe_finish_stop() {
     if (s->worker && s->worker->running()) return;
   }
   for (auto& c : retired_) {
-    if (c.get() != memcached_.get() && c->running()) return;
+    if (c->running()) return;
   }
-  // Workers are gone: memcached can go (it answered every in-flight request by now).
-  if (memcached_ && memcached_->running()) {
-    if (!memcached_stopping_) {
-      memcached_stopping_ = true;
-      memcached_->kill(SIGTERM);
-    }
-    return;
+  // Workers are gone, so every in-flight request has been answered: the backends can go.
+  if (services_stopping_) return;
+  services_stopping_ = true;
+  auto pending = std::make_shared<int>(2);
+  auto one_stopped = [this, pending] {
+    if (--*pending == 0) finish_stop();
+  };
+  if (memcached_) {
+    memcached_->stop(one_stopped);
+  } else {
+    one_stopped();
   }
-  finish_stop();
+  if (l2_) {
+    l2_->stop(one_stopped);
+  } else {
+    one_stopped();
+  }
 }
 
 void Supervisor::finish_stop() {

@@ -21,6 +21,7 @@
 #include "supervisor/child_process.h"
 #include "supervisor/control_server.h"
 #include "supervisor/metrics_exporter.h"
+#include "supervisor/service.h"
 
 namespace rend::supervisor {
 
@@ -44,6 +45,7 @@ class Supervisor {
     Supervisor* owner = nullptr;
     int index = 0;
     int tcp_fd = -1;
+    int batch_fd = -1;  // the batch port's socket, when L2 is enabled
     std::unique_ptr<ChildProcess> worker;
     bool ready = false;
     bool retiring = false;  // being removed by a scale-down
@@ -54,9 +56,9 @@ class Supervisor {
   };
 
   Status open_slot_socket(Slot& slot);
-  void start_memcached();
-  void wait_for_memcached(int attempts_left);
-  void on_memcached_exit(int64_t status, int signal);
+  void start_services();
+  std::vector<std::string> memcached_argv() const;
+  std::vector<std::string> l2_argv() const;
   void start_workers();
   Status spawn_worker(Slot& slot, std::unique_ptr<ChildProcess>& out, std::function<void()> on_ready);
   void start_slot(Slot& slot);
@@ -93,17 +95,14 @@ class Supervisor {
   int unix_fd_ = -1;
   std::vector<std::unique_ptr<Slot>> slots_;
   std::vector<std::unique_ptr<ChildProcess>> retired_;  // stopping or stopped, kept until finished
-  std::unique_ptr<ChildProcess> memcached_;
-  int memcached_restarts_ = 0;
-  int memcached_streak_ = 0;
-  uint64_t memcached_started_ms_ = 0;
-  uv_timer_t memcached_timer_;
-  int memcached_wait_attempts_ = 0;
+  std::unique_ptr<Service> memcached_;
+  std::unique_ptr<Service> l2_;
+  int services_pending_ = 0;  // services not yet answering before the workers start
   std::deque<int> rolling_;  // slots still to roll
   bool rolling_busy_ = false;
   bool workers_started_ = false;
   bool stopping_ = false;
-  bool memcached_stopping_ = false;
+  bool services_stopping_ = false;
   int exit_code_ = 0;
   uv_signal_t sigterm_;
   uv_signal_t sigint_;

@@ -68,11 +68,11 @@ json Supervisor::status() const {
         {"state", stopping_ ? "stopping" : settled() ? "running" : "changing"}}},
       {"workers", workers},
   };
-  if (config_.memcached.enabled) {
-    out["memcached"] = {{"pid", memcached_ ? memcached_->pid() : 0},
-                        {"state", memcached_ && memcached_->running() ? "running" : "restarting"},
-                        {"restarts", memcached_restarts_}};
-  }
+  auto service = [](const Service& s) {
+    return json{{"pid", s.pid()}, {"state", s.running() ? "running" : "restarting"}, {"restarts", s.restarts()}};
+  };
+  if (memcached_) out["memcached"] = service(*memcached_);
+  if (l2_) out["l2"] = service(*l2_);
   return out;
 }
 

@@ -33,7 +33,7 @@ void Op::finish() {
   if (conn != nullptr) conn->on_op_finished();
 }
 
-ClientConnection::ClientConnection(Worker& worker, bool tcp) : worker_(worker) {
+ClientConnection::ClientConnection(Worker& worker, bool tcp, TierMode mode) : worker_(worker), mode_(mode) {
   if (tcp) {
     uv_tcp_init(worker_.loop(), &h_.tcp);
   } else {

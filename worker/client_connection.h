@@ -19,6 +19,7 @@
 
 #include "common/protocol/request.h"
 #include "worker/op.h"
+#include "worker/tiered.h"
 
 namespace rend::worker {
 
@@ -27,7 +28,8 @@ class Worker;
 class ClientConnection {
  public:
   // `tcp`: the stream is a TCP socket (else a unix socket).
-  ClientConnection(Worker& worker, bool tcp);
+  ClientConnection(Worker& worker, bool tcp, TierMode mode);
+  TierMode mode() const { return mode_; }
   ClientConnection(const ClientConnection&) = delete;
   ClientConnection& operator=(const ClientConnection&) = delete;
 
@@ -60,6 +62,7 @@ class ClientConnection {
   size_t unsent() const { return out_.size() + in_flight_bytes_; }
 
   Worker& worker_;
+  TierMode mode_;
   union {
     uv_handle_t handle;
     uv_stream_t stream;

@@ -16,6 +16,7 @@ int main(int argc, char** argv) {
   app.add_option("--config-json", config_json, "effective configuration, as JSON")->required();
   app.add_option("--slot", options.slot, "worker slot number")->required()->check(CLI::Range(0, 63));
   app.add_option("--tcp-fd", options.tcp_listen_fd, "inherited TCP listening socket");
+  app.add_option("--batch-fd", options.batch_listen_fd, "inherited batch-port listening socket");
   app.add_option("--unix-fd", options.unix_listen_fd, "inherited unix listening socket");
   app.add_option("--stats-fd", stats_fd, "inherited shared stats memory")->required();
   app.add_option("--ready-fd", options.ready_fd, "pipe to announce readiness on");

@@ -47,6 +47,7 @@ class Op {
   }
 
   ClientConnection* conn = nullptr;
+  std::weak_ptr<Op> self_weak_;  // set by ops that issue further steps from their own callbacks
   RequestMetrics* metrics = nullptr;
   uint64_t start_ns = 0;
   MetricCommand metric_command = MetricCommand::kOther;

@@ -14,6 +14,7 @@
 #include "worker/metric_mapping.h"
 #include "worker/reply.h"
 #include "worker/stats_report.h"
+#include "worker/tiered.h"
 #include "worker/worker.h"
 
 namespace rend::worker {
@@ -34,18 +35,6 @@ namespace {
 bool is_read(Command c) { return c == Command::kGet || c == Command::kGets || c == Command::kGat || c == Command::kGats; }
 bool is_touching_read(Command c) { return c == Command::kGat || c == Command::kGats; }
 bool returns_cas(Command c) { return c == Command::kGets || c == Command::kGats; }
-
-// What an op needs of its request after the read buffer has moved on.
-struct ReplyTo {
-  Protocol protocol;
-  Command command;
-  uint8_t opcode;
-  uint32_t opaque;
-  bool quiet;
-
-  explicit ReplyTo(const Request& r)
-      : protocol(r.protocol), command(r.command), opcode(r.opcode), opaque(r.opaque), quiet(r.quiet) {}
-};
 
 void count_result(WorkerSlot& s, Command c, uint16_t status) {
   const bool ok = status == bin::kSuccess;
@@ -354,6 +343,7 @@ void Orchestrator::count_request(const Request& r) {
 
 void Orchestrator::dispatch(ClientConnection& conn, const Request& r) {
   count_request(r);
+  if (conn.mode() != TierMode::kL1Only && dispatch_tiered(worker_, conn, r, conn.mode())) return;
   switch (r.command) {
     case Command::kGet:
     case Command::kGets:
@@ -523,12 +513,17 @@ void Orchestrator::multi_get(ClientConnection& conn, const Request& r) {
 }
 
 void Orchestrator::flush_all(ClientConnection& conn, const Request& r) {
-  BackendPool& pool = worker_.l1();
-  auto op = std::make_shared<FanOutOp>(r, static_cast<int>(pool.size()));
+  // Every connection of every tier: each flush is ordered after the writes already sent on it.
+  std::vector<BackendConnection*> all;
+  for (size_t i = 0; i < worker_.l1().size(); ++i) all.push_back(&worker_.l1().at(i));
+  if (conn.mode() != TierMode::kL1Only) {
+    for (size_t i = 0; i < worker_.l2().size(); ++i) all.push_back(&worker_.l2().at(i));
+  }
+  auto op = std::make_shared<FanOutOp>(r, static_cast<int>(all.size()));
   track(*op, r);
   conn.enqueue(op);
-  for (size_t i = 0; i < pool.size(); ++i) {
-    BackendConnection& b = pool.at(i);
+  for (size_t i = 0; i < all.size(); ++i) {
+    BackendConnection& b = *all[i];
     if (!b.accepting()) {
       op->on_failure(static_cast<uint32_t>(i), BackendFailure::kUnavailable);
       continue;

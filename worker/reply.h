@@ -11,6 +11,25 @@
 
 namespace rend::worker {
 
+// What an op needs of its request to address the reply, once the read buffer has moved on.
+struct ReplyTo {
+  proto::Protocol protocol;
+  proto::Command command;
+  uint8_t opcode;
+  uint32_t opaque;
+  bool quiet;
+
+  explicit ReplyTo(const proto::Request& r)
+      : protocol(r.protocol), command(r.command), opcode(r.opcode), opaque(r.opaque), quiet(r.quiet) {}
+};
+
+// memcached's binary get-family replies: a hit carries the flags as extras (and the key for the
+// K variants); a miss carries the key (K variants) or "Not found".
+void append_binary_get_hit(std::string& out, uint8_t opcode, uint32_t opaque, uint64_t cas, uint32_t flags,
+                           std::string_view key, std::string_view value);
+void append_binary_get_miss(std::string& out, uint8_t opcode, uint32_t opaque, std::string_view key);
+bool returns_key(uint8_t opcode);
+
 std::string_view text_failure(BackendFailure why);
 uint16_t binary_failure(BackendFailure why);
 

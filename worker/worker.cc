@@ -18,11 +18,21 @@ Worker::Worker(uv_loop_t* loop, Config config, WorkerOptions options, SharedStat
   // Backend responses are bounded: the largest value L1 may hold plus headers.
   const size_t max_body = config_.worker.max_item_size + 64 * 1024;
   l1_ = std::make_unique<BackendPool>(*this, Tier::kL1, "l1", config_.l1, max_body);
+  if (config_.l2.enabled) l2_ = std::make_unique<BackendPool>(*this, Tier::kL2, "l2", config_.l2.backend, max_body);
 }
 
 Worker::~Worker() = default;
 
-bool Worker::listen_on(int fd, bool tcp) {
+namespace {
+// What a listening handle serves: its transport and its orchestration mode.
+struct ListenerInfo {
+  Worker* worker;
+  bool tcp;
+  TierMode mode;
+};
+}  // namespace
+
+bool Worker::listen_on(int fd, bool tcp, TierMode mode) {
   uv_stream_t* s;
   int rc;
   if (tcp) {
@@ -36,16 +46,12 @@ bool Worker::listen_on(int fd, bool tcp) {
     rc = uv_pipe_open(h, fd);
     s = reinterpret_cast<uv_stream_t*>(h);
   }
-  s->data = this;
+  s->data = new ListenerInfo{this, tcp, mode};
   listeners_.push_back(reinterpret_cast<uv_handle_t*>(s));
   if (rc == 0) {
-    auto cb = tcp ? static_cast<uv_connection_cb>([](uv_stream_t* server, int status) {
-      if (status == 0) static_cast<Worker*>(server->data)->on_new_connection(server, true);
-    })
-                  : static_cast<uv_connection_cb>([](uv_stream_t* server, int status) {
-                      if (status == 0) static_cast<Worker*>(server->data)->on_new_connection(server, false);
-                    });
-    rc = uv_listen(s, config_.listen.backlog, cb);
+    rc = uv_listen(s, config_.listen.backlog, [](uv_stream_t* server, int status) {
+      if (status == 0) static_cast<ListenerInfo*>(server->data)->worker->on_new_connection(server);
+    });
   }
   if (rc != 0) {
     spdlog::error("cannot listen on fd {}: {}", fd, uv_strerror(rc));
@@ -54,8 +60,10 @@ bool Worker::listen_on(int fd, bool tcp) {
   return true;
 }
 
-void Worker::on_new_connection(uv_stream_t* server, bool tcp) {
-  auto* c = new ClientConnection(*this, tcp);
+void Worker::on_new_connection(uv_stream_t* server) {
+  const auto* info = static_cast<ListenerInfo*>(server->data);
+  const bool tcp = info->tcp;
+  auto* c = new ClientConnection(*this, tcp, info->mode);
   if (uv_accept(server, c->stream()) != 0) {
     uv_close(reinterpret_cast<uv_handle_t*>(c->stream()),
              [](uv_handle_t* h) { delete static_cast<ClientConnection*>(h->data); });
@@ -119,6 +127,7 @@ void Worker::begin_drain() {
   spdlog::info("draining {} connections", connections_.size());
   for (uv_handle_t* h : listeners_) {
     if (!uv_is_closing(h)) uv_close(h, [](uv_handle_t* h) {
+      delete static_cast<ListenerInfo*>(h->data);
       if (h->type == UV_TCP) {
         delete reinterpret_cast<uv_tcp_t*>(h);
       } else {
@@ -137,6 +146,7 @@ void Worker::maybe_finish_drain() {
   finished_ = true;
   spdlog::info("drained; exiting");
   l1_->shutdown();
+  if (l2_) l2_->shutdown();
   uv_timer_stop(&tick_);
   uv_close(reinterpret_cast<uv_handle_t*>(&tick_), nullptr);
   uv_check_stop(&flush_check_);
@@ -162,6 +172,7 @@ int Worker::run() {
   uv_timer_start(&tick_, [](uv_timer_t* t) {
     auto* self = static_cast<Worker*>(t->data);
     self->l1_->check_deadlines(uv_now(self->loop_));
+    if (self->l2_) self->l2_->check_deadlines(uv_now(self->loop_));
   }, kTickMs, kTickMs);
   uv_signal_init(loop_, &sigterm_);
   sigterm_.data = this;
@@ -171,16 +182,20 @@ int Worker::run() {
   uv_signal_start(&sigint_, [](uv_signal_t* h, int) { static_cast<Worker*>(h->data)->begin_drain(); }, SIGINT);
 
   l1_->start();
+  if (l2_) l2_->start();
+  const TierMode main_mode = l2_ ? TierMode::kL1L2 : TierMode::kL1Only;
   bool ok = true;
-  if (options_.tcp_listen_fd >= 0) ok = ok && listen_on(options_.tcp_listen_fd, true);
-  if (options_.unix_listen_fd >= 0) ok = ok && listen_on(options_.unix_listen_fd, false);
+  if (options_.tcp_listen_fd >= 0) ok = ok && listen_on(options_.tcp_listen_fd, true, main_mode);
+  if (options_.batch_listen_fd >= 0 && l2_) ok = ok && listen_on(options_.batch_listen_fd, true, TierMode::kL1L2Batch);
+  if (options_.unix_listen_fd >= 0) ok = ok && listen_on(options_.unix_listen_fd, false, main_mode);
   if (!ok) return 1;
   if (options_.ready_fd >= 0) {
     const char msg[] = "ready\n";
     if (write(options_.ready_fd, msg, sizeof msg - 1) < 0) spdlog::warn("cannot signal readiness");
     close(options_.ready_fd);
   }
-  spdlog::info("worker {} serving (l1 {} x{})", options_.slot, config_.l1.address, config_.l1.connections);
+  spdlog::info("worker {} serving (l1 {} x{}{})", options_.slot, config_.l1.address, config_.l1.connections,
+               l2_ ? fmt::format(", l2 {} x{}", config_.l2.backend.address, config_.l2.backend.connections) : "");
   uv_run(loop_, UV_RUN_DEFAULT);
   return 0;
 }

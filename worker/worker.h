@@ -16,6 +16,8 @@
 #include "common/config.h"
 #include "common/shared_stats.h"
 #include "worker/backend_pool.h"
+#include "worker/key_lock.h"
+#include "worker/tiered.h"
 #include "worker/orchestrator.h"
 
 namespace rend::worker {
@@ -25,6 +27,7 @@ class ClientConnection;
 struct WorkerOptions {
   int slot = 0;
   int tcp_listen_fd = -1;
+  int batch_listen_fd = -1;
   int unix_listen_fd = -1;
   int ready_fd = -1;
 };
@@ -45,6 +48,9 @@ class Worker {
   WorkerSlot& stats() const { return stats_.slot(static_cast<size_t>(options_.slot)); }
   const SharedStats& shared_stats() const { return stats_; }
   BackendPool& l1() { return *l1_; }
+  BackendPool& l2() { return *l2_; }
+  bool has_l2() const { return l2_ != nullptr; }
+  KeyLock& key_lock() { return key_lock_; }
   Orchestrator& orchestrator() { return orchestrator_; }
 
   void mark_dirty(ClientConnection* c);
@@ -52,8 +58,8 @@ class Worker {
   void on_connection_closed(ClientConnection* c);
 
  private:
-  bool listen_on(int fd, bool tcp);
-  void on_new_connection(uv_stream_t* server, bool tcp);
+  bool listen_on(int fd, bool tcp, TierMode mode);
+  void on_new_connection(uv_stream_t* server);
   void flush_dirty();
   void begin_drain();
   void maybe_finish_drain();
@@ -63,6 +69,8 @@ class Worker {
   WorkerOptions options_;
   SharedStats stats_;
   std::unique_ptr<BackendPool> l1_;
+  std::unique_ptr<BackendPool> l2_;
+  KeyLock key_lock_;
   Orchestrator orchestrator_;
   std::vector<uv_handle_t*> listeners_;
   std::unordered_set<ClientConnection*> connections_;

@@ -1,0 +1,65 @@
+// A long-running child the supervisor keeps alive (memcached, rend-l2): started with fork+exec,
+// considered ready once its unix socket accepts connections, restarted with capped exponential
+// backoff when it dies, and reported as crash-looping when it keeps dying.
+#pragma once
+
+#include <uv.h>
+
+#include <atomic>
+#include <functional>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "common/config.h"
+#include "supervisor/child_process.h"
+
+namespace rend::supervisor {
+
+class Service {
+ public:
+  struct Options {
+    std::string name;                         // "memcached", "rend-l2"
+    std::function<std::vector<std::string>()> argv;  // rebuilt at each start
+    std::vector<int> inherit;                 // fds the child gets as 3, 4, ...
+    std::string socket_path;                  // ready when this accepts
+    SupervisorConfig backoff;
+    std::atomic<uint64_t>* restarts_metric = nullptr;
+    std::atomic<int64_t>* up_metric = nullptr;
+  };
+
+  Service(uv_loop_t* loop, Options options);
+  Service(const Service&) = delete;
+  Service& operator=(const Service&) = delete;
+  ~Service();
+
+  // Starts the child; `on_first_ready` runs once, when its socket first accepts (or after ~10 s).
+  void start(std::function<void()> on_first_ready);
+  // Graceful stop: SIGTERM, then `on_stopped` once it has exited.
+  void stop(std::function<void()> on_stopped);
+  void kill_now();
+
+  bool running() const { return child_ && child_->running(); }
+  int pid() const { return child_ ? child_->pid() : 0; }
+  int restarts() const { return restarts_; }
+
+ private:
+  void spawn();
+  void poll_ready(int attempts_left);
+  void on_exit(int64_t status, int signal);
+
+  uv_loop_t* loop_;
+  Options options_;
+  std::unique_ptr<ChildProcess> child_;
+  std::vector<std::unique_ptr<ChildProcess>> retired_;
+  uv_timer_t* timer_;
+  std::function<void()> on_first_ready_;
+  std::function<void()> on_stopped_;
+  int ready_attempts_ = 0;
+  int restarts_ = 0;
+  int streak_ = 0;
+  uint64_t started_ms_ = 0;
+  bool stopping_ = false;
+};
+
+}  // namespace rend::supervisor

@@ -1,0 +1,672 @@
+#include "worker/tiered.h"
+
+#include <fmt/format.h>
+
+#include <memory>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "common/protocol/binary_format.h"
+#include "common/protocol/request_compose.h"
+#include "worker/backend_connection.h"
+#include "worker/backend_pool.h"
+#include "worker/client_connection.h"
+#include "worker/key_lock.h"
+#include "worker/metric_mapping.h"
+#include "worker/reply.h"
+#include "worker/worker.h"
+
+namespace rend::worker {
+namespace {
+
+using proto::Command;
+using proto::Protocol;
+using proto::Request;
+namespace bin = proto::bin;
+
+struct Item {
+  uint32_t flags = 0;
+  uint64_t cas = 0;
+  uint32_t expiry = 0;  // absolute unix seconds, 0 = never (from L2's GetE)
+  std::string value;
+};
+
+enum class Outcome : uint8_t { kHit, kMiss, kFailed };
+
+Request wire_request(Command command, uint8_t opcode, std::string_view key) {
+  Request w;
+  w.command = command;
+  w.opcode = opcode;
+  w.key = key;
+  return w;
+}
+
+// Sends `bytes` (one composed request) to the connection `key` maps to in `pool`. A backend that
+// is down fails the step at once, through the same path as a connection that breaks later.
+void send(BackendPool& pool, std::string_view key, std::string_view bytes, const std::shared_ptr<Op>& op,
+          uint32_t tag, MetricCommand command) {
+  BackendConnection& b = pool.for_key(key);
+  if (!b.accepting()) {
+    op->on_failure(tag, BackendFailure::kUnavailable);
+    return;
+  }
+  b.out().append(bytes);
+  b.expect(op, tag, ExpectKind::kSingle, command);
+}
+
+void send(BackendPool& pool, const Request& wire, const std::shared_ptr<Op>& op, uint32_t tag) {
+  std::string bytes;
+  proto::compose_binary_request(wire, bytes);
+  send(pool, wire.key, bytes, op, tag, metric_command_for_opcode(wire.opcode));
+}
+
+bool is_touching(Command c) { return c == Command::kGat || c == Command::kGats; }
+bool wants_cas(Command c) { return c == Command::kGets || c == Command::kGats; }
+
+// ---- reads -------------------------------------------------------------------------------------
+
+class MultiRead;
+
+// One key read through the tiers. Either answers the client itself (binary, or a text read of
+// one key) or reports to the MultiRead it belongs to.
+class KeyRead : public Op {
+ public:
+  KeyRead(Worker& w, TierMode mode, const Request& r, std::string_view key, std::shared_ptr<MultiRead> parent,
+          size_t index)
+      : worker_(w), mode_(mode), to_(r), key_(key), exptime_(r.exptime), parent_(std::move(parent)), index_(index) {}
+
+  void start() {
+    auto self = std::static_pointer_cast<KeyRead>(shared_from_op());
+    if (!worker_.config().worker.key_ordering) {
+      begin();
+      return;
+    }
+    locked_ = true;
+    worker_.key_lock().acquire(key_, false, [self] { self->begin(); });
+  }
+
+  void on_response(uint32_t tag, const proto::BinaryResponse& r) override {
+    const uint16_t status = r.status();
+    switch (tag) {
+      case kL1Read:
+        if (status == bin::kSuccess) {
+          item_.flags = proto::response_flags(r);
+          item_.cas = 0;  // an L1 CAS means nothing to L2, which judges every cas
+          item_.value.assign(r.value);
+          deliver(Outcome::kHit);
+          if (mode_ == TierMode::kL1L2 && is_touching(to_.command)) {
+            Request touch = wire_request(Command::kTouch, bin::kTouch, key_);
+            touch.exptime = exptime_;
+            send(worker_.l2(), touch, shared_from_op(), kSideEffect);
+            return;
+          }
+          release();
+        } else {
+          read_l2();
+        }
+        return;
+      case kL2Read:
+      case kL1Fallback:
+        if (status != bin::kSuccess) {
+          deliver(status == bin::kKeyNotFound ? Outcome::kMiss : Outcome::kFailed);
+          release();
+          return;
+        }
+        item_.flags = proto::response_flags(r);
+        item_.cas = tag == kL2Read ? r.header.cas : 0;
+        if (r.extras.size() >= 8) item_.expiry = bin::load32(r.extras.data() + 4);
+        item_.value.assign(r.value);
+        deliver(Outcome::kHit);
+        if (tag == kL2Read) after_l2_hit();
+        else release();
+        return;
+      case kBackfill:
+        bump(worker_.stats(), status == bin::kSuccess ? Counter::backfills : Counter::backfill_errors,
+             status == bin::kSuccess || status != bin::kKeyExists ? 1 : 0);
+        release();
+        return;
+      default:
+        release();
+        return;
+    }
+  }
+
+  void on_failure(uint32_t tag, BackendFailure why) override {
+    switch (tag) {
+      case kL1Read:
+        l1_failed_ = true;
+        read_l2();
+        return;
+      case kL2Read:
+        if (!l1_failed_ && !l1_read_done_ && to_.command != Command::kGetE) {
+          // L2 is unreachable: L1 alone answers, and we count that it did.
+          bump(worker_.stats(), Counter::l2_fallbacks);
+          read_l1(kL1Fallback);
+          return;
+        }
+        if (l1_read_done_ && !l1_failed_) {
+          bump(worker_.stats(), Counter::l2_fallbacks);
+          deliver(Outcome::kMiss);
+        } else {
+          why_ = why;
+          deliver(Outcome::kFailed);
+        }
+        release();
+        return;
+      case kL1Fallback:
+        why_ = why;
+        deliver(Outcome::kFailed);
+        release();
+        return;
+      case kBackfill:
+        bump(worker_.stats(), Counter::backfill_errors);
+        release();
+        return;
+      default:
+        release();
+        return;
+    }
+  }
+
+  Outcome outcome() const { return outcome_; }
+  const Item& item() const { return item_; }
+  BackendFailure why() const { return why_; }
+  const std::string& key() const { return key_; }
+
+ private:
+  enum Tag : uint32_t { kL1Read = 1, kL2Read, kL1Fallback, kBackfill, kSideEffect };
+
+  std::shared_ptr<Op> shared_from_op();
+
+  bool l1_first() const {
+    if (to_.command == Command::kGetE || wants_cas(to_.command)) return false;
+    if (mode_ == TierMode::kL1L2Batch && is_touching(to_.command)) return false;
+    return true;
+  }
+
+  void begin() {
+    if (l1_first()) {
+      read_l1(kL1Read);
+    } else {
+      read_l2();
+    }
+  }
+
+  void read_l1(uint32_t tag) {
+    l1_read_done_ = true;
+    Request w = wire_request(is_touching(to_.command) ? Command::kGat : Command::kGet,
+                             is_touching(to_.command) ? bin::kGatK : bin::kGetK, key_);
+    w.exptime = exptime_;
+    send(worker_.l1(), w, shared_from_op(), tag);
+  }
+
+  void read_l2() {
+    Request w;
+    if (is_touching(to_.command)) {
+      w = wire_request(Command::kGat, bin::kGatK, key_);
+      w.exptime = exptime_;
+    } else if (mode_ == TierMode::kL1L2 && !wants_cas(to_.command)) {
+      w = wire_request(Command::kGetE, bin::kGetE, key_);  // the expiry is needed for the backfill
+    } else {
+      w = wire_request(Command::kGet, bin::kGetK, key_);
+    }
+    send(worker_.l2(), w, shared_from_op(), kL2Read);
+  }
+
+  void after_l2_hit() {
+    const bool main = mode_ == TierMode::kL1L2;
+    if (main && l1_read_done_ && !l1_failed_) {
+      // Backfill: L2's absolute expiry keeps the L1 copy from outliving the L2 item; `add` never
+      // replaces a value a concurrent write has just stored.
+      Request add = wire_request(Command::kAdd, bin::kAdd, key_);
+      add.flags = item_.flags;
+      add.exptime = is_touching(to_.command) ? exptime_ : item_.expiry;
+      add.value = item_.value;
+      send(worker_.l1(), add, shared_from_op(), kBackfill);
+      return;
+    }
+    if (is_touching(to_.command) && !l1_read_done_) {
+      // The L2 touch happened; L1's copy (if any) gets the same TTL.
+      Request touch = wire_request(Command::kTouch, bin::kTouch, key_);
+      touch.exptime = exptime_;
+      send(worker_.l1(), touch, shared_from_op(), kSideEffect);
+      return;
+    }
+    release();
+  }
+
+  void deliver(Outcome outcome);
+
+  void release() {
+    if (locked_) {
+      locked_ = false;
+      worker_.key_lock().release(key_, false);
+    }
+    self_.reset();
+  }
+
+ public:
+  std::shared_ptr<Op> self_;  // keeps a child read alive while it is not in a client queue
+
+ private:
+  Worker& worker_;
+  TierMode mode_;
+  ReplyTo to_;
+  std::string key_;
+  uint32_t exptime_;
+  std::shared_ptr<MultiRead> parent_;
+  size_t index_;
+  Item item_;
+  Outcome outcome_ = Outcome::kMiss;
+  BackendFailure why_ = BackendFailure::kUnavailable;
+  bool locked_ = false;
+  bool l1_failed_ = false;
+  bool l1_read_done_ = false;
+  bool delivered_ = false;
+};
+
+// A text read of several keys: one KeyRead per key, answered in key order.
+class MultiRead : public Op {
+ public:
+  MultiRead(Worker& w, const Request& r, size_t keys) : worker_(w), to_(r), reads_(keys), outstanding_(keys) {}
+
+  void set_read(size_t i, std::shared_ptr<KeyRead> read) { reads_[i] = std::move(read); }
+
+  void key_done() {
+    if (--outstanding_ > 0) return;
+    for (const auto& r : reads_) {
+      if (r->outcome() == Outcome::kFailed) {
+        result = Result::kError;
+        proto::append_line(reply, text_failure(r->why()));
+        finish();
+        return;
+      }
+    }
+    result = Result::kMiss;
+    for (const auto& r : reads_) {
+      const bool hit = r->outcome() == Outcome::kHit;
+      bump(worker_.stats(), hit ? Counter::get_hits : Counter::get_misses);
+      if (is_touching(to_.command)) bump(worker_.stats(), hit ? Counter::touch_hits : Counter::touch_misses);
+      if (!hit) continue;
+      result = Result::kHit;
+      proto::append_text_value(reply, r->key(), r->item().flags, r->item().value, wants_cas(to_.command),
+                               r->item().cas);
+    }
+    proto::append_line(reply, "END");
+    reads_.clear();
+    finish();
+  }
+
+ private:
+  Worker& worker_;
+  ReplyTo to_;
+  std::vector<std::shared_ptr<KeyRead>> reads_;
+  size_t outstanding_;
+};
+
+std::shared_ptr<Op> KeyRead::shared_from_op() {
+  // Ops are always owned by a shared_ptr: either the client queue's or self_ (child reads).
+  return self_ ? self_ : self_weak_.lock();
+}
+
+void KeyRead::deliver(Outcome outcome) {
+  if (delivered_) return;
+  delivered_ = true;
+  outcome_ = outcome;
+  if (parent_) {
+    auto parent = std::move(parent_);
+    parent->key_done();
+    return;
+  }
+  // A read answering the client directly.
+  if (outcome == Outcome::kHit) {
+    bump(worker_.stats(), Counter::get_hits);
+  } else if (outcome == Outcome::kMiss) {
+    bump(worker_.stats(), Counter::get_misses);
+  }
+  result = outcome == Outcome::kHit ? Result::kHit : outcome == Outcome::kMiss ? Result::kMiss : Result::kError;
+  if (to_.protocol == Protocol::kBinary) {
+    if (outcome == Outcome::kHit) {
+      if (to_.command == Command::kGetE) {
+        char extras[8];
+        bin::store32(extras, item_.flags);
+        bin::store32(extras + 4, item_.expiry);
+        bin::append_packet(reply, bin::kResponseMagic, bin::kGetE, bin::kSuccess, to_.opaque, item_.cas,
+                           std::string_view(extras, 8), {}, item_.value);
+      } else {
+        append_binary_get_hit(reply, to_.opcode, to_.opaque, item_.cas, item_.flags, key_, item_.value);
+      }
+    } else if (outcome == Outcome::kMiss) {
+      if (!to_.quiet) append_binary_get_miss(reply, to_.opcode, to_.opaque, key_);
+    } else {
+      proto::append_binary_status(reply, to_.opcode, to_.opaque, binary_failure(why_));
+    }
+  } else if (outcome == Outcome::kHit) {
+    proto::append_text_value(reply, key_, item_.flags, item_.value, wants_cas(to_.command), item_.cas);
+    proto::append_line(reply, "END");
+  } else if (outcome == Outcome::kMiss) {
+    proto::append_line(reply, "END");
+  } else {
+    proto::append_line(reply, text_failure(why_));
+  }
+  item_.value.clear();
+  finish();
+}
+
+// ---- writes ------------------------------------------------------------------------------------
+
+// A write through the tiers: L2 first; if L2 took it, L1 is brought in line.
+class TieredWrite : public Op {
+ public:
+  TieredWrite(Worker& w, TierMode mode, const Request& r) : worker_(w), mode_(mode), to_(r), key_(r.key) {
+    build_requests(r);
+  }
+
+  void start() {
+    auto self = shared_self();
+    if (!worker_.config().worker.key_ordering) {
+      begin();
+      return;
+    }
+    locked_ = true;
+    worker_.key_lock().acquire(key_, true, [self] { self->begin(); });
+  }
+
+  void on_response(uint32_t tag, const proto::BinaryResponse& r) override {
+    if (tag == kL2) {
+      l2_status_ = r.status();
+      l2_cas_ = r.header.cas;
+      l2_extras_.assign(r.extras);
+      l2_value_.assign(r.value);
+      count_result_l2();
+      const uint8_t follow = l1_follow_up();
+      if (follow == 0) {
+        complete();
+        return;
+      }
+      send(worker_.l1(), key_, follow == kFollowDelete ? l1_delete_ : l1_update_, shared_self(), kL1,
+           follow == kFollowDelete ? MetricCommand::kDelete : metric_command_for_opcode(l1_update_opcode_));
+      l1_step_was_delete_ = follow == kFollowDelete;
+      return;
+    }
+    if (tag == kL1) {
+      l1_status_ = r.status();
+      // An L1 update that failed for any reason but "not there" leaves a stale copy: drop it.
+      const bool miss = l1_status_ == bin::kKeyNotFound || l1_status_ == bin::kNotStored;
+      if (!l1_step_was_delete_ && l1_status_ != bin::kSuccess && !(miss && update_may_miss())) {
+        l1_step_was_delete_ = true;
+        send(worker_.l1(), key_, l1_delete_, shared_self(), kL1Fix, MetricCommand::kDelete);
+        return;
+      }
+      complete();
+      return;
+    }
+    complete();  // kL1Fix
+  }
+
+  void on_failure(uint32_t tag, BackendFailure why) override {
+    if (tag == kL2) {
+      bump(worker_.stats(), Counter::l2_write_failures);
+      failure_ = why;
+      complete();
+      return;
+    }
+    // L1 unreachable after L2 took the write: the write stands (L2 is authoritative). L1 serves
+    // nothing while it is down, and it restarts empty.
+    complete();
+  }
+
+  void set_too_large(std::string_view text) { too_large_text_ = text; }
+
+ private:
+  enum Tag : uint32_t { kL2 = 1, kL1, kL1Fix };
+  static constexpr uint8_t kFollowUpdate = 1;
+  static constexpr uint8_t kFollowDelete = 2;
+
+  std::shared_ptr<TieredWrite> shared_self() { return std::static_pointer_cast<TieredWrite>(self_weak_.lock()); }
+
+  void begin() { send(worker_.l2(), key_, l2_request_, shared_self(), kL2, metric_command_for_opcode(l2_opcode_)); }
+
+  void build_requests(const Request& r) {
+    Request l2 = r;
+    l2.protocol = Protocol::kBinary;
+    l2.quiet = false;
+    l2.opaque = 0;
+    Command l1_command = r.command;
+    switch (r.command) {
+      case Command::kCas:
+        l2.opcode = bin::kSet;
+        l1_command = Command::kSet;
+        break;
+      case Command::kTooLarge:
+        l2.command = Command::kDelete;
+        l2.opcode = bin::kDelete;
+        l1_command = Command::kDelete;
+        break;
+      default:
+        l2.opcode = r.protocol == Protocol::kBinary ? bin::loud_opcode(r.opcode)
+                                                     : proto::binary_opcode_for(r.command, false, false);
+        break;
+    }
+    l2_opcode_ = l2.opcode;
+    proto::compose_binary_request(l2, l2_request_);
+
+    Request del = wire_request(Command::kDelete, bin::kDelete, r.key);
+    proto::compose_binary_request(del, l1_delete_);
+
+    // The L1 update that follows a successful L2 write.
+    Request l1 = l2;
+    l1.cas = 0;  // L2 judged the CAS; L1's copy just follows
+    switch (l1_command) {
+      case Command::kSet:
+      case Command::kAdd:
+        l1.command = mode_ == TierMode::kL1L2Batch ? Command::kReplace : Command::kSet;
+        l1.opcode = mode_ == TierMode::kL1L2Batch ? bin::kReplace : bin::kSet;
+        break;
+      case Command::kReplace:
+      case Command::kAppend:
+      case Command::kPrepend:
+      case Command::kTouch:
+        break;
+      default:
+        return;  // delete, incr, decr: L1 is only ever deleted
+    }
+    l1_update_opcode_ = l1.opcode;
+    proto::compose_binary_request(l1, l1_update_);
+  }
+
+  bool update_may_miss() const {
+    // A replace/append/touch of a key L1 does not hold is fine: there is nothing stale.
+    return l1_update_opcode_ != bin::kSet;
+  }
+
+  uint8_t l1_follow_up() const {
+    switch (to_.command) {
+      case Command::kDelete:
+      case Command::kTooLarge:
+        return kFollowDelete;  // whatever L2 said, no L1 copy may outlive it
+      case Command::kIncr:
+      case Command::kDecr:
+        return l2_status_ == bin::kSuccess ? kFollowDelete : 0;  // the next read backfills
+      case Command::kTouch:
+        if (l2_status_ == bin::kKeyNotFound) return kFollowDelete;
+        return l2_status_ == bin::kSuccess ? kFollowUpdate : 0;
+      default:
+        return l2_status_ == bin::kSuccess ? kFollowUpdate : 0;
+    }
+  }
+
+  void count_result_l2() {
+    WorkerSlot& s = worker_.stats();
+    const bool ok = l2_status_ == bin::kSuccess;
+    switch (to_.command) {
+      case Command::kTouch: bump(s, ok ? Counter::touch_hits : Counter::touch_misses); break;
+      case Command::kIncr: bump(s, ok ? Counter::incr_hits : Counter::incr_misses, ok || l2_status_ == bin::kKeyNotFound); break;
+      case Command::kDecr: bump(s, ok ? Counter::decr_hits : Counter::decr_misses, ok || l2_status_ == bin::kKeyNotFound); break;
+      case Command::kCas:
+        bump(s, ok ? Counter::cas_hits : l2_status_ == bin::kKeyExists ? Counter::cas_badval : Counter::cas_misses);
+        break;
+      default: break;
+    }
+  }
+
+  void complete() {
+    compose_reply();
+    finish();
+    if (locked_) {
+      locked_ = false;
+      worker_.key_lock().release(key_, true);
+    }
+  }
+
+  void compose_reply() {
+    const bool binary = to_.protocol == Protocol::kBinary;
+    if (!too_large_text_.empty()) {
+      result = Result::kError;
+      if (binary) {
+        proto::append_binary_status(reply, to_.opcode, to_.opaque, bin::kTooLarge);
+      } else if (!to_.quiet) {
+        proto::append_line(reply, too_large_text_);
+      }
+      return;
+    }
+    if (failure_) {
+      result = Result::kError;
+      if (binary) {
+        proto::append_binary_status(reply, to_.opcode, to_.opaque, binary_failure(*failure_));
+      } else if (!to_.quiet) {
+        proto::append_line(reply, text_failure(*failure_));
+      }
+      return;
+    }
+    uint16_t status = l2_status_;
+    if (to_.command == Command::kDelete && status == bin::kKeyNotFound && l1_status_ == bin::kSuccess) {
+      status = bin::kSuccess;  // L1 held a copy L2 had lost: it is gone now, and that is a delete
+    }
+    if (to_.command == Command::kDelete) bump(worker_.stats(), status == bin::kSuccess ? Counter::delete_hits : Counter::delete_misses);
+    result = result_for(metric_command, status);
+    if (binary) {
+      if (to_.quiet && status == bin::kSuccess) return;
+      if (status == l2_status_) {
+        bin::append_packet(reply, bin::kResponseMagic, to_.opcode, status, to_.opaque, l2_cas_, l2_extras_, {},
+                           l2_value_);
+      } else {
+        proto::append_binary_status(reply, to_.opcode, to_.opaque, status);
+      }
+      return;
+    }
+    if (to_.quiet) return;
+    if ((to_.command == Command::kIncr || to_.command == Command::kDecr) && status == bin::kSuccess &&
+        l2_value_.size() == 8) {
+      proto::append_line(reply, fmt::format("{}", bin::load64(l2_value_.data())));
+      return;
+    }
+    proto::append_line(reply, proto::text_status_line(to_.command, status));
+  }
+
+  Worker& worker_;
+  TierMode mode_;
+  ReplyTo to_;
+  std::string key_;
+  std::string l2_request_;
+  std::string l1_update_;
+  std::string l1_delete_;
+  uint8_t l2_opcode_ = 0;
+  uint8_t l1_update_opcode_ = 0;
+  uint16_t l2_status_ = bin::kSuccess;
+  uint16_t l1_status_ = 0xffff;
+  uint64_t l2_cas_ = 0;
+  std::string l2_extras_;
+  std::string l2_value_;
+  std::optional<BackendFailure> failure_;
+  bool l1_step_was_delete_ = false;
+  bool locked_ = false;
+  std::string_view too_large_text_;
+};
+
+void track(Worker& worker, Op& op, const Request& r) {
+  op.track(worker.config().metrics_enabled ? &worker.stats().requests : nullptr, metric_command_for(r.command));
+}
+
+}  // namespace
+
+bool dispatch_tiered(Worker& worker, ClientConnection& conn, const Request& r, TierMode mode) {
+  switch (r.command) {
+    case Command::kGet:
+    case Command::kGets:
+    case Command::kGat:
+    case Command::kGats:
+    case Command::kGetE: {
+      if (r.protocol == Protocol::kBinary || r.command == Command::kGetE) {
+        auto op = std::make_shared<KeyRead>(worker, mode, r, r.key, nullptr, 0);
+        op->self_weak_ = op;
+        track(worker, *op, r);
+        conn.enqueue(op);
+        op->start();
+        return true;
+      }
+      std::vector<std::string_view> keys;
+      proto::for_each_key(r.keys, [&](std::string_view k) { keys.push_back(k); });
+      bump(worker.stats(), Counter::cmd_get, keys.size());
+      if (is_touching(r.command)) bump(worker.stats(), Counter::cmd_touch, keys.size());
+      if (keys.size() == 1) {
+        auto op = std::make_shared<KeyRead>(worker, mode, r, keys[0], nullptr, 0);
+        op->self_weak_ = op;
+        track(worker, *op, r);
+        conn.enqueue(op);
+        op->start();
+        return true;
+      }
+      auto multi = std::make_shared<MultiRead>(worker, r, keys.size());
+      track(worker, *multi, r);
+      conn.enqueue(multi);
+      if (keys.empty()) {
+        proto::append_line(multi->reply, "END");
+        multi->finish();
+        return true;
+      }
+      std::vector<std::shared_ptr<KeyRead>> reads;
+      for (size_t i = 0; i < keys.size(); ++i) {
+        auto read = std::make_shared<KeyRead>(worker, mode, r, keys[i], multi, i);
+        read->self_ = read;
+        multi->set_read(i, read);
+        reads.push_back(read);
+      }
+      for (auto& read : reads) read->start();
+      return true;
+    }
+    case Command::kSet:
+    case Command::kAdd:
+    case Command::kReplace:
+    case Command::kAppend:
+    case Command::kPrepend:
+    case Command::kCas:
+    case Command::kDelete:
+    case Command::kIncr:
+    case Command::kDecr:
+    case Command::kTouch: {
+      auto op = std::make_shared<TieredWrite>(worker, mode, r);
+      op->self_weak_ = op;
+      track(worker, *op, r);
+      conn.enqueue(op);
+      op->start();
+      return true;
+    }
+    case Command::kTooLarge: {
+      if (r.original != Command::kSet) return false;
+      // memcached drops the old value of a set that was too large; L2 holds the value, so both go.
+      auto op = std::make_shared<TieredWrite>(worker, mode, r);
+      op->self_weak_ = op;
+      op->set_too_large(r.error_text);
+      track(worker, *op, r);
+      conn.enqueue(op);
+      op->start();
+      return true;
+    }
+    default:
+      return false;
+  }
+}
+
+}  // namespace rend::worker
