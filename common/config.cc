@@ -1,5 +1,6 @@
 #include "common/config.h"
 
+#include <climits>
 #include <fstream>
 #include <sstream>
 #include <thread>
@@ -252,7 +253,11 @@ std::string describe_options() {
   std::ostringstream out;
   for (const auto& o : options()) {
     out << "| `" << o.path << "` | `" << o.default_value.dump() << "` | " << o.description;
-    if (o.min != 0 || o.max != 0) out << " (" << o.min << "–" << o.max << ")";
+    if (o.max == INT64_MAX) {
+      out << " (at least " << o.min << ")";
+    } else if (o.min != 0 || o.max != 0) {
+      out << " (" << o.min << "–" << o.max << ")";
+    }
     out << " |\n";
   }
   return out.str();

@@ -74,7 +74,8 @@ class KeyRead : public Op {
  public:
   KeyRead(Worker& w, TierMode mode, const Request& r, std::string_view key, std::shared_ptr<MultiRead> parent,
           size_t index)
-      : worker_(w), mode_(mode), to_(r), key_(key), exptime_(r.exptime), parent_(std::move(parent)), index_(index) {}
+      : worker_(w), mode_(mode), to_(r), key_(key), exptime_(r.exptime), parent_(std::move(parent)), index_(index),
+        child_(parent_ != nullptr) {}
 
   void start() {
     auto self = std::static_pointer_cast<KeyRead>(shared_from_op());
@@ -239,6 +240,9 @@ class KeyRead : public Op {
   void deliver(Outcome outcome);
 
   void release() {
+    // A direct read's reply has its copy and any backfill has been sent; a child read's value
+    // waits for its MultiRead to compose the reply.
+    if (!child_) item_.value = std::string();
     if (locked_) {
       locked_ = false;
       worker_.key_lock().release(key_, false);
@@ -257,6 +261,7 @@ class KeyRead : public Op {
   uint32_t exptime_;
   std::shared_ptr<MultiRead> parent_;
   size_t index_;
+  bool child_;
   Item item_;
   Outcome outcome_ = Outcome::kMiss;
   BackendFailure why_ = BackendFailure::kUnavailable;
@@ -350,7 +355,6 @@ void KeyRead::deliver(Outcome outcome) {
   } else {
     proto::append_line(reply, text_failure(why_));
   }
-  item_.value.clear();
   finish();
 }
 

@@ -1,0 +1,315 @@
+"""The L1/L2 orchestrations, row by row of DESIGN §4, on the main port (l1l2) and the batch port
+(l1l2batch), against a real memcached (L1) and a real rend-l2 (L2). After each operation the
+test reads each tier directly (memcached's own port, rend-l2's own port) to check its state."""
+import json
+import os
+import signal
+import struct
+import subprocess
+import time
+
+from rendtest import (BUILD_DIR, Client, ProcessTest, binary_request, free_port, read_binary_response, unix_accepts,
+                      wait_until, port_accepts)
+
+REND_L2 = os.path.join(BUILD_DIR, "l2", "rend-l2")
+
+
+class L2Server:
+    """A standalone rend-l2 with its data in the test's temp dir, on a unix socket and a TCP port."""
+
+    def __init__(self, tmpdir, max_bytes=1 << 30):
+        self.socket = os.path.join(tmpdir, "l2.sock")
+        self.port = free_port()
+        self.data_dir = os.path.join(tmpdir, "l2data")
+        self.max_bytes = max_bytes
+        self.log_path = os.path.join(tmpdir, "rend-l2.log")
+        self.proc = None
+
+    def start(self):
+        log = open(self.log_path, "ab")
+        self.proc = subprocess.Popen([REND_L2, "--socket", self.socket, "--data-dir", self.data_dir, "--max-bytes",
+                                      str(self.max_bytes), "--port", str(self.port)], stdout=log, stderr=log)
+        log.close()
+        wait_until(lambda: unix_accepts(self.socket) and port_accepts(self.port), 20, what="rend-l2")
+        return self
+
+    def stop(self, sig=signal.SIGTERM):
+        if self.proc and self.proc.poll() is None:
+            self.proc.send_signal(sig)
+            try:
+                self.proc.wait(20)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait()
+
+
+def get_expiry(port, key):
+    """rend-l2's absolute expiry of `key` through GetE (None on a miss), on a binary connection."""
+    client = Client(port)
+    try:
+        client.send(binary_request(0x40, key=key))
+        r = read_binary_response(client)
+    finally:
+        client.close()
+    if r["status"] != 0:
+        return None
+    return struct.unpack(">II", r["extras"])[1]
+
+
+def eventually(test, fn, expected, delta=None, what=""):
+    """rend answers a read before its follow-up writes (backfill, touches) land: wait for them."""
+    def ok():
+        v = fn()
+        if delta is None:
+            return v == expected
+        return v is not None and abs(v - expected) <= delta
+    try:
+        wait_until(ok, 5, what=what)
+    except AssertionError:
+        test.fail(f"{what}: got {fn()!r}, expected {expected!r}" + (f" within {delta}" if delta else ""))
+
+
+def l1_ttl(client, key):
+    """memcached's remaining TTL of `key` (meta get): -1 = never, None = miss."""
+    reply = client.call(b"mg " + key + b" t\r\n")
+    if reply.startswith(b"EN"):
+        return None
+    return int(reply.split()[1][1:])
+
+
+class TieredTest(ProcessTest):
+    def setUp(self):
+        super().setUp()
+        self.mc = self.start_memcached()
+        self.l2 = L2Server(self.tmp).start()
+        self.addCleanup(self.l2.stop)
+        self.rend = self.start_rend(workers=2, l1_address=self.mc.address, config={
+            "l2": {"enabled": True, "supervised": False, "address": self.l2.socket},
+            "listen": {"batch_port": free_port()},
+        })
+        self.main = self.client(self.rend.port)
+        self.batch = self.client(self.rend.config["listen"]["batch_port"])
+        self.l1 = self.client(self.mc.port)
+        self.l2c = self.client(self.l2.port)
+
+    def both(self, key, l1, l2):
+        self.assertEqual(self.l1.get(key), l1, f"L1 state of {key!r}")
+        self.assertEqual(self.l2c.get(key), l2, f"L2 state of {key!r}")
+
+    # ---- set -----------------------------------------------------------------------------------
+    def test_set_main_writes_both_tiers(self):
+        self.assertEqual(self.main.set(b"s1", b"v1"), b"STORED\r\n")
+        self.both(b"s1", b"v1", b"v1")
+
+    def test_set_batch_refreshes_only_hot_keys(self):
+        self.assertEqual(self.batch.set(b"cold", b"v"), b"STORED\r\n")
+        self.both(b"cold", None, b"v")
+        self.l1.set(b"hot", b"old")
+        self.assertEqual(self.batch.set(b"hot", b"new"), b"STORED\r\n")
+        self.both(b"hot", b"new", b"new")
+
+    # ---- add -----------------------------------------------------------------------------------
+    def test_add(self):
+        for port, client, l1_after in ((b"main", self.main, b"a"), (b"batch", self.batch, None)):
+            key = b"add-" + port
+            self.assertEqual(client.set(key, b"a", cmd=b"add"), b"STORED\r\n")
+            self.both(key, l1_after, b"a")
+            self.assertEqual(client.set(key, b"b", cmd=b"add"), b"NOT_STORED\r\n")
+            self.both(key, l1_after, b"a")
+        # The batch port's add refreshes a hot L1 copy (replace).
+        self.l1.set(b"add-hot", b"stale")
+        self.assertEqual(self.batch.set(b"add-hot", b"fresh", cmd=b"add"), b"STORED\r\n")
+        self.both(b"add-hot", b"fresh", b"fresh")
+
+    # ---- replace -------------------------------------------------------------------------------
+    def test_replace(self):
+        for client in (self.main, self.batch):
+            self.l1.call(b"flush_all\r\n")
+            self.assertEqual(client.set(b"r", b"x", cmd=b"replace"), b"NOT_STORED\r\n")
+            self.both(b"r", None, None)
+            self.l2c.set(b"r", b"l2only")
+            self.assertEqual(client.set(b"r", b"y", cmd=b"replace"), b"STORED\r\n")
+            self.both(b"r", None, b"y")  # L1 miss is fine
+            self.l1.set(b"r", b"hot")
+            self.assertEqual(client.set(b"r", b"z", cmd=b"replace"), b"STORED\r\n")
+            self.both(b"r", b"z", b"z")
+            self.l2c.call(b"delete r\r\n")
+
+    # ---- append / prepend ----------------------------------------------------------------------
+    def test_append_prepend(self):
+        for client in (self.main, self.batch):
+            self.l2c.call(b"flush_all\r\n")
+            self.l1.call(b"flush_all\r\n")
+            self.assertEqual(client.set(b"ap", b"x", cmd=b"append"), b"NOT_STORED\r\n")
+            self.l2c.set(b"ap", b"mid")
+            self.assertEqual(client.set(b"ap", b">", cmd=b"append"), b"STORED\r\n")
+            self.both(b"ap", None, b"mid>")
+            self.l1.set(b"ap", b"mid>")
+            self.assertEqual(client.set(b"ap", b"<", cmd=b"prepend"), b"STORED\r\n")
+            self.both(b"ap", b"<mid>", b"<mid>")
+
+    # ---- delete --------------------------------------------------------------------------------
+    def test_delete(self):
+        for client in (self.main, self.batch):
+            self.main.set(b"d", b"v")
+            self.assertEqual(client.call(b"delete d\r\n"), b"DELETED\r\n")
+            self.both(b"d", None, None)
+            self.assertEqual(client.call(b"delete d\r\n"), b"NOT_FOUND\r\n")
+            # An L1-only copy (L2 lost it) is deleted too, and that counts as a delete.
+            self.l1.set(b"d", b"orphan")
+            self.assertEqual(client.call(b"delete d\r\n"), b"DELETED\r\n")
+            self.both(b"d", None, None)
+
+    # ---- touch ---------------------------------------------------------------------------------
+    def test_touch(self):
+        for client in (self.main, self.batch):
+            self.main.set(b"t", b"v")
+            self.assertEqual(client.call(b"touch t 500\r\n"), b"TOUCHED\r\n")
+            now = time.time()
+            self.assertAlmostEqual(get_expiry(self.l2.port, b"t"), now + 500, delta=2)
+            self.assertAlmostEqual(l1_ttl(self.l1, b"t"), 500, delta=2)  # the reply waits for both tiers
+            self.l2c.call(b"delete t\r\n")
+            self.assertEqual(client.call(b"touch t 10\r\n"), b"NOT_FOUND\r\n")
+            self.both(b"t", None, None)  # no L1 copy may outlive L2's item
+
+    # ---- get -----------------------------------------------------------------------------------
+    def test_get_main_l1_first_then_l2_with_backfill(self):
+        self.l2c.set(b"g", b"from-l2")
+        self.l1.set(b"g", b"from-l1")
+        self.assertEqual(self.main.get(b"g"), b"from-l1", "an L1 hit is served from L1")
+        self.l1.call(b"delete g\r\n")
+        self.assertEqual(self.main.get(b"g"), b"from-l2")
+        eventually(self, lambda: self.l1.get(b"g"), b"from-l2", what="backfilled into L1")
+        self.assertIsNone(self.main.get(b"nowhere"))
+
+    def test_get_batch_does_not_backfill(self):
+        self.l2c.set(b"gb", b"from-l2")
+        self.assertEqual(self.batch.get(b"gb"), b"from-l2")
+        self.assertIsNone(self.l1.get(b"gb"))
+
+    def test_multiget_mixes_tiers_in_key_order(self):
+        self.l1.set(b"m1", b"one")
+        self.l2c.set(b"m2", b"two")
+        self.l2c.set(b"m4", b"four")
+        reply = self.main.call(b"get m1 m2 m3 m4 m1\r\n")
+        self.assertEqual(reply, b"VALUE m1 0 3\r\none\r\nVALUE m2 0 3\r\ntwo\r\nVALUE m4 0 4\r\nfour\r\n"
+                                b"VALUE m1 0 3\r\none\r\nEND\r\n")
+        eventually(self, lambda: self.l1.get(b"m4"), b"four", what="backfilled into L1")
+
+    def test_backfill_keeps_l2_expiry(self):
+        self.assertEqual(self.main.set(b"ttl", b"v", exptime=100), b"STORED\r\n")
+        self.l1.call(b"delete ttl\r\n")
+        self.assertEqual(self.main.get(b"ttl"), b"v")
+        l2_left = get_expiry(self.l2.port, b"ttl") - time.time()
+        eventually(self, lambda: l1_ttl(self.l1, b"ttl"), l2_left, delta=2, what="L1 copy expires with L2's")
+        # And a value without expiry stays without one.
+        self.main.set(b"forever", b"v")
+        self.l1.call(b"delete forever\r\n")
+        self.main.get(b"forever")
+        eventually(self, lambda: l1_ttl(self.l1, b"forever"), -1, what="no expiry")
+
+    # ---- gat -----------------------------------------------------------------------------------
+    def test_gat_main(self):
+        self.main.set(b"ga", b"v", exptime=50)
+        reply = self.main.call(b"gat 700 ga\r\n")
+        self.assertEqual(reply, b"VALUE ga 0 1\r\nv\r\nEND\r\n")
+        self.assertAlmostEqual(l1_ttl(self.l1, b"ga"), 700, delta=2)
+        eventually(self, lambda: get_expiry(self.l2.port, b"ga"), time.time() + 700, delta=2,
+                   what="an L1 hit also touches L2")
+        self.l1.call(b"delete ga\r\n")
+        self.assertEqual(self.main.call(b"gat 900 ga\r\n"), b"VALUE ga 0 1\r\nv\r\nEND\r\n")
+        eventually(self, lambda: l1_ttl(self.l1, b"ga"), 900, delta=2, what="L1 miss: added with the new TTL")
+
+    def test_gat_batch(self):
+        self.main.set(b"gb2", b"v", exptime=50)
+        self.assertEqual(self.batch.call(b"gat 800 gb2\r\n"), b"VALUE gb2 0 1\r\nv\r\nEND\r\n")
+        self.assertAlmostEqual(get_expiry(self.l2.port, b"gb2"), time.time() + 800, delta=2)
+        eventually(self, lambda: l1_ttl(self.l1, b"gb2"), 800, delta=2, what="L1 keeps the requested TTL")
+
+    # ---- gets / cas ----------------------------------------------------------------------------
+    def test_gets_and_cas_use_l2(self):
+        for client in (self.main, self.batch):
+            client.set(b"c", b"v1")
+            l2_cas = self.l2c.call(b"gets c\r\n").split(b"\r\n")[0].split()[4]
+            reply = client.call(b"gets c\r\n")
+            self.assertEqual(reply.split(b"\r\n")[0].split()[4], l2_cas, "the CAS is L2's")
+            self.assertEqual(client.call(b"cas c 0 0 2 %s\r\nv2\r\n" % l2_cas), b"STORED\r\n")
+            self.assertEqual(self.l2c.get(b"c"), b"v2")
+            if client is self.main:
+                self.assertEqual(self.l1.get(b"c"), b"v2")
+            self.assertEqual(client.call(b"cas c 0 0 2 %s\r\nv3\r\n" % l2_cas), b"EXISTS\r\n")
+            self.assertEqual(client.call(b"cas nokey 0 0 2 1\r\nv3\r\n"), b"NOT_FOUND\r\n")
+
+    # ---- incr / decr ---------------------------------------------------------------------------
+    def test_incr_decr(self):
+        for client in (self.main, self.batch):
+            self.main.set(b"n", b"10")
+            self.assertEqual(self.l1.get(b"n"), b"10")
+            self.assertEqual(client.call(b"incr n 5\r\n"), b"15\r\n")
+            self.both(b"n", None, b"15")  # L1 dropped; the next read backfills
+            self.assertEqual(client.call(b"decr n 20\r\n"), b"0\r\n")
+            self.assertEqual(client.call(b"incr nokey 1\r\n"), b"NOT_FOUND\r\n")
+
+    # ---- flush_all -----------------------------------------------------------------------------
+    def test_flush_all(self):
+        for client in (self.main, self.batch):
+            self.main.set(b"f", b"v")
+            self.assertEqual(client.call(b"flush_all\r\n"), b"OK\r\n")
+            self.both(b"f", None, None)
+
+    # ---- binary clients ------------------------------------------------------------------------
+    def test_binary_get_and_gete(self):
+        self.main.set(b"bk", b"val", flags=7, exptime=300)
+        self.l1.call(b"delete bk\r\n")
+        c = self.client(self.rend.port)
+        c.send(binary_request(0x0c, key=b"bk", opaque=5))  # GETK: L1 miss, L2 hit
+        r = read_binary_response(c)
+        self.assertEqual((r["status"], r["opcode"], r["key"], r["value"], r["opaque"]), (0, 0x0c, b"bk", b"val", 5))
+        self.assertEqual(struct.unpack(">I", r["extras"])[0], 7)
+        c.send(binary_request(0x40, key=b"bk", opaque=6))  # GetE: flags and absolute expiry
+        r = read_binary_response(c)
+        flags, expiry = struct.unpack(">II", r["extras"])
+        self.assertEqual((r["status"], r["opcode"], flags, r["value"]), (0, 0x40, 7, b"val"))
+        self.assertAlmostEqual(expiry, time.time() + 300, delta=3)
+        c.send(binary_request(0x09, key=b"missing") + binary_request(0x0a, opaque=9))  # GETQ miss, NOOP
+        r = read_binary_response(c)
+        self.assertEqual((r["opcode"], r["opaque"]), (0x0a, 9))
+
+    # ---- ordering ------------------------------------------------------------------------------
+    def test_pipelined_writes_and_reads_on_one_key_stay_in_order(self):
+        parts = []
+        expected = []
+        for i in range(300):
+            v = b"v%d" % i
+            parts.append(b"set o 0 0 %d\r\n%s\r\nget o\r\n" % (len(v), v))
+            expected.append(b"STORED\r\nVALUE o 0 %d\r\n%s\r\nEND\r\n" % (len(v), v))
+        self.main.send(b"".join(parts))
+        want = b"".join(expected)
+        self.assertEqual(self.main.read_exact(len(want)), want)
+        self.both(b"o", b"v299", b"v299")
+
+
+class L2DownTest(ProcessTest):
+    def test_reads_fall_back_to_l1_writes_fail_then_recover(self):
+        mc = self.start_memcached()
+        l2 = L2Server(self.tmp).start()
+        self.addCleanup(l2.stop)
+        rend = self.start_rend(workers=1, l1_address=mc.address, config={
+            "l2": {"enabled": True, "supervised": False, "address": l2.socket},
+            "listen": {"batch_port": 0},
+        })
+        c = self.client(rend.port)
+        self.assertEqual(c.set(b"k", b"v"), b"STORED\r\n")
+        workers = rend.worker_pids()
+        l2.stop(signal.SIGKILL)
+        self.assertEqual(c.get(b"k"), b"v", "an L1 hit is still served")
+        self.assertIsNone(c.get(b"only-in-l2"), "an L1 miss is a miss")
+        self.assertEqual(c.set(b"k", b"w"), b"SERVER_ERROR backend unavailable\r\n")
+        self.assertEqual(c.get(b"k"), b"v", "a refused write changed nothing")
+        stats = c.stats()
+        self.assertGreaterEqual(int(stats["l2_fallbacks"]), 1)
+        self.assertGreaterEqual(int(stats["l2_write_failures"]), 1)
+        l2.start()
+        wait_until(lambda: c.set(b"k", b"w") == b"STORED\r\n", 10, what="writes after L2 is back")
+        self.assertEqual(c.get(b"k"), b"w")
+        self.assertEqual(rend.worker_pids(), workers, "no worker was restarted")
