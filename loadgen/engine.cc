@@ -6,6 +6,7 @@
 #include <netinet/in.h>
 #include <netinet/tcp.h>
 #include <sys/epoll.h>
+#include <sys/prctl.h>
 #include <sys/un.h>
 #include <unistd.h>
 
@@ -43,6 +44,7 @@ constexpr size_t kMaxReplyBody = kMaxValueSize + 4096;
 constexpr int kMaxConnectFailures = 3;
 constexpr int64_t kHousekeepingNs = 10'000'000;
 constexpr int64_t kReconnectDelayNs = 100'000'000;
+constexpr uint64_t kNoKey = UINT64_MAX;
 
 std::string printable(std::string_view bytes, size_t limit = 48) {
   std::string out;
@@ -166,6 +168,10 @@ class Connection {
   uint64_t scheduled = 0;
   int64_t next_due_ns = 0;
   uint32_t next_opaque = 1;
+  // The key of this connection's last store that failed (kNoKey: none). memcached may keep the
+  // old value after a failed set ("SERVER_ERROR out of memory"), so what a read of it returns
+  // cannot be judged until a store of it succeeds again; the failure itself is the error.
+  uint64_t doubtful_key = kNoKey;
 
   // Key bytes of the request being composed (a text multi-get: every key, space separated).
   char keys_scratch[kMaxMultiGet * (proto::kMaxKeyLength + 1)];
@@ -196,7 +202,8 @@ void Worker::reset_stats() {
     command.ops = command.keys = command.hits = 0;
   }
   stats_.latency.clear();
-  stats_.ops = stats_.aborted = stats_.errors_total = 0;
+  stats_.send_lag.clear();
+  stats_.ops = stats_.aborted = stats_.unsent = stats_.unjudged = stats_.errors_total = 0;
   stats_.errors.fill(0);
   stats_.samples.clear();
   stats_.begin_ns = stats_.end_ns = 0;
@@ -377,6 +384,7 @@ void Worker::issue(Connection& c, int64_t now) {
     if (c.quota != UINT64_MAX) --c.quota;
     p.start_ns = start;
     p.sent_ns = now;
+    if (open_loop_) stats_.send_lag.record(static_cast<uint64_t>(now - start));
     p.cursor = 0;
     p.hits = 0;
     p.error_reply = false;
@@ -749,7 +757,7 @@ bool Worker::on_binary_reply(Connection& c, const proto::BinaryResponse& r, int6
 
 void Worker::verify(Connection& c, Pending& p, uint64_t key, uint32_t flags, std::string_view data) {
   const Op& op = p.op;
-  if (op.check == Check::kNone) return;
+  if (op.check == Check::kNone || key == c.doubtful_key) return;
   auto wrong = [&](std::string what) {
     stats_.add_error(ErrorKind::kWrongValue,
                      fmt::format("connection {}: {} {}: {}", c.id, op_name(op.kind), key_text(key), what));
@@ -811,7 +819,18 @@ void Worker::complete(Connection& c, Outcome outcome, int64_t now, std::string_v
   }
   stats_.latency.record(latency);
   ++stats_.ops;
-  if ((p.op.accept & bit(outcome)) == 0) {
+  const uint64_t key = p.op.keys[0];
+  const bool accepted = (p.op.accept & bit(outcome)) != 0;
+  if (is_store(p.op.kind)) {
+    if (!accepted) {
+      c.doubtful_key = key;
+    } else if (c.doubtful_key == key) {
+      c.doubtful_key = kNoKey;
+    }
+  }
+  if (is_read(p.op.kind) && p.op.nkeys == 1 && key == c.doubtful_key) {
+    ++stats_.unjudged;
+  } else if (!accepted) {
     stats_.add_error(ErrorKind::kUnexpectedStatus,
                      fmt::format("connection {}: {} {}: got {}{}, expected {}", c.id, op_name(p.op.kind),
                                  key_text(p.op.keys[0]), outcome_name(outcome), detail,
@@ -870,6 +889,9 @@ void Worker::housekeeping(int64_t now) {
 }
 
 void Worker::run(const PhasePlan& plan) {
+  // An open loop sleeps until exact send times; the default 50 us timer slack would make every
+  // send that late.
+  prctl(PR_SET_TIMERSLACK, 1UL, 0UL, 0UL, 0UL);
   plan_ = &plan;
   open_loop_ = plan.rate > 0;
   stopped_ = false;

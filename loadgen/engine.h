@@ -12,6 +12,12 @@
 // run() being called and returning, only the worker's own thread touches it (progress counters
 // excepted, which are atomics). Nothing here allocates per request once buffers have grown to the
 // run's request and reply sizes.
+//
+// What can fail: connects, sends and receives, replies (unparseable, for the wrong request, with
+// the wrong outcome or value), and timeouts. None of it is thrown or fatal: each is counted in the
+// phase's statistics by kind, with the first few described. A connection that fails is closed,
+// its requests in flight counted as aborted, and it reconnects after a short delay; one that
+// cannot connect three times in a row is given up for the rest of the run.
 #pragma once
 
 #include <sys/socket.h>
@@ -77,7 +83,6 @@ class Worker {
   uint64_t progress_errors() const { return progress_errors_.load(std::memory_order_relaxed); }
 
  private:
-struct Pending;
   void issue(Connection& c, int64_t now);
   void compose(Connection& c, Pending& p);
   void on_event(Connection& c, uint32_t events);
@@ -100,7 +105,6 @@ struct Pending;
   void housekeeping(int64_t now);
   void scan_due(int64_t now);
   std::string key_text(uint64_t key) const;
-  int wait(int64_t timeout_ns);
 
   const Options& options_;
   const Target& target_;

@@ -41,16 +41,19 @@ class Rng {
 
 uint64_t mix64(uint64_t a, uint64_t b);  // a keyed hash of two words (xxh3)
 
-// Keys are 'k' followed by the zero-padded decimal index: "k000000000000042" for length 16.
+// Keys are a prefix letter followed by the zero-padded decimal index: "k000000000000042" for
+// length 16. Workloads whose values others cannot check use their own letter, so that they never
+// leave such values under the keys of the workloads that check what they read (fill/bench/mix).
 class KeyFormat {
  public:
-  explicit KeyFormat(size_t length) : length_(length) {}
+  explicit KeyFormat(size_t length, char prefix = 'k') : length_(length), prefix_(prefix) {}
+  char prefix() const { return prefix_; }
   size_t length() const { return length_; }
   // The shortest length that can spell every index below key_space.
   static size_t min_length(uint64_t key_space);
   // Writes exactly length() bytes.
   void write(uint64_t index, char* out) const {
-    out[0] = 'k';
+    out[0] = prefix_;
     for (size_t i = length_ - 1; i >= 1; --i) {
       out[i] = static_cast<char>('0' + index % 10);
       index /= 10;
@@ -59,6 +62,7 @@ class KeyFormat {
 
  private:
   size_t length_;
+  char prefix_;
 };
 
 enum class KeyDist : uint8_t { kUniform, kZipf };

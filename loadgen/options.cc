@@ -145,26 +145,25 @@ int parse_options(int argc, char** argv, Options& o) {
   bool no_preload = false;
   bool progress = false, no_progress = false;
 
-  app.add_option("-w,--workload", o.workload,
+  std::string workload = "bench", protocol = "text", key_dist = "uniform";
+  app.add_option("-w,--workload", workload,
                  "blast: every command at random, replies checked | setget: set then get, every byte "
                  "verified | sizes: every value size 0..--size-max | fill: write --key-space keys | "
                  "setops: set/add/replace/append/prepend with exact expected results | bench: fixed "
                  "profile (90% get / 10% set, 100-byte values, 10000 uniform keys, preloaded) | mix: "
                  "bench with your --get-ratio/--key-*/--value-size")
-      ->transform(CLI::CheckedTransformer(workloads, CLI::ignore_case));
+      ->check(CLI::IsMember(workloads));
   app.add_option("--host", o.host, "server host");
   app.add_option("-p,--port", o.port, "server TCP port");
   app.add_option("--unix", o.unix_path, "connect to this unix socket instead of --host/--port");
-  app.add_option("--protocol", o.protocol, "text|binary")
-      ->transform(CLI::CheckedTransformer(protocols, CLI::ignore_case));
+  app.add_option("--protocol", protocol, "text|binary")->check(CLI::IsMember(protocols));
   app.add_option("-t,--threads", o.threads, "event-loop threads");
   app.add_option("-c,--connections", o.connections, "connections in total, spread over the threads");
   app.add_option("--pipeline", o.pipeline, "requests in flight per connection");
   app.add_option("--rate", o.rate, "open loop: total requests per second (0 = closed loop)");
   app.add_option("--key-length", o.key_length, "bytes per key");
   app.add_option("--key-space", o.key_space, "distinct keys");
-  app.add_option("--key-dist", o.key_dist, "uniform|zipf")
-      ->transform(CLI::CheckedTransformer(dists, CLI::ignore_case));
+  app.add_option("--key-dist", key_dist, "uniform|zipf")->check(CLI::IsMember(dists));
   app.add_option("--zipf-theta", o.zipf_theta, "zipf exponent, 0 < theta < 1");
   app.add_option("--value-size", value_size, "value bytes: N or MIN:MAX (uniform)");
   app.add_option("--get-ratio", ratio, "share of reads (blast: get/multi-get/gat; mix: get); default 0.25 "
@@ -187,6 +186,9 @@ int parse_options(int argc, char** argv, Options& o) {
   } catch (const CLI::ParseError& e) {
     return app.exit(e);
   }
+  o.workload = workloads.at(workload);
+  o.protocol = protocols.at(protocol);
+  o.key_dist = dists.at(key_dist);
   if (!parse_size_range(value_size, o.value_min, o.value_max)) {
     fmt::print(stderr, "--value-size: expected N or MIN:MAX, got '{}'\n", value_size);
     return 2;
@@ -195,7 +197,8 @@ int parse_options(int argc, char** argv, Options& o) {
   if (no_preload) o.preload = false;
   if (progress) o.progress = true;
   if (no_progress) o.progress = false;
-  const std::string problem = validate(o.effective());
+  std::string problem = validate(o);
+  if (problem.empty()) problem = validate(o.effective());
   if (!problem.empty()) {
     fmt::print(stderr, "rend-loadgen: {}\n", problem);
     return 2;

@@ -31,23 +31,28 @@ struct CommandStats {
 };
 
 struct PhaseStats {
-  static constexpr size_t kMaxSamples = 10;
+  static constexpr size_t kMaxSamplesPerKind = 5;
 
   std::array<CommandStats, kOpKinds> commands;
   Histogram latency;  // every request
+  // Open loop: how late each request was sent after its intended time. Large values mean the
+  // loadgen itself (or its CPU) could not keep the schedule: the latencies then include that.
+  Histogram send_lag;
   uint64_t ops = 0;   // requests answered (correctly or not)
   uint64_t aborted = 0;  // requests in flight on a connection that failed
+  uint64_t unjudged = 0;  // reads of a key whose last store on the connection failed
   uint64_t unsent = 0;   // open loop: requests due before the end but never sent (fell behind)
   std::array<uint64_t, kErrorKinds> errors{};
   uint64_t errors_total = 0;
-  std::vector<std::string> samples;  // the first few error descriptions
+  std::vector<std::string> samples;  // the first few error descriptions of each kind
   int64_t begin_ns = 0;              // the phase's start
   int64_t end_ns = 0;                // the last reply (or the phase's end)
 
   void add_error(ErrorKind kind, std::string description) {
-    ++errors[static_cast<size_t>(kind)];
+    if (++errors[static_cast<size_t>(kind)] <= kMaxSamplesPerKind) {
+      samples.push_back(std::string(error_name(kind)) + ": " + std::move(description));
+    }
     ++errors_total;
-    if (samples.size() < kMaxSamples) samples.push_back(std::move(description));
   }
   void merge(const PhaseStats& other);
 };
