@@ -1,0 +1,42 @@
+"""rend-loadgen's verifying workloads (setget, sizes, setops) against rend in every mode:
+l1only, l1l2 (main port) and l1l2batch (batch port), in both protocols."""
+import json
+import os
+import subprocess
+
+from rendtest import BUILD_DIR, ProcessTest, free_port
+
+LOADGEN = os.path.join(BUILD_DIR, "loadgen", "rend-loadgen")
+
+WORKLOADS = [
+    ["--workload", "setget", "--ops", "4000", "--connections", "8", "--value-size", "1:20000"],
+    ["--workload", "sizes", "--size-max", "1048000", "--size-step", "65536", "--connections", "4"],
+    ["--workload", "setops", "--ops", "4000", "--connections", "8"],
+]
+
+
+class LoadgenAgainstRendTest(ProcessTest):
+    def run_all(self, port):
+        for protocol in ("text", "binary"):
+            for args in WORKLOADS:
+                out = subprocess.run([LOADGEN, "--port", str(port), "--protocol", protocol, "--json", *args],
+                                     capture_output=True, text=True, timeout=240)
+                label = f"{protocol} {' '.join(args)}"
+                self.assertEqual(out.returncode, 0, f"{label}:\n{out.stdout[-3000:]}\n{out.stderr[-3000:]}")
+                report = json.loads(out.stdout)
+                print(f"port {port} {label}: ok")
+                self.assertTrue(report, label)
+
+    def test_l1only(self):
+        rend = self.start_rend(workers=2, memory_mb=256)
+        self.run_all(rend.port)
+
+    def test_l1l2_main_and_batch_ports(self):
+        batch = free_port()
+        rend = self.start_rend(workers=2, memory_mb=256, config={
+            "l2": {"enabled": True, "data_dir": os.path.join(self.tmp, "l2"),
+                   "address": os.path.join(self.tmp, "run", "rend-l2.sock")},
+            "listen": {"batch_port": batch},
+        })
+        self.run_all(rend.port)
+        self.run_all(batch)
