@@ -211,12 +211,18 @@ void ClientConnection::drain() {
 void ClientConnection::maybe_close() {
   if (closing_) return;
   const bool flushed = out_.empty() && !write_in_flight_;
-  if (close_when_flushed_ && flushed) {
+  const bool answered = pending_.empty() && flushed;
+  // Closing for unframeable input or after a quit: first every earlier request gets its reply.
+  if (close_when_flushed_ && answered) {
     close();
     return;
   }
-  const bool idle = pending_.empty() && flushed && swallow_ == 0;
-  if (idle && (input_done_ || (draining_ && in_start_ == in_end_ && !bytes_waiting()))) close();
+  // EOF: nothing more can arrive, so a value being swallowed will never finish either.
+  if (answered && input_done_) {
+    close();
+    return;
+  }
+  if (answered && draining_ && swallow_ == 0 && in_start_ == in_end_ && !bytes_waiting()) close();
 }
 
 bool ClientConnection::bytes_waiting() {

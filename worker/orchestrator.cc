@@ -285,6 +285,62 @@ class StatsOp : public Op {
   ReplyTo to_;
 };
 
+// Text `cas` with unique 0: memcached compares 0 with the item's CAS, which is never 0, so the
+// answer is EXISTS or NOT_FOUND and nothing is stored. The binary protocol has no way to say
+// this (a binary set with CAS 0 is unconditional), so it is answered from a plain read.
+class CasZeroOp : public Op {
+ public:
+  CasZeroOp(Worker& w, const Request& r) : worker_(w), key_(r.key), quiet_(r.quiet) {}
+
+  void start(BackendPool& pool, bool lock) {
+    auto self = std::static_pointer_cast<CasZeroOp>(self_weak_.lock());
+    BackendPool* p = &pool;
+    auto begin = [self, p] {
+      BackendConnection& b = p->for_key(self->key_);
+      if (!b.accepting()) {
+        self->on_failure(0, BackendFailure::kUnavailable);
+        return;
+      }
+      Request wire;
+      wire.command = Command::kGet;
+      wire.opcode = bin::kGetK;
+      wire.key = self->key_;
+      proto::compose_binary_request(wire, b.out());
+      b.expect(self, 0, ExpectKind::kSingle, MetricCommand::kGet);
+    };
+    locked_ = lock;
+    if (lock) {
+      worker_.key_lock().acquire(key_, false, begin);
+    } else {
+      begin();
+    }
+  }
+  void on_response(uint32_t, const proto::BinaryResponse& r) override {
+    const bool exists = r.status() == bin::kSuccess;
+    bump(worker_.stats(), exists ? Counter::cas_badval : Counter::cas_misses);
+    result = exists ? Result::kExists : Result::kMiss;
+    done(exists ? "EXISTS" : r.status() == bin::kKeyNotFound ? "NOT_FOUND" : "SERVER_ERROR backend error");
+  }
+  void on_failure(uint32_t, BackendFailure why) override {
+    result = Result::kError;
+    done(text_failure(why));
+  }
+
+ private:
+  void done(std::string_view line) {
+    if (!quiet_) append_line(reply, line);
+    finish();
+    if (locked_) {
+      locked_ = false;
+      worker_.key_lock().release(key_, false);
+    }
+  }
+  Worker& worker_;
+  std::string key_;
+  bool quiet_;
+  bool locked_ = false;
+};
+
 uint8_t backend_opcode(const Request& r) {
   if (r.protocol == Protocol::kBinary) return bin::loud_opcode(r.opcode);
   switch (r.command) {
@@ -343,6 +399,15 @@ void Orchestrator::count_request(const Request& r) {
 
 void Orchestrator::dispatch(ClientConnection& conn, const Request& r) {
   count_request(r);
+  if (r.command == Command::kCas && r.cas == 0 && r.protocol == Protocol::kText) {
+    auto op = std::make_shared<CasZeroOp>(worker_, r);
+    op->self_weak_ = op;
+    track(*op, r);
+    conn.enqueue(op);
+    const bool tiered = conn.mode() != TierMode::kL1Only;
+    op->start(tiered ? worker_.l2() : worker_.l1(), tiered && worker_.config().worker.key_ordering);
+    return;
+  }
   if (conn.mode() != TierMode::kL1Only && dispatch_tiered(worker_, conn, r, conn.mode())) return;
   switch (r.command) {
     case Command::kGet:

@@ -1,5 +1,7 @@
 #include "common/protocol/binary_parser.h"
 
+#include <cstdint>
+
 namespace rend::proto {
 namespace {
 
@@ -19,7 +21,7 @@ ParseResult protocol_error(const Header& h) {
   return r;
 }
 
-enum class Shape : uint8_t { kKeyOnly, kStorage, kAppend, kArith, kEmpty, kFlush, kStat, kTouch, kVerbosity, kUnknown };
+enum class Shape : uint8_t { kKeyOnly, kStorage, kAppend, kArith, kEmpty, kFlush, kStat, kTouch, kUnknown };
 
 struct OpcodeInfo {
   Shape shape;
@@ -48,7 +50,7 @@ OpcodeInfo describe(uint8_t loud) {
     case kTouch: return {Shape::kTouch, Command::kTouch, false};
     case kGat: return {Shape::kTouch, Command::kGat, false};
     case kGatK: return {Shape::kTouch, Command::kGat, true};
-    case kVerbosity: return {Shape::kVerbosity, Command::kVerbosity, false};
+    // memcached 1.6.18 does not serve binary verbosity (0x1b): it is an unknown command there.
     default: return {Shape::kUnknown, Command::kUnknown, false};
   }
 }
@@ -68,7 +70,6 @@ bool shape_valid(Shape shape, const Header& h) {
     // the request, its bytes are parsed as the next request.
     case Shape::kStat: return ext == 0;
     case Shape::kTouch: return ext == 4 && key > 0;
-    case Shape::kVerbosity: return ext == 4 && key == 0 && body == 4;
     case Shape::kUnknown: return true;
   }
   return false;
@@ -122,7 +123,9 @@ ParseResult parse_binary_request(std::span<const char> input, size_t max_item_si
     ParseResult r;
     r.status = ParseStatus::kRequest;
     r.consumed = head;
-    r.swallow = value_length;
+    // memcached holds the value length in an int: from 2^31 on it is negative, so memcached
+    // swallows nothing and reads what follows as the next requests. We do the same.
+    r.swallow = value_length > INT32_MAX ? 0 : value_length;
     r.request.protocol = Protocol::kBinary;
     r.request.command = Command::kTooLarge;
     r.request.original = info.command;

@@ -202,6 +202,7 @@ void compose_binary_request(const Request& r, std::string& out) {
       break;
     case Command::kTouch:
     case Command::kGat:
+    case Command::kGats:  // a text gats forwarded as binary gat: same extras
       bin::store32(u32.bytes.data(), r.exptime);
       extras = u32.view();
       break;

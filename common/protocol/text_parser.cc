@@ -253,6 +253,9 @@ ParseResult parse_line(std::span<const char> input, std::string_view line, size_
       // memcached looks only at the subcommand token ("stats reset now" resets); detail and
       // cachedump take arguments.
       const bool with_args = tok.t[1] == "detail" || tok.t[1] == "cachedump";
+      if (tok.t[1] == "detail" && (tok.n < 3 || (tok.t[2] != "on" && tok.t[2] != "off" && tok.t[2] != "dump"))) {
+        return make_error(line_end, "CLIENT_ERROR usage: stats detail on|off|dump");
+      }
       r.request.stats_group = with_args ? rest_after(line, tok, 0).substr(1) : tok.t[1];
     }
     return r;
@@ -275,9 +278,7 @@ bool parse_u32_truncating(std::string_view token, uint32_t& out) {
   char* end = nullptr;
   const unsigned long v = std::strtoul(t.c_str, &end, 10);
   if (errno == ERANGE || t.c_str == end || !number_ends_well(t.c_str, end)) return false;
-  if (static_cast<long>(v) < 0 && std::memchr(t.c_str, '-', static_cast<size_t>(end - t.c_str)) != nullptr) {
-    return false;
-  }
+  if (static_cast<long>(v) < 0 && std::strchr(t.c_str, '-') != nullptr) return false;
   out = static_cast<uint32_t>(v);
   return true;
 }
@@ -298,9 +299,7 @@ bool parse_u64(std::string_view token, uint64_t& out) {
   char* end = nullptr;
   const unsigned long long v = std::strtoull(t.c_str, &end, 10);
   if (errno == ERANGE || t.c_str == end || !number_ends_well(t.c_str, end)) return false;
-  if (static_cast<long long>(v) < 0 && std::memchr(t.c_str, '-', static_cast<size_t>(end - t.c_str)) != nullptr) {
-    return false;
-  }
+  if (static_cast<long long>(v) < 0 && std::strchr(t.c_str, '-') != nullptr) return false;
   out = v;
   return true;
 }

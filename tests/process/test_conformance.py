@@ -11,9 +11,11 @@ Both sides get the same cases in the same order with the same keys (a per-case k
 both memcacheds go through the same states. Design exceptions that are not compared: plain
 `stats`, binary GetE/GetEQ, `stats <group>` reports that depend on the server's own settings.
 
-A case is a list of steps; a step is bytes (b"@" is replaced by the case's key prefix in text
-steps built with T()), or a function (prefix, reply_so_far) -> bytes, for steps that depend on what
-that side answered (e.g. a real CAS value).
+A case is a list of steps, each sent then read until silence. A step is a function
+(prefix, reply_so_far) -> bytes: T(b"...") builds one from text where b"@" stands for the case's
+key prefix, B(fn) from a binary builder fn(prefix), and a plain lambda can use what that side has
+answered so far (e.g. a real CAS value). A case that differs gets one longer read on both sides
+before it is reported, so a slow machine does not make a difference out of a late reply.
 """
 import re
 import struct
@@ -120,15 +122,16 @@ class Side:
         self.closed = False
         self.error = None
 
-    def step(self, data):
+    def step(self, data, wait=SILENCE):
         if self.closed:
             return
         try:
-            self.client.send(data)
+            if data:
+                self.client.send(data)
         except OSError:
             pass  # the server closed while we were sending; what it answered before still counts
         try:
-            got = self.client.read_available(SILENCE)
+            got = self.client.read_available(wait)
         except OSError as e:
             got = b"<CLOSED>"
             self.error = e
@@ -140,25 +143,31 @@ class Side:
         self.client.close()
 
 
-def run_case(direct_port, rend_port, prefix, steps):
+def _in_parallel(sides, datas, wait):
+    threads = [threading.Thread(target=s.step, args=(d, wait)) for s, d in zip(sides, datas)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(60)
+        if t.is_alive():
+            raise AssertionError("a step did not finish within 60 s")
+
+
+def run_case(direct_port, rend_port, prefix, steps, same=lambda a, b: a == b):
     sides = [Side(direct_port), Side(rend_port)]
     try:
         for step in steps:
-            datas = [step(prefix, s.reply) for s in sides]
-            threads = [threading.Thread(target=s.step, args=(d,)) for s, d in zip(sides, datas)]
-            for t in threads:
-                t.start()
-            for t in threads:
-                t.join(60)
-                if t.is_alive():
-                    raise AssertionError("a step did not finish within 60 s")
+            _in_parallel(sides, [step(prefix, s.reply) for s in sides], SILENCE)
+        if not same(sides[0].reply, sides[1].reply):
+            # Before calling it a difference, give a slow side (a loaded machine) more time.
+            _in_parallel(sides, [b"", b""], 4 * SILENCE)
         return sides[0].reply, sides[1].reply
     finally:
         for s in sides:
             s.close()
 
 
-def cas_from(prev, key_suffix=b""):
+def cas_from(prev):
     m = re.search(rb"VALUE \S+ \d+ \d+ (\d+)\r\n", prev)
     return m.group(1) if m else b"0"
 
@@ -370,6 +379,9 @@ def text_cases():
     add("stats_reset", T(b"stats reset\r\n"))
     add("stats_unknown_group", T(b"stats bogus_group\r\n"))
     add("stats_reset_extra_token", T(b"stats reset extra\r\n"))
+    add("stats_sizes", T(b"stats sizes\r\n"))
+    add("stats_sizes_extra_token", T(b"stats sizes extra\r\n"))
+    add("stats_detail_bad", T(b"stats detail\r\n"))
 
     # quit.
     add("quit", T(b"quit\r\n"))
@@ -394,6 +406,7 @@ def text_cases():
     add("line_1500_no_newline", lambda p, _: b"x" * 1500)
     add("line_2049_no_newline", lambda p, _: b"x" * 2049)
     add("line_3000_no_newline", lambda p, _: b"x" * 3000)
+    add("line_3000_no_newline_after_set_and_get", lambda p, _: b"set %sa 0 0 1\r\nx\r\nget %sa\r\n" % (p, p) + b"y" * 3000)
     add("line_3000_no_newline_after_good", lambda p, _: b"get %sa\r\n" % p + b"y" * 3000)
     add("get_line_3000_no_newline_then_newline", lambda p, _: b"get " + b"%sk " % p * 500, T(b"\r\n"))
     add("spaces_120_then_get_3000", lambda p, _: b" " * 120 + b"get " + b"k " * 1500, T(b"\r\n"))
@@ -501,8 +514,9 @@ def binary_cases():
     # Others.
     add("bin_noop", B(lambda p: bnoop(0xABCDEF01)))
     add("bin_version", B(lambda p: breq(0x0B, opaque=3)))
-    add("bin_verbosity", B(lambda p: breq(0x1B, extras=struct.pack(">I", 1), opaque=4) +
-                            breq(0x1B, extras=struct.pack(">I", 0), opaque=5)))
+    # memcached 1.6.18 has no binary verbosity: "Unknown command", and the body length is swallowed
+    # after the extras were read (hence the 4 bytes of padding before the noop).
+    add("bin_verbosity", B(lambda p: breq(0x1B, extras=struct.pack(">I", 1), opaque=4) + b"PADD" + bnoop(5)))
     add("bin_flush", B(lambda p: bset(p + b"a", b"v") + breq(0x08, opaque=1) + bget(p + b"a")))
     add("bin_flush_with_zero_delay", B(lambda p: bset(p + b"a", b"v") + breq(0x08, extras=struct.pack(">I", 0)) + bget(p + b"a")))
     add("bin_flushq", B(lambda p: bset(p + b"a", b"v") + breq(0x18, opaque=1) + bnoop(2) + bget(p + b"a")))
@@ -521,6 +535,9 @@ def binary_cases():
 
     # Malformed packets.
     add("bin_bad_magic_after_valid", B(lambda p: bnoop(1) + bhdr(0x0A, magic=0x81) + bnoop(2)))
+    add("bin_get_then_bad_magic", B(lambda p: bset(p + b"a", b"v") + bget(p + b"a", opaque=1) + bhdr(0x0A, magic=0x00)))
+    add("bin_get_then_keylen_251", B(lambda p: bset(p + b"a", b"v") + bget(p + b"a", opaque=1) + bget(key_of_len(p, 251))))
+    add("bin_getq_hit_then_invalid", B(lambda p: bset(p + b"a", b"v") + bget(p + b"a", 0x09, 1) + breq(0x00) + bnoop(2)))
     add("bin_text_after_binary", B(lambda p: bnoop(1) + b"get foo\r\n" + b"x" * 20))
     add("bin_keylen_251_get", B(lambda p: bget(key_of_len(p, 251)) + bnoop(1)))
     add("bin_keylen_251_set", B(lambda p: bset(key_of_len(p, 251), b"v") + bnoop(1)))
@@ -540,6 +557,7 @@ def binary_cases():
     add("bin_flush_extlen_8", B(lambda p: breq(0x08, extras=b"\0" * 8) + bnoop(1)))
     add("bin_flush_with_key", B(lambda p: breq(0x08, b"k") + bnoop(1)))
     add("bin_verbosity_no_extras", B(lambda p: breq(0x1B) + bnoop(1)))
+    add("bin_stat_with_value", B(lambda p: breq(0x10, b"reset", bnoop(7)) + bnoop(1)))
     add("bin_stat_with_extras", B(lambda p: breq(0x10, extras=b"\0\0\0\0") + bnoop(1)))
     add("bin_touch_no_extras", B(lambda p: breq(0x1C, p + b"a") + bnoop(1)))
     add("bin_touch_with_value", B(lambda p: bset(p + b"a", b"v") + breq(0x1C, p + b"a", bnoop(7), extras=b"\0\0\0\x64") +
@@ -550,7 +568,9 @@ def binary_cases():
     add("bin_keylen_plus_extlen_over_bodylen", B(lambda p: bhdr(0x01, keylen=2, extlen=8, bodylen=9) + b"\0" * 9 + bnoop(1)))
     add("bin_unknown_opcode_with_value", B(lambda p: breq(0x55, b"", b"some body") + bnoop(1)))
     add("bin_unknown_opcode_empty", B(lambda p: breq(0x55) + bnoop(1)))
-    add("bin_unknown_opcode_with_key", B(lambda p: breq(0x55, b"key", b"val") + bnoop(1) + bnoop(2)))
+    # memcached reads the key, then swallows the whole body length: 3 bytes more than the body.
+    add("bin_unknown_opcode_with_key", B(lambda p: breq(0x55, b"key", b"val") + b"PAD" + bnoop(1)))
+    add("bin_unknown_opcode_with_extras", B(lambda p: breq(0x55, b"", b"", extras=b"12345") + b"12345" + bnoop(1)))
     add("bin_unknown_opcode_0xff", B(lambda p: breq(0xFF, b"", b"x" * 30) + bnoop(1)))
     add("bin_sasl_list_mechs", B(lambda p: breq(0x20) + bnoop(1)))
     add("bin_get_bodylen_huge", B(lambda p: bhdr(0x00, keylen=1, bodylen=0xFFFFFFFF) + b"a" + bnoop(1)))
@@ -581,13 +601,29 @@ def other_text_cases():
     def add(name, *steps):
         c.append((name, list(steps)))
 
-    add("meta_noop", T(b"mn\r\n"))
-    add("meta_get_miss", T(b"mg @a v\r\n"))
-    add("meta_set_get", T(b"ms @a 1\r\nx\r\nmg @a v\r\n"))
-    add("meta_delete", T(b"md @a\r\n"))
-    add("meta_arith", T(b"ma @a\r\n"))
     add("shutdown_disabled", T(b"shutdown\r\n"))
     return c
+
+
+# Where rend knowingly answers differently, with the reason. memcached drops the replies it had
+# queued when it closes a binary connection on a bad magic byte; rend sends the replies of every
+# request it executed before the unframeable bytes, then closes (as memcached itself does for
+# unframeable text). Both close; rend's extra bytes are well-formed replies.
+DEVIATIONS = {
+    "bin_get_then_bad_magic": "replies to the requests before the bad magic are sent",
+    "bin_set_bodylen_2pow31_plus": "the 'Too large.' reply before the bad magic is sent",
+}
+
+
+def only_replies_then_close(data):
+    """True if `data` is complete binary responses followed by a close."""
+    if not data.endswith(b"<CLOSED>"):
+        return False
+    data = data[:-len(b"<CLOSED>")]
+    i = 0
+    while i + 24 <= len(data) and data[i] == 0x81:
+        i += 24 + struct.unpack(">I", data[i + 8:i + 12])[0]
+    return i == len(data)
 
 
 class ConformanceTest(ProcessTest):
@@ -601,18 +637,21 @@ class ConformanceTest(ProcessTest):
         failures = []
         for i, (name, steps) in enumerate(cases):
             prefix = b"%s%03d_" % (label.encode(), i)
-            direct, rend = run_case(self.direct.port, self.rend.port, prefix, steps)
-            binary = b"" if not steps else steps[0](prefix, b"")[:1] == b"\x80"
+            binary = steps[0](prefix, b"")[:1] == b"\x80"
             norm = normalize_binary if binary else normalize_text
+            direct, rend = run_case(self.direct.port, self.rend.port, prefix, steps,
+                                    same=lambda a, b: norm(a) == norm(b))
             nd, nr = norm(direct), norm(rend)
+            if name in DEVIATIONS and direct == b"<CLOSED>" and only_replies_then_close(rend):
+                continue
             if nd != nr:
                 failures.append(f"[{name}]\n  memcached: {short(nd)}\n  rend:      {short(nr)}")
         print(f"\n{label}: {len(cases)} cases, {len(cases) - len(failures)} identical, {len(failures)} differ")
         for f in failures:
             print(f)
         self.assertEqual(self.rend.worker_pids(), self.pids, "a worker restarted during the corpus")
-        self.assertFalse(failures, f"{len(failures)} of {len(cases)} {label} cases differ from memcached:\n" +
-                         "\n".join(failures))
+        if failures:
+            self.fail(f"{len(failures)} of {len(cases)} {label} cases differ from memcached:\n" + "\n".join(failures))
 
     def test_text_protocol(self):
         self.run_corpus("t", text_cases())
@@ -622,6 +661,14 @@ class ConformanceTest(ProcessTest):
 
     def test_other_memcached_text_commands(self):
         self.run_corpus("m", other_text_cases())
+
+    def test_meta_commands_are_not_served_and_the_connection_survives(self):
+        # memcached's meta protocol (mn, mg, ms, md, ma, me) is not part of rend yet: each is an
+        # unknown command, answered ERROR, and the connection goes on (README, "differs").
+        c = self.client(self.rend.port)
+        for line in (b"mn", b"mg a v", b"md a", b"ma a", b"me a"):
+            self.assertEqual(c.call(line + b"\r\n"), b"ERROR\r\n", line)
+        self.assertEqual(c.call(b"version\r\n")[:8], b"VERSION ")
 
 
 if __name__ == "__main__":

@@ -138,7 +138,6 @@ std::vector<Case> valid_corpus() {
       {"version", packet(0x0b, "", "", ""), Command::kVersion, false, false},
       {"stat", packet(0x10, "", "", ""), Command::kStats, false, false},
       {"stat slabs", packet(0x10, "", "slabs", ""), Command::kStats, false, false},
-      {"verbosity", packet(0x1b, u32(1), "", ""), Command::kVerbosity, false, false},
       {"touch", packet(0x1c, u32(10), "k", ""), Command::kTouch, false, false},
       {"gat", packet(0x1d, u32(10), "k", ""), Command::kGat, false, false},
       {"gatq", packet(0x1e, u32(10), "k", ""), Command::kGat, true, false},
@@ -273,7 +272,6 @@ TEST(BinaryParserErrors, MalformedHeadersAreInvalidArguments) {
   expect_invalid_arguments(packet(0x0a, "", "k", "", 10), 10, "noop with key");
   expect_invalid_arguments(packet(0x1c, "", "k", "", 11), 11, "touch without extras");
   expect_invalid_arguments(packet(0x08, u64(1), "", "", 12), 12, "flush with 8 extras");
-  expect_invalid_arguments(packet(0x1b, "", "", "", 13), 13, "verbosity without extras");
 }
 
 TEST(BinaryParserErrors, UnknownOpcodeIsSwallowed) {
@@ -310,7 +308,8 @@ TEST(BinaryParserLimits, HugeSetIsTooLargeOnceItsKeyIsIn) {
   EXPECT_EQ(p.req().key, "big");
   EXPECT_EQ(p.req().opaque, 77u);
   EXPECT_EQ(p.result.consumed, head.size());
-  EXPECT_EQ(p.result.swallow, 0xffffffffull - 8 - 3);
+  // memcached's int value length is negative from 2^31 on: it swallows nothing (observed).
+  EXPECT_EQ(p.result.swallow, 0u);
 }
 
 TEST(BinaryParserLimits, ValueAtAndOverMaxItemSize) {

@@ -1,0 +1,192 @@
+// The Engine against a real Store in a temp dir: batches cut into segments keep request order,
+// a batch's writes see each other, flush_all and CAS survive a reopen, replies come in rounds.
+#include <gtest/gtest.h>
+#include <unistd.h>
+
+#include <filesystem>
+#include <span>
+#include <vector>
+
+#include "common/protocol/binary_format.h"
+#include "common/protocol/binary_parser.h"
+#include "common/protocol/text_parser.h"
+#include "l2/engine.h"
+#include "l2/store.h"
+
+namespace rend::l2 {
+namespace {
+
+using proto::Request;
+
+class EngineTest : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    char tmpl[] = "/tmp/l2-engine-test-XXXXXX";
+    ASSERT_NE(mkdtemp(tmpl), nullptr);
+    dir_ = tmpl;
+    open();
+  }
+  void TearDown() override {
+    engine_.reset();
+    store_.reset();
+    std::filesystem::remove_all(dir_);
+  }
+  void open() {
+    engine_.reset();
+    store_.reset();
+    StoreOptions o;
+    o.data_dir = dir_;
+    o.max_bytes = 64 << 20;
+    o.block_cache_mb = 8;
+    const Status st = Store::open(o, store_);
+    ASSERT_TRUE(st.is_ok()) << st.message();
+    engine_ = std::make_unique<Engine>(*store_, stats_, EngineInfo{});
+  }
+  // Parses every request in `wire` (which must outlive the result).
+  static std::vector<Request> parse(const std::string& wire) {
+    std::vector<Request> out;
+    size_t at = 0;
+    while (at < wire.size()) {
+      const std::span<const char> in(wire.data() + at, wire.size() - at);
+      const proto::ParseResult r = static_cast<uint8_t>(wire[0]) == proto::bin::kRequestMagic
+                                       ? proto::parse_binary_request(in, 1 << 20)
+                                       : proto::parse_text(in, 1 << 20);
+      EXPECT_EQ(r.status, proto::ParseStatus::kRequest);
+      if (r.status != proto::ParseStatus::kRequest) break;
+      out.push_back(r.request);
+      at += r.consumed + r.swallow;
+    }
+    return out;
+  }
+  std::string run(const std::string& wire, size_t reply_limit = SIZE_MAX) {
+    const std::vector<Request> reqs = parse(wire);
+    std::string out;
+    size_t next = 0;
+    while (next < reqs.size()) next = engine_->execute(reqs, next, out, reply_limit);
+    return out;
+  }
+
+  std::string dir_;
+  L2Stats stats_;
+  std::unique_ptr<Store> store_;
+  std::unique_ptr<Engine> engine_;
+};
+
+TEST_F(EngineTest, WritesInOneBatchSeeEachOther) {
+  EXPECT_EQ(run("set k 1 0 1\r\na\r\nappend k 0 0 1\r\nb\r\nprepend k 0 0 1\r\nc\r\nget k\r\n"
+                "add k 0 0 1\r\nx\r\ndelete k\r\ndelete k\r\nadd k 0 0 1\r\nx\r\nget k\r\n"),
+            "STORED\r\nSTORED\r\nSTORED\r\nVALUE k 1 3\r\ncab\r\nEND\r\n"
+            "NOT_STORED\r\nDELETED\r\nNOT_FOUND\r\nSTORED\r\nVALUE k 0 1\r\nx\r\nEND\r\n");
+}
+
+TEST_F(EngineTest, ReadsAndWritesKeepRequestOrder) {
+  EXPECT_EQ(run("get k\r\nset k 0 0 1\r\n1\r\nget k\r\nincr k 5\r\nget k\r\ndecr k 10\r\nget k\r\n"),
+            "END\r\nSTORED\r\nVALUE k 0 1\r\n1\r\nEND\r\n6\r\nVALUE k 0 1\r\n6\r\nEND\r\n0\r\n"
+            "VALUE k 0 1\r\n0\r\nEND\r\n");
+}
+
+TEST_F(EngineTest, TextMultiGetAndGat) {
+  run("set a 1 0 1\r\nA\r\nset c 3 0 1\r\nC\r\n");
+  EXPECT_EQ(run("get a b c a\r\n"), "VALUE a 1 1\r\nA\r\nVALUE c 3 1\r\nC\r\nVALUE a 1 1\r\nA\r\nEND\r\n");
+  EXPECT_EQ(run("gat 100 c b\r\n"), "VALUE c 3 1\r\nC\r\nEND\r\n");
+  EXPECT_EQ(run("touch b 10\r\ntouch a 10\r\n"), "NOT_FOUND\r\nTOUCHED\r\n");
+}
+
+TEST_F(EngineTest, ExpiredItemsAreInvisible) {
+  EXPECT_EQ(run("set k 0 -1 1\r\nv\r\nget k\r\nadd k 0 0 1\r\nw\r\nget k\r\n"),
+            "STORED\r\nEND\r\nSTORED\r\nVALUE k 0 1\r\nw\r\nEND\r\n");
+  EXPECT_EQ(stats_.get(L2Counter::get_expired), 1u);
+}
+
+TEST_F(EngineTest, FlushAllIsABarrierAndSurvivesReopen) {
+  EXPECT_EQ(run("set a 0 0 1\r\n1\r\nflush_all\r\nget a\r\nset b 0 0 1\r\n2\r\nget b\r\n"),
+            "STORED\r\nOK\r\nEND\r\nSTORED\r\nVALUE b 0 1\r\n2\r\nEND\r\n");
+  open();
+  EXPECT_EQ(run("get a b\r\n"), "VALUE b 0 1\r\n2\r\nEND\r\n");
+}
+
+TEST_F(EngineTest, CasUniquesGrowAcrossReopen) {
+  auto cas_of = [&](const std::string& key) {
+    const std::string out = run("gets " + key + "\r\n");
+    const size_t nl = out.find("\r\n");
+    return std::stoull(out.substr(out.rfind(' ', nl) + 1, nl));
+  };
+  run("set a 0 0 1\r\n1\r\n");
+  const uint64_t first = cas_of("a");
+  run("set a 0 0 1\r\n1\r\n");
+  const uint64_t second = cas_of("a");
+  EXPECT_GT(second, first);
+  open();
+  run("set b 0 0 1\r\n1\r\n");
+  EXPECT_GT(cas_of("b"), second);
+  EXPECT_EQ(cas_of("a"), second) << "a stored item keeps its CAS";
+  EXPECT_EQ(run("cas a 0 0 1 " + std::to_string(second) + "\r\nz\r\n"), "STORED\r\n");
+}
+
+TEST_F(EngineTest, BinaryQuietBatchAnswersOnlyHitsThenNoop) {
+  std::string wire;
+  auto packet = [&](uint8_t op, std::string_view key, std::string_view extras = {}, std::string_view value = {}) {
+    proto::bin::Header h;
+    h.magic = proto::bin::kRequestMagic;
+    h.opcode = op;
+    h.key_length = static_cast<uint16_t>(key.size());
+    h.extras_length = static_cast<uint8_t>(extras.size());
+    h.body_length = static_cast<uint32_t>(extras.size() + key.size() + value.size());
+    const size_t at = wire.size();
+    wire.resize(at + proto::bin::kHeaderSize);
+    proto::bin::encode_header(h, wire.data() + at);
+    wire.append(extras).append(key).append(value);
+  };
+  const std::string set_extras(8, '\0');
+  packet(proto::bin::kSetQ, "hit", set_extras, "v");
+  packet(proto::bin::kGetKQ, "miss");
+  packet(proto::bin::kGetKQ, "hit");
+  packet(proto::bin::kNoop, "");
+  const std::string out = run(wire);
+  proto::BinaryResponse r;
+  size_t used = 0;
+  ASSERT_EQ(proto::parse_binary_response(std::span<const char>(out.data(), out.size()), 1 << 20, r, used),
+            proto::ResponseParse::kOk);
+  EXPECT_EQ(r.header.opcode, proto::bin::kGetKQ);
+  EXPECT_EQ(r.key, "hit");
+  const std::string rest = out.substr(used);
+  ASSERT_EQ(proto::parse_binary_response(std::span<const char>(rest.data(), rest.size()), 1 << 20, r, used),
+            proto::ResponseParse::kOk);
+  EXPECT_EQ(r.header.opcode, proto::bin::kNoop);
+  EXPECT_EQ(used, rest.size());
+}
+
+TEST_F(EngineTest, LargeRepliesComeInRoundsWithTheSameBytes) {
+  const std::string value(100 * 1024, 'x');
+  std::string wire;
+  for (int i = 0; i < 20; ++i) wire += "set k" + std::to_string(i) + " 0 0 " + std::to_string(value.size()) + "\r\n" + value + "\r\n";
+  run(wire);
+  std::string gets;
+  for (int i = 0; i < 20; ++i) gets += "get k" + std::to_string(i) + "\r\n";
+  const std::vector<Request> reqs = parse(gets);
+  std::string out;
+  size_t next = 0;
+  int rounds = 0;
+  while (next < reqs.size()) {
+    const size_t before = out.size();
+    next = engine_->execute(reqs, next, out, before + 256 * 1024);
+    ++rounds;
+  }
+  EXPECT_GT(rounds, 1) << "a reply limit splits the work";
+  EXPECT_EQ(out, run(gets));
+}
+
+TEST_F(EngineTest, StatsReportRocksDbFigures) {
+  const std::string out = run("stats\r\n");
+  for (const char* name : {"STAT pid ", "STAT cmd_get ", "STAT curr_items ", "STAT rocksdb.estimate-live-data-size ",
+                           "STAT rocksdb.total-sst-files-size ", "STAT rocksdb.estimate-pending-compaction-bytes ",
+                           "STAT rocksdb.stall.micros ", "STAT rocksdb.block.cache.hit ",
+                           "STAT rocksdb.block.cache.miss ", "STAT l2_data_dir_bytes "}) {
+    EXPECT_NE(out.find(name), std::string::npos) << name;
+  }
+  EXPECT_TRUE(out.ends_with("END\r\n"));
+  EXPECT_EQ(run("stats reset\r\nstats nonsense\r\n"), "RESET\r\nERROR\r\n");
+}
+
+}  // namespace
+}  // namespace rend::l2
