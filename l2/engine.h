@@ -54,7 +54,9 @@ class Engine {
  private:
   enum class Kind : uint8_t { kRead, kWrite, kLocal, kBarrier };
   static Kind kind_of(const proto::Request& r);
-  void run_reads(std::span<const proto::Request> segment, std::string& out);
+  // Returns how many of the segment's requests it answered: it stops once `out` reaches
+  // `reply_limit` (reads change nothing, so the rest is simply read again next round).
+  size_t run_reads(std::span<const proto::Request> segment, std::string& out, size_t reply_limit);
   void run_writes(std::span<const proto::Request> segment, std::string& out);
   void run_barrier(const proto::Request& r, std::string& out);
   void run_local(const proto::Request& r, std::string& out);

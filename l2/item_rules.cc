@@ -162,7 +162,7 @@ Change apply_change(const Request& r, const Item* current, uint32_t now, const C
       // older than a write that was refused.
       Change c;
       c.status = bin::kTooLarge;
-      if (r.original == Command::kSet && current != nullptr) c.write = Change::Write::kDelete;
+      if (r.original == Command::kSet) c.write = Change::Write::kDelete;  // blind, like a set
       return c;
     }
     default:

@@ -22,15 +22,15 @@ std::string_view flags_extras(char (&buf)[8], uint32_t flags) {
 
 }  // namespace
 
-void append_binary_read(std::string& out, const Request& r, const Item* hit) {
+void append_binary_read(std::string& out, const Request& r, const ItemMeta* hit, std::string_view data) {
   char extras[8];
   if (r.command == Command::kGetE) {
     // Rend's extension: the reply is always opcode GetE, with the absolute expiry after the flags.
     if (hit != nullptr) {
-      bin::store32(extras, hit->meta.flags);
-      bin::store32(extras + 4, hit->meta.expiry);
+      bin::store32(extras, hit->flags);
+      bin::store32(extras + 4, hit->expiry);
       bin::append_packet(out, bin::kResponseMagic, bin::kGetE, bin::kSuccess, r.opaque, 0,
-                         std::string_view(extras, 8), {}, hit->data);
+                         std::string_view(extras, 8), {}, data);
     } else if (!r.quiet) {
       proto::append_binary_status(out, bin::kGetE, r.opaque, bin::kKeyNotFound);
     }
@@ -39,16 +39,16 @@ void append_binary_read(std::string& out, const Request& r, const Item* hit) {
   if (r.command == Command::kTouch) {
     // memcached answers a binary touch with the flags only: no key, no value.
     if (hit != nullptr) {
-      bin::append_packet(out, bin::kResponseMagic, r.opcode, bin::kSuccess, r.opaque, hit->meta.cas,
-                         flags_extras(extras, hit->meta.flags), {}, {});
+      bin::append_packet(out, bin::kResponseMagic, r.opcode, bin::kSuccess, r.opaque, hit->cas,
+                         flags_extras(extras, hit->flags), {}, {});
     } else {
       proto::append_binary_status(out, r.opcode, r.opaque, bin::kKeyNotFound);
     }
     return;
   }
   if (hit != nullptr) {
-    bin::append_packet(out, bin::kResponseMagic, r.opcode, bin::kSuccess, r.opaque, hit->meta.cas,
-                       flags_extras(extras, hit->meta.flags), r.return_key ? r.key : std::string_view(), hit->data);
+    bin::append_packet(out, bin::kResponseMagic, r.opcode, bin::kSuccess, r.opaque, hit->cas,
+                       flags_extras(extras, hit->flags), r.return_key ? r.key : std::string_view(), data);
   } else if (r.quiet) {
     // getq/getkq/gatq/gatkq: a miss is silent.
   } else if (r.return_key) {
@@ -74,7 +74,7 @@ void append_change_reply(std::string& out, const Request& r, const Change& c) {
   }
   const bool is_read = r.command == Command::kGat || r.command == Command::kTouch;
   if (is_read) {
-    append_binary_read(out, r, c.status == bin::kSuccess ? &c.item : nullptr);
+    append_binary_read(out, r, c.status == bin::kSuccess ? &c.item.meta : nullptr, c.item.data);
     return;
   }
   if (c.status != bin::kSuccess) {

@@ -14,8 +14,8 @@
 namespace rend::l2 {
 
 // A binary single-key read: get/getq/getk/getkq, gat/gatq/gatk/gatkq, touch, GetE/GetEQ.
-// `hit` is nullptr on a miss.
-void append_binary_read(std::string& out, const proto::Request& r, const Item* hit);
+// `hit` is nullptr on a miss; `data` is the hit's value.
+void append_binary_read(std::string& out, const proto::Request& r, const ItemMeta* hit, std::string_view data);
 
 // The reply to a command that went through apply_change() (not the text multi-key gat, whose
 // VALUE lines the Engine writes itself).

@@ -185,6 +185,20 @@ uint64_t Store::estimated_items() const {
   return n;
 }
 
+StoreFigures Store::figures() const {
+  StoreFigures f;
+  namespace P = rocksdb;
+  db_->GetIntProperty(items_, P::DB::Properties::kEstimateLiveDataSize, &f.live_data_bytes);
+  db_->GetIntProperty(items_, P::DB::Properties::kTotalSstFilesSize, &f.sst_files_bytes);
+  db_->GetIntProperty(items_, P::DB::Properties::kEstimatePendingCompactionBytes, &f.pending_compaction_bytes);
+  db_->GetIntProperty(items_, P::DB::Properties::kEstimateNumKeys, &f.keys_estimate);
+  f.write_stall_micros = statistics_->getTickerCount(P::STALL_MICROS);
+  f.block_cache_hits = statistics_->getTickerCount(P::BLOCK_CACHE_HIT);
+  f.block_cache_misses = statistics_->getTickerCount(P::BLOCK_CACHE_MISS);
+  f.disk_bytes = disk_usage(options_.data_dir);
+  return f;
+}
+
 void Store::append_report(Report& out) const {
   namespace P = rocksdb;
   auto prop = [&](const std::string& name) {

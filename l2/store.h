@@ -37,6 +37,18 @@ struct StoreOptions {
 
 using Report = std::vector<std::pair<std::string, std::string>>;
 
+// The figures rend-l2 also publishes to the supervisor's metrics.
+struct StoreFigures {
+  uint64_t live_data_bytes = 0;
+  uint64_t sst_files_bytes = 0;
+  uint64_t pending_compaction_bytes = 0;
+  uint64_t write_stall_micros = 0;
+  uint64_t block_cache_hits = 0;
+  uint64_t block_cache_misses = 0;
+  uint64_t disk_bytes = 0;
+  uint64_t keys_estimate = 0;
+};
+
 class Store {
  public:
   static Status open(const StoreOptions& options, std::unique_ptr<Store>& out);
@@ -59,6 +71,8 @@ class Store {
   // RocksDB's figures for `stats`: properties, statistics tickers, the data dir's size on disk.
   void append_report(Report& out) const;
   uint64_t estimated_items() const;
+  // Reads the data directory's size on disk: a directory walk, so not for a hot path.
+  StoreFigures figures() const;
   const BudgetPlan& plan() const { return plan_; }
   const StoreOptions& options() const { return options_; }
 

@@ -1,0 +1,283 @@
+#include "l2/connection.h"
+
+#include <spdlog/spdlog.h>
+#include <sys/ioctl.h>
+
+#include <algorithm>
+#include <cstring>
+
+#include "common/protocol/binary_format.h"
+#include "common/protocol/binary_parser.h"
+#include "common/protocol/text_parser.h"
+#include "l2/batch.h"
+#include "l2/server.h"
+
+namespace rend::l2 {
+
+namespace {
+constexpr size_t kReadChunk = 64 * 1024;
+}
+
+struct Connection::WriteRequest {
+  uv_write_t req;
+  std::string data;
+  Connection* owner;
+};
+
+Connection::Connection(Server& server, bool tcp) : server_(server) {
+  if (tcp) {
+    uv_tcp_init(server_.loop(), &h_.tcp);
+  } else {
+    uv_pipe_init(server_.loop(), &h_.pipe, 0);
+  }
+  h_.handle.data = this;
+}
+
+Connection::~Connection() = default;
+
+void Connection::start() { update_reading(); }
+
+void Connection::update_reading() {
+  // Behind a running batch we read ahead up to kInputHighWater; with none, up to one request of
+  // any valid size (the parser refuses anything larger).
+  const size_t input_cap = batch_ ? kInputHighWater : server_.max_request_bytes();
+  const bool want = !closing_ && !input_done_ && !parse_done_ && unsent() < server_.output_high_water() &&
+                    buffered() < input_cap;
+  if (want && !reading_) {
+    reading_ = true;
+    uv_read_start(
+        &h_.stream, [](uv_handle_t* h, size_t, uv_buf_t* buf) { static_cast<Connection*>(h->data)->on_alloc(buf); },
+        [](uv_stream_t* s, ssize_t nread, const uv_buf_t*) { static_cast<Connection*>(s->data)->on_read(nread); });
+  } else if (!want && reading_) {
+    reading_ = false;
+    uv_read_stop(&h_.stream);
+  }
+}
+
+void Connection::on_alloc(uv_buf_t* buf) {
+  if (in_start_ == in_end_) in_start_ = in_end_ = 0;
+  if (in_.size() - in_end_ < kReadChunk / 4) {
+    // Batches copied what they use, so the unparsed tail can move to the front.
+    if (in_start_ > 0) {
+      std::memmove(in_.data(), in_.data() + in_start_, in_end_ - in_start_);
+      in_end_ -= in_start_;
+      in_start_ = 0;
+    }
+    if (in_.size() - in_end_ < kReadChunk / 4) in_.resize(std::max(in_.size() * 2, in_end_ + kReadChunk));
+  }
+  *buf = uv_buf_init(in_.data() + in_end_, static_cast<unsigned>(in_.size() - in_end_));
+}
+
+void Connection::on_read(ssize_t nread) {
+  if (nread < 0) {
+    // EOF: answer what was already asked (a half-closed client still reads), then close.
+    input_done_ = true;
+    update_reading();
+    if (nread != UV_EOF) {
+      close();
+      return;
+    }
+    maybe_start_batch();
+    maybe_close();
+    return;
+  }
+  server_.stats().add(L2Counter::bytes_read, static_cast<uint64_t>(nread));
+  in_end_ += static_cast<size_t>(nread);
+  swallow_input();
+  maybe_start_batch();
+  if (in_start_ == in_end_ && !batch_) {
+    // Idle with nothing buffered: give back a buffer a burst made large.
+    in_start_ = in_end_ = 0;
+    if (in_.size() > 4 * kReadChunk) std::vector<char>().swap(in_);
+  }
+  update_reading();
+  maybe_close();
+}
+
+void Connection::swallow_input() {
+  const size_t n = static_cast<size_t>(std::min<uint64_t>(swallow_, buffered()));
+  in_start_ += n;
+  swallow_ -= n;
+}
+
+void Connection::maybe_start_batch() {
+  // Output the client has not read yet holds back new work, so replies can't pile up unbounded.
+  if (closing_ || batch_ || parse_done_ || unsent() >= server_.output_high_water()) return;
+  struct Parsed {
+    proto::Request request;
+    size_t offset;
+    size_t size;
+  };
+  std::vector<Parsed> parsed;
+  size_t bytes = 0;
+  const size_t max_item = server_.max_item_size();
+  while (parsed.size() < kMaxBatchRequests && bytes < kInputHighWater) {
+    swallow_input();
+    if (swallow_ > 0 || in_start_ == in_end_) break;
+    const std::span<const char> input(in_.data() + in_start_, buffered());
+    if (!protocol_known_) {
+      protocol_known_ = true;
+      protocol_ = static_cast<uint8_t>(input[0]) == proto::bin::kRequestMagic ? proto::Protocol::kBinary
+                                                                              : proto::Protocol::kText;
+    }
+    const proto::ParseResult r = protocol_ == proto::Protocol::kBinary ? proto::parse_binary_request(input, max_item)
+                                                                        : proto::parse_text(input, max_item);
+    if (r.status == proto::ParseStatus::kNeedMore) break;
+    if (r.status == proto::ParseStatus::kClose) {
+      // Unframeable input: memcached closes without a word (after answering what came before).
+      server_.stats().add(L2Counter::protocol_errors);
+      parse_done_ = true;
+      close_when_flushed_ = true;
+      break;
+    }
+    parsed.push_back({r.request, in_start_, r.consumed});
+    bytes += r.consumed;
+    in_start_ += r.consumed;
+    swallow_ = r.swallow;
+    if (r.request.close_after) {
+      parse_done_ = true;
+      break;
+    }
+  }
+  if (parsed.empty()) {
+    if (!parse_done_ && buffered() > server_.max_request_bytes()) {
+      spdlog::warn("client sent a request larger than any valid one; closing");
+      close();
+    }
+    return;
+  }
+  batch_ = std::make_unique<Batch>(*this, server_.engine(), server_.output_high_water());
+  batch_->reserve(bytes, parsed.size());
+  for (const Parsed& p : parsed) batch_->add(p.request, in_.data() + p.offset, p.size);
+  submit(batch_.get());
+}
+
+void Connection::submit(Batch* batch) {
+  batch_running_ = true;
+  server_.executor().submit(batch);
+}
+
+void Connection::on_batch_done(Batch* batch) {
+  batch_running_ = false;
+  if (closing_) {
+    batch_.reset();
+    if (handle_closed_) on_handle_closed();  // the close callback already ran: finish the job
+    return;
+  }
+  out_.append(batch->reply());
+  batch->reply().clear();
+  if (batch->finished()) {
+    if (batch->close_after()) {
+      close_when_flushed_ = true;
+      parse_done_ = true;
+    }
+    batch_.reset();
+  }
+  // One write per batch: the whole reply of a pipeline goes out in as few syscalls as it can.
+  flush();
+}
+
+void Connection::flush() {
+  if (closing_) return;
+  if (!out_.empty() && !write_in_flight_) {
+    uv_buf_t buf = uv_buf_init(out_.data(), static_cast<unsigned>(out_.size()));
+    int n = uv_try_write(&h_.stream, &buf, 1);
+    if (n == UV_EAGAIN) n = 0;
+    if (n < 0) {
+      close();
+      return;
+    }
+    server_.stats().add(L2Counter::bytes_written, static_cast<uint64_t>(n));
+    if (static_cast<size_t>(n) == out_.size()) {
+      out_.clear();
+    } else {
+      auto* w = new WriteRequest();
+      w->data.assign(out_, static_cast<size_t>(n));
+      w->owner = this;
+      w->req.data = w;
+      out_.clear();
+      in_flight_bytes_ = w->data.size();
+      write_in_flight_ = true;
+      uv_buf_t rest = uv_buf_init(w->data.data(), static_cast<unsigned>(w->data.size()));
+      uv_write(&w->req, &h_.stream, &rest, 1, [](uv_write_t* req, int status) {
+        auto* w = static_cast<WriteRequest*>(req->data);
+        Connection* self = w->owner;
+        const size_t bytes = w->data.size();
+        delete w;
+        if (status == 0) self->server_.stats().add(L2Counter::bytes_written, bytes);
+        self->on_write_done(status);
+      });
+    }
+  }
+  // Resume a batch that paused for output room, or start the next one.
+  if (batch_ && !batch_running_ && unsent() < server_.output_high_water()) {
+    submit(batch_.get());
+  } else {
+    maybe_start_batch();
+  }
+  update_reading();
+  maybe_close();
+}
+
+void Connection::on_write_done(int status) {
+  write_in_flight_ = false;
+  in_flight_bytes_ = 0;
+  if (status < 0) {
+    close();
+    return;
+  }
+  flush();
+}
+
+void Connection::drain() {
+  draining_ = true;
+  maybe_close();
+}
+
+void Connection::maybe_close() {
+  if (closing_) return;
+  const bool flushed = out_.empty() && !write_in_flight_;
+  if (close_when_flushed_ && flushed && !batch_) {
+    close();
+    return;
+  }
+  if (batch_ || !flushed) return;
+  // After EOF (or quit) every complete request has been answered by now: what is left in the
+  // buffer is a request cut off in the middle, which can never complete.
+  if (input_done_ || parse_done_) {
+    close();
+    return;
+  }
+  if (draining_ && swallow_ == 0 && in_start_ == in_end_ && !bytes_waiting()) close();
+}
+
+bool Connection::bytes_waiting() {
+  // Requests sent before the drain began may still sit in the kernel: they are in flight from
+  // the client's point of view and must be answered, not cut off.
+  uv_os_fd_t fd;
+  int pending = 0;
+  if (uv_fileno(&h_.handle, &fd) != 0 || ioctl(fd, FIONREAD, &pending) != 0) return false;
+  return pending > 0;
+}
+
+void Connection::close() {
+  if (closing_) return;
+  closing_ = true;
+  if (reading_) uv_read_stop(&h_.stream);
+  reading_ = false;
+  // A batch that has not started yet (waiting for output room) is simply dropped.
+  if (batch_ && !batch_running_) batch_.reset();
+  uv_close(&h_.handle, [](uv_handle_t* h) {
+    auto* self = static_cast<Connection*>(h->data);
+    self->handle_closed_ = true;
+    self->on_handle_closed();
+  });
+}
+
+void Connection::on_handle_closed() {
+  // A running batch still points here: the last of (close callback, batch completion) frees.
+  if (batch_running_) return;
+  server_.on_connection_closed(this);
+}
+
+}  // namespace rend::l2

@@ -1,0 +1,94 @@
+// One client connection of rend-l2: reads, parses and batches requests on the loop thread, has
+// the batch executed on a worker thread, and writes the replies back in request order.
+//
+// One batch per connection is in flight at a time, so a connection's requests execute strictly
+// in order; while it runs, the loop keeps reading, and the next batch is everything that arrived
+// meanwhile (pipelined load makes batches grow by itself). A batch owns a copy of its requests'
+// bytes, so the read buffer may move or be reused while the batch runs.
+//
+// Memory is bounded: reading stops while unsent output is above the high-water mark or the input
+// buffered behind a running batch passes kInputHighWater; a batch stops executing once its reply
+// reaches the high-water mark and resumes when the client has read it. A too-large value is
+// swallowed as it arrives, never buffered.
+//
+// Lifetime: created on accept, owned by the Server, deleted only when both its libuv handle is
+// closed and no batch is in flight (a running batch points back at it).
+#pragma once
+
+#include <uv.h>
+
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "common/protocol/request.h"
+#include "l2/executor.h"
+
+namespace rend::l2 {
+
+class Server;
+class Batch;
+
+class Connection {
+ public:
+  static constexpr size_t kInputHighWater = 4 << 20;
+  static constexpr size_t kMaxBatchRequests = 4096;
+
+  Connection(Server& server, bool tcp);
+  Connection(const Connection&) = delete;
+  Connection& operator=(const Connection&) = delete;
+  ~Connection();
+
+  uv_stream_t* stream() { return &h_.stream; }
+  void start();
+  // Closes now: in-flight replies are dropped (a running batch still finishes its writes).
+  void close();
+  // Graceful stop: answer what was received, then close between requests.
+  void drain();
+
+  void on_batch_done(Batch* batch);
+
+ private:
+  struct WriteRequest;
+  void on_alloc(uv_buf_t* buf);
+  void on_read(ssize_t nread);
+  void swallow_input();
+  void maybe_start_batch();
+  void submit(Batch* batch);
+  void flush();
+  void on_write_done(int status);
+  void update_reading();
+  void maybe_close();
+  bool bytes_waiting();
+  void on_handle_closed();
+  size_t unsent() const { return out_.size() + in_flight_bytes_; }
+  size_t buffered() const { return in_end_ - in_start_; }
+
+  Server& server_;
+  union {
+    uv_handle_t handle;
+    uv_stream_t stream;
+    uv_tcp_t tcp;
+    uv_pipe_t pipe;
+  } h_;
+  proto::Protocol protocol_ = proto::Protocol::kText;
+  bool protocol_known_ = false;
+  std::vector<char> in_;
+  size_t in_start_ = 0;
+  size_t in_end_ = 0;
+  uint64_t swallow_ = 0;
+  std::unique_ptr<Batch> batch_;  // the batch in flight, or one waiting for output to drain
+  bool batch_running_ = false;
+  std::string out_;
+  size_t in_flight_bytes_ = 0;
+  bool write_in_flight_ = false;
+  bool reading_ = false;
+  bool closing_ = false;
+  bool handle_closed_ = false;
+  bool input_done_ = false;   // EOF or read error: nothing more will arrive
+  bool parse_done_ = false;   // quit, protocol error: nothing after it is executed
+  bool draining_ = false;
+  bool close_when_flushed_ = false;
+};
+
+}  // namespace rend::l2

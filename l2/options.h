@@ -1,0 +1,43 @@
+// rend-l2's settings: the `l2` section of rend's config (plus the worker limits it shares with
+// rend-worker), overridden by command-line flags for standalone use and tests.
+#pragma once
+
+#include <cstddef>
+#include <cstdint>
+#include <optional>
+#include <string>
+
+#include "common/config.h"
+#include "common/status.h"
+#include "l2/store.h"
+
+namespace rend::l2 {
+
+struct L2Options {
+  std::string log_level = "info";
+  std::string socket_path;  // unix listener; empty = none
+  std::string tcp_host;     // TCP listener (l2.address given as host:port, or --port)
+  int tcp_port = 0;         // 0 = no TCP listener
+  int backlog = 1024;
+  StoreOptions store;
+  int threads = 0;
+  size_t max_item_size = 0;
+  size_t output_high_water = 0;
+  int ready_fd = -1;
+};
+
+struct Overrides {
+  std::optional<std::string> socket_path;
+  std::optional<std::string> data_dir;
+  std::optional<uint64_t> max_bytes;
+  std::optional<int> port;
+  std::optional<int> threads;
+};
+
+// Splits l2.address: "unix:/p" or anything with a '/' is a unix socket path, "host:port" is TCP.
+// Returns false when it is neither.
+bool parse_address(const std::string& address, std::string& path, std::string& host, int& port);
+
+Status resolve_options(const Config& config, const Overrides& overrides, L2Options& out);
+
+}  // namespace rend::l2
