@@ -101,13 +101,13 @@ def table(targets, summaries, failures):
 
 def _raw_runs(targets, runs):
     rows = ["| target | run | ops/s | wall s | proxy µs/req | memcached µs/req "
-            "| memcaslap µs/req | get misses | other CPU (cores) |",
-            "|---|---:|---:|---:|---:|---:|---:|---:|---:|"]
+            "| memcaslap µs/req | get misses | other CPU (cores) | attempts |",
+            "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|"]
     for t in targets:
         for r in runs.get(t.key, []):
             rows.append(f"| {t.name} | {r['rep']} | {r['ops_per_s']:,} | {r['wall_s']:.1f} "
                         f"| {r['proxy_us']:.2f} | {r['memcached_us']:.2f} | {r['client_us']:.2f} "
-                        f"| {r['get_misses']} | {r['other_cores']:.2f} |")
+                        f"| {r['get_misses']} | {r['other_cores']:.2f} | {r['attempts']} |")
     return "\n".join(rows)
 
 

@@ -7,7 +7,8 @@
 # Environment knobs (all optional): BENCH_OPS (ops per run, default 500000),
 # BENCH_REPS (runs per target, default 3), BENCH_RUN_TIMEOUT (s per run,
 # default 180), BENCH_QUIET_WAIT (max s to wait for an idle machine before
-# each run, default 120), BENCH_TARGETS (comma list: memcached,nutcracker,rend-w1,rend-w2),
+# each run, default 120), BENCH_RETRIES (redo a run disturbed by other CPU use,
+# default 2), BENCH_TARGETS (comma list: memcached,nutcracker,rend-w1,rend-w2),
 # BENCH_KEEP_WORKDIR=1 (keep the temp dir with configs and logs).
 #
 # The measuring is done by bench/bench.py. This wrapper checks the tools,
