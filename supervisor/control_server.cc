@@ -2,8 +2,12 @@
 
 #include <fmt/format.h>
 #include <spdlog/spdlog.h>
+#include <sys/socket.h>
 #include <sys/stat.h>
+#include <sys/un.h>
 #include <unistd.h>
+
+#include <cstring>
 
 namespace rend::supervisor {
 
@@ -47,7 +51,17 @@ struct ControlServer::Connection : std::enable_shared_from_this<Connection> {
 Status ControlServer::start(const std::string& path) {
   path_ = path;
   struct stat st {};
-  if (lstat(path.c_str(), &st) == 0 && S_ISSOCK(st.st_mode)) unlink(path.c_str());
+  if (lstat(path.c_str(), &st) == 0 && S_ISSOCK(st.st_mode)) {
+    // A socket that still answers belongs to a running rend: never take it over.
+    const int probe = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    sockaddr_un addr{};
+    addr.sun_family = AF_UNIX;
+    std::strncpy(addr.sun_path, path.c_str(), sizeof addr.sun_path - 1);
+    const bool alive = probe >= 0 && connect(probe, reinterpret_cast<sockaddr*>(&addr), sizeof addr) == 0;
+    if (probe >= 0) close(probe);
+    if (alive) return Status::error(fmt::format("control.socket: {} is in use by a running rend", path));
+    unlink(path.c_str());
+  }
   server_ = new uv_pipe_t;
   uv_pipe_init(loop_, server_, 0);
   server_->data = this;

@@ -90,6 +90,13 @@ int Supervisor::run() {
     spdlog::critical("cannot create the shared stats block: {}", strerror(errno));
     return 1;
   }
+  for (int port : {config_.listen.port, config_.l2.enabled ? config_.listen.batch_port : 0}) {
+    if (port == 0) continue;
+    if (Status s = ensure_port_free(config_.listen.host, port); !s) {
+      spdlog::critical("{}", s.message());
+      return 1;
+    }
+  }
   for (int i = 0; i < config_.workers; ++i) {
     auto slot = std::make_unique<Slot>();
     slot->owner = this;

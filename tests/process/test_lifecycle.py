@@ -1,5 +1,6 @@
 """The supervisor's promises, with real processes: crash restarts, graceful stop, reload, and
 recovery from a memcached restart."""
+import json
 import os
 import random
 import signal
@@ -8,7 +9,7 @@ import subprocess
 import threading
 import time
 
-from rendtest import REND, Client, ProcessTest, wait_until
+from rendtest import REND, Client, ProcessTest, free_port, wait_until
 
 
 class VerifyingLoad:
@@ -208,6 +209,28 @@ class LifecycleTest(ProcessTest):
         self.addCleanup(c.close)
         self.assertEqual(c.set(b"u", b"x"), b"STORED\r\n")
         self.assertEqual(self.client(rend.port).get(b"u"), b"x")
+
+
+class SecondInstanceTest(ProcessTest):
+    def test_a_second_rend_cannot_take_the_port_or_control_socket(self):
+        first = self.start_rend(workers=1)
+        cfg = json.loads(json.dumps(first.config))
+        cfg["metrics"]["listen"] = f"127.0.0.1:{free_port()}"
+        cfg["run_dir"] = os.path.join(self.tmp, "run2")
+        cfg["l1"]["address"] = os.path.join(self.tmp, "run2", "memcached.sock")
+        path = os.path.join(self.tmp, "second.json")
+        with open(path, "w") as f:
+            json.dump(cfg, f)
+        out = subprocess.run([REND, "--config", path], capture_output=True, text=True, timeout=20)
+        self.assertNotEqual(out.returncode, 0)
+        self.assertIn("already in use", out.stderr)
+        cfg["listen"]["port"] = free_port()
+        with open(path, "w") as f:
+            json.dump(cfg, f)
+        out = subprocess.run([REND, "--config", path], capture_output=True, text=True, timeout=20)
+        self.assertNotEqual(out.returncode, 0)
+        self.assertIn("in use by a running rend", out.stderr)
+        self.assertEqual(first.rendctl("status").returncode, 0, "the first rend still owns its socket")
 
 
 class CheckConfigTest(ProcessTest):
