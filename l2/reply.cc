@@ -26,10 +26,11 @@ void append_binary_read(std::string& out, const Request& r, const ItemMeta* hit,
   char extras[8];
   if (r.command == Command::kGetE) {
     // Rend's extension: the reply is always opcode GetE, with the absolute expiry after the flags.
+    // The header carries the item's CAS (Rend sent 0): rend's workers keep it with L1's copy.
     if (hit != nullptr) {
       bin::store32(extras, hit->flags);
       bin::store32(extras + 4, hit->expiry);
-      bin::append_packet(out, bin::kResponseMagic, bin::kGetE, bin::kSuccess, r.opaque, 0,
+      bin::append_packet(out, bin::kResponseMagic, bin::kGetE, bin::kSuccess, r.opaque, hit->cas,
                          std::string_view(extras, 8), {}, data);
     } else if (!r.quiet) {
       proto::append_binary_status(out, bin::kGetE, r.opaque, bin::kKeyNotFound);

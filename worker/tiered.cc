@@ -13,6 +13,7 @@
 #include "worker/backend_pool.h"
 #include "worker/client_connection.h"
 #include "worker/key_lock.h"
+#include "worker/l1_envelope.h"
 #include "worker/metric_mapping.h"
 #include "worker/reply.h"
 #include "worker/worker.h"
@@ -91,10 +92,10 @@ class KeyRead : public Op {
     const uint16_t status = r.status();
     switch (tag) {
       case kL1Read:
-        if (status == bin::kSuccess) {
+        if (status == bin::kSuccess && l1_envelope_valid(r.value)) {
           item_.flags = proto::response_flags(r);
-          item_.cas = 0;  // an L1 CAS means nothing to L2, which judges every cas
-          item_.value.assign(r.value);
+          item_.cas = l1_envelope_cas(r.value);
+          item_.value.assign(l1_envelope_value(r.value));
           deliver(Outcome::kHit);
           if (mode_ == TierMode::kL1L2 && is_touching(to_.command)) {
             Request touch = wire_request(Command::kTouch, bin::kTouch, key_);
@@ -108,20 +109,22 @@ class KeyRead : public Op {
         }
         return;
       case kL2Read:
-      case kL1Fallback:
-        if (status != bin::kSuccess) {
-          deliver(status == bin::kKeyNotFound ? Outcome::kMiss : Outcome::kFailed);
+      case kL1Fallback: {
+        const bool from_l1 = tag == kL1Fallback;
+        if (status != bin::kSuccess || (from_l1 && !l1_envelope_valid(r.value))) {
+          deliver(status == bin::kSuccess || status == bin::kKeyNotFound ? Outcome::kMiss : Outcome::kFailed);
           release();
           return;
         }
         item_.flags = proto::response_flags(r);
-        item_.cas = tag == kL2Read ? r.header.cas : 0;
+        item_.cas = from_l1 ? l1_envelope_cas(r.value) : r.header.cas;
         if (r.extras.size() >= 8) item_.expiry = bin::load32(r.extras.data() + 4);
-        item_.value.assign(r.value);
+        item_.value.assign(from_l1 ? l1_envelope_value(r.value) : r.value);
         deliver(Outcome::kHit);
         if (tag == kL2Read) after_l2_hit();
         else release();
         return;
+      }
       case kBackfill:
         bump(worker_.stats(), status == bin::kSuccess ? Counter::backfills : Counter::backfill_errors,
              status == bin::kSuccess || status != bin::kKeyExists ? 1 : 0);
@@ -223,7 +226,8 @@ class KeyRead : public Op {
       Request add = wire_request(Command::kAdd, bin::kAdd, key_);
       add.flags = item_.flags;
       add.exptime = is_touching(to_.command) ? exptime_ : item_.expiry;
-      add.value = item_.value;
+      const std::string stored = l1_envelope(item_.cas, item_.value);
+      add.value = stored;
       send(worker_.l1(), add, shared_from_op(), kBackfill);
       return;
     }
@@ -389,6 +393,9 @@ class TieredWrite : public Op {
         complete();
         return;
       }
+      if (follow == kFollowUpdate && envelope_offset_ != 0) {
+        bin::store64(l1_update_.data() + envelope_offset_, l2_cas_);  // the CAS L2 gave this write
+      }
       send(worker_.l1(), key_, follow == kFollowDelete ? l1_delete_ : l1_update_, shared_self(), kL1,
            follow == kFollowDelete ? MetricCommand::kDelete : metric_command_for_opcode(l1_update_opcode_));
       l1_step_was_delete_ = follow == kFollowDelete;
@@ -462,6 +469,7 @@ class TieredWrite : public Op {
     // The L1 update that follows a successful L2 write.
     Request l1 = l2;
     l1.cas = 0;  // L2 judged the CAS; L1's copy just follows
+    std::string stored;
     switch (l1_command) {
       case Command::kSet:
       case Command::kAdd:
@@ -469,15 +477,20 @@ class TieredWrite : public Op {
         l1.opcode = mode_ == TierMode::kL1L2Batch ? bin::kReplace : bin::kSet;
         break;
       case Command::kReplace:
-      case Command::kAppend:
-      case Command::kPrepend:
-      case Command::kTouch:
         break;
+      case Command::kTouch:
+        l1_update_opcode_ = l1.opcode;
+        proto::compose_binary_request(l1, l1_update_);
+        return;  // a touch changes neither the value nor the CAS
       default:
-        return;  // delete, incr, decr: L1 is only ever deleted
+        return;  // delete, incr, decr, append, prepend: L2 changed the CAS, so L1's copy goes
     }
+    // The value goes in L1's envelope; its CAS is known once L2 has answered.
+    stored = l1_envelope(0, r.value);
+    l1.value = stored;
     l1_update_opcode_ = l1.opcode;
     proto::compose_binary_request(l1, l1_update_);
+    envelope_offset_ = proto::bin::kHeaderSize + 8 /* flags, exptime */ + l1.key.size();
   }
 
   bool update_may_miss() const {
@@ -496,6 +509,9 @@ class TieredWrite : public Op {
       case Command::kTouch:
         if (l2_status_ == bin::kKeyNotFound) return kFollowDelete;
         return l2_status_ == bin::kSuccess ? kFollowUpdate : 0;
+      case Command::kAppend:
+      case Command::kPrepend:
+        return l2_status_ == bin::kSuccess ? kFollowDelete : 0;
       default:
         return l2_status_ == bin::kSuccess ? kFollowUpdate : 0;
     }
@@ -578,6 +594,7 @@ class TieredWrite : public Op {
   std::string l1_delete_;
   uint8_t l2_opcode_ = 0;
   uint8_t l1_update_opcode_ = 0;
+  size_t envelope_offset_ = 0;  // where the CAS goes in l1_update_ (0: no envelope)
   uint16_t l2_status_ = bin::kSuccess;
   uint16_t l1_status_ = 0xffff;
   uint64_t l2_cas_ = 0;

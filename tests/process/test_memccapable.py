@@ -1,8 +1,9 @@
 """memcached's own conformance tool, memccapable, against rend in front of a real memcached."""
+import os
 import re
 import subprocess
 
-from rendtest import ProcessTest
+from rendtest import ProcessTest, free_port
 
 
 class MemccapableTest(ProcessTest):
@@ -28,3 +29,13 @@ class MemccapableTest(ProcessTest):
         mc = self.start_memcached()
         rend = self.start_rend(workers=1, l1_address=mc.address, config={"l1": {"connections": 3}})
         self.assert_all_pass(self.run_memccapable(rend.port))
+
+    def test_l1l2_main_and_batch_ports(self):
+        batch = free_port()
+        rend = self.start_rend(workers=2, config={
+            "l2": {"enabled": True, "data_dir": os.path.join(self.tmp, "l2"),
+                   "address": os.path.join(self.tmp, "run", "rend-l2.sock")},
+            "listen": {"batch_port": batch},
+        })
+        self.assert_all_pass(self.run_memccapable(rend.port))
+        self.assert_all_pass(self.run_memccapable(batch))

@@ -77,6 +77,31 @@ def l1_ttl(client, key):
     return int(reply.split()[1][1:])
 
 
+class L1Direct:
+    """memcached (L1) read and written directly, in rend's tiered format: each value is stored
+    behind an 8-byte header holding L2's CAS."""
+
+    def __init__(self, client):
+        self.c = client
+
+    def get(self, key):
+        v = self.c.get(key)
+        if v is None:
+            return None
+        assert len(v) >= 8, f"L1 value of {key!r} lacks rend's header: {v!r}"
+        return v[8:]
+
+    def cas_of(self, key):
+        v = self.c.get(key)
+        return None if v is None else struct.unpack(">Q", v[:8])[0]
+
+    def set(self, key, value, cas=1):
+        return self.c.set(key, struct.pack(">Q", cas) + value)
+
+    def call(self, data):
+        return self.c.call(data)
+
+
 class TieredTest(ProcessTest):
     def setUp(self):
         super().setUp()
@@ -89,7 +114,7 @@ class TieredTest(ProcessTest):
         })
         self.main = self.client(self.rend.port)
         self.batch = self.client(self.rend.config["listen"]["batch_port"])
-        self.l1 = self.client(self.mc.port)
+        self.l1 = L1Direct(self.client(self.mc.port))
         self.l2c = self.client(self.l2.port)
 
     def both(self, key, l1, l2):
@@ -146,7 +171,9 @@ class TieredTest(ProcessTest):
             self.both(b"ap", None, b"mid>")
             self.l1.set(b"ap", b"mid>")
             self.assertEqual(client.set(b"ap", b"<", cmd=b"prepend"), b"STORED\r\n")
-            self.both(b"ap", b"<mid>", b"<mid>")
+            # L2 gave the item a new CAS: L1's copy is dropped and the next read backfills it.
+            self.both(b"ap", None, b"<mid>")
+            self.assertEqual(self.main.get(b"ap"), b"<mid>")
 
     # ---- delete --------------------------------------------------------------------------------
     def test_delete(self):
@@ -237,6 +264,8 @@ class TieredTest(ProcessTest):
             self.assertEqual(self.l2c.get(b"c"), b"v2")
             if client is self.main:
                 self.assertEqual(self.l1.get(b"c"), b"v2")
+                self.assertEqual(self.l1.cas_of(b"c"), int(self.l2c.call(b"gets c\r\n").split()[4]),
+                                 "L1's copy carries L2's CAS")
             self.assertEqual(client.call(b"cas c 0 0 2 %s\r\nv3\r\n" % l2_cas), b"EXISTS\r\n")
             self.assertEqual(client.call(b"cas nokey 0 0 2 1\r\nv3\r\n"), b"NOT_FOUND\r\n")
 
@@ -258,6 +287,20 @@ class TieredTest(ProcessTest):
             self.both(b"f", None, None)
 
     # ---- binary clients ------------------------------------------------------------------------
+    def test_binary_get_from_l1_reports_l2s_cas(self):
+        self.main.set(b"bc", b"val")
+        l2_cas = int(self.l2c.call(b"gets bc\r\n").split()[4])
+        self.assertEqual(self.l1.get(b"bc"), b"val")
+        c = self.client(self.rend.port)
+        c.send(binary_request(0x00, key=b"bc", opaque=3))
+        r = read_binary_response(c)
+        self.assertEqual((r["status"], r["value"], r["cas"]), (0, b"val", l2_cas))
+        # A binary cas with that value is judged by L2 and succeeds.
+        c.send(binary_request(0x01, key=b"bc", value=b"new", extras=b"\0" * 8, cas=l2_cas, opaque=4))
+        self.assertEqual(read_binary_response(c)["status"], 0)
+        self.assertEqual(self.l2c.get(b"bc"), b"new")
+        self.assertEqual(self.l1.get(b"bc"), b"new")
+
     def test_binary_get_and_gete(self):
         self.main.set(b"bk", b"val", flags=7, exptime=300)
         self.l1.call(b"delete bk\r\n")
