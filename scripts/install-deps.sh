@@ -9,7 +9,7 @@ packages=(
   libspdlog-dev libfmt-dev libxxhash-dev libcli11-dev
   libgtest-dev libgmock-dev
   memcached libmemcached-tools nutcracker
-  python3 procps
+  python3 procps prometheus
 )
 if [[ "${1:-}" == "--bench" ]]; then
   packages+=(gnuplot-nox)
