@@ -84,6 +84,33 @@ class MetricsTest(ProcessTest):
         self.assertEqual(metric(after, "rend_worker_restarts_total", worker="0"), 1)
 
 
+class TieredMetricsTest(ProcessTest):
+    def test_l2_tier_counters_and_rocksdb_figures(self):
+        rend = self.start_rend(workers=1, config={
+            "l2": {"enabled": True, "data_dir": os.path.join(self.tmp, "l2"),
+                   "address": os.path.join(self.tmp, "run", "rend-l2.sock")},
+            "listen": {"batch_port": 0},
+        })
+        c = self.client(rend.port)
+        before = rend.scrape()
+        n = 25
+        for i in range(n):
+            self.assertEqual(c.set(b"m%d" % i, b"x" * 1000), b"STORED\r\n")
+        after = rend.scrape()
+        grew = lambda name, **l: metric(after, name, **l) - metric(before, name, **l)
+        self.assertEqual(grew("rend_requests_total", tier="l2", command="set", result="stored"), n)
+        self.assertEqual(grew("rend_requests_total", tier="l1", command="set", result="stored"), n)
+        self.assertEqual(grew("rend_request_duration_seconds_count", tier="l2", command="set"), n)
+        self.assertEqual(metric(after, "rend_children_up", child="rend-l2"), 1)
+        # rend-l2 publishes its RocksDB figures about once a second.
+        wait_until(lambda: metric(rend.scrape(), "rend_l2_live_data_bytes") > 0 or
+                   metric(rend.scrape(), "rend_l2_disk_bytes") > 0, 10, what="rend-l2 figures")
+        scrape = rend.scrape()
+        for name in ("rend_l2_sst_files_bytes", "rend_l2_pending_compaction_bytes", "rend_l2_block_cache_hits_total",
+                     "rend_l2_write_stall_microseconds_total", "rend_l2_keys"):
+            self.assertIn(name, scrape)
+
+
 class RendctlTest(ProcessTest):
     def test_status_human_and_json(self):
         rend = self.start_rend(workers=2)
