@@ -73,9 +73,8 @@ class MultiRead;
 // one key) or reports to the MultiRead it belongs to.
 class KeyRead : public Op {
  public:
-  KeyRead(Worker& w, TierMode mode, const Request& r, std::string_view key, std::shared_ptr<MultiRead> parent,
-          size_t index)
-      : worker_(w), mode_(mode), to_(r), key_(key), exptime_(r.exptime), parent_(std::move(parent)), index_(index),
+  KeyRead(Worker& w, TierMode mode, const Request& r, std::string_view key, std::shared_ptr<MultiRead> parent)
+      : worker_(w), mode_(mode), to_(r), key_(key), exptime_(r.exptime), parent_(std::move(parent)),
         child_(parent_ != nullptr) {}
 
   void start() {
@@ -126,8 +125,12 @@ class KeyRead : public Op {
         return;
       }
       case kBackfill:
-        bump(worker_.stats(), status == bin::kSuccess ? Counter::backfills : Counter::backfill_errors,
-             status == bin::kSuccess || status != bin::kKeyExists ? 1 : 0);
+        // "Exists" means a concurrent write got there first: that is the add doing its job.
+        if (status == bin::kSuccess) {
+          bump(worker_.stats(), Counter::backfills);
+        } else if (status != bin::kKeyExists) {
+          bump(worker_.stats(), Counter::backfill_errors);
+        }
         release();
         return;
       default:
@@ -264,7 +267,6 @@ class KeyRead : public Op {
   std::string key_;
   uint32_t exptime_;
   std::shared_ptr<MultiRead> parent_;
-  size_t index_;
   bool child_;
   Item item_;
   Outcome outcome_ = Outcome::kMiss;
@@ -620,7 +622,7 @@ bool dispatch_tiered(Worker& worker, ClientConnection& conn, const Request& r, T
     case Command::kGats:
     case Command::kGetE: {
       if (r.protocol == Protocol::kBinary || r.command == Command::kGetE) {
-        auto op = std::make_shared<KeyRead>(worker, mode, r, r.key, nullptr, 0);
+        auto op = std::make_shared<KeyRead>(worker, mode, r, r.key, nullptr);
         op->self_weak_ = op;
         track(worker, *op, r);
         conn.enqueue(op);
@@ -632,7 +634,7 @@ bool dispatch_tiered(Worker& worker, ClientConnection& conn, const Request& r, T
       bump(worker.stats(), Counter::cmd_get, keys.size());
       if (is_touching(r.command)) bump(worker.stats(), Counter::cmd_touch, keys.size());
       if (keys.size() == 1) {
-        auto op = std::make_shared<KeyRead>(worker, mode, r, keys[0], nullptr, 0);
+        auto op = std::make_shared<KeyRead>(worker, mode, r, keys[0], nullptr);
         op->self_weak_ = op;
         track(worker, *op, r);
         conn.enqueue(op);
@@ -649,7 +651,7 @@ bool dispatch_tiered(Worker& worker, ClientConnection& conn, const Request& r, T
       }
       std::vector<std::shared_ptr<KeyRead>> reads;
       for (size_t i = 0; i < keys.size(); ++i) {
-        auto read = std::make_shared<KeyRead>(worker, mode, r, keys[i], multi, i);
+        auto read = std::make_shared<KeyRead>(worker, mode, r, keys[i], multi);
         read->self_ = read;
         multi->set_read(i, read);
         reads.push_back(read);
