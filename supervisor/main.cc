@@ -5,6 +5,7 @@
 
 #include "common/config.h"
 #include "common/logging.h"
+#include "common/uv_loop_close.h"
 #include "common/version.h"
 #include "supervisor/supervisor.h"
 
@@ -52,7 +53,8 @@ int main(int argc, char** argv) {
   {
     rend::supervisor::Supervisor supervisor(&loop, config_path, hash, std::move(config));
     rc = supervisor.run();
+    // Handles live inside the supervisor's objects: close them all while those still exist.
+    rend::close_loop(&loop);
   }
-  uv_loop_close(&loop);
   return rc;
 }

@@ -31,14 +31,11 @@ bool unix_socket_accepts(const std::string& path) {
 }  // namespace
 
 Service::Service(uv_loop_t* loop, Options options) : loop_(loop), options_(std::move(options)) {
-  timer_ = new uv_timer_t;
-  uv_timer_init(loop_, timer_);
-  timer_->data = this;
+  uv_timer_init(loop_, &timer_);
+  timer_.data = this;
 }
 
-Service::~Service() {
-  uv_close(reinterpret_cast<uv_handle_t*>(timer_), [](uv_handle_t* h) { delete reinterpret_cast<uv_timer_t*>(h); });
-}
+Service::~Service() = default;
 
 void Service::start(std::function<void()> on_first_ready) {
   on_first_ready_ = std::move(on_first_ready);
@@ -77,7 +74,7 @@ void Service::poll_ready(int attempts_left) {
     return;
   }
   ready_attempts_ = attempts_left - 1;
-  uv_timer_start(timer_, [](uv_timer_t* t) {
+  uv_timer_start(&timer_, [](uv_timer_t* t) {
     auto* self = static_cast<Service*>(t->data);
     self->poll_ready(self->ready_attempts_);
   }, 20, 0);
@@ -112,12 +109,12 @@ void Service::on_exit(int64_t status, int signal) {
   } else {
     spdlog::warn("{} exited ({}); restarting in {} ms", options_.name, how, delay);
   }
-  uv_timer_start(timer_, [](uv_timer_t* t) { static_cast<Service*>(t->data)->spawn(); }, delay, 0);
+  uv_timer_start(&timer_, [](uv_timer_t* t) { static_cast<Service*>(t->data)->spawn(); }, delay, 0);
 }
 
 void Service::stop(std::function<void()> on_stopped) {
   stopping_ = true;
-  uv_timer_stop(timer_);
+  uv_timer_stop(&timer_);
   if (!running()) {
     on_stopped();
     return;

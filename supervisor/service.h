@@ -52,7 +52,7 @@ class Service {
   Options options_;
   std::unique_ptr<ChildProcess> child_;
   std::vector<std::unique_ptr<ChildProcess>> retired_;
-  uv_timer_t* timer_;
+  uv_timer_t timer_;  // closed by the loop teardown at exit (close_loop)
   std::function<void()> on_first_ready_;
   std::function<void()> on_stopped_;
   int ready_attempts_ = 0;

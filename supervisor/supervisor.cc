@@ -508,6 +508,13 @@ void Supervisor::finish_stop() {
   if (done) return;
   done = true;
   spdlog::info("stopped");
+  for (auto& slot : slots_) {
+    if (slot->restart_timer != nullptr) {
+      uv_close(reinterpret_cast<uv_handle_t*>(slot->restart_timer),
+               [](uv_handle_t* h) { delete reinterpret_cast<uv_timer_t*>(h); });
+      slot->restart_timer = nullptr;
+    }
+  }
   if (control_) control_->stop();
   uv_timer_stop(&settle_timer_);
   for (auto& w : settle_waiters_) w();

@@ -6,6 +6,7 @@
 
 #include "common/config.h"
 #include "common/logging.h"
+#include "common/uv_loop_close.h"
 #include "worker/worker.h"
 
 int main(int argc, char** argv) {
@@ -46,8 +47,8 @@ int main(int argc, char** argv) {
   {
     rend::worker::Worker worker(&loop, std::move(config), options, std::move(stats));
     rc = worker.run();
+    // Handles live inside the worker's objects: close them all while those still exist.
+    rend::close_loop(&loop);
   }
-  uv_run(&loop, UV_RUN_DEFAULT);  // let the last close callbacks run
-  uv_loop_close(&loop);
   return rc;
 }
