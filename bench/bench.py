@@ -14,10 +14,13 @@ import statistics
 import sys
 import time
 
-from procs import (BenchError, Processes, cpu_seconds_between, cpu_snapshot, flush, run_client,
-                   system_busy_seconds)
-from targets import all_targets
+from measure import NOISY_CORES, bracketed, undisturbed
+from procs import BenchError, Processes, Skip, flush, log
+from targets import BASELINE_KEYS, all_targets
+import loadgen
+import plot
 import report
+import sections
 
 # memcaslap load: 1 thread, 32 connections, 90% get / 10% set, 32-byte keys,
 # 100-byte values. memcaslap only gets keys it has already set in the same
@@ -32,8 +35,7 @@ cmd
 """
 THREADS, CONCURRENCY = 1, 32
 WARMUP_OPS = 20000          # one unmeasured run per target (connections, slabs); a multiple of 32
-PAUSE_BETWEEN_RUNS_S = 1.0  # let the previous run's sockets and CPU settle
-NOISY_CORES = 0.15          # "other" CPU above this during a run gets a warning
+SECTIONS = ("loadgen", "l2hit", "extstore", "plot")  # the parts after the memcaslap rounds
 
 
 def parse_args():
@@ -57,7 +59,34 @@ def parse_args():
                         "(env BENCH_RETRIES)")
     p.add_argument("--targets", default=os.environ.get("BENCH_TARGETS", ""),
                    help="comma list of target keys to run (default all; env BENCH_TARGETS)")
+    p.add_argument("--sections", default=os.environ.get("BENCH_SECTIONS", ",".join(SECTIONS)),
+                   help="comma list of the parts after the memcaslap rounds to run: "
+                        f"{','.join(SECTIONS)} (default all; env BENCH_SECTIONS)")
+    p.add_argument("--metrics-reps", type=int,
+                   default=int(os.environ.get("BENCH_METRICS_REPS", 5)),
+                   help="measured runs of rend-w1 with metrics on and off (env BENCH_METRICS_REPS)")
+    p.add_argument("--loadgen-seconds", type=float,
+                   default=float(os.environ.get("BENCH_LOADGEN_SECONDS", 5)),
+                   help="length of each measured rend-loadgen run (env BENCH_LOADGEN_SECONDS)")
+    p.add_argument("--l2-keys", type=int, default=int(os.environ.get("BENCH_L2_KEYS", 100000)),
+                   help="keys loaded into L2 for the L2-hit path (env BENCH_L2_KEYS)")
+    p.add_argument("--ext-keys", type=int, default=int(os.environ.get("BENCH_EXT_KEYS", 131072)),
+                   help="working set of the extstore comparison, keys (env BENCH_EXT_KEYS)")
+    p.add_argument("--ext-value", type=int, default=int(os.environ.get("BENCH_EXT_VALUE", 4096)),
+                   help="value bytes of the extstore comparison (env BENCH_EXT_VALUE)")
+    p.add_argument("--ext-ram-mb", type=int, default=int(os.environ.get("BENCH_EXT_RAM_MB", 64)),
+                   help="memcached -m of extstore and of rend's L1 (env BENCH_EXT_RAM_MB)")
+    p.add_argument("--ext-flash-mb", type=int,
+                   default=int(os.environ.get("BENCH_EXT_FLASH_MB", 1024)),
+                   help="extstore file size and rend's l2.max_bytes, MiB (env BENCH_EXT_FLASH_MB)")
+    p.add_argument("--ext-reads", type=int, default=int(os.environ.get("BENCH_EXT_READS", 0)),
+                   help="uniform random gets after the fill (default 2x the keys; env BENCH_EXT_READS)")
     args = p.parse_args()
+    args.sections = {x for x in args.sections.split(",") if x}
+    unknown = args.sections - set(SECTIONS)
+    if unknown:
+        p.error(f"unknown sections {sorted(unknown)}; known: {','.join(SECTIONS)}")
+    args.metrics_reps = max(args.metrics_reps, args.reps)
     # memcaslap splits the op count evenly over its connections and drops the
     # remainder; ask only for what it will do so the count we divide by is exact.
     per_round = THREADS * CONCURRENCY
@@ -91,71 +120,30 @@ def parse_memcaslap(text, expected_ops):
 
 def measure_once(target, cfg_path, ops, timeout_s, out_path):
     """One memcaslap run with the proxy's and memcached's CPU read around it."""
-    target.check_alive()
     flush(target.backend)
-    proxy_pids, mc_pids = target.proxy_pids(), [target.memcached.pid]
-    proxy_before, mc_before = cpu_snapshot(proxy_pids), cpu_snapshot(mc_pids)
-    busy_before, start = system_busy_seconds(), time.monotonic()
-    rc, text, client_cpu = run_client(memcaslap_argv(target.address, cfg_path, ops),
-                                      timeout_s, out_path)
-    wall, busy = time.monotonic() - start, system_busy_seconds() - busy_before
-    # Re-discover the proxy's processes: a worker that restarted mid-run
-    # changes the set, and cpu_seconds_between refuses to add that up.
-    proxy_after, mc_after = cpu_snapshot(target.proxy_pids()), cpu_snapshot(mc_pids)
-    target.check_alive()
-    if rc != 0:
-        raise BenchError(f"memcaslap exited with status {rc}: " + text.strip()[-300:])
-    result = parse_memcaslap(text, ops)
-    proxy_s = cpu_seconds_between(proxy_before, proxy_after, target.name)
-    mc_s = cpu_seconds_between(mc_before, mc_after, "memcached")
-    ours = proxy_s + client_cpu + (mc_s if target.proxy is not None else 0.0)
+    b = bracketed(target, memcaslap_argv(target.address, cfg_path, ops), timeout_s, out_path)
+    if b["rc"] != 0:
+        raise BenchError(f"memcaslap exited with status {b['rc']}: " + b["text"].strip()[-300:])
+    result = parse_memcaslap(b["text"], ops)
     n = result["ops"]
     result.update(
-        wall_s=wall,
-        proxy_us=proxy_s / n * 1e6,
-        memcached_us=mc_s / n * 1e6,
-        client_us=client_cpu / n * 1e6,
-        # CPU the rest of the machine used meanwhile, in cores. Kernel
-        # softirq work for our own loopback traffic can land here too, so
-        # a small value is normal; a large one means a noisy neighbour.
-        other_cores=max(0.0, busy - ours) / wall,
+        wall_s=b["wall_s"],
+        proxy_us=b["proxy_s"] / n * 1e6,
+        memcached_us=b["memcached_s"] / n * 1e6,
+        l2_us=b["l2_s"] / n * 1e6,
+        client_us=b["client_s"] / n * 1e6,
+        other_cores=b["other_cores"],
     )
     return result
 
 
-def wait_for_quiet(max_wait_s):
-    """Wait (bounded) until the machine is idle apart from us.
-
-    Between runs our own servers are idle, so any busy CPU is someone else's:
-    a build or test suite in another shell would distort the run. Returns
-    the busy cores seen last, for the log.
-    """
-    deadline, said = time.monotonic() + max_wait_s, False
-    while True:
-        before = system_busy_seconds()
-        time.sleep(1.0)
-        busy = system_busy_seconds() - before
-        if busy <= NOISY_CORES or time.monotonic() >= deadline:
-            if said:
-                log(f"machine {'quiet' if busy <= NOISY_CORES else 'still busy'} "
-                    f"({busy:.2f} cores in use), going on")
-            return busy
-        if not said:
-            log(f"machine busy ({busy:.2f} cores in use by others), waiting up to {max_wait_s:.0f} s")
-            said = True
-
-
 def summarize(runs):
     """Median of each metric over the repetitions (each metric separately)."""
-    keys = ("ops_per_s", "proxy_us", "memcached_us", "client_us", "wall_s")
+    keys = ("ops_per_s", "proxy_us", "memcached_us", "l2_us", "client_us", "wall_s")
     return {k: statistics.median(r[k] for r in runs) for k in keys}
 
 
-def log(msg):
-    print(f"[bench {time.strftime('%H:%M:%S')}] {msg}", flush=True)
-
-
-def start_targets(targets, failures):
+def start_targets(targets, failures, skipped):
     """Start every target; a target that cannot start is recorded, not fatal."""
     running = []
     for t in targets:
@@ -164,6 +152,10 @@ def start_targets(targets, failures):
             t.remember_pids()
             log(f"started {t.name} on {t.address}")
             running.append(t)
+        except Skip as e:
+            log(f"skipped {t.name}: {e}")
+            skipped.append(str(e))
+            t.skipped = str(e)
         except BenchError as e:
             log(f"FAILED to start {t.name}: {e}")
             failures[t.key] = str(e)
@@ -182,9 +174,11 @@ def run_all(running, args, cfg_path, failures):
         except BenchError as e:
             log(f"FAILED warm-up of {t.name}: {e}")
             failures[t.key] = f"warm-up: {e}"
-    for rep in range(1, args.reps + 1):
+    # Targets with more repetitions (the metrics on/off pair) go on alone,
+    # still interleaved with each other, after the common rounds.
+    for rep in range(1, max((t.reps or args.reps) for t in running) + 1 if running else 1):
         for t in running:
-            if t.key in failures:
+            if t.key in failures or rep > (t.reps or args.reps):
                 continue
             try:
                 r = measure_undisturbed(t, cfg_path, args, rep)
@@ -198,23 +192,19 @@ def run_all(running, args, cfg_path, failures):
 
 def measure_undisturbed(t, cfg_path, args, rep):
     """One measured run; redone (up to args.retries times) when something
-    else on the machine took CPU meanwhile. The last attempt is kept either
-    way, and its "other CPU" is in the report."""
-    for attempt in range(args.retries + 1):
-        time.sleep(PAUSE_BETWEEN_RUNS_S)
-        if args.quiet_wait > 0:
-            wait_for_quiet(args.quiet_wait)
+    else on the machine took CPU meanwhile (see measure.undisturbed)."""
+    def one():
         r = measure_once(t, cfg_path, args.ops, args.run_timeout,
                          os.path.join(t.dir, f"run{rep}.out"))
-        r["rep"], r["attempts"] = rep, attempt + 1
-        log(f"{t.name:24s} run {rep}: {r['ops_per_s']:>7} ops/s  proxy {r['proxy_us']:6.2f} us/req  "
-            f"memcached {r['memcached_us']:6.2f} us/req  memcaslap {r['client_us']:6.2f} us/req  "
-            f"other {r['other_cores']:.2f} cores")
-        if r["other_cores"] <= NOISY_CORES:
-            break
-        again = "retrying" if attempt < args.retries else "keeping it (no retries left)"
-        log(f"warning: something else used {r['other_cores']:.2f} cores during that run; {again}")
-    return r
+        r["rep"] = rep
+        return r
+
+    def line(r):
+        l2 = f"  rend-l2 {r['l2_us']:6.2f} us/req" if t.l2_pids() else ""
+        return (f"{t.name:24s} run {rep}: {r['ops_per_s']:>7} ops/s  proxy {r['proxy_us']:6.2f} us/req  "
+                f"memcached {r['memcached_us']:6.2f} us/req{l2}  memcaslap {r['client_us']:6.2f} us/req  "
+                f"other {r['other_cores']:.2f} cores")
+    return undisturbed(one, args, line)
 
 
 def install_signal_handlers():
@@ -230,35 +220,75 @@ def main():
     args = parse_args()
     install_signal_handlers()
     os.makedirs(args.results_dir, exist_ok=True)
+    stamp = time.strftime("%Y%m%d-%H%M%S")
     cfg_path = os.path.join(args.work_dir, "memcaslap.cfg")
     with open(cfg_path, "w") as f:
         f.write(LOAD_CFG)
 
     procs = Processes(os.path.join(args.work_dir, "pids"))
-    targets = all_targets(args.work_dir, procs, os.path.abspath(args.build_dir))
+    build_dir = os.path.abspath(args.build_dir)
+    targets = all_targets(args.work_dir, procs, build_dir, args.metrics_reps)
     skipped = []
     if args.targets:
         wanted = set(args.targets.split(","))
         skipped += [f"{t.name}: not in BENCH_TARGETS" for t in targets if t.key not in wanted]
         targets = [t for t in targets if t.key in wanted]
+    for name in SECTIONS:
+        if name not in args.sections:
+            skipped.append(f"section {name}: not in BENCH_SECTIONS")
+    lg = loadgen.binary(build_dir)
+    if lg is None and args.sections & {"loadgen", "l2hit", "extstore"}:
+        skipped.append(f"rend-loadgen sections (loadgen, l2hit, extstore): "
+                       f"{build_dir}/loadgen/rend-loadgen is missing (build the rend-loadgen target)")
 
     env = report.environment(args.build_dir)  # before any load: records the idle load average
     failures = {}
+    extra = {"stamp": stamp}
     try:
-        running = start_targets(targets, failures)
+        running = start_targets(targets, failures, skipped)
         runs = run_all(running, args, cfg_path, failures)
+        by_key = {t.key: t for t in running}
+        if lg and "loadgen" in args.sections:
+            log("rend-loadgen bench profile against the baseline targets")
+            extra["loadgen"] = sections.loadgen_bench(running, args, lg, failures)
+        if lg and "l2hit" in args.sections:
+            l1l2 = by_key.get("rend-l1l2")
+            if l1l2 is None or "rend-l1l2" in failures:
+                skipped.append("L2-hit path: the rend l1l2 target is not running "
+                               f"({getattr(l1l2, 'skipped', None) or failures.get('rend-l1l2') or 'not in BENCH_TARGETS'})")
+            else:
+                log(f"L2-hit path: {args.l2_keys} keys")
+                extra["l2hit"] = sections.l2_hit_path(l1l2, args, lg, failures)
+        # The memcaslap targets are done: stop them (and rend-l2's background
+        # work) before the extstore comparison starts its own servers.
+        log("stopping servers")
+        procs.stop_all()
+        if lg and "extstore" in args.sections:
+            log(f"extstore vs rend: {args.ext_keys} keys x {args.ext_value} B, "
+                f"{args.ext_ram_mb} MiB RAM, {args.ext_flash_mb} MiB flash")
+            extra["extstore"] = sections.extstore_vs_rend(args.work_dir, procs, build_dir, args, lg,
+                                                          failures, skipped)
     finally:
         log("stopping servers")
         procs.stop_all()
 
     summaries = {t.key: summarize(runs[t.key]) for t in targets
                  if t.key not in failures and runs.get(t.key)}
+    if "plot" in args.sections:
+        try:
+            extra["plot"] = plot.latency_png(args.results_dir, stamp, extra, args.work_dir)
+        except Skip as e:
+            log(f"skipped the latency plot: {e}")
+            skipped.append(f"latency plot: {e}")
+        except BenchError as e:
+            log(f"FAILED the latency plot: {e}")
+            failures["plot"] = f"latency plot: {e}"
     command = " ".join(memcaslap_argv("127.0.0.1:<port>", "memcaslap.cfg", args.ops))
     text = report.render(env, targets, summaries, runs, failures, skipped, command, LOAD_CFG,
-                         args, WARMUP_OPS, NOISY_CORES)
-    path = report.write(args.results_dir, text)
+                         args, WARMUP_OPS, NOISY_CORES, extra)
+    path = report.write(args.results_dir, text, stamp)
     print()
-    print(report.table(targets, summaries, failures))
+    print(report.table([t for t in targets if t.key in BASELINE_KEYS], summaries, failures))
     print()
     log(f"report: {path}")
     if failures:

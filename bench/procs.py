@@ -17,6 +17,15 @@ class BenchError(Exception):
     """A failure that makes one target (or the whole run) unusable."""
 
 
+class Skip(Exception):
+    """Something this machine or build cannot measure (a missing tool or
+    option): reported as skipped, with the reason, and not a failure."""
+
+
+def log(msg):
+    print(f"[bench {time.strftime('%H:%M:%S')}] {msg}", flush=True)
+
+
 # --------------------------------------------------------------------------
 # ports and sockets
 
@@ -115,6 +124,34 @@ def flush(address):
         raise BenchError(f"flush_all on {address} answered {reply!r}")
 
 
+def server_stats(address, group=b""):
+    """`stats` of a memcached (or of rend) as {name: str}."""
+    request = b"stats " + group + b"\r\n" if group else b"stats\r\n"
+    try:
+        reply = text_exchange(address, request, b"END\r\n", timeout=5.0)
+    except OSError as e:
+        raise BenchError(f"stats on {address} failed: {e}") from None
+    out = {}
+    for line in reply.decode(errors="replace").splitlines():
+        parts = line.split(" ", 2)
+        if len(parts) == 3 and parts[0] == "STAT":
+            out[parts[1]] = parts[2]
+    if not out:
+        raise BenchError(f"stats on {address} answered {reply[:200]!r}")
+    return out
+
+
+def stats_delta(before, after, names):
+    """after - before for the numeric stats in `names` (missing ones are absent)."""
+    out = {}
+    for n in names:
+        try:
+            out[n] = int(after[n]) - int(before[n])
+        except (KeyError, ValueError):
+            pass
+    return out
+
+
 # --------------------------------------------------------------------------
 # starting and stopping processes
 
@@ -143,10 +180,15 @@ class Processes:
     def stop_all(self, grace_s=10.0):
         """SIGTERM everything (newest first: proxies before their memcached),
         then SIGKILL the process group of whatever is still alive."""
-        for _, proc in reversed(self.procs):
+        self.stop([p for _, p in self.procs], grace_s)
+
+    def stop(self, procs, grace_s=10.0):
+        """Stop some of our processes (the same way as stop_all) and forget them."""
+        chosen = [(n, p) for n, p in self.procs if any(p is q for q in procs)]
+        for _, proc in reversed(chosen):
             _signal_group(proc, signal.SIGTERM)
         deadline = time.monotonic() + grace_s
-        for _, proc in reversed(self.procs):
+        for _, proc in reversed(chosen):
             try:
                 proc.wait(timeout=max(0.0, deadline - time.monotonic()))
             except subprocess.TimeoutExpired:
@@ -158,7 +200,7 @@ class Processes:
                 proc.wait(timeout=2)
             except subprocess.TimeoutExpired:
                 pass
-        self.procs.clear()
+        self.procs = [(n, p) for n, p in self.procs if not any(p is q for _, q in chosen)]
 
 
 def _signal_group(proc, sig):

@@ -3,9 +3,12 @@ every raw run, and how to reproduce."""
 
 import os
 import platform
+import statistics
 import shutil
 import subprocess
 import time
+
+from targets import BASELINE_KEYS
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
@@ -100,31 +103,40 @@ def table(targets, summaries, failures):
 
 
 def _raw_runs(targets, runs):
-    rows = ["| target | run | ops/s | wall s | proxy µs/req | memcached µs/req "
+    rows = ["| target | run | ops/s | wall s | proxy µs/req | memcached µs/req | rend-l2 µs/req "
             "| memcaslap µs/req | get misses | other CPU (cores) | attempts |",
-            "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|"]
+            "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|"]
     for t in targets:
         for r in runs.get(t.key, []):
+            l2 = f"{r['l2_us']:.2f}" if getattr(t, "l2", False) else "–"
             rows.append(f"| {t.name} | {r['rep']} | {r['ops_per_s']:,} | {r['wall_s']:.1f} "
-                        f"| {r['proxy_us']:.2f} | {r['memcached_us']:.2f} | {r['client_us']:.2f} "
+                        f"| {r['proxy_us']:.2f} | {r['memcached_us']:.2f} | {l2} | {r['client_us']:.2f} "
                         f"| {r['get_misses']} | {r['other_cores']:.2f} | {r['attempts']} |")
     return "\n".join(rows)
 
 
-def _noise_note(runs, noisy_cores):
-    worst = max((r["other_cores"] for rs in runs.values() for r in rs), default=0.0)
+def _noise_note(runs, noisy_cores, extra=None):
+    others = [r["other_cores"] for rs in runs.values() for r in rs]
+    others += [r["other_cores"] for r in _loadgen_runs(extra or {})]
+    worst = max(others, default=0.0)
     verdict = ("quiet enough" if worst <= noisy_cores
                else f"**noisy: above {noisy_cores} cores, treat the numbers with care**")
     return (f"Other CPU use during the runs (whole machine minus the target's processes and "
-            f"memcaslap, includes some softirq work for our own traffic): at most "
+            f"the load generator, includes some softirq work for our own traffic): at most "
             f"{worst:.2f} cores — {verdict}.")
 
 
 def render(env, targets, summaries, runs, failures, skipped, command, load_cfg, args,
-           warmup_ops, noisy_cores):
+           warmup_ops, noisy_cores, extra=None):
+    extra = extra or {}
+    keys = {t.key for t in targets}
     notes = list(skipped) + [f"{t.name}: failed ({failures[t.key]})" for t in targets
                              if t.key in failures]
-    servers = "\n".join(f"- {t.name}: `{c}`" for t in targets for c in t.commands)
+    notes += [f"FAILED: {v}" for k, v in failures.items() if k not in keys]
+    baseline = [t for t in targets if t.key in BASELINE_KEYS]
+    ext_targets = extra.get("extstore", {}).get("targets", [])
+    servers = "\n".join(f"- {t.name}: `{c}`" for t in list(targets) + list(ext_targets)
+                        for c in t.commands)
     return f"""# rend benchmark — {env['date']}
 
 ## Machine
@@ -136,7 +148,9 @@ def render(env, targets, summaries, runs, failures, skipped, command, load_cfg, 
 
 ## Load
 
-Same for every target, {args.reps} measured runs each (interleaved rounds, after one
+Same for every target of the results table and of the metrics-cost and L2
+L1-hit sections, {args.reps} measured runs each (rend l1only workers=1 with
+metrics on and off: {args.metrics_reps}; interleaved rounds, after one
 {warmup_ops}-op warm-up run per target), median reported:
 
 ```
@@ -155,7 +169,7 @@ target's memcached is flushed before each run.
 
 ## Results (medians)
 
-{table(targets, summaries, failures)}
+{table(baseline, summaries, failures)}
 
 - *proxy CPU*: utime+stime (/proc/PID/stat fields 14+15) of all the proxy's
   processes, read right before and after the run, divided by the ops. rend =
@@ -168,17 +182,30 @@ target's memcached is flushed before each run.
 
 Skipped / failed: {"; ".join(notes) if notes else "nothing skipped."}
 
-{_noise_note(runs, noisy_cores)}
+{_noise_note(runs, noisy_cores, extra)}
 
-## Raw runs
+{_loadgen_section(extra.get("loadgen"), summaries)}
+
+{_metrics_section(targets, summaries, runs, failures)}
+
+{_l2_section(targets, summaries, failures, extra.get("l2hit"))}
+
+{_extstore_section(extra.get("extstore"), args)}
+
+{_plot_section(extra.get("plot"))}
+
+## Raw runs (memcaslap)
 
 {_raw_runs(targets, runs)}
 
 ## Servers
 
-Each target has its own memcached; both proxies reach it over a unix socket.
+Each target has its own memcached; the proxies reach it over a unix socket.
+rend with L2 starts and supervises its own rend-l2 (RocksDB) in its temp dir.
 
 {servers}
+
+{_loadgen_raw(extra)}
 
 nutcracker conf.yml:
 
@@ -197,10 +224,311 @@ def _nutcracker_conf(targets):
     return "(nutcracker not run)"
 
 
-def write(results_dir, text):
+def write(results_dir, text, stamp=None):
     """bench/results/<timestamp>.md plus a copy as latest.md."""
-    path = os.path.join(results_dir, time.strftime("%Y%m%d-%H%M%S") + ".md")
+    path = os.path.join(results_dir, (stamp or time.strftime("%Y%m%d-%H%M%S")) + ".md")
     with open(path, "w") as f:
         f.write(text)
     shutil.copyfile(path, os.path.join(results_dir, "latest.md"))
     return path
+
+
+# --------------------------------------------------------------------------
+# the sections after the memcaslap table
+
+def _pct(new, old):
+    """Relative change new vs old, in percent, signed."""
+    return (new / old - 1.0) * 100.0 if old else float("nan")
+
+
+def _lat(m):
+    return f"{m['p50']:.0f} | {m['p90']:.0f} | {m['p99']:.0f} | {m['p99_9']:.0f}"
+
+
+def _loadgen_runs(extra):
+    out = []
+    lg = extra.get("loadgen")
+    if lg:
+        out += [r for rs in lg["runs"].values() for r in rs]
+    l2 = extra.get("l2hit")
+    if l2:
+        out += [r for rs in l2["runs"].values() for r in rs]
+    return out
+
+
+def _loadgen_section(lg, summaries):
+    head = "## Load generator: rend-loadgen `bench` next to memcaslap"
+    if not lg:
+        return head + "\n\nNot run (see Skipped / failed above)."
+    meds = lg["medians"]
+    base = meds.get("memcached")
+    rows = [
+        "| target | rend-loadgen ops/s | vs direct memcached | memcaslap ops/s (table above) "
+        "| p50 µs | p90 µs | p99 µs | p99.9 µs | rend-loadgen CPU µs/request "
+        "| memcaslap CPU µs/request | rend-loadgen ÷ memcaslap CPU |",
+        "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|",
+    ]
+    for t in lg["targets"]:
+        m = meds.get(t.key)
+        if m is None:
+            rows.append(f"| {t.name} | FAILED | | | | | | | | | |")
+            continue
+        s = summaries.get(t.key)
+        mc_ops = f"{s['ops_per_s']:,.0f}" if s else "n/a"
+        mc_cpu = f"{s['client_us']:.2f}" if s else "n/a"
+        ratio = _fmt_ratio(m["loadgen_us"] / s["client_us"]) if s else "n/a"
+        vs = _fmt_ratio(m["ops_per_s"] / base["ops_per_s"]) if base else "n/a"
+        rows.append(f"| {t.name} | {m['ops_per_s']:,.0f} | {vs} | {mc_ops} | {_lat(m)} "
+                    f"| {m['loadgen_us']:.2f} | {mc_cpu} | {ratio} |")
+    worst = max((m["loadgen_us"] / summaries[k]["client_us"] for k, m in meds.items()
+                 if k in summaries), default=None)
+    verdict = ""
+    if worst is not None:
+        verdict = (f"\n\nrend-loadgen needs at most {worst:.2f}× memcaslap's CPU per request for the "
+                   f"same profile: " + ("it is the lighter client, not the bottleneck."
+                                        if worst < 1 else "**it is not lighter than memcaslap here.**"))
+    return f"""{head}
+
+How measured: `{lg['command']}` (its fixed profile: 1 thread, 32 connections, 90% get /
+10% set, 100-byte values, 10000 uniform keys preloaded, closed loop, one request in flight per
+connection — memcaslap's profile), memcached flushed before each run, in interleaved rounds
+after the memcaslap rounds, medians; latency is rend-loadgen's (send to reply, all requests);
+its CPU per request is its own getrusage over the measured phase, memcaslap's is from the table
+above (wait4 rusage over the same profile).
+
+{chr(10).join(rows)}{verdict}"""
+
+
+def _metrics_section(targets, summaries, runs, failures):
+    head = "## Metrics cost: rend l1only workers=1, `metrics.enabled` true vs false"
+    on, off = summaries.get("rend-w1"), summaries.get("rend-w1-nometrics")
+    if not on or not off:
+        why = failures.get("rend-w1-nometrics") or failures.get("rend-w1") or "a target did not run"
+        return f"{head}\n\nNot measured: {why}."
+    paired_ops, paired_cpu = [], []
+    by_rep = {r["rep"]: r for r in runs.get("rend-w1-nometrics", [])}
+    for r in runs.get("rend-w1", []):
+        o = by_rep.get(r["rep"])
+        if o:
+            paired_ops.append(_pct(r["ops_per_s"], o["ops_per_s"]))
+            paired_cpu.append(_pct(r["proxy_us"], o["proxy_us"]))
+    d_ops, d_cpu = _pct(on["ops_per_s"], off["ops_per_s"]), _pct(on["proxy_us"], off["proxy_us"])
+    p_ops = statistics.median(paired_ops) if paired_ops else float("nan")
+    p_cpu = statistics.median(paired_cpu) if paired_cpu else float("nan")
+    cost = max(-d_ops, d_cpu)
+    verdict = ("within the 3% aim" if cost < 3 else "**above the 3% aim**")
+    n = len(runs.get("rend-w1", []))
+    return f"""{head}
+
+How measured: the memcaslap load above against two rend l1only workers=1 instances that
+differ only in `metrics.enabled` (each with its own memcached), {n} runs each in the same
+interleaved rounds, medians; rend CPU = supervisor + worker from /proc; "paired" = median over
+rounds of the difference between the two runs of the same round (less sensitive to drift).
+
+| metrics.enabled | ops/s | rend CPU µs/request | backend memcached CPU µs/request |
+|---|---:|---:|---:|
+| false | {off['ops_per_s']:,.0f} | {off['proxy_us']:.2f} | {off['memcached_us']:.2f} |
+| true (default) | {on['ops_per_s']:,.0f} | {on['proxy_us']:.2f} | {on['memcached_us']:.2f} |
+| true vs false (medians) | {d_ops:+.1f}% | {d_cpu:+.1f}% | |
+| true vs false (paired, per round) | {p_ops:+.1f}% | {p_cpu:+.1f}% | |
+
+Cost of recording metrics: {max(cost, 0):.1f}% ({verdict}; ops/s {d_ops:+.1f}%, CPU per request
+{d_cpu:+.1f}%). Per-round differences: ops/s {", ".join(f"{x:+.1f}%" for x in paired_ops)};
+CPU/request {", ".join(f"{x:+.1f}%" for x in paired_cpu)}."""
+
+
+def _l2_section(targets, summaries, failures, l2):
+    head = "## L2 tier"
+    parts = [head]
+    a, b = summaries.get("rend-l1l2"), summaries.get("rend-w1")
+    if a and b:
+        ratio = a["ops_per_s"] / b["ops_per_s"]
+        verdict = ("within the 10% aim" if ratio >= 0.9
+                   else f"**{(1 - ratio) * 100:.0f}% slower: outside the 10% aim**")
+        parts.append(f"""### (a) L1-hit gets with L2 enabled vs l1only
+
+How measured: the same memcaslap load (90% get / 10% set; every get an L1 hit, every set
+written to L2 then L1) against rend workers=1 with `l2.enabled` (supervised rend-l2, RocksDB in
+the temp dir, main port) and rend l1only workers=1, same interleaved rounds, medians. rend CPU
+= supervisor + worker; rend-l2 is counted apart.
+
+| target | ops/s | vs l1only | rend CPU µs/request | rend-l2 CPU µs/request | backend memcached CPU µs/request | rend + rend-l2 CPU vs l1only |
+|---|---:|---:|---:|---:|---:|---:|
+| rend l1only, workers=1 | {b['ops_per_s']:,.0f} | 1.00× | {b['proxy_us']:.2f} | – | {b['memcached_us']:.2f} | 1.00× |
+| rend l1l2, workers=1 | {a['ops_per_s']:,.0f} | {_fmt_ratio(ratio)} | {a['proxy_us']:.2f} | {a['l2_us']:.2f} | {a['memcached_us']:.2f} | {_fmt_ratio((a['proxy_us'] + a['l2_us']) / b['proxy_us'])} |
+
+With L2: {ratio * 100:.0f}% of l1only's ops/s ({verdict}).""")
+    else:
+        why = failures.get("rend-l1l2") or "the rend l1l2 or l1only target did not run"
+        parts.append(f"### (a) L1-hit gets with L2 enabled vs l1only\n\nNot measured: {why}.")
+
+    if not l2:
+        parts.append("### (b) L1 miss, L2 hit\n\nNot measured (see Skipped / failed).")
+        return "\n\n".join(parts)
+    meds = l2.get("medians", {})
+    ref = meds.get("warm")
+    labels = {"warm": "main port, every key in L1 (reference)",
+              "cold": "main port, L1 cold: first read of a key backfills",
+              "batch": "batch port, L1 empty: every get an L1 miss + L2 hit, no backfill"}
+    rows = ["| path | ops/s | vs all-L1 | p50 µs | p90 µs | p99 µs | p99.9 µs | client hit ratio "
+            "| L1 hit ratio | backfills per get | rend CPU µs/req | rend-l2 CPU µs/req | rend-loadgen CPU µs/req |",
+            "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|"]
+    for mode in ("warm", "cold", "batch"):
+        m = meds.get(mode)
+        if not m:
+            continue
+        vs = _fmt_ratio(m["ops_per_s"] / ref["ops_per_s"]) if ref else "n/a"
+        fmt = lambda x: f"{x * 100:.1f}%" if x is not None else "n/a"
+        rows.append(f"| {labels[mode]} | {m['ops_per_s']:,.0f} | {vs} | {_lat(m)} "
+                    f"| {fmt(m.get('hit_ratio'))} | {fmt(m.get('l1_hit_ratio'))} "
+                    f"| {m.get('backfill_ratio', 0):.3f} | {m['proxy_us']:.2f} | {m['l2_us']:.2f} "
+                    f"| {m['loadgen_us']:.2f} |")
+    load = l2.get("load")
+    load_line = ""
+    if load:
+        l1 = l2.get("load_l1", {})
+        load_line = (f"Load: {l2['keys']} keys × 100 B through the batch port at "
+                     f"{load['ops_per_s']:,.0f} sets/s, p50 {load['p50']:.0f} µs, p99 "
+                     f"{load['p99']:.0f} µs (each set an L2 write plus an L1 refresh that finds "
+                     f"nothing); L1 items afterwards: {l1.get('curr_items', 'n/a')}.")
+    cmds = l2.get("commands", {})
+    parts.append(f"""### (b) L1 miss, L2 hit
+
+How measured: on the same rend l1l2 instance after the memcaslap rounds, {l2['keys']} keys
+(100-byte values) loaded into L2 only: `{cmds.get('load', '?')}` against the batch port into an
+empty L1 (L1 flushed with `flush_all` sent straight to its memcached). Then get-only loads,
+uniform over those keys, {len(l2['runs'].get('batch', []))} runs per path (batch and cold
+interleaved, L1 flushed before each), medians: `{cmds.get('batch', '?')}` against the batch
+port, the same against the main port from a cold L1, and (reference) against the main port after
+a fill through the main port put every key in L1. L1 hit ratio and backfills from the
+memcached's and rend's `stats` around each run; CPU per request from /proc over the run.
+
+{load_line}
+
+{chr(10).join(rows)}""")
+    if ref and meds.get("batch"):
+        m = meds["batch"]
+        parts.append(f"L2-hit path (batch port) vs all-L1: {m['ops_per_s'] / ref['ops_per_s']:.2f}× "
+                     f"the ops/s, p50 {m['p50'] / ref['p50']:.1f}× and p99 {m['p99'] / ref['p99']:.1f}× "
+                     f"the latency; rend + rend-l2 spend {m['proxy_us'] + m['l2_us']:.1f} µs of CPU per "
+                     f"L2 hit vs {ref['proxy_us'] + ref['l2_us']:.1f} µs per L1 hit.")
+    return "\n\n".join(parts)
+
+
+def _extstore_section(ext, args):
+    head = "## Against memcached's flash tier (extstore)"
+    if not ext:
+        return head + "\n\nNot run (see Skipped / failed above)."
+    ws = ext["keys"] * ext["value"] / 2**20
+    rows = ["| system | fill sets/s | read gets/s | hit ratio (hits/gets) | read p50 µs | p99 µs "
+            "| p99.9 µs | what happened to the data |",
+            "|---|---:|---:|---:|---:|---:|---:|---|"]
+    got = {}
+    for t in ext["targets"]:
+        res = ext["results"].get(t.key, {})
+        if "read" not in res:
+            why = res.get("skipped") or res.get("failed") or "not run"
+            rows.append(f"| {t.name} | {why} | | | | | | |")
+            continue
+        f, r = res["fill"], res["read"]
+        got[t.key] = r
+        fd, rd = res.get("fill_delta", {}), res.get("read_delta", {})
+        af = res.get("after_fill", {})
+        if t.key == "extstore":
+            note = (f"after the fill memcached indexed {af.get('curr_items', 0):,} items in RAM "
+                    f"(the {ext['keys']:,} keys + 1 start-up probe when nothing was lost), "
+                    f"{af.get('extstore_objects_used', 0):,} of them on flash; "
+                    f"during the fill {fd.get('extstore_objects_written', 0):,} items were written to "
+                    f"flash, {fd.get('evictions', 0):,} evicted from RAM (an evicted item is gone, "
+                    f"its flash copy included), "
+                    f"{fd.get('extstore_objects_evicted', 0) + rd.get('extstore_objects_evicted', 0):,} "
+                    f"dropped from flash, slab pages moved: {af.get('slabs_moved', 'n/a')}; reads: "
+                    f"{rd.get('get_extstore', 0):,} served from flash")
+        else:
+            rr = res.get("rend_read", {})
+            note = (f"L1 evicted {fd.get('evictions', 0):,} items during the fill (L2 keeps "
+                    f"them); reads: L1 hits {rd.get('get_hits', 0):,} of {rd.get('cmd_get', 0):,}, "
+                    f"{rr.get('backfills', 0):,} served from L2 and backfilled")
+        hit = f"{r['hit_ratio'] * 100:.2f}%" if r.get("hit_ratio") is not None else "n/a"
+        rows.append(f"| {t.name} | {f['ops_per_s']:,.0f} | {r['ops_per_s']:,.0f} | {hit} "
+                    f"| {r['p50']:.0f} | {r['p99']:.0f} | {r['p99_9']:.0f} | {note} |")
+    why = ""
+    res_e = ext["results"].get("extstore", {})
+    af = res_e.get("after_fill", {})
+    if "read" in res_e and res_e["read"].get("hit_ratio", 1) < 0.999:
+        why = (f"\n\nWhy extstore lost keys: memcached keeps every key's item header in its "
+               f"{args.ext_ram_mb} MiB even when the value is on flash. ")
+        if af.get("slabs_moved") == 0:
+            why += ("The fill handed all slab pages to the 4 KiB item class and memcached moved no page "
+                    "(`slabs_moved` 0) to the small class that holds the headers of flash items, so "
+                    "those headers were evicted, and the values on flash with them: only "
+                    f"{af.get('extstore_objects_used', 0):,} flash items stayed reachable. ")
+        else:
+            why += (f"memcached moved {af.get('slabs_moved')} slab pages, not enough to index every "
+                    "key; evicted headers take their flash values with them. ")
+        why += ("More RAM or slab tuning might keep more keys (not tried: this run uses "
+                "extstore's defaults). rend's L2 keeps its index on disk (RocksDB), so L1's RAM "
+                "does not bound how many keys it holds.")
+    ratio = ""
+    e, rd = got.get("extstore"), got.get("rend-l1l2-ext")
+    if e and rd:
+        ratio = (f"\n\nrend vs extstore: hit ratio {rd['hit_ratio'] * 100:.1f}% vs "
+                 f"{e['hit_ratio'] * 100:.1f}%, read ops/s {rd['ops_per_s'] / e['ops_per_s']:.2f}×, "
+                 f"fill ops/s {ext['results']['rend-l1l2-ext']['fill']['ops_per_s'] / ext['results']['extstore']['fill']['ops_per_s']:.2f}×.")
+    return f"""{head}
+
+How measured: a working set of {ext['keys']} keys × {ext['value']} B = {ws:.0f} MiB, 8× the
+{args.ext_ram_mb} MiB of RAM both get: memcached `-m {args.ext_ram_mb}` with extstore on a
+{args.ext_flash_mb} MiB file (`-o ext_path=FILE:{args.ext_flash_mb}m`, other ext_* options at their
+defaults, TCP), and rend l1l2 workers=1 whose L1 is memcached `-m {args.ext_ram_mb}` with
+`l2.max_bytes` {args.ext_flash_mb} MiB and `l2.block_cache_mb` {args.ext_ram_mb} (main port).
+Each: fill every key once `{ext['commands']['fill']}`, then {ext['reads']} uniform random gets
+over all keys `{ext['commands']['read']}`; one run each, one after the other, on a fresh
+server. Both files sit on the same disk; the OS page cache (shared, not limited) serves most of
+their reads, so the ops/s compare the software paths, not SSDs.
+
+{chr(10).join(rows)}{ratio}{why}"""
+
+
+def _plot_section(name):
+    head = "## Latency plot"
+    if not name:
+        return head + "\n\nNot drawn (see Skipped / failed above)."
+    return f"""{head}
+
+Latency percentiles (p50, p90, p99, p99.9; log scale) of the rend-loadgen runs above, medians
+over the repetitions, drawn with gnuplot: `{name}`.
+
+![latency percentiles]({name})"""
+
+
+def _loadgen_raw(extra):
+    rows = ["## Raw runs (rend-loadgen)", "",
+            "| run | target / path | ops/s | p50 µs | p99 µs | p99.9 µs | hits | loadgen µs/req "
+            "| proxy µs/req | rend-l2 µs/req | other CPU (cores) | attempts |",
+            "|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|"]
+    lg = extra.get("loadgen")
+    items = []
+    if lg:
+        for t in lg["targets"]:
+            items += [(f"bench {r['rep']}", t.name, r) for r in lg["runs"].get(t.key, [])]
+    l2 = extra.get("l2hit")
+    if l2:
+        for mode, rs in l2["runs"].items():
+            items += [(f"L2 path {r['rep']}", mode, r) for r in rs]
+    ext = extra.get("extstore")
+    if ext:
+        for t in ext["targets"]:
+            res = ext["results"].get(t.key, {})
+            for phase in ("fill", "read"):
+                if phase in res:
+                    res[phase].setdefault("attempts", 1)
+                    items.append((f"extstore {phase}", t.name, res[phase]))
+    if not items:
+        return ""
+    for run, what, r in items:
+        hits = f"{r['hits']}/{r['gets']}" if r.get("gets") else "–"
+        rows.append(f"| {run} | {what} | {r['ops_per_s']:,.0f} | {r['p50']:.0f} | {r['p99']:.0f} "
+                    f"| {r['p99_9']:.0f} | {hits} | {r['loadgen_us']:.2f} | {r['proxy_us']:.2f} "
+                    f"| {r['l2_us']:.2f} | {r['other_cores']:.2f} | {r.get('attempts', 1)} |")
+    return "\n".join(rows)

@@ -12,14 +12,16 @@ import re
 import shutil
 import subprocess
 
-from procs import BenchError, tree_pids, wait_for_path, wait_until_ready, free_port
+from procs import BenchError, Skip, tree_pids, wait_for_path, wait_until_ready, free_port
 
 START_TIMEOUT_S = 15.0
+DEFAULT_MEMORY_MB = 1024
 
 
-def memcached_argv(listen_args):
-    """The same memcached for every target: 1 GiB, 4 threads, no UDP."""
-    argv = ["memcached", "-m", "1024", "-t", "4", "-U", "0"] + listen_args
+def memcached_argv(listen_args, memory_mb=DEFAULT_MEMORY_MB, extra=()):
+    """The same memcached for every target: 1 GiB, 4 threads, no UDP
+    (the extstore comparison gives it less RAM and a flash file)."""
+    argv = ["memcached", "-m", str(memory_mb), "-t", "4", "-U", "0"] + listen_args + list(extra)
     if os.geteuid() == 0:
         argv += ["-u", "root"]  # memcached refuses to run as root without it
     return argv
@@ -27,9 +29,13 @@ def memcached_argv(listen_args):
 
 class Target:
     name = "?"
+    short = None  # label in the plot; the key when unset
     kind = "?"
+    memory_mb = DEFAULT_MEMORY_MB
+    reps = None  # measured memcaslap runs; None = --reps
 
     def __init__(self, workdir, procs):
+        self.short = self.short or self.key
         self.dir = os.path.join(workdir, self.key)
         os.makedirs(self.dir, exist_ok=True)
         self.procs = procs
@@ -45,7 +51,7 @@ class Target:
     def _start_memcached_unix(self):
         """memcached on a unix socket, as rend uses it in production."""
         sock = os.path.join(self.dir, "memcached.sock")
-        argv = memcached_argv(["-s", sock])
+        argv = memcached_argv(["-s", sock], self.memory_mb)
         self.memcached = self.procs.start(f"{self.key}-memcached", argv,
                                           os.path.join(self.dir, "memcached.log"))
         self.commands.append(" ".join(argv))
@@ -62,9 +68,20 @@ class Target:
             return [self.memcached.pid]
         return tree_pids(self.proxy.pid)
 
+    def l2_pids(self):
+        """rend-l2, when the target has one (its CPU is reported apart from the proxy's)."""
+        return []
+
+    def all_pids(self):
+        return list(self.proxy_pids()) + list(self.l2_pids())
+
+    def processes(self):
+        """The Popen objects this target started (to stop just this target)."""
+        return [p for p in (self.proxy, self.memcached) if p is not None]
+
     def remember_pids(self):
         """Called once the target is up: the processes it must keep all along."""
-        self.started_pids = set(self.proxy_pids())
+        self.started_pids = set(self.all_pids())
 
     def check_alive(self):
         """Fail the target if anything died. A rend worker that crashed and
@@ -73,7 +90,7 @@ class Target:
         for what, proc in (("memcached", self.memcached), ("proxy", self.proxy)):
             if proc is not None and proc.poll() is not None:
                 raise BenchError(f"{self.name}: {what} exited with status {proc.returncode}")
-        now = set(self.proxy_pids())
+        now = set(self.all_pids())
         if self.started_pids is not None and now != self.started_pids:
             raise BenchError(f"{self.name}: processes changed since start "
                              f"({sorted(self.started_pids)} -> {sorted(now)}); a crash and restart?")
@@ -130,24 +147,46 @@ class Nutcracker(Target):
 
 
 class Rend(Target):
-    """rend in l1only mode. We run memcached ourselves (memcached.enabled
-    false) so that its CPU is never mixed into the supervisor's tree."""
+    """rend, 1 or more workers. We run memcached ourselves (memcached.enabled
+    false) so that its CPU is never mixed into the supervisor's tree.
+
+    l1only by default; with l2=True rend also starts and supervises its own
+    rend-l2 (l1l2 on the main port, l1l2batch on a batch port). metrics=False
+    turns off `metrics.enabled` (the per-request counters and histograms).
+    """
     kind = "proxy"
 
-    def __init__(self, workdir, procs, build_dir, workers):
+    def __init__(self, workdir, procs, build_dir, workers, metrics=True, l2=False,
+                 memory_mb=DEFAULT_MEMORY_MB, l2_settings=None, key=None, name=None):
         self.workers = workers
-        self.key = f"rend-w{workers}"
-        self.name = f"rend l1only, workers={workers}"
+        self.metrics = metrics
+        self.l2 = l2
+        self.memory_mb = memory_mb
+        self.l2_settings = dict(l2_settings or {})
+        mode = "l1l2" if l2 else "l1only"
+        self.key = key or f"rend-w{workers}"
+        self.name = name or f"rend {mode}, workers={workers}"
+        self.short = f"rend {mode} w{workers}"
         self.build_dir = build_dir
+        self.batch_address = None
         super().__init__(workdir, procs)
 
     def start(self):
         binary = os.path.join(self.build_dir, "supervisor", "rend")
         if not os.access(binary, os.X_OK):
             raise BenchError(f"{binary} is missing; build rend first")
+        known = rend_option_keys(binary)
+        if not self.metrics and "metrics.enabled" not in known:
+            raise Skip(f"{self.name}: this rend has no metrics.enabled option")
+        if self.l2:
+            if "l2.enabled" not in known:
+                raise Skip(f"{self.name}: this rend has no L2 tier (no l2.enabled option)")
+            l2_binary = os.path.join(self.build_dir, "l2", "rend-l2")
+            if not os.access(l2_binary, os.X_OK):
+                raise Skip(f"{self.name}: {l2_binary} is missing (build the rend-l2 target)")
         sock = self._start_memcached_unix()
         port = free_port()
-        config = self._config(binary, sock, port)
+        config = self._config(binary, known, sock, port)
         conf = os.path.join(self.dir, "rend.json")
         with open(conf, "w") as f:
             json.dump(config, f, indent=2)
@@ -159,9 +198,12 @@ class Rend(Target):
         self.commands.append(" ".join(argv) + "   # " + json.dumps(config))
         self.address = f"127.0.0.1:{port}"
         wait_until_ready(self.address, self.proxy, START_TIMEOUT_S, self.name)
+        if self.batch_address:
+            wait_until_ready(self.batch_address, self.proxy, START_TIMEOUT_S,
+                             f"{self.name} batch port")
         self._check_worker_count()
 
-    def _config(self, binary, memcached_sock, port):
+    def _config(self, binary, known, memcached_sock, port):
         """The brief's l1only config, plus isolation from other rends on the host.
 
         Newer rend builds have a control socket and a Prometheus endpoint
@@ -169,29 +211,94 @@ class Rend(Target):
         the defaults would fight over them. Only set the keys this build
         knows (it rejects unknown keys), as listed by --print-options.
         """
+        run_dir = os.path.join(self.dir, "run")
         config = {
             "workers": self.workers,
-            "run_dir": os.path.join(self.dir, "run"),
+            "run_dir": run_dir,
             "listen": {"host": "127.0.0.1", "port": port},
             "l1": {"address": memcached_sock, "connections": 2},
             "memcached": {"enabled": False},
         }
-        known = rend_option_keys(binary)
         if "control.socket" in known:
-            config["control"] = {"socket": os.path.join(self.dir, "run", "rend.ctl")}
+            config["control"] = {"socket": os.path.join(run_dir, "rend.ctl")}
         if "metrics.listen" in known:
             # Off: nobody scrapes it here. Counters are still recorded in
-            # shared memory (metrics.enabled keeps its default), as in production.
+            # shared memory (metrics.enabled), as in production.
             config["metrics"] = {"listen": ""}
-        if "listen.batch_port" in known:
+        if "metrics.enabled" in known:
+            config.setdefault("metrics", {})["enabled"] = self.metrics
+        if self.l2:
+            batch_port = free_port()
+            config["listen"]["batch_port"] = batch_port
+            self.batch_address = f"127.0.0.1:{batch_port}"
+            config["l2"] = {"enabled": True, "supervised": True,
+                            "address": os.path.join(run_dir, "rend-l2.sock"),
+                            "data_dir": os.path.join(self.dir, "l2-data"),
+                            "binary": os.path.join(self.build_dir, "l2", "rend-l2")}
+            config["l2"].update(self.l2_settings)
+        elif "listen.batch_port" in known:
             config["listen"]["batch_port"] = 0  # only used with L2; never bind 11212
         return config
+
+    def proxy_pids(self):
+        """Supervisor + workers; never memcached nor rend-l2 (reported apart)."""
+        return tree_pids(self.proxy.pid, exclude_comm=("memcached", "rend-l2"))
+
+    def l2_pids(self):
+        if not self.l2 or self.proxy is None:
+            return []
+        return [p for p in tree_pids(self.proxy.pid, exclude_comm=())
+                if _comm_or_none(p) == "rend-l2"]
 
     def _check_worker_count(self):
         """The CPU sum must cover every worker: make sure they are all there."""
         found = len(self.proxy_pids()) - 1  # minus the supervisor
         if found != self.workers:
             raise BenchError(f"{self.name}: expected {self.workers} rend-worker processes, found {found}")
+        if self.l2 and len(self.l2_pids()) != 1:
+            raise BenchError(f"{self.name}: expected one rend-l2 process, found {len(self.l2_pids())}")
+
+
+class Extstore(Target):
+    """memcached with its flash tier, extstore (-o ext_path=FILE:SIZE), on TCP."""
+    key = "extstore"
+    kind = "baseline"
+
+    def __init__(self, workdir, procs, memory_mb, flash_mb):
+        self.memory_mb = memory_mb
+        self.flash_mb = flash_mb
+        self.name = f"memcached -m {memory_mb} + extstore {flash_mb} MiB"
+        self.short = f"memcached extstore (-m {memory_mb}, {flash_mb} MiB file)"
+        super().__init__(workdir, procs)
+
+    def start(self):
+        if not extstore_supported():
+            raise Skip("this memcached has no extstore (no ext_path in memcached -h)")
+        path = os.path.join(self.dir, "extstore.data")
+        port = free_port()
+        argv = memcached_argv(["-l", "127.0.0.1", "-p", str(port)], self.memory_mb,
+                              ["-o", f"ext_path={path}:{self.flash_mb}m"])
+        self.memcached = self.procs.start("extstore-memcached", argv,
+                                          os.path.join(self.dir, "memcached.log"))
+        self.commands.append(" ".join(argv))
+        self.address = self.backend = f"127.0.0.1:{port}"
+        wait_until_ready(self.address, self.memcached, START_TIMEOUT_S, self.name)
+
+
+def extstore_supported():
+    try:
+        out = subprocess.run(["memcached", "-h"], capture_output=True, text=True, timeout=10)
+    except (OSError, subprocess.TimeoutExpired):
+        return False
+    return "ext_path" in out.stdout + out.stderr
+
+
+def _comm_or_none(pid):
+    try:
+        with open(f"/proc/{pid}/comm") as f:
+            return f.read().strip()
+    except OSError:
+        return None
 
 
 def rend_option_keys(binary):
@@ -204,11 +311,27 @@ def rend_option_keys(binary):
     return set(re.findall(r"^\| `([^`]+)`", out, re.MULTILINE))
 
 
-def all_targets(workdir, procs, build_dir):
-    """Baseline first: every other row is expressed relative to it."""
+# Keys of the targets in the main summary table (the original comparison).
+BASELINE_KEYS = ("memcached", "nutcracker", "rend-w1", "rend-w2")
+
+
+def all_targets(workdir, procs, build_dir, metrics_reps=None):
+    """Baseline first: every other row is expressed relative to it.
+
+    The last two are measured in the same interleaved memcaslap rounds but
+    reported in their own sections: rend-w1 with metrics off (against
+    rend-w1, metrics on) and rend with L2 (L1-hit gets, against rend-w1).
+    """
+    w1 = Rend(workdir, procs, build_dir, workers=1)
+    nometrics = Rend(workdir, procs, build_dir, workers=1, metrics=False, key="rend-w1-nometrics",
+                     name="rend l1only, workers=1, metrics.enabled=false")
+    w1.reps = nometrics.reps = metrics_reps
     return [
         DirectMemcached(workdir, procs),
         Nutcracker(workdir, procs),
-        Rend(workdir, procs, build_dir, workers=1),
+        w1,
         Rend(workdir, procs, build_dir, workers=2),
+        nometrics,
+        Rend(workdir, procs, build_dir, workers=1, l2=True, key="rend-l1l2",
+             name="rend l1l2 (L2 enabled), workers=1"),
     ]
