@@ -24,6 +24,10 @@ void Batch::add(const proto::Request& r, const char* bytes, size_t size) {
   requests_.push_back(copy);
 }
 
+void Batch::run_inline(InlineBudget& budget) {
+  next_ = engine_.execute_inline(requests_, next_, reply_, reply_limit_, budget);
+}
+
 void Batch::run() { next_ = engine_.execute(requests_, next_, reply_, reply_limit_); }
 
 void Batch::complete() { conn_.on_batch_done(this); }

@@ -1,5 +1,6 @@
-// A batch: the requests parsed from one connection in one go, executed together by the Engine on
-// a worker thread (see engine.h for how it is cut into MultiGets and WriteBatches).
+// A batch: the requests parsed from one connection in one go, executed together by the Engine
+// (see engine.h for how it is cut into MultiGets and WriteBatches): first on the event loop as
+// far as that needs no I/O (run_inline), the rest on a worker thread (run).
 //
 // The batch owns a copy of the bytes its requests were parsed from, and the requests' views point
 // into that copy, so the connection's read buffer is free to move while the batch runs. It may be
@@ -31,6 +32,9 @@ class Batch : public Job {
   // `r`'s views point into [bytes, bytes + size); they are redirected into the batch's copy.
   void add(const proto::Request& r, const char* bytes, size_t size);
 
+  // On the loop, and only while no earlier request of the connection is still running: executes
+  // what it can without I/O or waiting (Engine::execute_inline, which spends `budget`).
+  void run_inline(InlineBudget& budget);
   void run() override;
   void complete() override;
 

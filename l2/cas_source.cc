@@ -33,4 +33,12 @@ uint64_t CasSource::next() {
   return v;
 }
 
+std::optional<uint64_t> CasSource::try_next() {
+  uint64_t v = next_.load(std::memory_order_relaxed);
+  do {
+    if (v >= lease_end_.load(std::memory_order_acquire)) return std::nullopt;
+  } while (!next_.compare_exchange_weak(v, v + 1, std::memory_order_relaxed));
+  return v;
+}
+
 }  // namespace rend::l2

@@ -13,6 +13,7 @@
 #include <cstdint>
 #include <functional>
 #include <mutex>
+#include <optional>
 
 namespace rend::l2 {
 
@@ -28,6 +29,9 @@ class CasSource {
   // The first lease is written here; false when it could not be.
   bool start();
   uint64_t next();
+  // next() for a caller that must not block (the event loop): nullopt instead of renewing the
+  // lease, which a later next() on a worker thread does.
+  std::optional<uint64_t> try_next();
   // The next value that will be handed out (for reports only).
   uint64_t peek() const { return next_.load(std::memory_order_relaxed); }
 

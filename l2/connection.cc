@@ -77,21 +77,20 @@ void Connection::on_read(ssize_t nread) {
       close();
       return;
     }
-    maybe_start_batch();
-    maybe_close();
+    flush();
     return;
   }
   server_.stats().add(L2Counter::bytes_read, static_cast<uint64_t>(nread));
   in_end_ += static_cast<size_t>(nread);
   swallow_input();
-  maybe_start_batch();
+  flush();
+  if (closing_) return;
   if (in_start_ == in_end_ && !batch_) {
     // Idle with nothing buffered: give back a buffer a burst made large.
     in_start_ = in_end_ = 0;
     if (in_.size() > 4 * kReadChunk) std::vector<char>().swap(in_);
   }
   update_reading();
-  maybe_close();
 }
 
 void Connection::swallow_input() {
@@ -100,9 +99,9 @@ void Connection::swallow_input() {
   swallow_ -= n;
 }
 
-void Connection::maybe_start_batch() {
+bool Connection::start_batch() {
   // Output the client has not read yet holds back new work, so replies can't pile up unbounded.
-  if (closing_ || batch_ || parse_done_ || unsent() >= server_.output_high_water()) return;
+  if (closing_ || batch_ || parse_done_ || unsent() >= server_.output_high_water()) return false;
   struct Parsed {
     proto::Request request;
     size_t offset;
@@ -144,12 +143,38 @@ void Connection::maybe_start_batch() {
       spdlog::warn("client sent a request larger than any valid one; closing");
       close();
     }
-    return;
+    return false;
   }
   batch_ = std::make_unique<Batch>(*this, server_.engine(), server_.output_high_water());
   batch_->reserve(bytes, parsed.size());
   for (const Parsed& p : parsed) batch_->add(p.request, in_.data() + p.offset, p.size);
+  return true;
+}
+
+void Connection::run_batch() {
+  // Nothing of this connection runs on a worker now (one batch in flight), so whatever the loop
+  // answers here comes after every earlier reply and before every later one.
+  InlineBudget& budget = server_.inline_budget();
+  if (budget.read_keys > 0 || budget.write_keys > 0) {
+    batch_->run_inline(budget);
+    out_.append(batch_->reply());
+    batch_->reply().clear();
+    if (batch_->finished()) {
+      finish_batch();
+      return;
+    }
+    // Stopped at the reply limit: the next pass sends it and goes on once there is room.
+    if (unsent() >= server_.output_high_water()) return;
+  }
   submit(batch_.get());
+}
+
+void Connection::finish_batch() {
+  if (batch_->close_after()) {
+    close_when_flushed_ = true;
+    parse_done_ = true;
+  }
+  batch_.reset();
 }
 
 void Connection::submit(Batch* batch) {
@@ -166,19 +191,32 @@ void Connection::on_batch_done(Batch* batch) {
   }
   out_.append(batch->reply());
   batch->reply().clear();
-  if (batch->finished()) {
-    if (batch->close_after()) {
-      close_when_flushed_ = true;
-      parse_done_ = true;
-    }
-    batch_.reset();
-  }
+  if (batch->finished()) finish_batch();
   // One write per batch: the whole reply of a pipeline goes out in as few syscalls as it can.
   flush();
 }
 
 void Connection::flush() {
   if (closing_) return;
+  for (;;) {
+    send_output();
+    if (closing_) return;
+    if (batch_running_) break;
+    if (batch_) {
+      // A batch waiting for output room (or one the loop ran part of).
+      if (unsent() >= server_.output_high_water()) break;
+    } else if (!start_batch()) {
+      break;
+    }
+    // Each turn either finishes a batch on the loop, stops it at the reply limit (its output is
+    // sent next turn) or hands it to a worker: the loop ends.
+    run_batch();
+  }
+  update_reading();
+  maybe_close();
+}
+
+void Connection::send_output() {
   if (!out_.empty() && !write_in_flight_) {
     uv_buf_t buf = uv_buf_init(out_.data(), static_cast<unsigned>(out_.size()));
     int n = uv_try_write(&h_.stream, &buf, 1);
@@ -209,14 +247,6 @@ void Connection::flush() {
       });
     }
   }
-  // Resume a batch that paused for output room, or start the next one.
-  if (batch_ && !batch_running_ && unsent() < server_.output_high_water()) {
-    submit(batch_.get());
-  } else {
-    maybe_start_batch();
-  }
-  update_reading();
-  maybe_close();
 }
 
 void Connection::on_write_done(int status) {

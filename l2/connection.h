@@ -1,10 +1,16 @@
 // One client connection of rend-l2: reads, parses and batches requests on the loop thread, has
-// the batch executed on a worker thread, and writes the replies back in request order.
+// the batch executed, and writes the replies back in request order.
+//
+// A batch first runs on the loop as far as it needs no I/O and no waiting (reads of data in
+// memory, small writes: Engine::execute_inline, within the Server's per-turn InlineBudget, so
+// busy clients cannot hold the loop); whatever is left goes to a worker thread. That spares the
+// common un-pipelined request the trips to a worker and back.
 //
 // One batch per connection is in flight at a time, so a connection's requests execute strictly
-// in order; while it runs, the loop keeps reading, and the next batch is everything that arrived
-// meanwhile (pipelined load makes batches grow by itself). A batch owns a copy of its requests'
-// bytes, so the read buffer may move or be reused while the batch runs.
+// in order (the loop runs a batch only when nothing of the connection runs on a worker); while it
+// runs, the loop keeps reading, and the next batch is everything that arrived meanwhile
+// (pipelined load makes batches grow by itself). A batch owns a copy of its requests' bytes, so
+// the read buffer may move or be reused while the batch runs.
 //
 // Memory is bounded: reading stops while unsent output is above the high-water mark or the input
 // buffered behind a running batch passes kInputHighWater; a batch stops executing once its reply
@@ -53,9 +59,16 @@ class Connection {
   void on_alloc(uv_buf_t* buf);
   void on_read(ssize_t nread);
   void swallow_input();
-  void maybe_start_batch();
+  // Parses what is buffered into a new batch_; false when there is nothing to start.
+  bool start_batch();
+  // Runs what it can of batch_ on the loop (within the Server's InlineBudget), hands the rest to
+  // a worker.
+  void run_batch();
+  void finish_batch();
   void submit(Batch* batch);
+  // Sends what is pending, then starts or resumes work, until nothing more can be done now.
   void flush();
+  void send_output();
   void on_write_done(int status);
   void update_reading();
   void maybe_close();

@@ -1,5 +1,6 @@
 #include "l2/engine.h"
 
+#include <chrono>
 #include <ctime>
 #include <optional>
 #include <unordered_map>
@@ -163,6 +164,27 @@ Engine::Kind Engine::kind_of(const Request& r) {
   }
 }
 
+size_t Engine::segment_end(std::span<const Request> requests, size_t i, Kind& segment, size_t& keys) {
+  segment = Kind::kLocal;
+  keys = 0;
+  size_t j = i;
+  while (j < requests.size()) {
+    const Kind k = kind_of(requests[j]);
+    if (k == Kind::kBarrier) break;
+    if (k != Kind::kLocal) {
+      if (segment == Kind::kLocal) {
+        segment = k;
+      } else if (k != segment) {
+        break;
+      }
+    }
+    keys += k == Kind::kLocal ? 1 : key_count(requests[j]);
+    ++j;
+    if (keys >= kSegmentKeys) break;
+  }
+  return j;
+}
+
 size_t Engine::execute(std::span<const Request> requests, size_t next, std::string& out, size_t reply_limit) {
   size_t i = next;
   while (i < requests.size() && out.size() < reply_limit) {
@@ -171,30 +193,16 @@ size_t Engine::execute(std::span<const Request> requests, size_t next, std::stri
       ++i;
       continue;
     }
-    Kind segment = Kind::kLocal;
-    size_t j = i;
-    size_t keys = 0;
-    while (j < requests.size()) {
-      const Kind k = kind_of(requests[j]);
-      if (k == Kind::kBarrier) break;
-      if (k != Kind::kLocal) {
-        if (segment == Kind::kLocal) {
-          segment = k;
-        } else if (k != segment) {
-          break;
-        }
-      }
-      keys += k == Kind::kLocal ? 1 : key_count(requests[j]);
-      ++j;
-      if (keys >= kSegmentKeys) break;
-    }
+    Kind segment;
+    size_t keys;
+    const size_t j = segment_end(requests, i, segment, keys);
     const std::span<const Request> s = requests.subspan(i, j - i);
     if (segment == Kind::kRead) {
-      i += run_reads(s, out, reply_limit);
+      i += *run_reads(s, out, reply_limit, Where::kWorker);
       continue;
     }
     if (segment == Kind::kWrite) {
-      run_writes(s, out);
+      run_writes(s, out, Where::kWorker);
     } else {
       for (const Request& r : s) run_local(r, out);
     }
@@ -205,7 +213,54 @@ size_t Engine::execute(std::span<const Request> requests, size_t next, std::stri
   return i;
 }
 
-size_t Engine::run_reads(std::span<const Request> segment, std::string& out, size_t reply_limit) {
+size_t Engine::execute_inline(std::span<const Request> requests, size_t next, std::string& out, size_t reply_limit,
+                              InlineBudget& budget) {
+  size_t i = next;
+  while (i < requests.size() && out.size() < reply_limit) {
+    if (kind_of(requests[i]) == Kind::kBarrier) break;  // stats walks the data dir; flush_all syncs
+    Kind segment;
+    size_t keys;
+    const size_t j = segment_end(requests, i, segment, keys);
+    const std::span<const Request> s = requests.subspan(i, j - i);
+    if (segment == Kind::kRead) {
+      // Whole segments within the budget: a big one goes to a worker, where its MultiGet costs
+      // the loop nothing (and the hand-off is shared by many requests).
+      if (keys > budget.read_keys) break;
+      const std::optional<size_t> answered = run_reads(s, out, reply_limit, Where::kLoop);
+      if (!answered) {
+        stats_.add(L2Counter::l2_inline_fallbacks);
+        break;
+      }
+      budget.read_keys -= keys;
+      i += *answered;
+    } else if (segment == Kind::kWrite) {
+      if (keys > budget.write_keys) break;
+      if (std::chrono::steady_clock::now().time_since_epoch().count() <
+          inline_writes_paused_until_.load(std::memory_order_relaxed)) {
+        break;
+      }
+      if (!run_writes(s, out, Where::kLoop)) {
+        stats_.add(L2Counter::l2_inline_fallbacks);
+        break;
+      }
+      budget.write_keys -= keys;
+      i = j;
+    } else {
+      if (keys > budget.read_keys) break;  // cheap, but a batch may hold thousands
+      for (const Request& r : s) run_local(r, out);
+      budget.read_keys -= keys;
+      i = j;
+    }
+  }
+  if (i > next) {
+    stats_.add(L2Counter::l2_batches);
+    stats_.add(L2Counter::l2_batch_requests, i - next);
+  }
+  return i;
+}
+
+std::optional<size_t> Engine::run_reads(std::span<const Request> segment, std::string& out, size_t reply_limit,
+                                        Where where) {
   const uint32_t now = unix_now();
   const FlushState flush = store_.flush_state();
   std::vector<rocksdb::Slice> keys;
@@ -215,10 +270,11 @@ size_t Engine::run_reads(std::span<const Request> segment, std::string& out, siz
   }
   std::vector<rocksdb::PinnableSlice> values;
   std::vector<rocksdb::Status> statuses;
-  store_.multi_get(keys, values, statuses);
+  if (!store_.multi_get(keys, values, statuses, where == Where::kLoop)) return std::nullopt;
 
   size_t k = 0;
   size_t answered = 0;
+  size_t reads = 0;
   for (const Request& r : segment) {
     if (out.size() >= reply_limit) break;
     ++answered;
@@ -226,6 +282,7 @@ size_t Engine::run_reads(std::span<const Request> segment, std::string& out, siz
       run_local(r, out);
       continue;
     }
+    ++reads;
     ItemMeta meta;
     std::string_view data;
     if (is_text_multi(r)) {
@@ -257,10 +314,12 @@ size_t Engine::run_reads(std::span<const Request> segment, std::string& out, siz
       append_binary_read(out, r, f == Found::kLive ? &meta : nullptr, data);
     }
   }
+  stats_.add(where == Where::kLoop ? L2Counter::l2_inline_reads : L2Counter::l2_offloaded_reads, reads);
   return answered;
 }
 
-void Engine::run_writes(std::span<const Request> segment, std::string& out) {
+bool Engine::run_writes(std::span<const Request> segment, std::string& out, Where where) {
+  const bool on_loop = where == Where::kLoop;
   const uint32_t now = unix_now();
   const FlushState flush = store_.flush_state();
 
@@ -268,23 +327,31 @@ void Engine::run_writes(std::span<const Request> segment, std::string& out) {
   std::vector<size_t> stripes;
   std::unordered_map<std::string_view, KeyState> state;
   std::vector<rocksdb::Slice> reads;
+  size_t writes = 0;
+  size_t value_bytes = 0;
   for (const Request& r : segment) {
     if (kind_of(r) != Kind::kWrite) continue;
+    ++writes;
+    value_bytes += r.value.size();
     for_each_request_key(r, [&](std::string_view k) {
       stripes.push_back(locks_.stripe(k));
       if (needs_current(r) && state.try_emplace(k).second) reads.emplace_back(k.data(), k.size());
     });
   }
 
+  if (on_loop && value_bytes > kInlineWriteBytes) return false;  // the WriteBatch would be too
+
   std::vector<Change> changes;
   std::vector<uint8_t> existed;  // per change: the key had a live item (for the counters)
   std::vector<uint8_t> key_failed;
   rocksdb::Status written;
   {
-    KeyLocks::Guard guard(locks_, std::move(stripes));
+    using Wait = KeyLocks::Guard::Wait;
+    KeyLocks::Guard guard(locks_, std::move(stripes), on_loop ? Wait::kTry : Wait::kBlock);
+    if (!guard.locked()) return false;
     std::vector<rocksdb::PinnableSlice> values;
     std::vector<rocksdb::Status> statuses;
-    store_.multi_get(reads, values, statuses);
+    if (!store_.multi_get(reads, values, statuses, on_loop)) return false;
     for (size_t i = 0; i < reads.size(); ++i) {
       KeyState& ks = state[std::string_view(reads[i].data(), reads[i].size())];
       ItemMeta meta;
@@ -296,7 +363,13 @@ void Engine::run_writes(std::span<const Request> segment, std::string& out) {
 
     rocksdb::WriteBatch batch;
     std::string encoded;
-    const CasFn next_cas = [this] { return store_.next_cas(); };
+    bool cas_exhausted = false;  // on the loop: the CAS lease needs renewing, a synced write
+    const CasFn next_cas = [this, on_loop, &cas_exhausted]() -> uint64_t {
+      if (!on_loop) return store_.next_cas();
+      const std::optional<uint64_t> cas = store_.try_next_cas();
+      cas_exhausted = cas_exhausted || !cas;
+      return cas.value_or(0);
+    };
     for (const Request& r : segment) {
       if (kind_of(r) != Kind::kWrite) continue;
       for_each_request_key(r, [&](std::string_view k) {
@@ -327,9 +400,25 @@ void Engine::run_writes(std::span<const Request> segment, std::string& out) {
         changes.push_back(std::move(c));
       });
     }
-    if (batch.Count() > 0) written = store_.write(batch);
+    if (on_loop && (cas_exhausted || batch.GetDataSize() > kInlineWriteBytes)) return false;
+    if (batch.Count() > 0 && on_loop) {
+      const auto start = std::chrono::steady_clock::now();
+      written = store_.try_write_now(batch);
+      const auto end = std::chrono::steady_clock::now();
+      if (end - start > kSlowInlineWrite) {
+        inline_writes_paused_until_.store((end + kInlineWritePause).time_since_epoch().count(),
+                                          std::memory_order_relaxed);
+        stats_.add(L2Counter::l2_inline_write_pauses);
+      }
+    } else if (batch.Count() > 0) {
+      written = store_.write(batch);
+    }
+    // Nothing was written (a stall, another writer): a worker does it all again, CAS uniques
+    // included (the ones handed out here are simply never used).
+    if (on_loop && written.IsIncomplete()) return false;
   }  // locks released: replies need no store access
   if (!written.ok()) stats_.add(L2Counter::l2_write_errors);
+  stats_.add(on_loop ? L2Counter::l2_inline_writes : L2Counter::l2_offloaded_writes, writes);
 
   size_t c = 0;
   for (const Request& r : segment) {
@@ -364,6 +453,7 @@ void Engine::run_writes(std::span<const Request> segment, std::string& out) {
       append_change_reply(out, r, changes[first]);
     }
   }
+  return true;
 }
 
 void Engine::run_barrier(const Request& r, std::string& out) {

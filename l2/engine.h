@@ -1,5 +1,6 @@
 // Executes a connection's pipelined requests against the Store, in order, and composes the
-// replies. Runs on a worker thread, never on the event loop.
+// replies. execute() runs on a worker thread; execute_inline() on the event loop, for what needs
+// neither I/O nor waiting.
 //
 // Batching: the requests of one batch are cut into segments that keep request order:
 //   - consecutive reads (get/gets/GetE, text multi-get) -> one RocksDB MultiGet, no locks;
@@ -12,10 +13,22 @@
 //     are in and are answered in their place.
 // A write segment is acknowledged only after its WriteBatch is in RocksDB (and its WAL).
 //
-// Thread-safe: one Engine serves every worker thread; per-call state lives on the stack.
+// On the event loop (execute_inline) a segment runs only if it can finish at once: reads whose
+// every key is in a memtable or the block cache; small write segments whose stripes are all free
+// (try_lock), whose current items are in memory, and whose WriteBatch RocksDB takes without a
+// stall and without queueing behind another writer. Otherwise nothing of that segment happened
+// (no reply, no counter, no write) and it is left to execute() on a worker. The locks, the
+// order of a segment's steps and the replies are the same on both paths. A slow write on the
+// loop (disk pressure) stops the loop writing for a while.
+//
+// Thread-safe: one Engine serves every worker thread and the loop; per-call state lives on the
+// stack.
 #pragma once
 
+#include <atomic>
+#include <chrono>
 #include <cstdint>
+#include <optional>
 #include <span>
 #include <string>
 
@@ -25,6 +38,15 @@
 #include "l2/store.h"
 
 namespace rend::l2 {
+
+// What the event loop may still execute itself (Engine::execute_inline) before handing work to
+// the workers: keys of reads and of writes. The Server refills it on every turn of the loop, so
+// inline work adds at most that much to a turn, however many clients are busy; past it the
+// workers take over, in parallel with the loop.
+struct InlineBudget {
+  size_t read_keys = 0;  // also spent by requests that need no store (noop, version...), one each
+  size_t write_keys = 0;
+};
 
 struct EngineInfo {
   int64_t started_unix = 0;
@@ -39,6 +61,14 @@ class Engine {
   // Requests per segment: bounds a segment's reply (and the locks it holds) without giving up
   // most of MultiGet's and WriteBatch's gain.
   static constexpr size_t kSegmentKeys = 128;
+  // The most a write segment may add to RocksDB when run on the event loop: a larger one (big
+  // values, an append to a big item) goes to a worker, so the loop never writes much to the WAL.
+  static constexpr size_t kInlineWriteBytes = 64 * 1024;
+  // A write on the loop normally takes µs (memtable, WAL write without fsync; at a memtable switch
+  // also a new WAL file). One that took longer than kSlowInlineWrite (the disk is under
+  // pressure) leaves writes to the workers for kInlineWritePause.
+  static constexpr std::chrono::microseconds kSlowInlineWrite{1000};
+  static constexpr std::chrono::milliseconds kInlineWritePause{1000};
 
   Engine(Store& store, L2Stats& stats, EngineInfo info) : store_(store), stats_(stats), info_(std::move(info)) {}
   Engine(const Engine&) = delete;
@@ -49,15 +79,29 @@ class Engine {
   // first request not executed.
   size_t execute(std::span<const proto::Request> requests, size_t next, std::string& out, size_t reply_limit);
 
+  // execute() for the event loop: runs segments from requests[next] while each can be done
+  // without I/O or waiting (see above), its keys fit in what is left of `budget` (which it
+  // spends; a segment never runs in part) and `out` is below `reply_limit`. Stops before a
+  // flush_all or stats. Returns the index of the first request not executed, `next` if none:
+  // the caller hands the rest to execute() on a worker.
+  size_t execute_inline(std::span<const proto::Request> requests, size_t next, std::string& out, size_t reply_limit,
+                        InlineBudget& budget);
+
   L2Stats& stats() { return stats_; }
 
  private:
   enum class Kind : uint8_t { kRead, kWrite, kLocal, kBarrier };
+  enum class Where : uint8_t { kWorker, kLoop };
   static Kind kind_of(const proto::Request& r);
+  // The end of the segment that starts at requests[i] (not a barrier), its kind and its keys.
+  static size_t segment_end(std::span<const proto::Request> requests, size_t i, Kind& kind, size_t& keys);
   // Returns how many of the segment's requests it answered: it stops once `out` reaches
   // `reply_limit` (reads change nothing, so the rest is simply read again next round).
-  size_t run_reads(std::span<const proto::Request> segment, std::string& out, size_t reply_limit);
-  void run_writes(std::span<const proto::Request> segment, std::string& out);
+  // kLoop: nullopt, with nothing done, when some key is not in memory.
+  std::optional<size_t> run_reads(std::span<const proto::Request> segment, std::string& out, size_t reply_limit,
+                                  Where where);
+  // kLoop: false, with nothing done, when the segment cannot finish without waiting.
+  bool run_writes(std::span<const proto::Request> segment, std::string& out, Where where);
   void run_barrier(const proto::Request& r, std::string& out);
   void run_local(const proto::Request& r, std::string& out);
   void run_stats(const proto::Request& r, std::string& out);
@@ -66,6 +110,8 @@ class Engine {
   L2Stats& stats_;
   KeyLocks locks_;
   EngineInfo info_;
+  // steady_clock ticks before which the loop writes nothing itself (see kSlowInlineWrite).
+  std::atomic<int64_t> inline_writes_paused_until_{0};
 };
 
 }  // namespace rend::l2

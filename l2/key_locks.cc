@@ -12,11 +12,24 @@ size_t KeyLocks::stripe(std::string_view key) const {
   return static_cast<size_t>(XXH3_64bits(key.data(), key.size()) % count_);
 }
 
-KeyLocks::Guard::Guard(KeyLocks& locks, std::vector<size_t> stripes) : locks_(locks), stripes_(std::move(stripes)) {
+KeyLocks::Guard::Guard(KeyLocks& locks, std::vector<size_t> stripes, Wait wait)
+    : locks_(locks), stripes_(std::move(stripes)) {
   // One global order for every batch: no two lock holders can wait on each other.
   std::sort(stripes_.begin(), stripes_.end());
   stripes_.erase(std::unique(stripes_.begin(), stripes_.end()), stripes_.end());
-  for (size_t s : stripes_) locks_.mutexes_[s].lock();
+  if (wait == Wait::kBlock) {
+    for (size_t s : stripes_) locks_.mutexes_[s].lock();
+    locked_ = true;
+    return;
+  }
+  for (size_t i = 0; i < stripes_.size(); ++i) {
+    if (!locks_.mutexes_[stripes_[i]].try_lock()) {
+      while (i > 0) locks_.mutexes_[stripes_[--i]].unlock();
+      stripes_.clear();
+      return;
+    }
+  }
+  locked_ = true;
 }
 
 KeyLocks::Guard::~Guard() {

@@ -11,6 +11,7 @@
 #pragma once
 
 #include <cstddef>
+#include <cstdint>
 #include <memory>
 #include <mutex>
 #include <string_view>
@@ -29,14 +30,20 @@ class KeyLocks {
   // Holds a set of stripes until destroyed.
   class Guard {
    public:
-    Guard(KeyLocks& locks, std::vector<size_t> stripes);
+    enum class Wait : uint8_t { kBlock, kTry };
+    // kTry (the event loop, which must never wait for a worker): takes every stripe only if none
+    // is held elsewhere, else none of them; see locked(). Never waiting cannot deadlock either.
+    Guard(KeyLocks& locks, std::vector<size_t> stripes, Wait wait = Wait::kBlock);
     Guard(const Guard&) = delete;
     Guard& operator=(const Guard&) = delete;
     ~Guard();
 
+    bool locked() const { return locked_; }
+
    private:
     KeyLocks& locks_;
     std::vector<size_t> stripes_;  // sorted, unique
+    bool locked_ = false;
   };
 
  private:

@@ -1,5 +1,11 @@
 // rend-l2's counters: memcached's names where memcached has the same counter, l2_* otherwise.
 //
+// l2_inline_reads / l2_offloaded_reads (and _writes): read (get, gets, GetE; a text multi-get
+// counts once) and write requests executed on the event loop / on a worker thread.
+// l2_inline_fallbacks: attempts on the loop that found their data not in memory (or a stripe
+// lock busy, a write stall...) and went to a worker instead. l2_inline_write_pauses: times the
+// loop stopped writing itself for a while because a write was slow (disk pressure).
+//
 // Written by the event loop (connections, bytes) and the worker threads (commands) concurrently,
 // so every counter is a relaxed atomic: a report may be a moment stale, never torn.
 #pragma once
@@ -41,7 +47,13 @@ namespace rend::l2 {
   X(l2_batches)             \
   X(l2_batch_requests)      \
   X(l2_read_errors)         \
-  X(l2_write_errors)
+  X(l2_write_errors)        \
+  X(l2_inline_reads)        \
+  X(l2_offloaded_reads)     \
+  X(l2_inline_writes)       \
+  X(l2_offloaded_writes)    \
+  X(l2_inline_fallbacks)    \
+  X(l2_inline_write_pauses)
 
 enum class L2Counter : uint16_t {
 #define REND_L2_ENUM(name) name,

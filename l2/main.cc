@@ -24,6 +24,8 @@ int main(int argc, char** argv) {
   app.add_option("--port", overrides.port, "also listen on 127.0.0.1:PORT (TCP, for debugging)")
       ->check(CLI::Range(1, 65535));
   app.add_option("--threads", overrides.threads, "worker threads (overrides l2.threads)");
+  app.add_option("--inline", overrides.inline_mode,
+                 "what the event loop serves itself when the data is in memory: off, reads or all (default)");
   app.add_option("--ready-fd", ready_fd, "write \"ready\\n\" to this fd once listening, then close it");
   app.add_option("--stats-fd", stats_fd, "the supervisor's shared stats block: publish RocksDB figures there");
   CLI11_PARSE(app, argc, argv);

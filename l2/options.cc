@@ -52,6 +52,17 @@ Status resolve_options(const Config& config, const Overrides& o, L2Options& out)
   if (out.store.data_dir.empty()) return Status::error("l2.data_dir: must not be empty");
   if (out.store.max_bytes < (16u << 20)) return Status::error("--max-bytes: must be at least 16 MiB");
   if (out.threads < 1 || out.threads > 64) return Status::error("--threads: must be between 1 and 64");
+  if (o.inline_mode) {
+    if (*o.inline_mode == "off") {
+      out.inline_mode = InlineMode::kOff;
+    } else if (*o.inline_mode == "reads") {
+      out.inline_mode = InlineMode::kReads;
+    } else if (*o.inline_mode == "all") {
+      out.inline_mode = InlineMode::kAll;
+    } else {
+      return Status::error("--inline: must be off, reads or all");
+    }
+  }
   return Status::ok();
 }
 

@@ -13,6 +13,10 @@
 
 namespace rend::l2 {
 
+// What the event loop may execute itself when it needs no I/O and no waiting (engine.h): nothing
+// (every request goes to a worker thread), reads, or reads and small writes.
+enum class InlineMode : uint8_t { kOff, kReads, kAll };
+
 struct L2Options {
   std::string log_level = "info";
   std::string socket_path;  // unix listener; empty = none
@@ -23,6 +27,7 @@ struct L2Options {
   int threads = 0;
   size_t max_item_size = 0;
   size_t output_high_water = 0;
+  InlineMode inline_mode = InlineMode::kAll;
   int ready_fd = -1;
 };
 
@@ -32,6 +37,7 @@ struct Overrides {
   std::optional<uint64_t> max_bytes;
   std::optional<int> port;
   std::optional<int> threads;
+  std::optional<std::string> inline_mode;  // "off", "reads" or "all"
 };
 
 // Splits l2.address: "unix:/p" or anything with a '/' is a unix socket path, "host:port" is TCP.

@@ -152,15 +152,27 @@ void Server::maybe_finish() {
   executor_->shutdown();
   uv_timer_stop(&drain_timer_);
   uv_close(reinterpret_cast<uv_handle_t*>(&drain_timer_), nullptr);
+  uv_close(reinterpret_cast<uv_handle_t*>(&budget_refill_), nullptr);
   uv_close(reinterpret_cast<uv_handle_t*>(&sigterm_), nullptr);
   uv_close(reinterpret_cast<uv_handle_t*>(&sigint_), nullptr);
   spdlog::info("drained");
+}
+
+void Server::refill_inline_budget() {
+  inline_budget_.read_keys = options_.inline_mode != InlineMode::kOff ? kInlineReadKeys : 0;
+  inline_budget_.write_keys = options_.inline_mode == InlineMode::kAll ? kInlineWriteKeys : 0;
 }
 
 int Server::run() {
   executor_ = std::make_unique<Executor>(loop_, options_.threads);
   uv_timer_init(loop_, &drain_timer_);
   drain_timer_.data = this;
+  // Before each wait for I/O: the callbacks of the coming turn share a fresh inline budget.
+  refill_inline_budget();
+  uv_prepare_init(loop_, &budget_refill_);
+  budget_refill_.data = this;
+  uv_prepare_start(&budget_refill_, [](uv_prepare_t* h) { static_cast<Server*>(h->data)->refill_inline_budget(); });
+  uv_unref(reinterpret_cast<uv_handle_t*>(&budget_refill_));
   uv_signal_init(loop_, &sigterm_);
   sigterm_.data = this;
   uv_signal_start(&sigterm_, [](uv_signal_t* h, int) { static_cast<Server*>(h->data)->begin_drain(); }, SIGTERM);

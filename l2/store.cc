@@ -23,6 +23,18 @@ constexpr const char* kMetaFamily = "meta";
 constexpr const char* kFlushKey = "flush";
 constexpr const char* kCasLeaseKey = "cas_lease";
 
+// Counts a write in progress for the time of a scope.
+class WriterCount {
+ public:
+  explicit WriterCount(std::atomic<int>& n) : n_(n) { n_.fetch_add(1, std::memory_order_acq_rel); }
+  ~WriterCount() { n_.fetch_sub(1, std::memory_order_acq_rel); }
+  WriterCount(const WriterCount&) = delete;
+  WriterCount& operator=(const WriterCount&) = delete;
+
+ private:
+  std::atomic<int>& n_;
+};
+
 uint64_t now_micros() {
   return static_cast<uint64_t>(
       std::chrono::duration_cast<std::chrono::microseconds>(std::chrono::system_clock::now().time_since_epoch()).count());
@@ -98,6 +110,10 @@ Status Store::open_db() {
   db.max_manifest_file_size = plan_.misc_reserve / 2;
   db.max_log_file_size = plan_.misc_reserve / 8;
   db.keep_log_file_num = 2;
+  // Every table reader stays open and pinned (RocksDB's default, stated because the event loop's
+  // cache-only reads rely on it: with a table reader missing from its cache RocksDB 7.x answers
+  // such a read "OK, may exist" instead of Incomplete; multi_get() guards against that too).
+  db.max_open_files = -1;
 
   auto filter = std::make_shared<ExpiryFilterFactory>(flush_, filter_dropped_);
   rocksdb::ColumnFamilyOptions meta;
@@ -148,6 +164,7 @@ bool Store::write_meta(const std::string& key, const std::string& value) {
   // never pins old WAL files (which count against the disk budget).
   rocksdb::WriteOptions wo;
   wo.sync = true;
+  WriterCount counted(writers_);
   rocksdb::Status rs = db_->Put(wo, meta_, key, value);
   if (rs.ok()) {
     rocksdb::FlushOptions fo;
@@ -158,16 +175,43 @@ bool Store::write_meta(const std::string& key, const std::string& value) {
   return rs.ok();
 }
 
-void Store::multi_get(const std::vector<rocksdb::Slice>& keys, std::vector<rocksdb::PinnableSlice>& values,
-                      std::vector<rocksdb::Status>& statuses) {
+bool Store::multi_get(const std::vector<rocksdb::Slice>& keys, std::vector<rocksdb::PinnableSlice>& values,
+                      std::vector<rocksdb::Status>& statuses, bool cache_only) {
   values.clear();
   values.resize(keys.size());
   statuses.assign(keys.size(), rocksdb::Status());
-  if (keys.empty()) return;
-  db_->MultiGet(rocksdb::ReadOptions(), items_, keys.size(), keys.data(), values.data(), statuses.data());
+  if (keys.empty()) return true;
+  if (!cache_only) {
+    db_->MultiGet(rocksdb::ReadOptions(), items_, keys.size(), keys.data(), values.data(), statuses.data());
+    return true;
+  }
+  // One Get per key: RocksDB 7.8's MultiGet does not honour kBlockCacheTier for data blocks (it
+  // reads them from disk, without even caching them), its Get does.
+  rocksdb::ReadOptions ro;
+  ro.read_tier = rocksdb::kBlockCacheTier;
+  for (size_t i = 0; i < keys.size(); ++i) {
+    statuses[i] = db_->Get(ro, items_, keys[i], &values[i]);
+    if (statuses[i].IsIncomplete() || (statuses[i].ok() && values[i].empty())) return false;
+  }
+  return true;
 }
 
-rocksdb::Status Store::write(rocksdb::WriteBatch& batch) { return db_->Write(write_options_, &batch); }
+rocksdb::Status Store::write(rocksdb::WriteBatch& batch) {
+  WriterCount counted(writers_);
+  return db_->Write(write_options_, &batch);
+}
+
+rocksdb::Status Store::try_write_now(rocksdb::WriteBatch& batch) {
+  int idle = 0;
+  if (!writers_.compare_exchange_strong(idle, 1, std::memory_order_acq_rel)) {
+    return rocksdb::Status::Incomplete("another write is in progress");
+  }
+  rocksdb::WriteOptions wo = write_options_;
+  wo.no_slowdown = true;
+  const rocksdb::Status st = db_->Write(wo, &batch);
+  writers_.fetch_sub(1, std::memory_order_acq_rel);
+  return st;
+}
 
 Status Store::flush_all(uint32_t now, uint32_t delay) {
   std::lock_guard<std::mutex> lock(flush_mutex_);

@@ -6,8 +6,10 @@
 // never evict it.
 //
 // Lifetime: open() returns a ready Store or an error; the destructor (or close()) closes the
-// database cleanly. All methods but close() are thread-safe and may block on disk I/O: they are
-// called from the worker threads, never from the event loop.
+// database cleanly. All methods but close() are thread-safe. They may block on disk I/O and are
+// called from the worker threads, except the two made for the event loop: multi_get with
+// `cache_only` (memtables and block cache, never a disk read) and try_write_now (gives up instead
+// of stalling or queueing behind another writer).
 #pragma once
 
 #include <rocksdb/db.h>
@@ -17,6 +19,7 @@
 #include <atomic>
 #include <cstdint>
 #include <memory>
+#include <optional>
 #include <string>
 #include <utility>
 #include <vector>
@@ -57,13 +60,24 @@ class Store {
   ~Store();
 
   // Point reads of `keys` (duplicates allowed); statuses[i].IsNotFound() on a miss.
-  void multi_get(const std::vector<rocksdb::Slice>& keys, std::vector<rocksdb::PinnableSlice>& values,
-                 std::vector<rocksdb::Status>& statuses);
+  //
+  // `cache_only`: served from memtables and the block cache without any I/O (read_tier =
+  // kBlockCacheTier, one Get per key). Returns false, with nothing to use, when some key would
+  // need the disk; RocksDB then says Incomplete, or (7.x, a table reader not in its cache) OK with
+  // no value, which no item of ours has (the header alone is 21 bytes).
+  bool multi_get(const std::vector<rocksdb::Slice>& keys, std::vector<rocksdb::PinnableSlice>& values,
+                 std::vector<rocksdb::Status>& statuses, bool cache_only = false);
   // Applies `batch` atomically (WAL unless disabled; no fsync: a process kill loses nothing).
   rocksdb::Status write(rocksdb::WriteBatch& batch);
+  // write() for the event loop, which must not wait: gives up (IsIncomplete(), nothing written)
+  // when another write is in progress (it would join that write's group and wait for it) or when
+  // RocksDB would stall or slow the write down (no_slowdown).
+  rocksdb::Status try_write_now(rocksdb::WriteBatch& batch);
   rocksdb::Slice key_slice(std::string_view k) const { return rocksdb::Slice(k.data(), k.size()); }
 
   uint64_t next_cas() { return cas_->next(); }
+  // next_cas() without ever renewing the lease (a synced write): nullopt when it would have to.
+  std::optional<uint64_t> try_next_cas() { return cas_->try_next(); }
   FlushState flush_state() const { return flush_->get(); }
   // flush_all: records the new cutoffs durably before returning.
   Status flush_all(uint32_t now, uint32_t delay);
@@ -95,6 +109,8 @@ class Store {
   rocksdb::ColumnFamilyHandle* items_ = nullptr;
   rocksdb::ColumnFamilyHandle* meta_ = nullptr;
   rocksdb::WriteOptions write_options_;
+  // Writes in progress (items and meta): try_write_now only goes ahead when there are none.
+  std::atomic<int> writers_{0};
 };
 
 }  // namespace rend::l2

@@ -21,13 +21,15 @@ MiB = 1024 * 1024
 class L2Server:
     """One rend-l2 process. stop()/kill() are safe to call twice; nothing outlives the test."""
 
-    def __init__(self, tmpdir, max_bytes=None, tcp=True, data_dir=None, config=None, threads=None, name="l2"):
+    def __init__(self, tmpdir, max_bytes=None, tcp=True, data_dir=None, config=None, threads=None, name="l2",
+                 extra_args=()):
         self.tmpdir = tmpdir
         self.data_dir = data_dir or os.path.join(tmpdir, name + "-data")
         self.socket = os.path.join(tmpdir, name + ".sock")
         self.port = free_port() if tcp else None
         self.max_bytes = max_bytes
         self.threads = threads
+        self.extra_args = list(extra_args)
         self.config_path = None
         if config is not None:
             self.config_path = os.path.join(tmpdir, name + ".json")
@@ -49,7 +51,7 @@ class L2Server:
             args += ["--port", str(self.port)]
         if self.threads:
             args += ["--threads", str(self.threads)]
-        return args
+        return args + self.extra_args
 
     def start(self, timeout=20):
         """Starts rend-l2 and waits for "ready" on the ready fd (the supervisor's protocol)."""

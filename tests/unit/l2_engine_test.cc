@@ -1,16 +1,21 @@
 // The Engine against a real Store in a temp dir: batches cut into segments keep request order,
-// a batch's writes see each other, flush_all and CAS survive a reopen, replies come in rounds.
+// a batch's writes see each other, flush_all and CAS survive a reopen, replies come in rounds;
+// execute_inline serves what is in memory and leaves the rest, untouched, to execute(). Also the
+// non-blocking pieces the event loop relies on: KeyLocks' try-guard and CasSource::try_next.
 #include <gtest/gtest.h>
 #include <unistd.h>
 
 #include <filesystem>
+#include <future>
 #include <span>
 #include <vector>
 
 #include "common/protocol/binary_format.h"
 #include "common/protocol/binary_parser.h"
 #include "common/protocol/text_parser.h"
+#include "l2/cas_source.h"
 #include "l2/engine.h"
+#include "l2/key_locks.h"
 #include "l2/store.h"
 
 namespace rend::l2 {
@@ -65,6 +70,18 @@ class EngineTest : public ::testing::Test {
     while (next < reqs.size()) next = engine_->execute(reqs, next, out, reply_limit);
     return out;
   }
+  struct Inline {
+    size_t executed;  // requests run on the "loop"
+    std::string out;
+  };
+  Inline run_inline(const std::string& wire, bool writes = true) {
+    const std::vector<Request> reqs = parse(wire);
+    InlineBudget budget{SIZE_MAX, writes ? SIZE_MAX : 0};
+    Inline r;
+    r.executed = engine_->execute_inline(reqs, 0, r.out, SIZE_MAX, budget);
+    return r;
+  }
+  uint64_t stat(L2Counter c) const { return stats_.get(c); }
 
   std::string dir_;
   L2Stats stats_;
@@ -186,6 +203,136 @@ TEST_F(EngineTest, StatsReportRocksDbFigures) {
   }
   EXPECT_TRUE(out.ends_with("END\r\n"));
   EXPECT_EQ(run("stats reset\r\nstats nonsense\r\n"), "RESET\r\nERROR\r\n");
+}
+
+TEST_F(EngineTest, InlineReadsServeWhatIsInMemoryAndLeaveTheDiskToWorkers) {
+  std::string wire;
+  for (int i = 0; i < 3000; ++i) wire += "set k" + std::to_string(i) + " 0 0 3\r\nv" + std::to_string(i % 10) + "x\r\n";
+  run(wire);
+  Inline r = run_inline("get k1234\r\n");
+  EXPECT_EQ(r.executed, 1u) << "in the memtable";
+  EXPECT_EQ(r.out, "VALUE k1234 0 3\r\nv4x\r\nEND\r\n");
+  EXPECT_EQ(stat(L2Counter::l2_inline_reads), 1u);
+
+  open();  // the WAL is replayed into a table file; the new block cache is empty
+  const uint64_t gets = stat(L2Counter::cmd_get);
+  r = run_inline("get k1234\r\n");
+  EXPECT_EQ(r.executed, 0u) << "only on disk: left to a worker";
+  EXPECT_EQ(r.out, "");
+  EXPECT_EQ(stat(L2Counter::cmd_get), gets) << "an abandoned attempt counts nothing";
+  EXPECT_EQ(stat(L2Counter::l2_inline_fallbacks), 1u);
+  EXPECT_EQ(run("get k1234\r\n"), "VALUE k1234 0 3\r\nv4x\r\nEND\r\n");
+  EXPECT_EQ(stat(L2Counter::l2_offloaded_reads), 1u);
+
+  r = run_inline("get k1234\r\n");
+  EXPECT_EQ(r.executed, 1u) << "the worker's read put its block in the block cache";
+  EXPECT_EQ(r.out, "VALUE k1234 0 3\r\nv4x\r\nEND\r\n");
+  EXPECT_EQ(stat(L2Counter::l2_inline_reads), 2u);
+
+  // A multi-get is one segment: one key not in memory sends all of it to a worker.
+  r = run_inline("get k1234 k2\r\n");
+  EXPECT_EQ(r.executed, 0u);
+  EXPECT_EQ(r.out, "");
+  EXPECT_EQ(stat(L2Counter::l2_inline_fallbacks), 2u);
+
+  // A key that is nowhere: the table's bloom filter (in memory) says so.
+  r = run_inline("get nothere\r\n");
+  EXPECT_EQ(r.executed, 1u);
+  EXPECT_EQ(r.out, "END\r\n");
+}
+
+TEST_F(EngineTest, InlineRunsSegmentsInOrderUntilOneNeedsAWorker) {
+  Inline r = run_inline("set a 0 0 1\r\n1\r\nincr a 5\r\nget a\r\nversion\r\nstats\r\nget a\r\n");
+  EXPECT_EQ(r.executed, 4u) << "stats (a directory walk) never runs on the loop";
+  EXPECT_TRUE(r.out.starts_with("STORED\r\n6\r\nVALUE a 0 1\r\n6\r\nEND\r\nVERSION ")) << r.out;
+  EXPECT_EQ(stat(L2Counter::l2_inline_writes), 2u);
+
+  r = run_inline("get a\r\nset b 0 0 1\r\n2\r\nget b\r\n", /*writes=*/false);
+  EXPECT_EQ(r.executed, 1u) << "reads only: stops at the first write";
+  EXPECT_EQ(r.out, "VALUE a 0 1\r\n6\r\nEND\r\n");
+
+  // A write segment that would put more than kInlineWriteBytes in RocksDB: nothing happens.
+  const uint64_t sets = stat(L2Counter::cmd_set);
+  const std::string big(Engine::kInlineWriteBytes + 1, 'b');
+  r = run_inline("set big 0 0 " + std::to_string(big.size()) + "\r\n" + big + "\r\n");
+  EXPECT_EQ(r.executed, 0u);
+  EXPECT_EQ(r.out, "");
+  EXPECT_EQ(stat(L2Counter::cmd_set), sets);
+  EXPECT_EQ(stat(L2Counter::l2_inline_fallbacks), 1u);
+  EXPECT_EQ(run("get big\r\n"), "END\r\n") << "not written";
+  EXPECT_EQ(run("set big 0 0 " + std::to_string(big.size()) + "\r\n" + big + "\r\n"), "STORED\r\n");
+  EXPECT_EQ(stat(L2Counter::l2_offloaded_writes), 1u);
+
+  // An append that would make a big item is judged by what it writes, not by its request.
+  r = run_inline("append big 0 0 1\r\nc\r\n");
+  EXPECT_EQ(r.executed, 0u);
+  EXPECT_EQ(run("append big 0 0 1\r\nc\r\n"), "STORED\r\n");
+}
+
+TEST_F(EngineTest, InlineSpendsItsBudgetInWholeSegments) {
+  run("set a 0 0 1\r\n1\r\n");
+  std::string wire;
+  for (int i = 0; i < 300; ++i) wire += "get a\r\n";
+  wire += "get a a a\r\nset a 0 0 1\r\n2\r\nset b 0 0 1\r\n3\r\nget a\r\n";
+  const std::vector<Request> reqs = parse(wire);
+  std::string out;
+  InlineBudget budget{Engine::kSegmentKeys - 1, 100};
+  EXPECT_EQ(engine_->execute_inline(reqs, 0, out, SIZE_MAX, budget), 0u) << "a segment too big for the budget";
+  EXPECT_EQ(budget.read_keys, Engine::kSegmentKeys - 1);
+  budget.read_keys = Engine::kSegmentKeys + 10;
+  size_t next = engine_->execute_inline(reqs, 0, out, SIZE_MAX, budget);
+  EXPECT_EQ(next, Engine::kSegmentKeys) << "one whole segment";
+  EXPECT_EQ(budget.read_keys, 10u);
+  budget = {SIZE_MAX, 1};
+  next = engine_->execute_inline(reqs, next, out, SIZE_MAX, budget);
+  EXPECT_EQ(next, 301u) << "the writes need 2 keys of write budget";
+  std::string expected;
+  for (int i = 0; i < 300; ++i) expected += "VALUE a 0 1\r\n1\r\nEND\r\n";
+  expected += "VALUE a 0 1\r\n1\r\nVALUE a 0 1\r\n1\r\nVALUE a 0 1\r\n1\r\nEND\r\n";
+  EXPECT_EQ(out, expected);
+  budget.write_keys = 2;
+  EXPECT_EQ(engine_->execute_inline(reqs, next, out, SIZE_MAX, budget), reqs.size());
+  EXPECT_EQ(budget.write_keys, 0u);
+  EXPECT_EQ(out, expected + "STORED\r\nSTORED\r\nVALUE a 0 1\r\n2\r\nEND\r\n");
+}
+
+TEST(KeyLocksTest, TryGuardTakesAllStripesOrNone) {
+  KeyLocks locks(16);
+  auto try_on_other_thread = [&](std::vector<size_t> stripes) {
+    return std::async(std::launch::async, [&locks, stripes] {
+             KeyLocks::Guard g(locks, stripes, KeyLocks::Guard::Wait::kTry);
+             return g.locked();
+           }).get();
+  };
+  {
+    KeyLocks::Guard held(locks, {3});
+    EXPECT_FALSE(try_on_other_thread({1, 3, 5}));
+    EXPECT_TRUE(try_on_other_thread({5, 1})) << "a failed try left nothing locked";
+  }
+  EXPECT_TRUE(try_on_other_thread({1, 3, 5}));
+  KeyLocks::Guard again(locks, {1, 3, 5}, KeyLocks::Guard::Wait::kTry);
+  EXPECT_TRUE(again.locked()) << "and a successful one released everything";
+}
+
+TEST(CasSourceTest, TryNextNeverRenewsTheLease) {
+  int persisted = 0;
+  CasSource cas(1000, [&](uint64_t) {
+    ++persisted;
+    return true;
+  });
+  ASSERT_TRUE(cas.start());
+  uint64_t last = 0;
+  for (uint64_t i = 0; i < CasSource::kLease; ++i) {
+    const std::optional<uint64_t> v = cas.try_next();
+    ASSERT_TRUE(v.has_value()) << i;
+    ASSERT_GT(*v, last);
+    last = *v;
+  }
+  EXPECT_FALSE(cas.try_next().has_value()) << "the lease is used up";
+  EXPECT_EQ(persisted, 1);
+  EXPECT_EQ(cas.next(), last + 1) << "next() renews it, skipping nothing";
+  EXPECT_EQ(persisted, 2);
+  EXPECT_EQ(cas.try_next(), last + 2);
 }
 
 }  // namespace
