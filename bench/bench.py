@@ -252,6 +252,8 @@ def main():
             log("rend-loadgen bench profile against the baseline targets")
             extra["loadgen"] = sections.loadgen_bench(running, args, lg, failures)
         if lg and "l2hit" in args.sections:
+            log("get-only and set-only loads: rend l1only vs rend l1l2")
+            extra["split"] = sections.l1hit_split(running, args, lg, failures)
             l1l2 = by_key.get("rend-l1l2")
             if l1l2 is None or "rend-l1l2" in failures:
                 skipped.append("L2-hit path: the rend l1l2 target is not running "

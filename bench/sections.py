@@ -118,7 +118,7 @@ def l2_hit_path(t, args, lg, failures):
         out["load_l1"] = stats_delta(l1_before, l1_after, L1_STATS)
         out["load_l1"]["curr_items"] = int(l1_after.get("curr_items", -1))
         log(f"loaded {n} keys through the batch port: {out['load']['ops_per_s']:,.0f} sets/s, "
-            f"L1 sets during the load: {out['load_l1'].get('cmd_set')}")
+            f"L1 items afterwards: {out['load_l1']['curr_items']}")
 
         def read(mode, address, rep, flush_first):
             cmd = loadgen.argv(lg, address, *read_opts)
@@ -175,7 +175,7 @@ def extstore_vs_rend(workdir, procs, build_dir, args, lg, failures, skipped):
              name=f"rend l1l2, workers=1, L1 memcached -m {args.ext_ram_mb}, "
                   f"L2 budget {args.ext_flash_mb} MiB"),
     ]
-    targets[1].short = f"rend l1l2 (L1 -m {args.ext_ram_mb}, L2 {args.ext_flash_mb} MiB)"
+    targets[1].short = f"rend l1l2, L1 -m {args.ext_ram_mb}"
     out = {"keys": n, "value": size, "reads": reads, "results": {}, "targets": targets,
            "commands": {"fill": "rend-loadgen --port <port> -t 1 -c 32 " + " ".join(map(str, fill_opts)),
                         "read": "rend-loadgen --port <port> -t 1 -c 32 " + " ".join(map(str, read_opts))}}
@@ -215,3 +215,50 @@ def extstore_vs_rend(workdir, procs, build_dir, args, lg, failures, skipped):
             time.sleep(0.5)
         out["results"][t.key] = res
     return out
+
+
+# --------------------------------------------------------------------------
+# 2a, split by command: where L2 costs on the main port
+
+SPLIT_KEYS = ("rend-w1", "rend-l1l2")
+
+
+def l1hit_split(running, args, lg, failures):
+    """rend l1only vs rend l1l2 (workers=1 both) under get-only and set-only
+    rend-loadgen loads over 10000 keys, so the memcaslap mix can be split
+    into its L1-hit gets and its sets. Get-only runs read keys a
+    (not measured) fill through the main port put in L1."""
+    targets = [t for t in running if t.key in SPLIT_KEYS and t.key not in failures]
+    if len(targets) < len(SPLIT_KEYS):
+        return None
+    keys = 10000
+    runs = {(t.key, mode): [] for t in targets for mode in ("get", "set")}
+    commands = {}
+    for rep in range(1, args.reps + 1):
+        for mode, ratio in (("get", "1.0"), ("set", "0.0")):
+            for t in targets:
+                fkey = f"split/{t.key}/{mode}"
+                if fkey in failures:
+                    continue
+                cmd = loadgen.argv(lg, t.address, "-w", "mix", "--get-ratio", ratio, "--no-preload",
+                                   "--key-space", keys, "-d", args.loadgen_seconds)
+                fill = loadgen.argv(lg, t.address, "-w", "fill", "--key-space", keys)
+                commands[mode] = loadgen.shown(cmd)
+                commands["fill"] = loadgen.shown(fill)
+
+                def one(t=t, cmd=cmd, fill=fill, mode=mode, rep=rep):
+                    flush(t.backend)
+                    if mode == "get":
+                        loadgen.run(t, fill, 300, os.path.join(t.dir, f"split-fill{rep}.out"))
+                    r = loadgen.run(t, cmd, args.loadgen_seconds + 120,
+                                    os.path.join(t.dir, f"split-{mode}{rep}.out"))
+                    r["rep"] = rep
+                    return _hit_ratio(r)
+                try:
+                    runs[(t.key, mode)].append(
+                        undisturbed(one, args, _describe(f"{mode}-only {t.name} run {rep}")))
+                except BenchError as e:
+                    log(f"FAILED {mode}-only run against {t.name}: {e}")
+                    failures[fkey] = f"{mode}-only rend-loadgen run against {t.name}: {e}"
+    return {"targets": targets, "keys": keys, "runs": runs, "commands": commands,
+            "medians": {k: median_of(v) for k, v in runs.items() if v}}

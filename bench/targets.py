@@ -268,7 +268,7 @@ class Extstore(Target):
         self.memory_mb = memory_mb
         self.flash_mb = flash_mb
         self.name = f"memcached -m {memory_mb} + extstore {flash_mb} MiB"
-        self.short = f"memcached extstore (-m {memory_mb}, {flash_mb} MiB file)"
+        self.short = f"extstore, -m {memory_mb}"
         super().__init__(workdir, procs)
 
     def start(self):
