@@ -47,6 +47,10 @@ const std::vector<Option>& options() {
                               "connection is re-established", 1, 600000},
       {"l1.reconnect_min_ms", 10, "first reconnect delay after L1 fails; doubles per failure", 1, 60000},
       {"l1.reconnect_max_ms", 1000, "cap of the reconnect delay", 1, 600000},
+      {"l1.chunked", false, "store every value in L1 as equal-size items (a head plus chunks), so memcached's "
+                            "slab classes cannot strand memory when value sizes shift; allows values over 1 MiB"},
+      {"l1.chunk_size", 1184, "chunked L1: the memory each L1 item takes in memcached, in bytes; pick one of "
+                              "memcached's slab class sizes ('stats slabs' chunk_size)", 384, 524288},
       {"l2.enabled", false, "use the L2 tier (rend-l2, RocksDB on SSD): main port l1l2, batch port l1l2batch"},
       {"l2.address", "run/rend-l2.sock", "rend-l2's unix socket path (or host:port when not supervised)"},
       {"l2.supervised", true, "start and supervise rend-l2 on l2.address"},
@@ -187,6 +191,8 @@ Status parse_config(const json& input, Config& out) {
   c.l1.timeout_ms = e["l1"]["timeout_ms"].get<int>();
   c.l1.reconnect_min_ms = e["l1"]["reconnect_min_ms"].get<int>();
   c.l1.reconnect_max_ms = e["l1"]["reconnect_max_ms"].get<int>();
+  c.l1_chunked = e["l1"]["chunked"].get<bool>();
+  c.l1_chunk_size = e["l1"]["chunk_size"].get<size_t>();
   if (c.l1.address.empty()) return Status::error("l1.address: must not be empty");
   if (c.l1.reconnect_max_ms < c.l1.reconnect_min_ms) {
     return Status::error("l1.reconnect_max_ms: must be at least l1.reconnect_min_ms");

@@ -72,6 +72,8 @@ struct Config {
   ListenConfig listen;
   WorkerConfig worker;
   BackendConfig l1;
+  bool l1_chunked = false;   // values stored in L1 as equal-size items (worker/chunk_format.h)
+  size_t l1_chunk_size = 0;  // the memcached footprint of each of those items, in bytes
   L2Config l2;
   MemcachedConfig memcached;
   SupervisorConfig supervisor;

@@ -8,7 +8,8 @@
 
 #include "common/protocol/binary_format.h"
 #include "common/protocol/reply_compose.h"
-#include "l2/item_rules.h"
+#include "common/item_rules.h"
+#include "l2/value_format.h"
 #include "l2/reply.h"
 #include "l2/stats_report.h"
 

@@ -9,7 +9,7 @@
 #include <string_view>
 
 #include "common/protocol/request.h"
-#include "l2/item_rules.h"
+#include "common/item_rules.h"
 
 namespace rend::l2 {
 

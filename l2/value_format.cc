@@ -6,13 +6,6 @@ namespace rend::l2 {
 
 namespace bin = proto::bin;
 
-uint32_t absolute_expiry(uint32_t exptime, uint32_t now) {
-  if (exptime == 0) return 0;
-  if (exptime > kMaxRelativeExptime) return exptime;  // absolute already (maybe long past: expired)
-  const uint64_t at = uint64_t{now} + exptime;
-  return at > UINT32_MAX ? UINT32_MAX : static_cast<uint32_t>(at);
-}
-
 void encode_item(const ItemMeta& meta, std::string_view data, std::string& out, std::string_view data2) {
   const size_t at = out.size();
   out.resize(at + kItemHeaderSize);

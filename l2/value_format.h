@@ -21,27 +21,12 @@
 #include <string>
 #include <string_view>
 
-namespace rend::l2 {
+#include "common/item_rules.h"
 
-// memcached's REALTIME_MAXDELTA: an exptime up to this many seconds is relative to now, a larger
-// one is an absolute unix time.
-inline constexpr uint32_t kMaxRelativeExptime = 60 * 60 * 24 * 30;
+namespace rend::l2 {
 
 inline constexpr uint8_t kFormatVersion = 1;
 inline constexpr size_t kItemHeaderSize = 21;
-
-struct ItemMeta {
-  uint32_t flags = 0;
-  uint32_t expiry = 0;  // absolute unix seconds, 0 = never
-  uint64_t cas = 0;
-  uint32_t stored_at = 0;
-};
-
-// The absolute expiry for a wire exptime received at `now` (memcached's realtime()).
-uint32_t absolute_expiry(uint32_t exptime, uint32_t now);
-
-// memcached: an item is gone once the clock reaches its expiry second.
-inline bool is_expired(uint32_t expiry, uint32_t now) { return expiry != 0 && expiry <= now; }
 
 // Appends header + data to `out`. `data2` is appended after `data` (append/prepend build the new
 // value without an intermediate copy).

@@ -167,7 +167,8 @@ std::vector<std::string> Supervisor::memcached_argv() const {
   std::vector<std::string> argv = {m.binary, "-s", unix_path_of(config_.l1.address), "-a", "0700", "-m",
                                    std::to_string(m.memory_mb), "-t", std::to_string(m.threads), "-c",
                                    std::to_string(m.max_connections)};
-  if (config_.worker.max_item_size > 1024 * 1024) {
+  // Chunked L1 stores only items of l1.chunk_size, so memcached's item limit does not apply.
+  if (!config_.l1_chunked && config_.worker.max_item_size > 1024 * 1024) {
     argv.push_back("-I");
     argv.push_back(std::to_string(config_.worker.max_item_size + 4096));
   }

@@ -11,6 +11,7 @@
 #include "worker/backend_connection.h"
 #include "worker/backend_pool.h"
 #include "worker/client_connection.h"
+#include "worker/l1_access.h"
 #include "worker/metric_mapping.h"
 #include "worker/reply.h"
 #include "worker/stats_report.h"
@@ -116,10 +117,21 @@ class ForwardOp : public Op {
 // A text get/gets/gat/gats of several keys: one quiet batch per L1 connection, merged in key order.
 class MultiGetOp : public Op {
  public:
-  MultiGetOp(Worker& w, const Request& r, size_t keys, int batches)
-      : worker_(w), command_(r.command), hits_(keys), outstanding_(batches) {}
+  // `per_key`: each key is its own L1 operation (chunked L1), answered under its index as tag;
+  // otherwise one quiet batch per connection, hits carrying the key's index as opaque.
+  MultiGetOp(Worker& w, const Request& r, size_t keys, int batches, bool per_key)
+      : worker_(w), command_(r.command), hits_(keys), outstanding_(batches), per_key_(per_key) {}
 
-  void on_response(uint32_t, const proto::BinaryResponse& r) override {
+  void on_response(uint32_t tag, const proto::BinaryResponse& r) override {
+    if (per_key_) {
+      if (r.status() == bin::kSuccess && tag < hits_.size()) {
+        hits_[tag] = Hit{std::string(r.key), response_flags(r), r.header.cas, std::string(r.value)};
+      } else if (r.status() != bin::kKeyNotFound) {
+        failed_ = true;
+      }
+      batch_done();
+      return;
+    }
     if (r.status() != bin::kSuccess || r.header.opaque >= hits_.size()) {
       failed_ = true;
       return;
@@ -163,6 +175,7 @@ class MultiGetOp : public Op {
   Command command_;
   std::vector<std::optional<Hit>> hits_;
   int outstanding_;
+  bool per_key_;
   bool failed_ = false;
   std::optional<BackendFailure> failure_;
 };
@@ -292,19 +305,23 @@ class CasZeroOp : public Op {
  public:
   CasZeroOp(Worker& w, const Request& r) : worker_(w), key_(r.key), quiet_(r.quiet) {}
 
-  void start(BackendPool& pool, bool lock) {
+  // Reads the key from L2 (`tiered`, under the worker's key lock) or from L1.
+  void start(bool tiered, bool lock) {
     auto self = std::static_pointer_cast<CasZeroOp>(self_weak_.lock());
-    BackendPool* p = &pool;
-    auto begin = [self, p] {
-      BackendConnection& b = p->for_key(self->key_);
-      if (!b.accepting()) {
-        self->on_failure(0, BackendFailure::kUnavailable);
-        return;
-      }
+    auto begin = [self, tiered] {
       Request wire;
       wire.command = Command::kGet;
       wire.opcode = bin::kGetK;
       wire.key = self->key_;
+      if (!tiered) {
+        send_l1(self->worker_, wire, self, 0, L1Lock::kTake);
+        return;
+      }
+      BackendConnection& b = self->worker_.l2().for_key(self->key_);
+      if (!b.accepting()) {
+        self->on_failure(0, BackendFailure::kUnavailable);
+        return;
+      }
       proto::compose_binary_request(wire, b.out());
       b.expect(self, 0, ExpectKind::kSingle, MetricCommand::kGet);
     };
@@ -405,7 +422,7 @@ void Orchestrator::dispatch(ClientConnection& conn, const Request& r) {
     track(*op, r);
     conn.enqueue(op);
     const bool tiered = conn.mode() != TierMode::kL1Only;
-    op->start(tiered ? worker_.l2() : worker_.l1(), tiered && worker_.config().worker.key_ordering);
+    op->start(tiered, tiered && worker_.config().worker.key_ordering);
     return;
   }
   if (conn.mode() != TierMode::kL1Only && dispatch_tiered(worker_, conn, r, conn.mode())) return;
@@ -502,17 +519,11 @@ void Orchestrator::forward(ClientConnection& conn, const Request& r) {
   auto op = std::make_shared<ForwardOp>(worker_, r);
   track(*op, r);
   conn.enqueue(op);
-  BackendConnection& b = worker_.l1().for_key(r.key);
-  if (!b.accepting()) {
-    op->on_failure(0, BackendFailure::kUnavailable);
-    return;
-  }
   Request wire = r;
   wire.opcode = backend_opcode(r);
   wire.opaque = 0;
   wire.quiet = false;
-  proto::compose_binary_request(wire, b.out());
-  b.expect(op, 0, ExpectKind::kSingle, metric_command_for_opcode(wire.opcode));
+  send_l1(worker_, wire, op, 0, L1Lock::kTake);
 }
 
 void Orchestrator::multi_get(ClientConnection& conn, const Request& r) {
@@ -531,6 +542,10 @@ void Orchestrator::multi_get(ClientConnection& conn, const Request& r) {
     forward(conn, single);
     return;
   }
+  if (worker_.chunk_store() != nullptr) {
+    multi_get_per_key(conn, r, count);
+    return;
+  }
   BackendPool& pool = worker_.l1();
   std::vector<int> used(pool.size(), 0);
   int batches = 0;
@@ -539,7 +554,7 @@ void Orchestrator::multi_get(ClientConnection& conn, const Request& r) {
     if (used[i] == 0) batches++;
     used[i] = 1;
   });
-  auto op = std::make_shared<MultiGetOp>(worker_, r, count, batches);
+  auto op = std::make_shared<MultiGetOp>(worker_, r, count, batches, false);
   track(*op, r);
   conn.enqueue(op);
   if (count == 0) {
@@ -575,6 +590,27 @@ void Orchestrator::multi_get(ClientConnection& conn, const Request& r) {
     proto::compose_binary_request(noop, b.out());
     b.expect(op, static_cast<uint32_t>(i), ExpectKind::kUntilNoop, metric_command_for(r.command));
   }
+}
+
+void Orchestrator::multi_get_per_key(ClientConnection& conn, const Request& r, size_t count) {
+  // Chunked L1: each key is a read of its own (a head, then its chunks), merged in key order.
+  auto op = std::make_shared<MultiGetOp>(worker_, r, count, static_cast<int>(count), true);
+  track(*op, r);
+  conn.enqueue(op);
+  if (count == 0) {
+    append_line(op->reply, "END");
+    op->finish();
+    return;
+  }
+  uint32_t index = 0;
+  proto::for_each_key(r.keys, [&](std::string_view k) {
+    Request wire;
+    wire.command = is_touching_read(r.command) ? Command::kGat : Command::kGet;
+    wire.opcode = is_touching_read(r.command) ? bin::kGatK : bin::kGetK;
+    wire.key = k;
+    wire.exptime = r.exptime;
+    send_l1(worker_, wire, op, index++, L1Lock::kTake);
+  });
 }
 
 void Orchestrator::flush_all(ClientConnection& conn, const Request& r) {
@@ -624,8 +660,7 @@ void Orchestrator::too_large(ClientConnection& conn, const Request& r) {
   auto op = std::make_shared<TooLargeOp>(r);
   track(*op, r);
   conn.enqueue(op);
-  BackendConnection& b = worker_.l1().for_key(r.key);
-  if (r.original != Command::kSet || !b.accepting()) {
+  if (r.original != Command::kSet) {
     op->respond();
     return;
   }
@@ -633,8 +668,7 @@ void Orchestrator::too_large(ClientConnection& conn, const Request& r) {
   wire.command = Command::kDelete;
   wire.opcode = bin::kDelete;
   wire.key = r.key;
-  proto::compose_binary_request(wire, b.out());
-  b.expect(op, 0, ExpectKind::kSingle, MetricCommand::kDelete);
+  send_l1(worker_, wire, op, 0, L1Lock::kTake);
 }
 
 }  // namespace rend::worker

@@ -28,6 +28,7 @@ class Orchestrator {
   void local_reply(ClientConnection& conn, const proto::Request& request);
   void forward(ClientConnection& conn, const proto::Request& request);
   void multi_get(ClientConnection& conn, const proto::Request& request);
+  void multi_get_per_key(ClientConnection& conn, const proto::Request& request, size_t count);
   void flush_all(ClientConnection& conn, const proto::Request& request);
   void stats_group(ClientConnection& conn, const proto::Request& request);
   void too_large(ClientConnection& conn, const proto::Request& request);

@@ -13,6 +13,7 @@
 #include "worker/backend_pool.h"
 #include "worker/client_connection.h"
 #include "worker/key_lock.h"
+#include "worker/l1_access.h"
 #include "worker/l1_envelope.h"
 #include "worker/metric_mapping.h"
 #include "worker/reply.h"
@@ -205,7 +206,7 @@ class KeyRead : public Op {
     Request w = wire_request(is_touching(to_.command) ? Command::kGat : Command::kGet,
                              is_touching(to_.command) ? bin::kGatK : bin::kGetK, key_);
     w.exptime = exptime_;
-    send(worker_.l1(), w, shared_from_op(), tag);
+    send_l1(worker_, w, shared_from_op(), tag);
   }
 
   void read_l2() {
@@ -231,14 +232,14 @@ class KeyRead : public Op {
       add.exptime = is_touching(to_.command) ? exptime_ : item_.expiry;
       const std::string stored = l1_envelope(item_.cas, item_.value);
       add.value = stored;
-      send(worker_.l1(), add, shared_from_op(), kBackfill);
+      send_l1(worker_, add, shared_from_op(), kBackfill);
       return;
     }
     if (is_touching(to_.command) && !l1_read_done_) {
       // The L2 touch happened; L1's copy (if any) gets the same TTL.
       Request touch = wire_request(Command::kTouch, bin::kTouch, key_);
       touch.exptime = exptime_;
-      send(worker_.l1(), touch, shared_from_op(), kSideEffect);
+      send_l1(worker_, touch, shared_from_op(), kSideEffect);
       return;
     }
     release();
@@ -395,11 +396,10 @@ class TieredWrite : public Op {
         complete();
         return;
       }
-      if (follow == kFollowUpdate && envelope_offset_ != 0) {
-        bin::store64(l1_update_.data() + envelope_offset_, l2_cas_);  // the CAS L2 gave this write
+      if (follow == kFollowUpdate && has_envelope_) {
+        bin::store64(l1_value_.data(), l2_cas_);  // the CAS L2 gave this write
       }
-      send(worker_.l1(), key_, follow == kFollowDelete ? l1_delete_ : l1_update_, shared_self(), kL1,
-           follow == kFollowDelete ? MetricCommand::kDelete : metric_command_for_opcode(l1_update_opcode_));
+      send_l1(worker_, follow == kFollowDelete ? l1_delete_ : l1_update_, shared_self(), kL1);
       l1_step_was_delete_ = follow == kFollowDelete;
       return;
     }
@@ -409,7 +409,7 @@ class TieredWrite : public Op {
       const bool miss = l1_status_ == bin::kKeyNotFound || l1_status_ == bin::kNotStored;
       if (!l1_step_was_delete_ && l1_status_ != bin::kSuccess && !(miss && update_may_miss())) {
         l1_step_was_delete_ = true;
-        send(worker_.l1(), key_, l1_delete_, shared_self(), kL1Fix, MetricCommand::kDelete);
+        send_l1(worker_, l1_delete_, shared_self(), kL1Fix);
         return;
       }
       complete();
@@ -465,13 +465,12 @@ class TieredWrite : public Op {
     l2_opcode_ = l2.opcode;
     proto::compose_binary_request(l2, l2_request_);
 
-    Request del = wire_request(Command::kDelete, bin::kDelete, r.key);
-    proto::compose_binary_request(del, l1_delete_);
+    l1_delete_ = wire_request(Command::kDelete, bin::kDelete, key_);
 
     // The L1 update that follows a successful L2 write.
     Request l1 = l2;
+    l1.key = key_;
     l1.cas = 0;  // L2 judged the CAS; L1's copy just follows
-    std::string stored;
     switch (l1_command) {
       case Command::kSet:
       case Command::kAdd:
@@ -481,23 +480,22 @@ class TieredWrite : public Op {
       case Command::kReplace:
         break;
       case Command::kTouch:
-        l1_update_opcode_ = l1.opcode;
-        proto::compose_binary_request(l1, l1_update_);
-        return;  // a touch changes neither the value nor the CAS
+        l1.value = {};
+        l1_update_ = l1;  // a touch changes neither the value nor the CAS
+        return;
       default:
         return;  // delete, incr, decr, append, prepend: L2 changed the CAS, so L1's copy goes
     }
     // The value goes in L1's envelope; its CAS is known once L2 has answered.
-    stored = l1_envelope(0, r.value);
-    l1.value = stored;
-    l1_update_opcode_ = l1.opcode;
-    proto::compose_binary_request(l1, l1_update_);
-    envelope_offset_ = proto::bin::kHeaderSize + 8 /* flags, exptime */ + l1.key.size();
+    l1_value_ = l1_envelope(0, r.value);
+    has_envelope_ = true;
+    l1.value = l1_value_;
+    l1_update_ = l1;
   }
 
   bool update_may_miss() const {
     // A replace/append/touch of a key L1 does not hold is fine: there is nothing stale.
-    return l1_update_opcode_ != bin::kSet;
+    return l1_update_.opcode != bin::kSet;
   }
 
   uint8_t l1_follow_up() const {
@@ -592,11 +590,12 @@ class TieredWrite : public Op {
   ReplyTo to_;
   std::string key_;
   std::string l2_request_;
-  std::string l1_update_;
-  std::string l1_delete_;
+  // The L1 steps; their views point into key_ and l1_value_, which live as long as the op.
+  Request l1_update_;
+  Request l1_delete_;
+  std::string l1_value_;
+  bool has_envelope_ = false;  // l1_value_ starts with the CAS envelope, filled in after L2 answers
   uint8_t l2_opcode_ = 0;
-  uint8_t l1_update_opcode_ = 0;
-  size_t envelope_offset_ = 0;  // where the CAS goes in l1_update_ (0: no envelope)
   uint16_t l2_status_ = bin::kSuccess;
   uint16_t l1_status_ = 0xffff;
   uint64_t l2_cas_ = 0;

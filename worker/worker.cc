@@ -18,6 +18,7 @@ Worker::Worker(uv_loop_t* loop, Config config, WorkerOptions options, SharedStat
   // Backend responses are bounded: the largest value L1 may hold plus headers.
   const size_t max_body = config_.worker.max_item_size + 64 * 1024;
   l1_ = std::make_unique<BackendPool>(*this, Tier::kL1, "l1", config_.l1, max_body);
+  if (config_.l1_chunked) chunk_store_ = std::make_unique<ChunkStore>(config_.l1_chunk_size);
   if (config_.l2.enabled) l2_ = std::make_unique<BackendPool>(*this, Tier::kL2, "l2", config_.l2.backend, max_body);
 }
 

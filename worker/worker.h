@@ -16,6 +16,7 @@
 #include "common/config.h"
 #include "common/shared_stats.h"
 #include "worker/backend_pool.h"
+#include "worker/chunked_l1.h"
 #include "worker/key_lock.h"
 #include "worker/tiered.h"
 #include "worker/orchestrator.h"
@@ -48,6 +49,8 @@ class Worker {
   WorkerSlot& stats() const { return stats_.slot(static_cast<size_t>(options_.slot)); }
   const SharedStats& shared_stats() const { return stats_; }
   BackendPool& l1() { return *l1_; }
+  // Non-null when L1 is chunked (l1.chunked).
+  ChunkStore* chunk_store() { return chunk_store_.get(); }
   BackendPool& l2() { return *l2_; }
   bool has_l2() const { return l2_ != nullptr; }
   KeyLock& key_lock() { return key_lock_; }
@@ -70,6 +73,7 @@ class Worker {
   SharedStats stats_;
   std::unique_ptr<BackendPool> l1_;
   std::unique_ptr<BackendPool> l2_;
+  std::unique_ptr<ChunkStore> chunk_store_;
   KeyLock key_lock_;
   Orchestrator orchestrator_;
   std::vector<uv_handle_t*> listeners_;

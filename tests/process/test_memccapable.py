@@ -39,3 +39,19 @@ class MemccapableTest(ProcessTest):
         })
         self.assert_all_pass(self.run_memccapable(rend.port))
         self.assert_all_pass(self.run_memccapable(batch))
+
+    def test_chunked_l1only(self):
+        # Small items, so even memccapable's values span a head and several chunks.
+        rend = self.start_rend(workers=2, config={"l1": {"chunked": True, "chunk_size": 384}})
+        self.assert_all_pass(self.run_memccapable(rend.port))
+
+    def test_chunked_l1l2_main_and_batch_ports(self):
+        batch = free_port()
+        rend = self.start_rend(workers=2, config={
+            "l1": {"chunked": True, "chunk_size": 480},
+            "l2": {"enabled": True, "data_dir": os.path.join(self.tmp, "l2"),
+                   "address": os.path.join(self.tmp, "run", "rend-l2.sock")},
+            "listen": {"batch_port": batch},
+        })
+        self.assert_all_pass(self.run_memccapable(rend.port))
+        self.assert_all_pass(self.run_memccapable(batch))

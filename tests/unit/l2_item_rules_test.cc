@@ -3,7 +3,7 @@
 #include <gtest/gtest.h>
 
 #include "common/protocol/binary_format.h"
-#include "l2/item_rules.h"
+#include "common/item_rules.h"
 
 namespace rend::l2 {
 namespace {

@@ -1,9 +1,9 @@
-#include "l2/item_rules.h"
+#include "common/item_rules.h"
 
 #include "common/protocol/binary_format.h"
 #include "common/protocol/text_parser.h"
 
-namespace rend::l2 {
+namespace rend {
 
 using proto::Command;
 using proto::Protocol;
@@ -114,6 +114,13 @@ Change touch(const Request& r, const Item* current, uint32_t now) {
 
 }  // namespace
 
+uint32_t absolute_expiry(uint32_t exptime, uint32_t now) {
+  if (exptime == 0) return 0;
+  if (exptime > kMaxRelativeExptime) return exptime;  // absolute already (maybe long past: expired)
+  const uint64_t at = uint64_t{now} + exptime;
+  return at > UINT32_MAX ? UINT32_MAX : static_cast<uint32_t>(at);
+}
+
 bool apply_delta(std::string_view data, bool incr, uint64_t delta, uint64_t& result) {
   // memcached refuses an empty value, then reads it with strtoull's rules (safe_strtoull).
   uint64_t value = 0;
@@ -170,4 +177,4 @@ Change apply_change(const Request& r, const Item* current, uint32_t now, const C
   }
 }
 
-}  // namespace rend::l2
+}  // namespace rend

@@ -1,9 +1,10 @@
 // memcached 1.6's rules for the commands that change an item (do_store_item, do_add_delta,
 // process_*_delete, touch), as a pure function of the request and the key's current item.
 //
-// No I/O and no locking: the Engine holds the key's stripe lock, reads the current item, calls
-// apply_change() and writes what it decides. That split keeps every memcached corner here,
-// testable without RocksDB or sockets.
+// No I/O and no locking: the caller reads the current item, calls apply_change() and writes what
+// it decides. rend-l2's Engine does that under a key's stripe lock; the worker's chunked L1 does
+// it as a compare-and-swap on the key's head item. One copy of every memcached corner, testable
+// without RocksDB or sockets.
 #pragma once
 
 #include <cstdint>
@@ -12,9 +13,25 @@
 #include <string_view>
 
 #include "common/protocol/request.h"
-#include "l2/value_format.h"
 
-namespace rend::l2 {
+namespace rend {
+
+// memcached's REALTIME_MAXDELTA: an exptime up to this many seconds is relative to now, a larger
+// one is an absolute unix time.
+inline constexpr uint32_t kMaxRelativeExptime = 60 * 60 * 24 * 30;
+
+struct ItemMeta {
+  uint32_t flags = 0;
+  uint32_t expiry = 0;  // absolute unix seconds, 0 = never
+  uint64_t cas = 0;
+  uint32_t stored_at = 0;
+};
+
+// The absolute expiry for a wire exptime received at `now` (memcached's realtime()).
+uint32_t absolute_expiry(uint32_t exptime, uint32_t now);
+
+// memcached: an item is gone once the clock reaches its expiry second.
+inline bool is_expired(uint32_t expiry, uint32_t now) { return expiry != 0 && expiry <= now; }
 
 struct Item {
   ItemMeta meta;
@@ -46,4 +63,4 @@ bool apply_delta(std::string_view data, bool incr, uint64_t delta, uint64_t& res
 // padded with spaces to the old length ("10" decr 1 reads back as "9 ").
 std::string counter_text(uint64_t value, size_t old_length);
 
-}  // namespace rend::l2
+}  // namespace rend

@@ -1,0 +1,112 @@
+#include "worker/chunk_format.h"
+
+#include <algorithm>
+
+#include "common/protocol/binary_format.h"
+
+namespace rend::worker::chunks {
+
+namespace bin = proto::bin;
+
+namespace {
+
+constexpr std::string_view kMagic = "RCH1";
+
+size_t div_ceil(size_t a, size_t b) { return (a + b - 1) / b; }
+
+void append_token(std::string& out, const Token& token) {
+  out.append(reinterpret_cast<const char*>(token.data()), token.size());
+}
+
+bool same_token(std::string_view stored, const Token& token) {
+  return stored.size() >= token.size() && std::equal(token.begin(), token.end(), stored.begin(), [](uint8_t t, char c) {
+           return t == static_cast<uint8_t>(c);
+         });
+}
+
+}  // namespace
+
+size_t Layout::head_payload(std::string_view key) const {
+  const size_t fixed = kItemOverhead + key.size() + kHeadHeaderSize;
+  return item_size_ > fixed ? item_size_ - fixed : 0;
+}
+
+uint32_t Layout::chunks_for(std::string_view key, size_t length) const {
+  const size_t in_head = head_payload(key);
+  return length <= in_head ? 0 : static_cast<uint32_t>(div_ceil(length - in_head, tail_payload()));
+}
+
+std::string Layout::encode_head(std::string_view key, std::string_view value, uint32_t flags, uint32_t expiry,
+                                const Token& token) const {
+  const size_t payload = head_payload(key);
+  std::string out;
+  out.reserve(kHeadHeaderSize + payload);
+  out.append(kMagic);
+  char field[4];
+  for (uint32_t v : {static_cast<uint32_t>(value.size()), flags, expiry, chunks_for(key, value.size()),
+                     static_cast<uint32_t>(tail_payload())}) {
+    bin::store32(field, v);
+    out.append(field, 4);
+  }
+  append_token(out, token);
+  out.append(value.substr(0, payload));
+  out.resize(kHeadHeaderSize + payload, '\0');
+  return out;
+}
+
+std::string Layout::encode_chunk(std::string_view key, std::string_view value, const Token& token,
+                                 uint32_t index) const {
+  const size_t payload = tail_payload();
+  const size_t offset = head_payload(key) + size_t{index} * payload;
+  std::string out;
+  out.reserve(kChunkHeaderSize + payload);
+  append_token(out, token);
+  if (offset < value.size()) out.append(value.substr(offset, payload));
+  out.resize(kChunkHeaderSize + payload, '\0');
+  return out;
+}
+
+bool Layout::decode_head(std::string_view stored, Head& head) const {
+  if (stored.size() < kHeadHeaderSize || stored.substr(0, 4) != kMagic) return false;
+  const char* p = stored.data();
+  head.length = bin::load32(p + 4);
+  head.flags = bin::load32(p + 8);
+  head.expiry = bin::load32(p + 12);
+  head.chunks = bin::load32(p + 16);
+  head.tail_payload = bin::load32(p + 20);
+  std::copy_n(reinterpret_cast<const uint8_t*>(p + 24), head.token.size(), head.token.begin());
+  // A head written under another chunk size (the operator changed l1.chunk_size) still reads
+  // back: the head records how its value was cut, and its own size says how much it holds.
+  head.head_payload = stored.size() - kHeadHeaderSize;
+  if (head.tail_payload == 0) return false;
+  const size_t in_head = std::min<size_t>(head.length, head.head_payload);
+  const size_t rest = head.length - in_head;
+  if (head.chunks != div_ceil(rest, head.tail_payload)) return false;
+  head.data = stored.substr(kHeadHeaderSize, in_head);
+  return true;
+}
+
+bool Layout::chunk_payload(const Head& head, uint32_t index, std::string_view stored,
+                           std::string_view& payload) const {
+  if (index >= head.chunks || stored.size() < kChunkHeaderSize + head.tail_payload || !same_token(stored, head.token)) {
+    return false;
+  }
+  const size_t offset = head.head_payload + size_t{index} * head.tail_payload;
+  const size_t take = std::min<size_t>(head.tail_payload, head.length - offset);
+  payload = stored.substr(kChunkHeaderSize, take);
+  return true;
+}
+
+std::string chunk_key(const Token& token, uint32_t index) {
+  static constexpr char kHex[] = "0123456789abcdef";
+  std::string key = "~c";
+  key.reserve(kChunkKeySize);
+  for (uint8_t b : token) {
+    key.push_back(kHex[b >> 4]);
+    key.push_back(kHex[b & 15]);
+  }
+  for (int shift = 28; shift >= 0; shift -= 4) key.push_back(kHex[(index >> shift) & 15]);
+  return key;
+}
+
+}  // namespace rend::worker::chunks

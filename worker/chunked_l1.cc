@@ -1,0 +1,538 @@
+#include "worker/chunked_l1.h"
+
+#include <sys/random.h>
+
+#include <cstring>
+#include <ctime>
+#include <optional>
+#include <string>
+
+#include "common/item_rules.h"
+#include "common/protocol/binary_format.h"
+#include "common/protocol/reply_compose.h"
+#include "common/protocol/request_compose.h"
+#include "worker/backend_connection.h"
+#include "worker/backend_pool.h"
+#include "worker/key_lock.h"
+#include "worker/op.h"
+#include "worker/reply.h"
+#include "worker/worker.h"
+
+namespace rend::worker {
+
+using proto::Command;
+using proto::Request;
+namespace bin = proto::bin;
+
+ChunkStore::ChunkStore(size_t item_size) : layout_(item_size) {
+  uint64_t seed = 0;
+  if (getrandom(&seed, sizeof(seed), 0) != sizeof(seed)) seed = std::random_device{}();
+  random_.seed(seed);
+}
+
+chunks::Token ChunkStore::new_token() {
+  chunks::Token t;
+  const uint64_t a = random_();
+  const uint64_t b = random_();
+  std::memcpy(t.data(), &a, 8);
+  std::memcpy(t.data() + 8, &b, 8);
+  return t;
+}
+
+namespace {
+
+// Opaques inside one pipelined batch: chunk i uses i; these two cannot collide with a chunk
+// index (a value of max_item_size has far fewer chunks).
+constexpr uint32_t kHeadOpaque = 0xfffffffe;
+constexpr uint32_t kOldHeadOpaque = 0xfffffffd;
+
+// A conditional write that keeps losing to other writers gives up after this many reads.
+constexpr int kMaxAttempts = 32;
+// Re-reads of a head whose chunks were missing (a concurrent write replaced them).
+constexpr int kMaxReadRetries = 2;
+
+uint32_t unix_now() { return static_cast<uint32_t>(std::time(nullptr)); }
+
+bool is_plain_read(Command c) { return c == Command::kGet || c == Command::kGets; }
+
+class ChunkedCommand : public Op {
+ public:
+  ChunkedCommand(Worker& w, ChunkStore& store, const Request& wire, std::shared_ptr<Op> target, uint32_t tag)
+      : worker_(w), store_(store), target_(std::move(target)), tag_(tag), key_(wire.key), value_(wire.value) {
+    req_ = wire;
+    req_.key = key_;
+    req_.value = value_;
+    req_.keys = {};
+    opcode_ = bin::loud_opcode(wire.opcode);
+    // The binary command memcached would run for this opcode (the wire request may come from a
+    // text command: its protocol field keeps text-only rules such as "incr never creates").
+    if (opcode_ == bin::kGat || opcode_ == bin::kGatK) req_.command = Command::kGat;
+    if (opcode_ == bin::kGet || opcode_ == bin::kGetK) req_.command = Command::kGet;
+  }
+
+  void start(L1Lock lock) {
+    auto self = shared_self();
+    if (lock == L1Lock::kNone || !worker_.config().worker.key_ordering) {
+      begin();
+      return;
+    }
+    locked_ = true;
+    exclusive_ = !is_plain_read(req_.command);
+    worker_.key_lock().acquire(key_, exclusive_, [self] { self->begin(); });
+  }
+
+  void on_response(uint32_t tag, const proto::BinaryResponse& r) override {
+    switch (tag) {
+      case kHeadRead: head_read(r); return;
+      case kChunkRead: chunk_read(r); return;
+      case kWrite: write_response(r); return;
+      case kDeleteHead: delete_response(r); return;
+      default: return;  // cleanup: best effort
+    }
+  }
+
+  void on_complete(uint32_t tag) override {
+    if (tag == kChunkRead) chunks_read();
+    if (tag == kWrite) write_done();
+  }
+
+  void on_failure(uint32_t tag, BackendFailure why) override {
+    if (tag == kCleanup) return;
+    fail(why);
+  }
+
+ private:
+  enum Tag : uint32_t { kHeadRead = 1, kChunkRead, kWrite, kDeleteHead, kCleanup };
+
+  std::shared_ptr<ChunkedCommand> shared_self() {
+    return std::static_pointer_cast<ChunkedCommand>(self_weak_.lock());
+  }
+  BackendConnection& connection() { return worker_.l1().for_key(key_); }
+  const chunks::Layout& layout() const { return store_.layout(); }
+
+  // Queues `wire` on the key's connection; false (and the command failed) when L1 is down.
+  bool queue(const Request& wire) {
+    BackendConnection& b = connection();
+    if (!b.accepting()) {
+      fail(BackendFailure::kUnavailable);
+      return false;
+    }
+    proto::compose_binary_request(wire, b.out());
+    return true;
+  }
+  void expect(uint32_t tag, ExpectKind kind, MetricCommand command) {
+    connection().expect(shared_self(), tag, kind, command);
+  }
+
+  void begin() {
+    if (req_.command == Command::kSet && req_.cas == 0) {
+      // A plain set needs nothing of the old value: one batch.
+      write_item(req_.flags, absolute_expiry(req_.exptime, unix_now()), value_, bin::kSet, 0, true);
+      return;
+    }
+    if (req_.command == Command::kAdd && req_.cas == 0 && !verifying_add_) {
+      write_item(req_.flags, absolute_expiry(req_.exptime, unix_now()), value_, bin::kAdd, 0, true);
+      return;
+    }
+    read();
+  }
+
+  // ---- reading the current value ------------------------------------------------------------
+
+  void read() {
+    ++attempts_;
+    head_present_ = head_valid_ = complete_ = false;
+    head_ = chunks::Head{};
+    current_.clear();
+    Request get;
+    get.command = Command::kGet;
+    get.opcode = bin::kGetK;
+    get.key = key_;
+    if (!queue(get)) return;
+    expect(kHeadRead, ExpectKind::kSingle, MetricCommand::kGet);
+  }
+
+  void head_read(const proto::BinaryResponse& r) {
+    if (r.status() == bin::kKeyNotFound) {
+      after_read();
+      return;
+    }
+    if (r.status() != bin::kSuccess) {
+      respond_status(r.status());
+      return;
+    }
+    head_present_ = true;
+    head_cas_ = r.header.cas;
+    head_stored_.assign(r.value);
+    head_valid_ = layout().decode_head(head_stored_, head_);
+    if (!head_valid_) {
+      after_read();  // not a value of ours: the key holds nothing rend can read
+      return;
+    }
+    current_.assign(head_.data);
+    if (head_.chunks == 0) {
+      complete_ = true;
+      after_read();
+      return;
+    }
+    current_.resize(head_.length);
+    received_ = 0;
+    Request get;
+    get.command = Command::kGet;
+    get.opcode = bin::kGetKQ;
+    BackendConnection& b = connection();
+    if (!b.accepting()) {
+      fail(BackendFailure::kUnavailable);
+      return;
+    }
+    for (uint32_t i = 0; i < head_.chunks; ++i) {
+      const std::string key = chunks::chunk_key(head_.token, i);
+      get.key = key;
+      get.opaque = i;
+      proto::compose_binary_request(get, b.out());
+    }
+    Request noop;
+    noop.command = Command::kNoop;
+    noop.opcode = bin::kNoop;
+    proto::compose_binary_request(noop, b.out());
+    expect(kChunkRead, ExpectKind::kUntilNoop, MetricCommand::kGet);
+  }
+
+  void chunk_read(const proto::BinaryResponse& r) {
+    std::string_view payload;
+    const uint32_t i = r.header.opaque;
+    if (r.status() != bin::kSuccess || !layout().chunk_payload(head_, i, r.value, payload)) return;
+    std::memcpy(current_.data() + head_.head_payload + size_t{i} * head_.tail_payload, payload.data(), payload.size());
+    ++received_;  // memcached answers each GETKQ at most once, so a count is enough
+  }
+
+  void chunks_read() {
+    if (received_ == head_.chunks) {
+      complete_ = true;
+    } else if (read_retries_ < kMaxReadRetries) {
+      // Most likely a write replaced the value and deleted these chunks after we read the head.
+      ++read_retries_;
+      --attempts_;
+      read();
+      return;
+    }
+    after_read();
+  }
+
+  void after_read() {
+    const bool broken = head_present_ && !complete_;
+    if (is_plain_read(req_.command)) {
+      if (complete_) {
+        respond_hit(head_cas_, head_.flags, current_);
+      } else {
+        respond_miss();
+      }
+      if (broken) delete_broken_head();
+      return;
+    }
+    Item item;
+    item.meta.flags = head_.flags;
+    item.meta.expiry = head_.expiry;
+    item.meta.cas = head_cas_;
+    if (complete_) item.data = std::move(current_);
+    change_ = apply_change(req_, complete_ ? &item : nullptr, unix_now(), [] { return uint64_t{0}; });
+    switch (change_.write) {
+      case Change::Write::kNone:
+        respond_status(change_.status);
+        if (broken) delete_broken_head();
+        return;
+      case Change::Write::kPut: {
+        // Replace exactly the head we read (or create it if there was none): if another worker
+        // wrote in between, the condition fails and we read again.
+        const Item& next = change_.item;
+        write_item(next.meta.flags, next.meta.expiry, next.data, head_present_ ? bin::kSet : bin::kAdd,
+                   head_present_ ? head_cas_ : 0, false);
+        return;
+      }
+      case Change::Write::kDelete: {
+        Request del;
+        del.command = Command::kDelete;
+        del.opcode = bin::kDelete;
+        del.key = key_;
+        del.cas = head_cas_;
+        if (!queue(del)) return;
+        expect(kDeleteHead, ExpectKind::kSingle, MetricCommand::kDelete);
+        return;
+      }
+    }
+  }
+
+  // A head whose chunks are gone (evicted) holds no value; drop it unless it changed meanwhile.
+  void delete_broken_head() {
+    Request del;
+    del.command = Command::kDelete;
+    del.opcode = bin::kDelete;
+    del.key = key_;
+    del.cas = head_cas_;
+    BackendConnection& b = connection();
+    if (!b.accepting()) return;
+    proto::compose_binary_request(del, b.out());
+    b.expect(shared_self(), kCleanup, ExpectKind::kSingle, MetricCommand::kDelete);
+  }
+
+  void delete_response(const proto::BinaryResponse& r) {
+    const uint16_t s = r.status();
+    if (s == bin::kSuccess) {
+      respond_status(change_.status);
+      cleanup_chunks(head_.token, head_valid_ ? head_.chunks : 0);
+    } else if ((s == bin::kKeyExists || s == bin::kKeyNotFound) && attempts_ < kMaxAttempts) {
+      read();  // changed or gone since we read it: judge again
+    } else {
+      respond_status(s);
+    }
+  }
+
+  // ---- writing a value ----------------------------------------------------------------------
+
+  void write_item(uint32_t flags, uint32_t expiry, std::string_view value, uint8_t head_opcode, uint64_t cas,
+                  bool blind) {
+    blind_ = blind;
+    written_token_ = store_.new_token();
+    written_chunks_ = layout().chunks_for(key_, value.size());
+    head_status_ = 0xffff;
+    chunk_error_ = 0;
+    new_cas_ = 0;
+    old_head_valid_ = false;
+    BackendConnection& b = connection();
+    if (!b.accepting()) {
+      fail(BackendFailure::kUnavailable);
+      return;
+    }
+    if (blind) {
+      // The value this write replaces, so its chunks can be deleted once the new head is in.
+      Request get;
+      get.command = Command::kGet;
+      get.opcode = bin::kGetK;
+      get.key = key_;
+      get.opaque = kOldHeadOpaque;
+      proto::compose_binary_request(get, b.out());
+    }
+    // memcached's own exptime of every item: the value's absolute expiry (0 = never), so all of
+    // a value's items expire in the same second. Client flags live in the head.
+    Request set;
+    set.command = Command::kSet;
+    set.opcode = bin::kSetQ;
+    set.exptime = expiry;
+    std::string bytes;
+    for (uint32_t i = 0; i < written_chunks_; ++i) {
+      const std::string key = chunks::chunk_key(written_token_, i);
+      bytes = layout().encode_chunk(key_, value, written_token_, i);
+      set.key = key;
+      set.value = bytes;
+      set.opaque = i;
+      proto::compose_binary_request(set, b.out());
+    }
+    bytes = layout().encode_head(key_, value, flags, expiry, written_token_);
+    set.command = head_opcode == bin::kAdd ? Command::kAdd : Command::kSet;
+    set.opcode = head_opcode;
+    set.key = key_;
+    set.value = bytes;
+    set.cas = cas;
+    set.opaque = kHeadOpaque;
+    proto::compose_binary_request(set, b.out());
+    Request noop;
+    noop.command = Command::kNoop;
+    noop.opcode = bin::kNoop;
+    proto::compose_binary_request(noop, b.out());
+    written_flags_ = flags;
+    expect(kWrite, ExpectKind::kUntilNoop, MetricCommand::kSet);
+  }
+
+  void write_response(const proto::BinaryResponse& r) {
+    const uint32_t opaque = r.header.opaque;
+    if (opaque == kHeadOpaque) {
+      head_status_ = r.status();
+      new_cas_ = r.header.cas;
+    } else if (opaque == kOldHeadOpaque) {
+      if (r.status() == bin::kSuccess) {
+        old_stored_.assign(r.value);
+        old_head_valid_ = layout().decode_head(old_stored_, old_head_);
+      }
+    } else if (chunk_error_ == 0) {
+      chunk_error_ = r.status();  // a quiet set answers only when it failed
+    }
+  }
+
+  void write_done() {
+    if (head_status_ == bin::kSuccess && chunk_error_ == 0) {
+      written_ok();
+      return;
+    }
+    cleanup_chunks(written_token_, written_chunks_);  // nothing refers to them
+    if (head_status_ == bin::kSuccess) {
+      // The head went in but a chunk did not (memcached out of memory): the value is unreadable,
+      // so the write failed; remove the head unless someone replaced it already.
+      Request del;
+      del.command = Command::kDelete;
+      del.opcode = bin::kDelete;
+      del.key = key_;
+      del.cas = new_cas_;
+      BackendConnection& b = connection();
+      if (b.accepting()) {
+        proto::compose_binary_request(del, b.out());
+        b.expect(shared_self(), kCleanup, ExpectKind::kSingle, MetricCommand::kDelete);
+      }
+      respond_status(chunk_error_);
+      return;
+    }
+    const bool lost_condition =
+        head_status_ == bin::kKeyExists || head_status_ == bin::kKeyNotFound || head_status_ == bin::kNotStored;
+    if (lost_condition && blind_) {
+      // An add found a head: judge it on the whole value (an incomplete one is no value).
+      verifying_add_ = true;
+      read();
+      return;
+    }
+    if (lost_condition && !blind_ && attempts_ < kMaxAttempts) {
+      read();
+      return;
+    }
+    respond_status(chunk_error_ != 0 ? chunk_error_ : head_status_);
+  }
+
+  void written_ok() {
+    if (blind_) {
+      if (old_head_valid_ && old_head_.token != written_token_) cleanup_chunks(old_head_.token, old_head_.chunks);
+    } else if (head_valid_ && head_.token != written_token_) {
+      cleanup_chunks(head_.token, head_.chunks);
+    }
+    if (req_.command == Command::kGat) {
+      respond_hit(new_cas_, written_flags_, change_.item.data);
+      return;
+    }
+    respond_status(bin::kSuccess);
+  }
+
+  // Deletes chunks nothing refers to any more. Quiet deletes answer only for a miss; the NOOP
+  // ends the batch. Failures are harmless: memcached's LRU reclaims what is left.
+  void cleanup_chunks(const chunks::Token& token, uint32_t count) {
+    if (count == 0) return;
+    BackendConnection& b = connection();
+    if (!b.accepting()) return;
+    Request del;
+    del.command = Command::kDelete;
+    del.opcode = bin::kDeleteQ;
+    for (uint32_t i = 0; i < count; ++i) {
+      const std::string key = chunks::chunk_key(token, i);
+      del.key = key;
+      proto::compose_binary_request(del, b.out());
+    }
+    Request noop;
+    noop.command = Command::kNoop;
+    noop.opcode = bin::kNoop;
+    proto::compose_binary_request(noop, b.out());
+    b.expect(shared_self(), kCleanup, ExpectKind::kUntilNoop, MetricCommand::kDelete);
+  }
+
+  // ---- answering as memcached would ---------------------------------------------------------
+
+  void respond_hit(uint64_t cas, uint32_t flags, std::string_view value) {
+    std::string packet;
+    append_binary_get_hit(packet, opcode_, 0, cas, flags, key_, value);
+    deliver(packet);
+  }
+
+  void respond_miss() {
+    std::string packet;
+    append_binary_get_miss(packet, opcode_, 0, key_);
+    deliver(packet);
+  }
+
+  void respond_status(uint16_t status) {
+    if (status == bin::kKeyNotFound && (opcode_ == bin::kGat || opcode_ == bin::kGatK)) {
+      respond_miss();
+      return;
+    }
+    std::string packet;
+    if (status != bin::kSuccess) {
+      proto::append_binary_status(packet, opcode_, 0, status);
+    } else if (opcode_ == bin::kIncrement || opcode_ == bin::kDecrement) {
+      char number[8];
+      bin::store64(number, change_.number);
+      bin::append_packet(packet, bin::kResponseMagic, opcode_, status, 0, new_cas_, {}, {}, std::string_view(number, 8));
+    } else if (opcode_ == bin::kTouch) {
+      char flags[4];
+      bin::store32(flags, written_flags_);
+      bin::append_packet(packet, bin::kResponseMagic, opcode_, status, 0, new_cas_, std::string_view(flags, 4), {}, {});
+    } else {
+      bin::append_packet(packet, bin::kResponseMagic, opcode_, status, 0, opcode_ == bin::kDelete ? 0 : new_cas_, {},
+                         {}, {});
+    }
+    deliver(packet);
+  }
+
+  void deliver(const std::string& packet) {
+    if (target_ == nullptr) return;
+    proto::BinaryResponse r;
+    size_t used = 0;
+    proto::parse_binary_response(std::span<const char>(packet.data(), packet.size()), packet.size(), r, used);
+    auto target = std::move(target_);
+    release();
+    target->on_response(tag_, r);
+  }
+
+  void fail(BackendFailure why) {
+    if (target_ == nullptr) return;
+    auto target = std::move(target_);
+    release();
+    target->on_failure(tag_, why);
+  }
+
+  void release() {
+    if (!locked_) return;
+    locked_ = false;
+    worker_.key_lock().release(key_, exclusive_);
+  }
+
+  Worker& worker_;
+  ChunkStore& store_;
+  std::shared_ptr<Op> target_;  // null once answered
+  uint32_t tag_;
+  std::string key_;
+  std::string value_;
+  Request req_;
+  uint8_t opcode_ = 0;
+  bool locked_ = false;
+  bool exclusive_ = false;
+  int attempts_ = 0;
+  int read_retries_ = 0;
+  bool verifying_add_ = false;
+
+  // The value as read.
+  bool head_present_ = false;
+  bool head_valid_ = false;
+  bool complete_ = false;
+  uint64_t head_cas_ = 0;
+  std::string head_stored_;
+  chunks::Head head_;
+  std::string current_;
+  uint32_t received_ = 0;
+  Change change_;
+
+  // The value being written.
+  bool blind_ = false;
+  chunks::Token written_token_{};
+  uint32_t written_chunks_ = 0;
+  uint32_t written_flags_ = 0;
+  uint16_t head_status_ = 0xffff;
+  uint16_t chunk_error_ = 0;
+  uint64_t new_cas_ = 0;
+  bool old_head_valid_ = false;
+  std::string old_stored_;
+  chunks::Head old_head_;
+};
+
+}  // namespace
+
+void send_chunked(Worker& worker, const Request& wire, const std::shared_ptr<Op>& op, uint32_t tag, L1Lock lock) {
+  auto command = std::make_shared<ChunkedCommand>(worker, *worker.chunk_store(), wire, op, tag);
+  command->self_weak_ = command;
+  command->start(lock);
+}
+
+}  // namespace rend::worker
