@@ -5,7 +5,7 @@
 #include "common/protocol/binary_format.h"
 #include "common/item_rules.h"
 
-namespace rend::l2 {
+namespace rend {
 namespace {
 
 using proto::Command;
@@ -203,4 +203,4 @@ TEST(CounterText, PadsOnlyWhenShorter) {
 }
 
 }  // namespace
-}  // namespace rend::l2
+}  // namespace rend
