@@ -45,7 +45,7 @@ ClientConnection::ClientConnection(Worker& worker, bool tcp, TierMode mode) : wo
 void ClientConnection::start() { update_reading(); }
 
 void ClientConnection::update_reading() {
-  const bool want = !closing_ && !input_done_ && unsent() < worker_.config().worker.output_high_water &&
+  const bool want = !closing_ && !input_done_ && !barrier_ && unsent() < worker_.config().worker.output_high_water &&
                     pending_.size() < static_cast<size_t>(worker_.config().worker.max_pending_requests);
   if (want && !reading_) {
     reading_ = true;
@@ -95,6 +95,7 @@ void ClientConnection::on_read(ssize_t nread) {
 }
 
 void ClientConnection::process_input() {
+  const MetricClockBatch clock_batch;  // the requests of this read share one clock reading
   const size_t max_item = worker_.config().worker.max_item_size;
   while (!closing_ && !input_done_ && in_start_ < in_end_) {
     if (swallow_ > 0) {
@@ -104,6 +105,10 @@ void ClientConnection::process_input() {
       continue;
     }
     if (pending_.size() >= static_cast<size_t>(worker_.config().worker.max_pending_requests)) break;
+    if (barrier_) {
+      if (!pending_.empty()) break;
+      barrier_ = false;
+    }
     const std::span<const char> input(in_.data() + in_start_, in_end_ - in_start_);
     if (!protocol_known_) {
       protocol_known_ = true;
@@ -119,6 +124,15 @@ void ClientConnection::process_input() {
       close_when_flushed_ = true;
       break;
     }
+    if (is_barrier(r.request)) {
+      // Everything this client sent before must be finished before the flush starts, and the
+      // flush before anything after it: the same order memcached gives one connection.
+      if (!pending_.empty()) {
+        barrier_ = true;
+        break;  // parsed again once the queue is empty
+      }
+      barrier_ = true;
+    }
     in_start_ += r.consumed;
     swallow_ = r.swallow;
     if (r.request.close_after) input_done_ = true;
@@ -127,6 +141,14 @@ void ClientConnection::process_input() {
   if (in_start_ == in_end_) in_start_ = in_end_ = 0;
   update_reading();
   maybe_close();
+}
+
+bool ClientConnection::is_barrier(const proto::Request& r) const {
+  // Only where an operation on a key takes several steps (L2 then L1, or a chunked value's head
+  // and chunks) can a flush sent at once overtake an earlier write or be overtaken by a later
+  // read. With plain L1 each request is one step, ordered on its L1 connection.
+  return r.command == proto::Command::kFlushAll &&
+         (mode_ != TierMode::kL1Only || worker_.chunk_store() != nullptr);
 }
 
 void ClientConnection::enqueue(const std::shared_ptr<Op>& op) {
@@ -189,6 +211,15 @@ void ClientConnection::flush() {
   }
   update_reading();
   maybe_close();
+  // A flush was waiting for this client's earlier requests, or later ones for the flush.
+  if (barrier_ && pending_.empty() && !closing_) {
+    barrier_ = false;
+    if (in_start_ < in_end_) {
+      process_input();
+    } else {
+      update_reading();
+    }
+  }
 }
 
 void ClientConnection::on_write_done(int status) {

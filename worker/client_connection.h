@@ -59,6 +59,7 @@ class ClientConnection {
   void update_reading();
   void maybe_close();
   bool bytes_waiting();
+  bool is_barrier(const proto::Request& r) const;
   size_t unsent() const { return out_.size() + in_flight_bytes_; }
 
   Worker& worker_;
@@ -84,6 +85,7 @@ class ClientConnection {
   bool input_done_ = false;   // EOF, quit, protocol error or drain: read nothing more
   bool draining_ = false;
   bool close_when_flushed_ = false;
+  bool barrier_ = false;  // a flush_all waits for, or holds back, this client's other requests
 };
 
 }  // namespace rend::worker

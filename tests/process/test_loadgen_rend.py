@@ -1,5 +1,5 @@
 """rend-loadgen's verifying workloads (setget, sizes, setops) against rend in every mode:
-l1only, l1l2 (main port) and l1l2batch (batch port), in both protocols."""
+l1only, l1l2 (main port) and l1l2batch (batch port), with plain and chunked L1, in both protocols."""
 import json
 import os
 import subprocess
@@ -15,10 +15,21 @@ WORKLOADS = [
 ]
 
 
+# Chunked L1: every size across the first chunk boundaries one by one, then up to 16 MiB (beyond
+# memcached's own 1 MiB item limit).
+CHUNKED_MAX = 16 << 20
+CHUNKED_WORKLOADS = WORKLOADS + [
+    ["--workload", "sizes", "--size-max", "3000", "--size-step", "1", "--connections", "4"],
+    ["--workload", "sizes", "--size-max", str(CHUNKED_MAX), "--size-step", str(1 << 20), "--connections", "2",
+     "--timeout", "30000"],
+]
+CHUNKED = {"l1": {"chunked": True, "chunk_size": 1184}, "worker": {"max_item_size": CHUNKED_MAX}}
+
+
 class LoadgenAgainstRendTest(ProcessTest):
-    def run_all(self, port):
+    def run_all(self, port, workloads=WORKLOADS):
         for protocol in ("text", "binary"):
-            for args in WORKLOADS:
+            for args in workloads:
                 out = subprocess.run([LOADGEN, "--port", str(port), "--protocol", protocol, "--json", *args],
                                      capture_output=True, text=True, timeout=240)
                 label = f"{protocol} {' '.join(args)}"
@@ -40,3 +51,18 @@ class LoadgenAgainstRendTest(ProcessTest):
         })
         self.run_all(rend.port)
         self.run_all(batch)
+
+    def test_chunked_l1only(self):
+        rend = self.start_rend(workers=2, memory_mb=512, config=CHUNKED)
+        self.run_all(rend.port, CHUNKED_WORKLOADS)
+
+    def test_chunked_l1l2_main_and_batch_ports(self):
+        batch = free_port()
+        rend = self.start_rend(workers=2, memory_mb=512, config={
+            **CHUNKED,
+            "l2": {"enabled": True, "data_dir": os.path.join(self.tmp, "l2"),
+                   "address": os.path.join(self.tmp, "run", "rend-l2.sock")},
+            "listen": {"batch_port": batch},
+        })
+        self.run_all(rend.port, CHUNKED_WORKLOADS)
+        self.run_all(batch, CHUNKED_WORKLOADS)
