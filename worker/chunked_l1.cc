@@ -163,13 +163,15 @@ class ChunkedCommand : public Op {
     }
     head_present_ = true;
     head_cas_ = r.header.cas;
-    head_stored_.assign(r.value);
-    head_valid_ = layout().decode_head(head_stored_, head_);
+    head_valid_ = layout().decode_head(r.value, head_);
     if (!head_valid_) {
       after_read();  // not a value of ours: the key holds nothing rend can read
       return;
     }
+    // head_.data points into the response, which is gone after this call: copy it now.
+    current_.reserve(head_.length);
     current_.assign(head_.data);
+    head_.data = {};
     if (head_.chunks == 0) {
       complete_ = true;
       after_read();
@@ -350,8 +352,8 @@ class ChunkedCommand : public Op {
       new_cas_ = r.header.cas;
     } else if (opaque == kOldHeadOpaque) {
       if (r.status() == bin::kSuccess) {
-        old_stored_.assign(r.value);
-        old_head_valid_ = layout().decode_head(old_stored_, old_head_);
+        old_head_valid_ = layout().decode_head(r.value, old_head_);  // only its token and count are kept
+        old_head_.data = {};
       }
     } else if (chunk_error_ == 0) {
       chunk_error_ = r.status();  // a quiet set answers only when it failed
@@ -432,9 +434,22 @@ class ChunkedCommand : public Op {
   // ---- answering as memcached would ---------------------------------------------------------
 
   void respond_hit(uint64_t cas, uint32_t flags, std::string_view value) {
-    std::string packet;
-    append_binary_get_hit(packet, opcode_, 0, cas, flags, key_, value);
-    deliver(packet);
+    // The response memcached would send (append_binary_get_hit), as views: the value is not
+    // copied into a packet only to be parsed again.
+    char extras[4];
+    bin::store32(extras, flags);
+    proto::BinaryResponse r;
+    r.header.magic = bin::kResponseMagic;
+    r.header.opcode = opcode_;
+    r.header.status_or_vbucket = bin::kSuccess;
+    r.header.cas = cas;
+    r.extras = std::string_view(extras, 4);
+    if (returns_key(opcode_)) r.key = key_;
+    r.value = value;
+    r.header.key_length = static_cast<uint16_t>(r.key.size());
+    r.header.extras_length = 4;
+    r.header.body_length = static_cast<uint32_t>(4 + r.key.size() + value.size());
+    deliver(r);
   }
 
   void respond_miss() {
@@ -467,10 +482,14 @@ class ChunkedCommand : public Op {
   }
 
   void deliver(const std::string& packet) {
-    if (target_ == nullptr) return;
     proto::BinaryResponse r;
     size_t used = 0;
     proto::parse_binary_response(std::span<const char>(packet.data(), packet.size()), packet.size(), r, used);
+    deliver(r);
+  }
+
+  void deliver(const proto::BinaryResponse& r) {
+    if (target_ == nullptr) return;
     auto target = std::move(target_);
     release();
     target->on_response(tag_, r);
@@ -508,7 +527,6 @@ class ChunkedCommand : public Op {
   bool head_valid_ = false;
   bool complete_ = false;
   uint64_t head_cas_ = 0;
-  std::string head_stored_;
   chunks::Head head_;
   std::string current_;
   uint32_t received_ = 0;
@@ -523,7 +541,6 @@ class ChunkedCommand : public Op {
   uint16_t chunk_error_ = 0;
   uint64_t new_cas_ = 0;
   bool old_head_valid_ = false;
-  std::string old_stored_;
   chunks::Head old_head_;
 };
 

@@ -161,7 +161,11 @@ void ClientConnection::on_op_finished() {
   while (!pending_.empty() && pending_.front()->done) {
     Op& op = *pending_.front();
     op.before_send();
-    out_.append(op.reply);
+    if (out_.empty()) {
+      out_.swap(op.reply);  // a large reply is handed over, not copied
+    } else {
+      out_.append(op.reply);
+    }
     any = true;
     if (op.close_after) {
       // Nothing after a quit or a fatal error is answered: memcached closes there too.

@@ -31,6 +31,7 @@ void append_packet(std::string& out, uint8_t magic, uint8_t opcode, uint16_t sta
   h.opaque = opaque;
   h.cas = cas;
   const size_t at = out.size();
+  out.reserve(at + kHeaderSize + h.body_length);
   out.resize(at + kHeaderSize);
   encode_header(h, out.data() + at);
   out.append(extras);

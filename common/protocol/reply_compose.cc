@@ -38,6 +38,9 @@ void append_line(std::string& out, std::string_view line) {
 
 void append_text_value(std::string& out, std::string_view key, uint32_t flags, std::string_view data,
                        bool with_cas, uint64_t cas) {
+  // One allocation for the whole element (and the END that usually follows): a large value is
+  // then copied once, not again by a reallocation for its trailing CRLF.
+  out.reserve(out.size() + key.size() + data.size() + 64);
   out.append("VALUE ");
   out.append(key);
   if (with_cas) {
