@@ -5,14 +5,15 @@
 #include <netdb.h>
 #include <netinet/in.h>
 #include <netinet/tcp.h>
-#include <sys/epoll.h>
 #include <sys/prctl.h>
 #include <sys/un.h>
 #include <unistd.h>
 
 #include <fmt/core.h>
+#include <liburing.h>
 
 #include <algorithm>
+#include <bit>
 #include <cerrno>
 #include <cmath>
 #include <cstring>
@@ -45,6 +46,14 @@ constexpr int kMaxConnectFailures = 3;
 constexpr int64_t kHousekeepingNs = 10'000'000;
 constexpr int64_t kReconnectDelayNs = 100'000'000;
 constexpr uint64_t kNoKey = UINT64_MAX;
+// Ring sizes: a connection has at most a connect or a send and a recv in flight, plus a cancel.
+constexpr unsigned kMinRingEntries = 64;
+constexpr unsigned kMaxRingEntries = 4096;  // beyond, a full submission queue is submitted early
+constexpr unsigned kReapBatch = 64;
+
+// What a completion is for: user_data = connection slot << 8 | IoOp. kNone (cancels) is ignored.
+enum IoOp : uint8_t { kNone = 0, kConnectOp, kSendOp, kRecvOp };
+uint64_t io_tag(size_t slot, IoOp op) { return (uint64_t{slot} << 8) | op; }
 
 std::string printable(std::string_view bytes, size_t limit = 48) {
   std::string out;
@@ -61,6 +70,10 @@ std::string printable(std::string_view bytes, size_t limit = 48) {
 }
 
 }  // namespace
+
+struct IoRing {
+  io_uring ring{};
+};
 
 std::string resolve_target(const Options& options, Target& out) {
   out = Target{};
@@ -143,17 +156,23 @@ enum class ConnState : uint8_t { kIdle, kConnecting, kReady, kBackoff, kDead };
 class Connection {
  public:
   uint64_t id = 0;
+  size_t slot = 0;  // index in the worker's connections (completions carry it)
   int fd = -1;
   ConnState state = ConnState::kIdle;
-  uint32_t events = 0;  // registered with epoll
   int failures = 0;     // consecutive failed connects
   int64_t connect_started_ns = 0;
   int64_t retry_at_ns = 0;
 
+  // Operations in flight in the ring. The kernel may use the socket and the buffers (rbuf from
+  // rend, sending from sent) until each completes, so a new socket waits until none is.
+  bool connecting = false, receiving = false, sending_now = false;
+  bool busy() const { return connecting || receiving || sending_now; }
+
   std::vector<char> rbuf = std::vector<char>(kInitialReadBuffer);
   size_t rbegin = 0, rend = 0;
-  std::string wbuf;
-  size_t wpos = 0;
+  std::string wbuf;     // requests composed since the last send was queued
+  std::string sending;  // the bytes of the send in flight (or left over from a short one)
+  size_t sent = 0;      // how much of `sending` the kernel has taken
   bool dirty = false;
 
   Ring inflight;
@@ -180,20 +199,21 @@ class Connection {
 Worker::Worker(const Options& options, const Target& target, const KeyFormat& keys, const ValueModel& values,
                std::vector<uint64_t> connection_ids, uint64_t total_connections)
     : options_(options), target_(target), keys_(keys), values_(values), total_connections_(total_connections) {
-  epoll_fd_ = epoll_create1(EPOLL_CLOEXEC);
   connections_.reserve(connection_ids.size());
   for (uint64_t id : connection_ids) {
     auto c = std::make_unique<Connection>();
     c->id = id;
+    c->slot = connections_.size();
     c->wbuf.reserve(4096);
+    c->sending.reserve(4096);
     connections_.push_back(std::move(c));
   }
   dirty_.reserve(connections_.size());
 }
 
+// No ring exists here (connect_all() and run() close theirs), so no operation is in flight.
 Worker::~Worker() {
   for (auto& c : connections_) close_socket(*c);
-  if (epoll_fd_ >= 0) close(epoll_fd_);
 }
 
 void Worker::reset_stats() {
@@ -222,33 +242,130 @@ std::string Worker::key_text(uint64_t key) const {
   return s;
 }
 
-// ---- connections ------------------------------------------------------------------------------
+// ---- the ring ---------------------------------------------------------------------------------
 
-void Worker::set_events(Connection& c, uint32_t events) {
-  if (c.fd < 0 || c.events == events) return;
-  epoll_event ev{};
-  ev.events = events;
-  ev.data.ptr = &c;
-  epoll_ctl(epoll_fd_, c.events == 0 ? EPOLL_CTL_ADD : EPOLL_CTL_MOD, c.fd, &ev);
-  c.events = events;
+bool Worker::open_ring() {
+  const auto wanted = static_cast<unsigned>(std::min<size_t>(3 * connections_.size() + 16, kMaxRingEntries));
+  const unsigned entries = std::bit_ceil(std::max(wanted, kMinRingEntries));
+  auto ring = std::make_unique<IoRing>();
+  io_uring_params params{};
+  // Completions are then run only when this thread waits for them, in one batch per wait, instead
+  // of interrupting it whenever a reply arrives (Linux 6.1).
+  params.flags = IORING_SETUP_SINGLE_ISSUER | IORING_SETUP_DEFER_TASKRUN;
+  int rc = io_uring_queue_init_params(entries, &ring->ring, &params);
+  if (rc == -EINVAL) {
+    params = io_uring_params{};
+    rc = io_uring_queue_init_params(entries, &ring->ring, &params);
+  }
+  if (rc < 0) {
+    stats_.add_error(ErrorKind::kConnection, fmt::format("cannot create an io_uring: {}", std::strerror(-rc)));
+    for (auto& c : connections_) c->state = ConnState::kDead;
+    return false;
+  }
+  ring_ = std::move(ring);
+  sends_queued_ = 0;
+  return true;
 }
+
+void Worker::close_ring() {
+  if (!ring_) return;
+  // Whatever is still in flight (a recv armed on each idle connection, a reconnect) is cancelled,
+  // and waited for: until it completes the kernel may still write into a connection's buffer.
+  if (ops_in_flight_ > 0) {
+    io_uring_sqe* sqe = next_sqe();
+    io_uring_prep_cancel64(sqe, 0, IORING_ASYNC_CANCEL_ANY);
+    io_uring_sqe_set_data64(sqe, io_tag(0, kNone));
+  }
+  while (ops_in_flight_ > 0 && submit_and_wait(kHousekeepingNs)) reap(now_ns());
+  io_uring_queue_exit(&ring_->ring);
+  ring_.reset();
+}
+
+io_uring_sqe* Worker::next_sqe() {
+  io_uring_sqe* sqe = io_uring_get_sqe(&ring_->ring);
+  if (sqe == nullptr) {  // the submission queue is full: hand it to the kernel now
+    io_uring_submit(&ring_->ring);
+    sqe = io_uring_get_sqe(&ring_->ring);
+  }
+  return sqe;
+}
+
+// One system call per loop turn: it submits the queued sends and recvs and waits. Sends almost
+// always complete during the submission (the socket has room), and their completions would end
+// the wait at once; waiting for one completion more than the sends queued waits for a reply
+// instead. Should a send have to wait for room, its completion ends the wait or the timeout does,
+// which costs a loop turn and nothing else.
+bool Worker::submit_and_wait(int64_t timeout_ns) {
+  __kernel_timespec timeout{};
+  timeout.tv_sec = timeout_ns / 1'000'000'000;
+  timeout.tv_nsec = timeout_ns % 1'000'000'000;
+  io_uring_cqe* cqe = nullptr;
+  const int rc = io_uring_submit_and_wait_timeout(&ring_->ring, &cqe, sends_queued_ + 1, &timeout, nullptr);
+  sends_queued_ = 0;
+  if (rc >= 0 || rc == -ETIME || rc == -EINTR || rc == -EAGAIN || rc == -EBUSY) return true;
+  // The ring itself refuses: nothing in flight will ever complete, so give every connection up
+  // rather than wait for it.
+  stats_.add_error(ErrorKind::kConnection, fmt::format("io_uring_enter: {}", std::strerror(-rc)));
+  for (auto& c : connections_) {
+    if (c->fd >= 0) close(c->fd);
+    c->fd = -1;
+    c->state = ConnState::kDead;
+    if (running_) check_finished(*c);
+  }
+  return false;
+}
+
+void Worker::reap(int64_t now) {
+  io_uring_cqe* cqes[kReapBatch];
+  unsigned count;
+  while ((count = io_uring_peek_batch_cqe(&ring_->ring, cqes, kReapBatch)) > 0) {
+    for (unsigned i = 0; i < count; ++i) {
+      const uint64_t tag = io_uring_cqe_get_data64(cqes[i]);
+      const auto op = static_cast<IoOp>(tag & 0xff);
+      if (op == kNone) continue;
+      --ops_in_flight_;
+      Connection& c = *connections_[tag >> 8];
+      const int result = cqes[i]->res;
+      switch (op) {
+        case kConnectOp: on_connect_done(c, result, now); break;
+        case kSendOp: on_sent(c, result, now); break;
+        case kRecvOp: on_received(c, result, now); break;
+        case kNone: break;
+      }
+    }
+    io_uring_cq_advance(&ring_->ring, count);
+  }
+}
+
+// ---- connections ------------------------------------------------------------------------------
 
 void Worker::close_socket(Connection& c) {
   if (c.fd >= 0) {
-    if (c.events != 0) epoll_ctl(epoll_fd_, EPOLL_CTL_DEL, c.fd, nullptr);
+    if (c.busy()) {
+      // Closing the descriptor would not end the socket's operations (they hold the socket), and
+      // the number may be reused at once: cancel them by descriptor first. Their completions
+      // arrive later and find the connection no longer ready.
+      io_uring_sqe* sqe = next_sqe();
+      io_uring_prep_cancel_fd(sqe, c.fd, IORING_ASYNC_CANCEL_ALL);
+      io_uring_sqe_set_data64(sqe, io_tag(0, kNone));
+      io_uring_submit(&ring_->ring);
+    }
     close(c.fd);
   }
   c.fd = -1;
-  c.events = 0;
   c.rbegin = c.rend = 0;
   c.wbuf.clear();
-  c.wpos = 0;
+  if (!c.sending_now) {
+    c.sending.clear();
+    c.sent = 0;
+  }
 }
 
 void Worker::start_connect(Connection& c, int64_t now) {
   close_socket(c);
   const int family = reinterpret_cast<const sockaddr*>(&target_.address)->sa_family;
-  c.fd = socket(family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+  // A blocking socket: io_uring never blocks on it (it tries without waiting, then polls).
+  c.fd = socket(family, SOCK_STREAM | SOCK_CLOEXEC, 0);
   if (c.fd < 0) {
     connect_failed(c, errno, now);
     return;
@@ -258,24 +375,25 @@ void Worker::start_connect(Connection& c, int64_t now) {
     setsockopt(c.fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
   }
   c.connect_started_ns = now;
-  if (connect(c.fd, reinterpret_cast<const sockaddr*>(&target_.address), target_.length) == 0) {
-    on_connected(c, now);
-    return;
-  }
-  if (errno != EINPROGRESS) {
-    connect_failed(c, errno, now);
-    return;
-  }
   c.state = ConnState::kConnecting;
-  set_events(c, EPOLLOUT);
+  io_uring_sqe* sqe = next_sqe();
+  io_uring_prep_connect(sqe, c.fd, reinterpret_cast<const sockaddr*>(&target_.address), target_.length);
+  io_uring_sqe_set_data64(sqe, io_tag(c.slot, kConnectOp));
+  c.connecting = true;
+  ++ops_in_flight_;
 }
 
-void Worker::finish_connect(Connection& c, int64_t now) {
-  int error = 0;
-  socklen_t length = sizeof error;
-  if (getsockopt(c.fd, SOL_SOCKET, SO_ERROR, &error, &length) != 0) error = errno;
-  if (error != 0) {
-    connect_failed(c, error, now);
+void Worker::on_connect_done(Connection& c, int result, int64_t now) {
+  c.connecting = false;
+  if (c.state != ConnState::kConnecting) return;  // given up on (timed out) meanwhile
+  if (result == -ECANCELED) {
+    // close_ring() cancelled it at the end of a run: not a failure, the next connect_all() retries.
+    close_socket(c);
+    c.state = ConnState::kBackoff;
+    return;
+  }
+  if (result < 0) {
+    connect_failed(c, -result, now);
     return;
   }
   on_connected(c, now);
@@ -284,8 +402,8 @@ void Worker::finish_connect(Connection& c, int64_t now) {
 void Worker::on_connected(Connection& c, int64_t now) {
   c.state = ConnState::kReady;
   c.failures = 0;
-  set_events(c, EPOLLIN);
   if (running_) {
+    arm_recv(c);
     issue(c, now);
     check_finished(c);
   }
@@ -319,11 +437,11 @@ void Worker::fail(Connection& c, ErrorKind kind, std::string why, int64_t now) {
 }
 
 void Worker::connect_all(int64_t deadline_ns) {
+  if (!open_ring()) return;
   int64_t now = now_ns();
   for (auto& c : connections_) {
     if (c->state == ConnState::kIdle || c->state == ConnState::kBackoff) start_connect(*c, now);
   }
-  epoll_event events[256];
   while (true) {
     const bool pending = std::any_of(connections_.begin(), connections_.end(),
                                      [](const auto& c) { return c->state == ConnState::kConnecting; });
@@ -335,16 +453,10 @@ void Worker::connect_all(int64_t deadline_ns) {
       }
       break;
     }
-    timespec timeout{};
-    const int64_t wait = std::min<int64_t>(deadline_ns - now, 100'000'000);
-    timeout.tv_nsec = wait;
-    const int n = epoll_pwait2(epoll_fd_, events, 256, &timeout, nullptr);
-    now = now_ns();
-    for (int i = 0; i < n; ++i) {
-      auto& c = *static_cast<Connection*>(events[i].data.ptr);
-      if (c.state == ConnState::kConnecting) finish_connect(c, now);
-    }
+    if (!submit_and_wait(std::min<int64_t>(deadline_ns - now, 100'000'000))) break;
+    reap(now_ns());
   }
+  close_ring();
 }
 
 // ---- sending ----------------------------------------------------------------------------------
@@ -479,43 +591,45 @@ void Worker::compose(Connection& c, Pending& p) {
   proto::compose_binary_request(r, c.wbuf);
 }
 
-// One send() per connection per loop turn, with everything composed since the last.
+// At most one send per connection in flight: everything composed since the last one goes out with
+// the next, queued here (at the end of a loop turn) and submitted by the turn's wait.
 void Worker::flush(Connection& c) {
-  if (c.state != ConnState::kReady) return;
-  if (c.wpos < c.wbuf.size()) {
-    const ssize_t n = send(c.fd, c.wbuf.data() + c.wpos, c.wbuf.size() - c.wpos, MSG_NOSIGNAL);
-    if (n < 0) {
-      if (errno != EAGAIN && errno != EWOULDBLOCK && errno != EINTR) {
-        fail(c, ErrorKind::kConnection, fmt::format("send: {}", std::strerror(errno)), now_ns());
-        return;
-      }
-    } else {
-      c.wpos += static_cast<size_t>(n);
-    }
+  if (c.state != ConnState::kReady || c.sending_now) return;
+  if (c.sent == c.sending.size()) {
+    c.sending.clear();
+    c.sent = 0;
+    std::swap(c.sending, c.wbuf);
   }
-  if (c.wpos == c.wbuf.size()) {
-    c.wbuf.clear();
-    c.wpos = 0;
-    set_events(c, EPOLLIN);
-  } else {
-    set_events(c, EPOLLIN | EPOLLOUT);
+  if (c.sending.empty()) return;
+  io_uring_sqe* sqe = next_sqe();
+  io_uring_prep_send(sqe, c.fd, c.sending.data() + c.sent, c.sending.size() - c.sent, MSG_NOSIGNAL);
+  io_uring_sqe_set_data64(sqe, io_tag(c.slot, kSendOp));
+  c.sending_now = true;
+  ++ops_in_flight_;
+  ++sends_queued_;
+}
+
+void Worker::on_sent(Connection& c, int result, int64_t now) {
+  c.sending_now = false;
+  if (c.state != ConnState::kReady) {  // failed meanwhile: the bytes are moot
+    c.sending.clear();
+    c.sent = 0;
+    return;
   }
+  if (result < 0) {
+    fail(c, ErrorKind::kConnection, fmt::format("send: {}", std::strerror(-result)), now);
+    return;
+  }
+  c.sent += static_cast<size_t>(result);
+  // The rest of a short send, or what was composed meanwhile.
+  if (c.sent < c.sending.size() || !c.wbuf.empty()) mark_dirty(c);
 }
 
 // ---- receiving --------------------------------------------------------------------------------
 
-void Worker::on_event(Connection& c, uint32_t events) {
-  const int64_t now = now_ns();
-  if (c.state == ConnState::kConnecting) {
-    finish_connect(c, now);
-    return;
-  }
-  if (c.state != ConnState::kReady) return;
-  if ((events & (EPOLLIN | EPOLLERR | EPOLLHUP)) != 0) on_readable(c);
-  if (c.state == ConnState::kReady && (events & EPOLLOUT) != 0) mark_dirty(c);
-}
-
-void Worker::on_readable(Connection& c) {
+// One recv in flight per ready connection while a phase runs, into the free end of its buffer.
+void Worker::arm_recv(Connection& c) {
+  if (c.receiving) return;
   if (c.rbuf.size() - c.rend < kMinRead) {
     if (c.rbegin > 0) {
       std::memmove(c.rbuf.data(), c.rbuf.data() + c.rbegin, c.rend - c.rbegin);
@@ -524,19 +638,32 @@ void Worker::on_readable(Connection& c) {
     }
     if (c.rbuf.size() - c.rend < kMinRead) c.rbuf.resize(c.rbuf.size() * 2);
   }
-  const ssize_t n = recv(c.fd, c.rbuf.data() + c.rend, c.rbuf.size() - c.rend, 0);
-  const int64_t now = now_ns();
-  if (n == 0) {
+  io_uring_sqe* sqe = next_sqe();
+  io_uring_prep_recv(sqe, c.fd, c.rbuf.data() + c.rend, c.rbuf.size() - c.rend, 0);
+  // The reply to what was just sent is rarely there yet: wait for data before trying to read.
+  sqe->ioprio |= IORING_RECVSEND_POLL_FIRST;
+  io_uring_sqe_set_data64(sqe, io_tag(c.slot, kRecvOp));
+  c.receiving = true;
+  ++ops_in_flight_;
+}
+
+void Worker::on_received(Connection& c, int result, int64_t now) {
+  c.receiving = false;
+  if (c.state != ConnState::kReady || result == -ECANCELED) return;
+  if (result == 0) {
     fail(c, ErrorKind::kConnection,
          c.inflight.empty() ? "closed by the server" : "closed by the server with requests in flight", now);
     return;
   }
-  if (n < 0) {
-    if (errno == EAGAIN || errno == EWOULDBLOCK || errno == EINTR) return;
-    fail(c, ErrorKind::kConnection, fmt::format("recv: {}", std::strerror(errno)), now);
+  if (result < 0) {
+    if (result == -EINTR || result == -EAGAIN) {
+      if (running_) arm_recv(c);
+      return;
+    }
+    fail(c, ErrorKind::kConnection, fmt::format("recv: {}", std::strerror(-result)), now);
     return;
   }
-  c.rend += static_cast<size_t>(n);
+  c.rend += static_cast<size_t>(result);
 
   const bool text = options_.protocol == Protocol::kText;
   while (c.rbegin < c.rend) {
@@ -546,22 +673,22 @@ void Worker::on_readable(Connection& c) {
       return;
     }
     size_t consumed = 0;
-    ResponseParse result;
+    ResponseParse parsed;
     bool ok;
     if (text) {
       TextReply reply;
-      result = proto::parse_text_response(input, kMaxReplyBody, reply, consumed);
-      if (result != ResponseParse::kOk) {
-        if (result == ResponseParse::kNeedMore) break;
+      parsed = proto::parse_text_response(input, kMaxReplyBody, reply, consumed);
+      if (parsed != ResponseParse::kOk) {
+        if (parsed == ResponseParse::kNeedMore) break;
         fail(c, ErrorKind::kProtocol, fmt::format("unparseable reply: '{}'", printable(std::string_view(input.data(), input.size()))), now);
         return;
       }
       ok = on_text_reply(c, reply, now);
     } else {
       proto::BinaryResponse reply;
-      result = proto::parse_binary_response(input, kMaxReplyBody, reply, consumed);
-      if (result != ResponseParse::kOk) {
-        if (result == ResponseParse::kNeedMore) break;
+      parsed = proto::parse_binary_response(input, kMaxReplyBody, reply, consumed);
+      if (parsed != ResponseParse::kOk) {
+        if (parsed == ResponseParse::kNeedMore) break;
         fail(c, ErrorKind::kProtocol, fmt::format("unparseable reply: '{}'", printable(std::string_view(input.data(), input.size()))), now);
         return;
       }
@@ -571,8 +698,11 @@ void Worker::on_readable(Connection& c) {
     c.rbegin += consumed;
   }
   if (c.rbegin == c.rend) c.rbegin = c.rend = 0;
-  issue(c, now);
-  check_finished(c);
+  if (running_) {
+    arm_recv(c);
+    issue(c, now);
+    check_finished(c);
+  }
 }
 
 namespace {
@@ -880,7 +1010,8 @@ void Worker::housekeeping(int64_t now) {
         if (now - c.connect_started_ns > timeout) connect_failed(c, ETIMEDOUT, now);
         break;
       case ConnState::kBackoff:
-        if (now >= c.retry_at_ns) start_connect(c, now);
+        // Not before the old socket's operations have completed: they may still use its buffers.
+        if (now >= c.retry_at_ns && !c.busy()) start_connect(c, now);
         break;
       default:
         break;
@@ -889,6 +1020,7 @@ void Worker::housekeeping(int64_t now) {
 }
 
 void Worker::run(const PhasePlan& plan) {
+  if (!open_ring()) return;
   // An open loop sleeps until exact send times; the default 50 us timer slack would make every
   // send that late.
   prctl(PR_SET_TIMERSLACK, 1UL, 0UL, 0UL, 0UL);
@@ -924,10 +1056,14 @@ void Worker::run(const PhasePlan& plan) {
   while (clock_nanosleep(CLOCK_MONOTONIC, TIMER_ABSTIME, &start, nullptr) == EINTR) {
   }
   int64_t now = now_ns();
-  for (auto& c : connections_) issue(*c, now);
+  for (auto& cp : connections_) {
+    Connection& c = *cp;
+    if (c.state != ConnState::kReady) continue;
+    arm_recv(c);
+    issue(c, now);
+  }
   next_housekeeping_ = now + kHousekeepingNs;
 
-  epoll_event events[512];
   while (true) {
     for (Connection* c : dirty_) {
       c->dirty = false;
@@ -943,12 +1079,11 @@ void Worker::run(const PhasePlan& plan) {
     int64_t wake = next_housekeeping_;
     if (plan.end_ns != 0 && !stopped_) wake = std::min(wake, plan.end_ns);
     if (open_loop_) wake = std::min(wake, earliest_due_);
-    const int64_t wait = std::max<int64_t>(0, wake - now);
-    timespec timeout{wait / 1'000'000'000, wait % 1'000'000'000};
-    const int count = epoll_pwait2(epoll_fd_, events, 512, &timeout, nullptr);
-    for (int i = 0; i < count; ++i) on_event(*static_cast<Connection*>(events[i].data.ptr), events[i].events);
-
+    if (!submit_and_wait(std::max<int64_t>(0, wake - now))) break;
+    // One clock reading for every completion of the turn: they were all reaped just now.
     now = now_ns();
+    reap(now);
+
     if (plan.end_ns != 0 && !stopped_ && now >= plan.end_ns) {
       stopped_ = true;
       for (auto& c : connections_) {
@@ -970,6 +1105,7 @@ void Worker::run(const PhasePlan& plan) {
   }
   running_ = false;
   stats_.end_ns = last_reply_ns_;
+  close_ring();
   plan_ = nullptr;
 }
 

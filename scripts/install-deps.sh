@@ -6,7 +6,7 @@ set -euo pipefail
 packages=(
   build-essential cmake pkg-config
   libuv1-dev librocksdb-dev nlohmann-json3-dev prometheus-cpp-dev
-  libspdlog-dev libfmt-dev libxxhash-dev libcli11-dev
+  libspdlog-dev libfmt-dev libxxhash-dev libcli11-dev liburing-dev
   libgtest-dev libgmock-dev
   memcached libmemcached-tools nutcracker
   python3 procps prometheus

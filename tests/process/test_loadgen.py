@@ -18,8 +18,11 @@ class FakeMemcached:
     """A tiny memcached that understands set and get (text and binary), to misbehave on purpose.
 
     mode "corrupt": every value a get returns has one byte changed; "garbage": every reply is
-    garbage; "silent": nothing is ever answered. Runs on a thread; stop() closes everything.
+    garbage; "silent": nothing is ever answered; "hangup": every connection is closed after
+    HANGUP_AFTER requests. Runs on a thread; stop() closes everything.
     """
+
+    HANGUP_AFTER = 50
 
     def __init__(self, mode):
         self.mode = mode
@@ -64,6 +67,7 @@ class FakeMemcached:
         self.connections.append(sock)
         sock.settimeout(30)
         buf = b""
+        served = 0
         while True:
             try:
                 chunk = sock.recv(1 << 16)
@@ -83,8 +87,11 @@ class FakeMemcached:
                 if n == 0:
                     break
                 buf = buf[n:]
+                served += 1
             if out:
                 sock.sendall(b"".join(out))
+            if self.mode == "hangup" and served >= self.HANGUP_AFTER:
+                return  # socketserver closes the connection
 
     def text(self, buf, out):
         end = buf.find(b"\r\n")
@@ -254,6 +261,20 @@ class LoadgenTest(ProcessTest):
         self.assertLess(time.monotonic() - start, 20)
         self.assertNotEqual(code, 0)
         self.assertGreater(report["phases"][0]["errors"]["timeout"], 0, report["phases"][0])
+
+    def test_server_hangups_reconnect(self):
+        # Each hangup is one connection error (requests in flight on it are aborted, the kernel
+        # operations on its socket cancelled); the connection reconnects and goes on.
+        fake = FakeMemcached("hangup").start()
+        self.addCleanup(fake.stop)
+        code, report, _ = self.loadgen("--port", fake.port, "--workload", "setget", "--key-space", 200, "-c", 2,
+                                       "--pipeline", 2, "--duration", 2, timeout=60)
+        self.assertNotEqual(code, 0)
+        phase = report["phases"][0]
+        self.assertGreaterEqual(phase["errors"]["connection"], 4, phase)
+        self.assertEqual(phase["errors"]["total"], phase["errors"]["connection"], phase)
+        # More than the two first connections could have served: the reconnects worked.
+        self.assertGreater(phase["requests"], 4 * FakeMemcached.HANGUP_AFTER, phase)
 
     def test_nothing_listening_fails_fast(self):
         with socket.socket() as s:
