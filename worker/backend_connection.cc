@@ -210,6 +210,7 @@ void BackendConnection::on_read(ssize_t nread, const uv_buf_t*) {
     return;
   }
   in_end_ += static_cast<size_t>(nread);
+  if (nread > 0) last_read_ms_ = uv_now(worker_.loop());
   process_input();
 }
 
@@ -260,7 +261,10 @@ void BackendConnection::process_input() {
 }
 
 void BackendConnection::check_deadline(uint64_t now_ms) {
-  if (!expect_.empty() && expect_.front().deadline_ms <= now_ms) {
+  // A backend still sending the answer to a large batch (a chunked value of many items) is slow,
+  // not stuck: only the oldest request being overdue *and* silence for the timeout count.
+  const uint64_t timeout = static_cast<uint64_t>(config_.timeout_ms);
+  if (!expect_.empty() && expect_.front().deadline_ms <= now_ms && last_read_ms_ + timeout <= now_ms) {
     bump(worker_.stats(), counter(Counter::l1_timeouts));
     spdlog::warn("{}: no answer within {} ms; reconnecting", name_, config_.timeout_ms);
     fail(BackendFailure::kTimeout, "timeout");

@@ -5,9 +5,10 @@
 // written with one write (the worker calls flush() from its check handle).
 //
 // Failure model: if the connection breaks, a response is malformed, or the oldest request passes
-// its deadline, every outstanding request fails (its op answers SERVER_ERROR), the socket is
-// closed and a reconnect is scheduled with capped exponential backoff. While waiting to
-// reconnect, accepting() is false and callers fail requests at once instead of queueing them.
+// its deadline while nothing has arrived for as long, every outstanding request fails (its op
+// answers SERVER_ERROR), the socket is closed and a reconnect is scheduled with capped
+// exponential backoff. While waiting to reconnect, accepting() is false and callers fail requests
+// at once instead of queueing them.
 #pragma once
 
 #include <uv.h>
@@ -93,6 +94,7 @@ class BackendConnection {
   size_t in_start_ = 0;
   size_t in_end_ = 0;
   bool logged_down_ = false;
+  uint64_t last_read_ms_ = 0;  // loop time of the last bytes received
 };
 
 }  // namespace rend::worker

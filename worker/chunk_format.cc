@@ -56,14 +56,19 @@ std::string Layout::encode_head(std::string_view key, std::string_view value, ui
 
 std::string Layout::encode_chunk(std::string_view key, std::string_view value, const Token& token,
                                  uint32_t index) const {
+  std::string out;
+  append_chunk(out, key, value, token, index);
+  return out;
+}
+
+void Layout::append_chunk(std::string& out, std::string_view key, std::string_view value, const Token& token,
+                          uint32_t index) const {
   const size_t payload = tail_payload();
   const size_t offset = head_payload(key) + size_t{index} * payload;
-  std::string out;
-  out.reserve(kChunkHeaderSize + payload);
+  const size_t end = out.size() + kChunkHeaderSize + payload;
   append_token(out, token);
   if (offset < value.size()) out.append(value.substr(offset, payload));
-  out.resize(kChunkHeaderSize + payload, '\0');
-  return out;
+  out.resize(end, '\0');
 }
 
 bool Layout::decode_head(std::string_view stored, Head& head) const {
@@ -98,15 +103,19 @@ bool Layout::chunk_payload(const Head& head, uint32_t index, std::string_view st
 }
 
 std::string chunk_key(const Token& token, uint32_t index) {
-  static constexpr char kHex[] = "0123456789abcdef";
-  std::string key = "~c";
-  key.reserve(kChunkKeySize);
-  for (uint8_t b : token) {
-    key.push_back(kHex[b >> 4]);
-    key.push_back(kHex[b & 15]);
-  }
-  for (int shift = 28; shift >= 0; shift -= 4) key.push_back(kHex[(index >> shift) & 15]);
+  std::string key;
+  append_chunk_key(key, token, index);
   return key;
+}
+
+void append_chunk_key(std::string& out, const Token& token, uint32_t index) {
+  static constexpr char kHex[] = "0123456789abcdef";
+  out.append("~c");
+  for (uint8_t b : token) {
+    out.push_back(kHex[b >> 4]);
+    out.push_back(kHex[b & 15]);
+  }
+  for (int shift = 28; shift >= 0; shift -= 4) out.push_back(kHex[(index >> shift) & 15]);
 }
 
 }  // namespace rend::worker::chunks

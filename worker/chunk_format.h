@@ -65,6 +65,9 @@ class Layout {
                           const Token& token) const;
   // Tail chunk `index` (0-based) of `value` under `key`, padded to size.
   std::string encode_chunk(std::string_view key, std::string_view value, const Token& token, uint32_t index) const;
+  // The same, appended to `out` (a request being composed in place).
+  void append_chunk(std::string& out, std::string_view key, std::string_view value, const Token& token,
+                    uint32_t index) const;
 
   // False when `stored` is not a head this layout wrote (another writer's format, a plain value,
   // a truncated item): the caller treats the key as holding no value.
@@ -78,5 +81,6 @@ class Layout {
 };
 
 std::string chunk_key(const Token& token, uint32_t index);
+void append_chunk_key(std::string& out, const Token& token, uint32_t index);
 
 }  // namespace rend::worker::chunks

@@ -48,10 +48,32 @@ constexpr uint32_t kOldHeadOpaque = 0xfffffffd;
 
 // A conditional write that keeps losing to other writers gives up after this many reads.
 constexpr int kMaxAttempts = 32;
-// Re-reads of a head whose chunks were missing (a concurrent write replaced them).
-constexpr int kMaxReadRetries = 2;
+// Re-reads of a head whose chunks went missing because a concurrent write replaced them. A get
+// may give up and miss (a cache may always miss); a read-modify-write must not judge a value
+// absent that is only being rewritten, so it tries as long as it tries a conditional write.
+constexpr int kMaxGetRetries = 4;
 
 uint32_t unix_now() { return static_cast<uint32_t>(std::time(nullptr)); }
+
+// Requests on chunk items, composed straight into the connection's output: a value of many
+// chunks would otherwise cost a temporary key and value string per chunk.
+void append_chunk_request(std::string& out, uint8_t opcode, uint32_t opaque, const chunks::Token& token,
+                          uint32_t index, size_t extras_and_value) {
+  bin::Header h;
+  h.magic = bin::kRequestMagic;
+  h.opcode = opcode;
+  h.key_length = static_cast<uint16_t>(chunks::kChunkKeySize);
+  h.extras_length = extras_and_value > 0 ? 8 : 0;
+  h.body_length = static_cast<uint32_t>(chunks::kChunkKeySize + extras_and_value);
+  h.opaque = opaque;
+  const size_t at = out.size();
+  out.resize(at + bin::kHeaderSize + h.extras_length);
+  bin::encode_header(h, out.data() + at);
+  if (h.extras_length > 0) {
+    bin::store32(out.data() + at + bin::kHeaderSize, 0);  // memcached flags: the client's live in the head
+  }
+  chunks::append_chunk_key(out, token, index);
+}
 
 bool is_plain_read(Command c) { return c == Command::kGet || c == Command::kGets; }
 
@@ -108,6 +130,7 @@ class ChunkedCommand : public Op {
     return std::static_pointer_cast<ChunkedCommand>(self_weak_.lock());
   }
   BackendConnection& connection() { return worker_.l1().for_key(key_); }
+  int max_read_retries() const { return is_plain_read(req_.command) ? kMaxGetRetries : kMaxAttempts; }
   const chunks::Layout& layout() const { return store_.layout(); }
 
   // Queues `wire` on the key's connection; false (and the command failed) when L1 is down.
@@ -179,20 +202,12 @@ class ChunkedCommand : public Op {
     }
     current_.resize(head_.length);
     received_ = 0;
-    Request get;
-    get.command = Command::kGet;
-    get.opcode = bin::kGetKQ;
     BackendConnection& b = connection();
     if (!b.accepting()) {
       fail(BackendFailure::kUnavailable);
       return;
     }
-    for (uint32_t i = 0; i < head_.chunks; ++i) {
-      const std::string key = chunks::chunk_key(head_.token, i);
-      get.key = key;
-      get.opaque = i;
-      proto::compose_binary_request(get, b.out());
-    }
+    for (uint32_t i = 0; i < head_.chunks; ++i) append_chunk_request(b.out(), bin::kGetKQ, i, head_.token, i, 0);
     Request noop;
     noop.command = Command::kNoop;
     noop.opcode = bin::kNoop;
@@ -211,8 +226,10 @@ class ChunkedCommand : public Op {
   void chunks_read() {
     if (received_ == head_.chunks) {
       complete_ = true;
-    } else if (read_retries_ < kMaxReadRetries) {
-      // Most likely a write replaced the value and deleted these chunks after we read the head.
+    } else if (head_cas_ != incomplete_cas_ && read_retries_ < max_read_retries()) {
+      // Most likely a write replaced the value and deleted these chunks after we read the head:
+      // read again. The same head seen twice with chunks missing has lost them (evicted).
+      incomplete_cas_ = head_cas_;
       ++read_retries_;
       --attempts_;
       read();
@@ -316,22 +333,20 @@ class ChunkedCommand : public Op {
     }
     // memcached's own exptime of every item: the value's absolute expiry (0 = never), so all of
     // a value's items expire in the same second. Client flags live in the head.
-    Request set;
-    set.command = Command::kSet;
-    set.opcode = bin::kSetQ;
-    set.exptime = expiry;
-    std::string bytes;
+    std::string& out = b.out();
+    const size_t chunk_value = chunks::kChunkHeaderSize + layout().tail_payload();
     for (uint32_t i = 0; i < written_chunks_; ++i) {
-      const std::string key = chunks::chunk_key(written_token_, i);
-      bytes = layout().encode_chunk(key_, value, written_token_, i);
-      set.key = key;
-      set.value = bytes;
-      set.opaque = i;
-      proto::compose_binary_request(set, b.out());
+      const size_t at = out.size();
+      // Loud: each chunk's answer is also the progress that keeps a long batch from timing out.
+      append_chunk_request(out, bin::kSet, i, written_token_, i, 8 + chunk_value);
+      bin::store32(out.data() + at + bin::kHeaderSize + 4, expiry);
+      layout().append_chunk(out, key_, value, written_token_, i);
     }
-    bytes = layout().encode_head(key_, value, flags, expiry, written_token_);
+    Request set;
+    const std::string bytes = layout().encode_head(key_, value, flags, expiry, written_token_);
     set.command = head_opcode == bin::kAdd ? Command::kAdd : Command::kSet;
     set.opcode = head_opcode;
+    set.exptime = expiry;
     set.key = key_;
     set.value = bytes;
     set.cas = cas;
@@ -355,8 +370,8 @@ class ChunkedCommand : public Op {
         old_head_valid_ = layout().decode_head(r.value, old_head_);  // only its token and count are kept
         old_head_.data = {};
       }
-    } else if (chunk_error_ == 0) {
-      chunk_error_ = r.status();  // a quiet set answers only when it failed
+    } else if (chunk_error_ == 0 && r.status() != bin::kSuccess) {
+      chunk_error_ = r.status();
     }
   }
 
@@ -410,20 +425,14 @@ class ChunkedCommand : public Op {
     respond_status(bin::kSuccess);
   }
 
-  // Deletes chunks nothing refers to any more. Quiet deletes answer only for a miss; the NOOP
-  // ends the batch. Failures are harmless: memcached's LRU reclaims what is left.
+  // Deletes chunks nothing refers to any more; the NOOP ends the batch. Loud deletes, so a long
+  // batch shows progress (see BackendConnection's timeout). Failures are harmless: memcached's
+  // LRU reclaims what is left.
   void cleanup_chunks(const chunks::Token& token, uint32_t count) {
     if (count == 0) return;
     BackendConnection& b = connection();
     if (!b.accepting()) return;
-    Request del;
-    del.command = Command::kDelete;
-    del.opcode = bin::kDeleteQ;
-    for (uint32_t i = 0; i < count; ++i) {
-      const std::string key = chunks::chunk_key(token, i);
-      del.key = key;
-      proto::compose_binary_request(del, b.out());
-    }
+    for (uint32_t i = 0; i < count; ++i) append_chunk_request(b.out(), bin::kDelete, 0, token, i, 0);
     Request noop;
     noop.command = Command::kNoop;
     noop.opcode = bin::kNoop;
@@ -520,6 +529,7 @@ class ChunkedCommand : public Op {
   bool exclusive_ = false;
   int attempts_ = 0;
   int read_retries_ = 0;
+  uint64_t incomplete_cas_ = 0;  // the head last found with chunks missing
   bool verifying_add_ = false;
 
   // The value as read.

@@ -5,7 +5,7 @@
 //   get      read the head; if the value has tail chunks, fetch them all in one pipelined batch.
 //            A missing chunk or a wrong token means the head was replaced meanwhile: read again
 //            (twice at most), then it is a miss. A head whose chunks are gone is deleted (by CAS).
-//   set      one batch on the key's connection: read the old head, store the new chunks (quiet),
+//   set      one batch on the key's connection: read the old head, store the new chunks,
 //            then the head. memcached executes one connection's requests in order, so the head
 //            is only ever visible once its chunks are stored. The old value's chunks are then
 //            deleted.
