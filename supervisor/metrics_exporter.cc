@@ -94,7 +94,7 @@ class MetricsExporter::Collector : public prometheus::Collectable {
         for (size_t c = 0; c < kMetricCommands; ++c) {
           uint64_t total = 0;
           for (size_t r = 0; r < kResults; ++r) {
-            const uint64_t v = rm.requests[t][c][r].load(relaxed);
+            const uint64_t v = rm.by[t][c].requests[r].load(relaxed);
             total += v;
             if (v == 0) continue;
             add_value(requests,
@@ -104,7 +104,7 @@ class MetricsExporter::Collector : public prometheus::Collectable {
                       static_cast<double>(v));
           }
           if (total == 0) continue;
-          const CommandHistogram& h = rm.latency[t][c];
+          const CommandMetrics& h = rm.by[t][c];
           ClientMetric m;
           m.label = {label("worker", std::to_string(s)), label("tier", std::string(tier_name(Tier(t)))),
                      label("command", std::string(metric_command_name(MetricCommand(c))))};

@@ -151,14 +151,12 @@ Counter BackendConnection::counter(Counter c) const {
   }
 }
 
-void BackendConnection::record(const Expectation& e, Result r) {
-  if (e.sent_ns != 0) {
-    record_request(worker_.stats().requests, tier_, e.command, r, monotonic_ns() - e.sent_ns);
-  }
+void BackendConnection::record_sample(const Expectation& e, Result r, uint64_t now_ns) {
+  record_request(worker_.stats().requests, tier_, e.command, r, metric_elapsed_ns(e.sent_ns, now_ns));
 }
 
 void BackendConnection::expect(std::shared_ptr<Op> op, uint32_t tag, ExpectKind kind, MetricCommand command) {
-  const uint64_t sent = worker_.config().metrics_enabled ? monotonic_ns() : 0;
+  const uint64_t sent = worker_.config().metrics_enabled ? metric_clock_ns() : 0;
   expect_.push_back(Expectation{std::move(op), tag, kind, command,
                                 uv_now(worker_.loop()) + static_cast<uint64_t>(config_.timeout_ms), sent});
   bump(worker_.stats(), counter(Counter::l1_requests));

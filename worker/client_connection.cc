@@ -29,7 +29,7 @@ struct ClientConnection::WriteRequest {
 
 void Op::finish() {
   done = true;
-  if (metrics != nullptr) record_request(*metrics, Tier::kClient, metric_command, result, monotonic_ns() - start_ns);
+  if (metrics != nullptr) record_request(*metrics, Tier::kClient, metric_command, result, metric_clock_since(start_ns));
   if (conn != nullptr) conn->on_op_finished();
 }
 
@@ -95,7 +95,6 @@ void ClientConnection::on_read(ssize_t nread) {
 }
 
 void ClientConnection::process_input() {
-  const MetricClockBatch clock_batch;  // the requests of this read share one clock reading
   const size_t max_item = worker_.config().worker.max_item_size;
   while (!closing_ && !input_done_ && in_start_ < in_end_) {
     if (swallow_ > 0) {

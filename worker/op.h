@@ -39,11 +39,13 @@ class Op {
   // Marks the reply final and lets the connection send it when it reaches the queue's head.
   void finish();
 
-  // Client-tier metrics: recorded once, when the op finishes (null when metrics are off).
+  // Client-tier metrics: recorded once, when the op finishes (null when metrics are off). Start
+  // and end are the metric clock's readings for the loop iterations that read the request and
+  // completed the reply (see MetricClockBatch).
   void track(RequestMetrics* m, MetricCommand command) {
     metrics = m;
     metric_command = command;
-    if (m != nullptr) start_ns = monotonic_ns();
+    if (m != nullptr) start_ns = metric_clock_ns();
   }
 
   ClientConnection* conn = nullptr;

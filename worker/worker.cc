@@ -152,6 +152,9 @@ void Worker::maybe_finish_drain() {
   uv_close(reinterpret_cast<uv_handle_t*>(&tick_), nullptr);
   uv_check_stop(&flush_check_);
   uv_close(reinterpret_cast<uv_handle_t*>(&flush_check_), nullptr);
+  uv_prepare_stop(&clock_prepare_);
+  uv_close(reinterpret_cast<uv_handle_t*>(&clock_prepare_), nullptr);
+  MetricClockBatch::end();
   uv_close(reinterpret_cast<uv_handle_t*>(&sigterm_), nullptr);
   uv_close(reinterpret_cast<uv_handle_t*>(&sigint_), nullptr);
 }
@@ -167,7 +170,15 @@ int Worker::run() {
 
   uv_check_init(loop_, &flush_check_);
   flush_check_.data = this;
-  uv_check_start(&flush_check_, [](uv_check_t* h) { static_cast<Worker*>(h->data)->flush_dirty(); });
+  uv_check_start(&flush_check_, [](uv_check_t* h) {
+    MetricClockBatch::end();
+    static_cast<Worker*>(h->data)->flush_dirty();
+  });
+  // The metrics read the clock once per loop iteration: each poll phase is a batch of the metric
+  // clock, begun right before the loop polls (so its reading comes after the wait) and ended in
+  // the check phase above.
+  uv_prepare_init(loop_, &clock_prepare_);
+  uv_prepare_start(&clock_prepare_, [](uv_prepare_t*) { MetricClockBatch::begin(); });
   uv_timer_init(loop_, &tick_);
   tick_.data = this;
   uv_timer_start(&tick_, [](uv_timer_t* t) {

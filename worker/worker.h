@@ -81,6 +81,7 @@ class Worker {
   std::vector<ClientConnection*> dirty_clients_;
   std::vector<BackendConnection*> dirty_backends_;
   uv_check_t flush_check_;
+  uv_prepare_t clock_prepare_;  // begins the metric clock's batch for each poll (see MetricClockBatch)
   uv_timer_t tick_;
   uv_signal_t sigterm_;
   uv_signal_t sigint_;

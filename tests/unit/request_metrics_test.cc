@@ -1,5 +1,5 @@
-// latency_bucket's table lookup must agree with the definition: the number of bounds the latency
-// exceeds in whole microseconds.
+// latency_bucket's table lookup must agree with the definition (the number of bounds the latency
+// exceeds in whole microseconds), and MetricClockBatch shares one clock reading per batch.
 #include "common/request_metrics.h"
 
 #include <gtest/gtest.h>
@@ -39,6 +39,69 @@ TEST(LatencyBucket, MatchesASweepUpToTenSeconds) {
   for (uint64_t ns = 0; ns < 10'000'000'000ull; ns = ns + 1 + ns / 4096) {
     ASSERT_EQ(latency_bucket(ns), bucket_by_scan(ns)) << ns << " ns";
   }
+}
+
+// Waits until the monotonic clock has visibly moved on (its resolution is well below 1 ms).
+void let_time_pass() {
+  const uint64_t start = monotonic_ns();
+  while (monotonic_ns() - start < 1000) {
+  }
+}
+
+TEST(MetricClockBatch, OutsideABatchEveryReadingIsFresh) {
+  const uint64_t a = metric_clock_ns();
+  let_time_pass();
+  EXPECT_GT(metric_clock_ns(), a);
+}
+
+TEST(MetricClockBatch, ReadingsInOneBatchAreTheFirstOne) {
+  const uint64_t before = monotonic_ns();
+  const MetricClockBatch batch;
+  let_time_pass();
+  const uint64_t first = metric_clock_ns();
+  EXPECT_GT(first, before);  // taken at the first reading, not when the batch began
+  let_time_pass();
+  EXPECT_EQ(metric_clock_ns(), first);
+  EXPECT_EQ(metric_clock_since(first), 0u);
+}
+
+TEST(MetricClockBatch, NestedBatchesReadTheirOwnAndRestoreTheOuter) {
+  const MetricClockBatch outer;
+  const uint64_t outer_reading = metric_clock_ns();
+  uint64_t inner_reading = 0;
+  {
+    const MetricClockBatch inner;
+    let_time_pass();
+    inner_reading = metric_clock_ns();
+    EXPECT_GT(inner_reading, outer_reading);
+    EXPECT_EQ(metric_clock_ns(), inner_reading);
+  }
+  EXPECT_EQ(metric_clock_ns(), outer_reading);
+  // A start taken in the inner batch is later than the outer reading: no wrap-around.
+  EXPECT_EQ(metric_clock_since(inner_reading), 0u);
+}
+
+TEST(MetricClockBatch, AfterTheBatchReadingsAreFreshAgain) {
+  uint64_t in_batch = 0;
+  {
+    const MetricClockBatch batch;
+    in_batch = metric_clock_ns();
+  }
+  let_time_pass();
+  EXPECT_GT(metric_clock_ns(), in_batch);
+  EXPECT_GT(metric_clock_since(in_batch), 0u);
+}
+
+TEST(MetricClockBatch, BeginAndEndMakeABatchThatIsNotAScope) {
+  MetricClockBatch::begin();  // as the worker's loop does before it polls
+  let_time_pass();
+  const uint64_t first = metric_clock_ns();
+  let_time_pass();
+  EXPECT_EQ(metric_clock_ns(), first);
+  MetricClockBatch::end();  // its check phase
+  let_time_pass();
+  EXPECT_GT(metric_clock_ns(), first);
+  EXPECT_GT(metric_clock_since(first), 0u);
 }
 
 }  // namespace
