@@ -18,6 +18,7 @@ from measure import NOISY_CORES, bracketed, undisturbed
 from procs import BenchError, Processes, Skip, flush, log
 from targets import BASELINE_KEYS, all_targets
 import loadgen
+import instructions
 import plot
 import report
 import sections
@@ -35,7 +36,7 @@ cmd
 """
 THREADS, CONCURRENCY = 1, 32
 WARMUP_OPS = 20000          # one unmeasured run per target (connections, slabs); a multiple of 32
-SECTIONS = ("loadgen", "l2hit", "extstore", "plot")  # the parts after the memcaslap rounds
+SECTIONS = ("metrics-ir", "loadgen", "l2hit", "extstore", "plot")  # the parts after the memcaslap rounds
 
 
 def parse_args():
@@ -63,8 +64,13 @@ def parse_args():
                    help="comma list of the parts after the memcaslap rounds to run: "
                         f"{','.join(SECTIONS)} (default all; env BENCH_SECTIONS)")
     p.add_argument("--metrics-reps", type=int,
-                   default=int(os.environ.get("BENCH_METRICS_REPS", 5)),
+                   default=int(os.environ.get("BENCH_METRICS_REPS", 7)),
                    help="measured runs of rend-w1 with metrics on and off (env BENCH_METRICS_REPS)")
+    p.add_argument("--ir-ops", type=int, default=int(os.environ.get("BENCH_IR_OPS", 40000)),
+                   help="metrics-ir: requests in the long callgrind window; the short one is a "
+                        "quarter of it (env BENCH_IR_OPS)")
+    p.add_argument("--ir-rounds", type=int, default=int(os.environ.get("BENCH_IR_ROUNDS", 5)),
+                   help="metrics-ir: rounds, each with a fresh instance of each (env BENCH_IR_ROUNDS)")
     p.add_argument("--loadgen-seconds", type=float,
                    default=float(os.environ.get("BENCH_LOADGEN_SECONDS", 5)),
                    help="length of each measured rend-loadgen run (env BENCH_LOADGEN_SECONDS)")
@@ -92,6 +98,8 @@ def parse_args():
     per_round = THREADS * CONCURRENCY
     if args.ops < per_round or args.reps < 1:
         p.error(f"--ops must be at least {per_round} and --reps at least 1")
+    if args.ir_ops < 8 or args.ir_rounds < 1:
+        p.error("--ir-ops must be at least 8 and --ir-rounds at least 1")
     args.ops -= args.ops % per_round
     return args
 
@@ -163,9 +171,10 @@ def start_targets(targets, failures, skipped):
 
 
 def run_all(running, args, cfg_path, failures):
-    """Warm up each target once, then measure in interleaved rounds
-    (A B C D, A B C D, ...) so slow drift on the machine (thermal, other
-    tenants) spreads over all targets instead of penalising one."""
+    """Warm up each target once, then measure in interleaved rounds whose
+    order alternates (A B C D, D C B A, ...) so slow drift on the machine
+    (thermal, other tenants) spreads over all targets instead of penalising
+    one, and no target is always first or always right after another."""
     runs = {t.key: [] for t in running}
     for t in running:
         try:
@@ -177,7 +186,7 @@ def run_all(running, args, cfg_path, failures):
     # Targets with more repetitions (the metrics on/off pair) go on alone,
     # still interleaved with each other, after the common rounds.
     for rep in range(1, max((t.reps or args.reps) for t in running) + 1 if running else 1):
-        for t in running:
+        for t in (running if rep % 2 else list(reversed(running))):
             if t.key in failures or rep > (t.reps or args.reps):
                 continue
             try:
@@ -237,8 +246,8 @@ def main():
         if name not in args.sections:
             skipped.append(f"section {name}: not in BENCH_SECTIONS")
     lg = loadgen.binary(build_dir)
-    if lg is None and args.sections & {"loadgen", "l2hit", "extstore"}:
-        skipped.append(f"rend-loadgen sections (loadgen, l2hit, extstore): "
+    if lg is None and args.sections & {"metrics-ir", "loadgen", "l2hit", "extstore"}:
+        skipped.append(f"rend-loadgen sections (metrics-ir, loadgen, l2hit, extstore): "
                        f"{build_dir}/loadgen/rend-loadgen is missing (build the rend-loadgen target)")
 
     env = report.environment(args.build_dir)  # before any load: records the idle load average
@@ -248,6 +257,9 @@ def main():
         running = start_targets(targets, failures, skipped)
         runs = run_all(running, args, cfg_path, failures)
         by_key = {t.key: t for t in running}
+        w1 = by_key.get("rend-w1")
+        if w1 is not None and "rend-w1" not in failures:
+            extra["w1_cpu_split"] = instructions.worker_cpu_split(w1)
         if lg and "loadgen" in args.sections:
             log("rend-loadgen bench profile against the baseline targets")
             extra["loadgen"] = sections.loadgen_bench(running, args, lg, failures)
@@ -265,6 +277,11 @@ def main():
         # work) before the extstore comparison starts its own servers.
         log("stopping servers")
         procs.stop_all()
+        if lg and "metrics-ir" in args.sections:
+            log(f"metrics cost in instructions: rend-w1 with metrics on and off under callgrind, "
+                f"windows of {args.ir_ops // 4} and {args.ir_ops} requests, {args.ir_rounds} rounds")
+            extra["metrics_ir"] = instructions.metrics_instructions(args.work_dir, procs, build_dir, args,
+                                                                    lg, failures, skipped)
         if lg and "extstore" in args.sections:
             log(f"extstore vs rend: {args.ext_keys} keys x {args.ext_value} B, "
                 f"{args.ext_ram_mb} MiB RAM, {args.ext_flash_mb} MiB flash")

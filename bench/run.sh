@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # rend benchmark: memcached direct vs nutcracker vs rend (workers=1 and 2),
-# same memcaslap load for all, ops/s and CPU per request; then rend-loadgen's
-# bench profile, the cost of metrics, the L2 tier (L1 hits with L2 on, the
+# same memcaslap load for all, ops/s and CPU per request; then the cost of
+# metrics in instructions per request (callgrind), rend-loadgen's bench
+# profile, the L2 tier (L1 hits with L2 on, the
 # L1-miss/L2-hit path) and rend vs memcached extstore; a gnuplot latency plot.
 #
 #   ./bench/run.sh [BUILD_DIR]        (make bench runs ./bench/run.sh build)
@@ -12,7 +13,8 @@
 # each run, default 120), BENCH_RETRIES (redo a run disturbed by other CPU use,
 # default 2), BENCH_TARGETS (comma list: memcached,nutcracker,rend-w1,rend-w2,
 # rend-w1-nometrics,rend-l1l2), BENCH_SECTIONS (comma list:
-# loadgen,l2hit,extstore,plot), BENCH_METRICS_REPS, BENCH_LOADGEN_SECONDS,
+# metrics-ir,loadgen,l2hit,extstore,plot), BENCH_METRICS_REPS, BENCH_IR_OPS,
+# BENCH_IR_ROUNDS, BENCH_LOADGEN_SECONDS,
 # BENCH_L2_KEYS, BENCH_EXT_KEYS, BENCH_EXT_VALUE, BENCH_EXT_RAM_MB,
 # BENCH_EXT_FLASH_MB, BENCH_EXT_READS (see bench/README.md),
 # BENCH_KEEP_WORKDIR=1 (keep the temp dir with configs and logs).
@@ -39,8 +41,8 @@ check_tools() {
     command -v "$tool" >/dev/null || die "$tool not found (Debian: memcached, libmemcached-tools)"
   done
   # nutcracker is optional: bench.py reports its row as failed if it is missing.
-  # rend-l2, rend-loadgen and gnuplot are optional too: what needs them is
-  # reported as skipped (with the reason) if they are missing.
+  # rend-l2, rend-loadgen, gnuplot and valgrind are optional too: what needs
+  # them is reported as skipped (with the reason) if they are missing.
 }
 
 # Refuse to measure on a busy machine: the numbers would be noise.

@@ -153,12 +153,17 @@ class Rend(Target):
     l1only by default; with l2=True rend also starts and supervises its own
     rend-l2 (l1l2 on the main port, l1l2batch on a batch port). metrics=False
     turns off `metrics.enabled` (the per-request counters and histograms).
+    wrapper is an argv prefix for rend (the metrics-ir section runs it under
+    valgrind --trace-children=yes, which follows rend into its workers).
     """
     kind = "proxy"
 
     def __init__(self, workdir, procs, build_dir, workers, metrics=True, l2=False,
-                 memory_mb=DEFAULT_MEMORY_MB, l2_settings=None, key=None, name=None):
+                 memory_mb=DEFAULT_MEMORY_MB, l2_settings=None, key=None, name=None,
+                 wrapper=None, start_timeout_s=START_TIMEOUT_S):
         self.workers = workers
+        self.wrapper = list(wrapper or [])  # argv prefix, e.g. valgrind (it follows rend into its workers)
+        self.start_timeout_s = start_timeout_s
         self.metrics = metrics
         self.l2 = l2
         self.memory_mb = memory_mb
@@ -190,16 +195,16 @@ class Rend(Target):
         conf = os.path.join(self.dir, "rend.json")
         with open(conf, "w") as f:
             json.dump(config, f, indent=2)
-        argv = [binary, "--config", conf]
+        argv = self.wrapper + [binary, "--config", conf]
         # cwd = our temp dir: any default relative path (run/, data/) lands
         # there and not in the repository another rend may be using.
         self.proxy = self.procs.start(self.key, argv, os.path.join(self.dir, "rend.log"),
                                       cwd=self.dir)
         self.commands.append(" ".join(argv) + "   # " + json.dumps(config))
         self.address = f"127.0.0.1:{port}"
-        wait_until_ready(self.address, self.proxy, START_TIMEOUT_S, self.name)
+        wait_until_ready(self.address, self.proxy, self.start_timeout_s, self.name)
         if self.batch_address:
-            wait_until_ready(self.batch_address, self.proxy, START_TIMEOUT_S,
+            wait_until_ready(self.batch_address, self.proxy, self.start_timeout_s,
                              f"{self.name} batch port")
         self._check_worker_count()
 

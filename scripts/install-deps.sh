@@ -12,7 +12,7 @@ packages=(
   python3 procps prometheus
 )
 if [[ "${1:-}" == "--bench" ]]; then
-  packages+=(gnuplot-nox)
+  packages+=(gnuplot-nox valgrind)
 fi
 
 missing=()
