@@ -18,6 +18,7 @@ from measure import NOISY_CORES, bracketed, undisturbed
 from procs import BenchError, Processes, Skip, flush, log
 from targets import BASELINE_KEYS, all_targets
 import loadgen
+import chunked
 import instructions
 import plot
 import report
@@ -36,7 +37,7 @@ cmd
 """
 THREADS, CONCURRENCY = 1, 32
 WARMUP_OPS = 20000          # one unmeasured run per target (connections, slabs); a multiple of 32
-SECTIONS = ("metrics-ir", "loadgen", "l2hit", "extstore", "plot")  # the parts after the memcaslap rounds
+SECTIONS = ("metrics-ir", "loadgen", "l2hit", "extstore", "chunked", "plot")  # the parts after the memcaslap rounds
 
 
 def parse_args():
@@ -246,8 +247,8 @@ def main():
         if name not in args.sections:
             skipped.append(f"section {name}: not in BENCH_SECTIONS")
     lg = loadgen.binary(build_dir)
-    if lg is None and args.sections & {"metrics-ir", "loadgen", "l2hit", "extstore"}:
-        skipped.append(f"rend-loadgen sections (metrics-ir, loadgen, l2hit, extstore): "
+    if lg is None and args.sections & {"metrics-ir", "loadgen", "l2hit", "extstore", "chunked"}:
+        skipped.append(f"rend-loadgen sections (metrics-ir, loadgen, l2hit, extstore, chunked): "
                        f"{build_dir}/loadgen/rend-loadgen is missing (build the rend-loadgen target)")
 
     env = report.environment(args.build_dir)  # before any load: records the idle load average
@@ -287,6 +288,10 @@ def main():
                 f"{args.ext_ram_mb} MiB RAM, {args.ext_flash_mb} MiB flash")
             extra["extstore"] = sections.extstore_vs_rend(args.work_dir, procs, build_dir, args, lg,
                                                           failures, skipped)
+        if lg and "chunked" in args.sections:
+            log(f"chunked L1: plain vs l1.chunk_size {', '.join(map(str, chunked.CHUNK_SIZES))}, "
+                f"values of {', '.join(map(str, chunked.VALUE_SIZES))} bytes")
+            extra["chunked"] = chunked.measure(args.work_dir, procs, build_dir, args, lg, failures, skipped)
     finally:
         log("stopping servers")
         procs.stop_all()

@@ -9,6 +9,7 @@ import shutil
 import subprocess
 import time
 
+import chunked
 import instructions
 from targets import BASELINE_KEYS
 
@@ -193,6 +194,8 @@ Skipped / failed: {"; ".join(notes) if notes else "nothing skipped."}
 {_l2_section(targets, summaries, failures, extra.get("l2hit"), extra.get("split"))}
 
 {_extstore_section(extra.get("extstore"), args)}
+
+{chunked.render(extra.get("chunked")) if "chunked" in args.sections else ""}
 
 {_plot_section(extra.get("plot"))}
 
