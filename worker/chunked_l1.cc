@@ -282,12 +282,15 @@ class ChunkedCommand : public Op {
   }
 
   // A head whose chunks are gone (evicted) holds no value; drop it unless it changed meanwhile.
-  void delete_broken_head() {
+  void delete_broken_head() { delete_head_if_unchanged(head_cas_); }
+
+  // Best effort: a delete conditional on the head's CAS never removes a newer write's head.
+  void delete_head_if_unchanged(uint64_t cas) {
     Request del;
     del.command = Command::kDelete;
     del.opcode = bin::kDelete;
     del.key = key_;
-    del.cas = head_cas_;
+    del.cas = cas;
     BackendConnection& b = connection();
     if (!b.accepting()) return;
     proto::compose_binary_request(del, b.out());
@@ -384,16 +387,7 @@ class ChunkedCommand : public Op {
     if (head_status_ == bin::kSuccess) {
       // The head went in but a chunk did not (memcached out of memory): the value is unreadable,
       // so the write failed; remove the head unless someone replaced it already.
-      Request del;
-      del.command = Command::kDelete;
-      del.opcode = bin::kDelete;
-      del.key = key_;
-      del.cas = new_cas_;
-      BackendConnection& b = connection();
-      if (b.accepting()) {
-        proto::compose_binary_request(del, b.out());
-        b.expect(shared_self(), kCleanup, ExpectKind::kSingle, MetricCommand::kDelete);
-      }
+      delete_head_if_unchanged(new_cas_);
       respond_status(chunk_error_);
       return;
     }

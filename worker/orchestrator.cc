@@ -542,7 +542,7 @@ void Orchestrator::multi_get(ClientConnection& conn, const Request& r) {
     forward(conn, single);
     return;
   }
-  if (worker_.chunk_store() != nullptr) {
+  if (worker_.chunk_store() != nullptr && count > 1) {
     multi_get_per_key(conn, r, count);
     return;
   }
@@ -593,15 +593,11 @@ void Orchestrator::multi_get(ClientConnection& conn, const Request& r) {
 }
 
 void Orchestrator::multi_get_per_key(ClientConnection& conn, const Request& r, size_t count) {
-  // Chunked L1: each key is a read of its own (a head, then its chunks), merged in key order.
+  // Chunked L1, two keys or more: each key is a read of its own (a head, then its chunks),
+  // merged in key order.
   auto op = std::make_shared<MultiGetOp>(worker_, r, count, static_cast<int>(count), true);
   track(*op, r);
   conn.enqueue(op);
-  if (count == 0) {
-    append_line(op->reply, "END");
-    op->finish();
-    return;
-  }
   uint32_t index = 0;
   proto::for_each_key(r.keys, [&](std::string_view k) {
     Request wire;
