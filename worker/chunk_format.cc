@@ -83,7 +83,9 @@ bool Layout::decode_head(std::string_view stored, Head& head) const {
   // A head written under another chunk size (the operator changed l1.chunk_size) still reads
   // back: the head records how its value was cut, and its own size says how much it holds.
   head.head_payload = stored.size() - kHeadHeaderSize;
-  if (head.tail_payload == 0) return false;
+  // A head we did not write could name any number of chunks: a tail payload below what the
+  // smallest item size gives bounds the count (with the caller's bound on the length).
+  if (head.tail_payload < kMinItemSize - kItemOverhead - kChunkKeySize - kChunkHeaderSize) return false;
   const size_t in_head = std::min<size_t>(head.length, head.head_payload);
   const size_t rest = head.length - in_head;
   if (head.chunks != div_ceil(rest, head.tail_payload)) return false;

@@ -186,7 +186,7 @@ class ChunkedCommand : public Op {
     }
     head_present_ = true;
     head_cas_ = r.header.cas;
-    head_valid_ = layout().decode_head(r.value, head_);
+    head_valid_ = layout().decode_head(r.value, head_) && head_.length <= worker_.config().worker.max_item_size;
     if (!head_valid_) {
       after_read();  // not a value of ours: the key holds nothing rend can read
       return;

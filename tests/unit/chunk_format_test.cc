@@ -101,6 +101,11 @@ TEST(ChunkFormat, ForeignOrDamagedHeadsAreRefused) {
   std::string zero_tail = good;
   zero_tail[20] = zero_tail[21] = zero_tail[22] = zero_tail[23] = 0;
   EXPECT_FALSE(layout.decode_head(zero_tail, head));
+  // A forged head naming millions of one-byte chunks is refused, not fetched.
+  std::string tiny_tail = good;
+  tiny_tail[23] = 1;
+  tiny_tail[16] = 0, tiny_tail[17] = 0x2d, tiny_tail[18] = 0, tiny_tail[19] = 0;
+  EXPECT_FALSE(layout.decode_head(tiny_tail, head));
 }
 
 TEST(ChunkFormat, AHeadWrittenWithAnotherChunkSizeStillReads) {
