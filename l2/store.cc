@@ -110,10 +110,14 @@ Status Store::open_db() {
   db.max_manifest_file_size = plan_.misc_reserve / 2;
   db.max_log_file_size = plan_.misc_reserve / 8;
   db.keep_log_file_num = 2;
-  // Every table reader stays open and pinned (RocksDB's default, stated because the event loop's
-  // cache-only reads rely on it: with a table reader missing from its cache RocksDB 7.x answers
-  // such a read "OK, may exist" instead of Incomplete; multi_get() guards against that too).
+  // Every table reader, with its index and bloom filter, stays open and pinned (RocksDB's default,
+  // stated because the event loop's no-wait reads rely on it: only data blocks are ever read).
   db.max_open_files = -1;
+  // A read on the event loop may drop the last reference to an old table version; deleting its
+  // obsolete files then belongs on a background thread, not in that read.
+  db.avoid_unnecessary_blocking_io = true;
+  env_ = rocksdb::NewCompositeEnv(make_nowait_file_system(rocksdb::FileSystem::Default(), nowait_));
+  db.env = env_.get();
 
   auto filter = std::make_shared<ExpiryFilterFactory>(flush_, filter_dropped_);
   rocksdb::ColumnFamilyOptions meta;
@@ -176,24 +180,24 @@ bool Store::write_meta(const std::string& key, const std::string& value) {
 }
 
 bool Store::multi_get(const std::vector<rocksdb::Slice>& keys, std::vector<rocksdb::PinnableSlice>& values,
-                      std::vector<rocksdb::Status>& statuses, bool cache_only) {
+                      std::vector<rocksdb::Status>& statuses, bool no_wait) {
   values.clear();
   values.resize(keys.size());
   statuses.assign(keys.size(), rocksdb::Status());
   if (keys.empty()) return true;
-  if (!cache_only) {
-    db_->MultiGet(rocksdb::ReadOptions(), items_, keys.size(), keys.data(), values.data(), statuses.data());
+  const rocksdb::ReadOptions ro;
+  if (!no_wait) {
+    db_->MultiGet(ro, items_, keys.size(), keys.data(), values.data(), statuses.data());
     return true;
   }
-  // One Get per key: RocksDB 7.8's MultiGet does not honour kBlockCacheTier for data blocks (it
-  // reads them from disk, without even caching them), its Get does.
-  rocksdb::ReadOptions ro;
-  ro.read_tier = rocksdb::kBlockCacheTier;
-  for (size_t i = 0; i < keys.size(); ++i) {
-    statuses[i] = db_->Get(ro, items_, keys[i], &values[i]);
-    if (statuses[i].IsIncomplete() || (statuses[i].ok() && values[i].empty())) return false;
+  {
+    NoWaitReads scope;
+    db_->MultiGet(ro, items_, keys.size(), keys.data(), values.data(), statuses.data());
   }
-  return true;
+  // Busy: a block not in memory. Any other failure is also left to the worker thread's read,
+  // which reports it.
+  return std::all_of(statuses.begin(), statuses.end(),
+                     [](const rocksdb::Status& s) { return s.ok() || s.IsNotFound(); });
 }
 
 rocksdb::Status Store::write(rocksdb::WriteBatch& batch) {
@@ -271,6 +275,8 @@ void Store::append_report(Report& out) const {
                                    [t](const auto& p) { return p.first == t; });
     if (name != P::TickersNameMap.end()) out.emplace_back(name->second, std::to_string(statistics_->getTickerCount(t)));
   }
+  out.emplace_back("l2_loop_page_cache_reads", std::to_string(nowait_->reads.load(std::memory_order_relaxed)));
+  out.emplace_back("l2_loop_would_block", std::to_string(nowait_->would_block.load(std::memory_order_relaxed)));
   out.emplace_back("l2_filter_dropped", std::to_string(filter_dropped_->load(std::memory_order_relaxed)));
   out.emplace_back("l2_max_bytes", std::to_string(options_.max_bytes));
   out.emplace_back("l2_fifo_max_table_files_size", std::to_string(plan_.sst_budget));

@@ -8,8 +8,8 @@
 // Lifetime: open() returns a ready Store or an error; the destructor (or close()) closes the
 // database cleanly. All methods but close() are thread-safe. They may block on disk I/O and are
 // called from the worker threads, except the two made for the event loop: multi_get with
-// `cache_only` (memtables and block cache, never a disk read) and try_write_now (gives up instead
-// of stalling or queueing behind another writer).
+// `no_wait` (memtables, block cache and OS page cache, never waiting for the device) and
+// try_write_now (gives up instead of stalling or queueing behind another writer).
 #pragma once
 
 #include <rocksdb/db.h>
@@ -28,6 +28,7 @@
 #include "l2/budget.h"
 #include "l2/cas_source.h"
 #include "l2/flush_state.h"
+#include "l2/nowait_file_system.h"
 
 namespace rend::l2 {
 
@@ -61,12 +62,11 @@ class Store {
 
   // Point reads of `keys` (duplicates allowed); statuses[i].IsNotFound() on a miss.
   //
-  // `cache_only`: served from memtables and the block cache without any I/O (read_tier =
-  // kBlockCacheTier, one Get per key). Returns false, with nothing to use, when some key would
-  // need the disk; RocksDB then says Incomplete, or (7.x, a table reader not in its cache) OK with
-  // no value, which no item of ours has (the header alone is 21 bytes).
+  // `no_wait` (the event loop): served only from memory (memtables, block cache, OS page cache;
+  // see nowait_file_system.h). Returns false, with nothing to use, when some key would need the
+  // disk.
   bool multi_get(const std::vector<rocksdb::Slice>& keys, std::vector<rocksdb::PinnableSlice>& values,
-                 std::vector<rocksdb::Status>& statuses, bool cache_only = false);
+                 std::vector<rocksdb::Status>& statuses, bool no_wait = false);
   // Applies `batch` atomically (WAL unless disabled; no fsync: a process kill loses nothing).
   rocksdb::Status write(rocksdb::WriteBatch& batch);
   // write() for the event loop, which must not wait: gives up (IsIncomplete(), nothing written)
@@ -101,6 +101,10 @@ class Store {
   StoreOptions options_;
   BudgetPlan plan_;
   std::shared_ptr<rocksdb::Statistics> statistics_;
+  std::shared_ptr<NoWaitCounters> nowait_ = std::make_shared<NoWaitCounters>();
+  // The DB's Env: a no-wait file system over the default one. Declared before db_'s users and
+  // destroyed after close() (the destructor's body) deleted the DB.
+  std::unique_ptr<rocksdb::Env> env_;
   std::shared_ptr<FlushStateCell> flush_ = std::make_shared<FlushStateCell>();
   std::shared_ptr<std::atomic<uint64_t>> filter_dropped_ = std::make_shared<std::atomic<uint64_t>>(0);
   std::unique_ptr<CasSource> cas_;
