@@ -4,7 +4,7 @@
 // together pass `sst_budget`, the oldest files are deleted. The budget covers the whole data
 // directory, so the table-file share is the budget minus what else lives there at the worst
 // moment: the write-ahead log of the memtables not yet flushed, a table file being written by a
-// flush, the output of an intra-L0 compaction that exists alongside its inputs until it finishes,
+// flush, the output of a TableMerger merge that exists alongside its inputs until it finishes,
 // and RocksDB's small files (MANIFEST, info LOG, OPTIONS), which are capped separately.
 //
 // Pure arithmetic, unit tested.
@@ -17,7 +17,7 @@ namespace rend::l2 {
 struct BudgetPlan {
   uint64_t write_buffer_size = 0;     // one memtable, and about one flushed L0 file
   int max_write_buffer_number = 0;    // memtables (one active, the rest waiting to be flushed)
-  uint64_t max_compaction_bytes = 0;  // largest intra-L0 compaction (merged file size bound)
+  uint64_t max_merge_bytes = 0;       // largest TableMerger merge (merged file size bound)
   uint64_t max_total_wal_size = 0;    // WAL size at which RocksDB forces flushes
   uint64_t misc_reserve = 0;          // MANIFEST + info LOG + OPTIONS
   uint64_t sst_budget = 0;            // FIFO's max_table_files_size

@@ -58,10 +58,9 @@ rocksdb::ColumnFamilyOptions items_options(const StoreOptions& o, const BudgetPl
   rocksdb::ColumnFamilyOptions cf;
   cf.compaction_style = rocksdb::kCompactionStyleFIFO;
   cf.compaction_options_fifo.max_table_files_size = plan.sst_budget;
-  // Merge small flushed files once: fewer files per read, and a second pass of the filter.
-  cf.compaction_options_fifo.allow_compaction = true;
-  cf.level0_file_num_compaction_trigger = 4;
-  cf.max_compaction_bytes = plan.max_compaction_bytes;
+  // Files are merged by the TableMerger, in tiers (FIFO's own merging never fires for
+  // memtable-sized files; see table_merger.h).
+  cf.compaction_options_fifo.allow_compaction = false;
   cf.write_buffer_size = plan.write_buffer_size;
   cf.max_write_buffer_number = plan.max_write_buffer_number;
   // FIFO treats both as a TTL that deletes whole files; left at their defaults RocksDB picks 30
@@ -118,6 +117,8 @@ Status Store::open_db() {
   db.avoid_unnecessary_blocking_io = true;
   env_ = rocksdb::NewCompositeEnv(make_nowait_file_system(rocksdb::FileSystem::Default(), nowait_));
   db.env = env_.get();
+  merger_ = std::make_unique<TableMerger>(MergePolicy{.fanin = 4, .max_ratio = 3.0, .max_output = plan_.max_merge_bytes});
+  db.listeners.push_back(merger_->listener());
 
   auto filter = std::make_shared<ExpiryFilterFactory>(flush_, filter_dropped_);
   rocksdb::ColumnFamilyOptions meta;
@@ -131,6 +132,7 @@ Status Store::open_db() {
   if (!rs.ok()) return Status::error("cannot open RocksDB in " + options_.data_dir + ": " + rs.ToString());
   items_ = handles[0];
   meta_ = handles[1];
+  merger_->start(db_, items_);
   write_options_.disableWAL = !options_.wal;
   write_options_.sync = false;
 
@@ -277,6 +279,8 @@ void Store::append_report(Report& out) const {
   }
   out.emplace_back("l2_loop_page_cache_reads", std::to_string(nowait_->reads.load(std::memory_order_relaxed)));
   out.emplace_back("l2_loop_would_block", std::to_string(nowait_->would_block.load(std::memory_order_relaxed)));
+  out.emplace_back("l2_table_merges", std::to_string(merger_->merges()));
+  out.emplace_back("l2_table_merged_bytes", std::to_string(merger_->merged_bytes()));
   out.emplace_back("l2_filter_dropped", std::to_string(filter_dropped_->load(std::memory_order_relaxed)));
   out.emplace_back("l2_max_bytes", std::to_string(options_.max_bytes));
   out.emplace_back("l2_fifo_max_table_files_size", std::to_string(plan_.sst_budget));
@@ -286,6 +290,7 @@ void Store::append_report(Report& out) const {
 
 void Store::close() {
   if (db_ == nullptr) return;
+  merger_->stop();
   if (!options_.wal) {
     rocksdb::FlushOptions fo;
     fo.allow_write_stall = true;

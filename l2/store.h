@@ -29,6 +29,7 @@
 #include "l2/cas_source.h"
 #include "l2/flush_state.h"
 #include "l2/nowait_file_system.h"
+#include "l2/table_merger.h"
 
 namespace rend::l2 {
 
@@ -105,6 +106,7 @@ class Store {
   // The DB's Env: a no-wait file system over the default one. Declared before db_'s users and
   // destroyed after close() (the destructor's body) deleted the DB.
   std::unique_ptr<rocksdb::Env> env_;
+  std::unique_ptr<TableMerger> merger_;  // stopped by close() before the DB closes
   std::shared_ptr<FlushStateCell> flush_ = std::make_shared<FlushStateCell>();
   std::shared_ptr<std::atomic<uint64_t>> filter_dropped_ = std::make_shared<std::atomic<uint64_t>>(0);
   std::unique_ptr<CasSource> cas_;

@@ -10,7 +10,7 @@ constexpr uint64_t kMiB = 1024 * 1024;
 
 uint64_t worst_case(const BudgetPlan& p) {
   return p.sst_budget + (p.max_write_buffer_number + 1) * p.write_buffer_size + p.write_buffer_size +
-         p.max_compaction_bytes + p.misc_reserve;
+         p.max_merge_bytes + p.misc_reserve;
 }
 
 TEST(Budget, EverythingFitsForUsualBudgets) {
@@ -24,9 +24,16 @@ TEST(Budget, EverythingFitsForUsualBudgets) {
 TEST(Budget, QuarterGigabyte) {
   const BudgetPlan p = plan_budget(256 * kMiB);
   EXPECT_EQ(p.write_buffer_size, 4 * kMiB);
-  EXPECT_EQ(p.max_compaction_bytes, 16 * kMiB);
+  EXPECT_EQ(p.max_merge_bytes, 16 * kMiB);
   EXPECT_GE(p.sst_budget, 200 * kMiB);
   EXPECT_LE(p.sst_budget, 220 * kMiB);
+}
+
+TEST(Budget, MergedFilesAreASixteenthOfLargeBudgets) {
+  EXPECT_EQ(plan_budget(1024 * kMiB).max_merge_bytes, 64 * kMiB);
+  const BudgetPlan p = plan_budget(1024ull * 1024 * kMiB);
+  EXPECT_EQ(p.max_merge_bytes, 64ull * 1024 * kMiB);
+  EXPECT_GE(p.sst_budget, 900ull * 1024 * kMiB) << "a 1 TiB budget keeps over 0.9 TiB of data";
 }
 
 TEST(Budget, MemtablesStayBetweenOneAnd64MiB) {
