@@ -66,9 +66,10 @@ class Engine {
   static constexpr size_t kInlineWriteBytes = 64 * 1024;
   // A write on the loop normally takes µs (memtable, WAL write without fsync; at a memtable switch
   // also a new WAL file). One that took longer than kSlowInlineWrite (the disk is under
-  // pressure) leaves writes to the workers for kInlineWritePause.
+  // pressure, or a memtable switch) leaves writes to the workers for kInlineWritePause: short,
+  // since a switch happens every few thousand writes under load and is no sign of pressure.
   static constexpr std::chrono::microseconds kSlowInlineWrite{1000};
-  static constexpr std::chrono::milliseconds kInlineWritePause{1000};
+  static constexpr std::chrono::milliseconds kInlineWritePause{50};
 
   Engine(Store& store, L2Stats& stats, EngineInfo info) : store_(store), stats_(stats), info_(std::move(info)) {}
   Engine(const Engine&) = delete;

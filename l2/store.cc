@@ -117,7 +117,7 @@ Status Store::open_db() {
   db.avoid_unnecessary_blocking_io = true;
   env_ = rocksdb::NewCompositeEnv(make_nowait_file_system(rocksdb::FileSystem::Default(), nowait_));
   db.env = env_.get();
-  merger_ = std::make_unique<TableMerger>(MergePolicy{.fanin = 4, .max_ratio = 3.0, .max_output = plan_.max_merge_bytes});
+  merger_ = std::make_unique<TableMerger>(MergePolicy{.fanin = 4, .max_ratio = 2.5, .max_output = plan_.max_merge_bytes});
   db.listeners.push_back(merger_->listener());
 
   auto filter = std::make_shared<ExpiryFilterFactory>(flush_, filter_dropped_);

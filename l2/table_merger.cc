@@ -10,29 +10,43 @@
 namespace rend::l2 {
 
 std::optional<Window> pick_merge(const std::vector<TableFile>& newest_first, const MergePolicy& policy) {
+  // Behind the newest file of at least half the cap, no new data will arrive: what sits there
+  // is settled.
+  size_t settled = newest_first.size();
+  for (size_t i = 0; i < newest_first.size(); ++i) {
+    if (newest_first[i].size >= policy.max_output / 2) {
+      settled = i;
+      break;
+    }
+  }
   for (size_t first = 0; first < newest_first.size(); ++first) {
+    const bool tiered = first < settled;
     uint64_t total = 0;
     uint64_t smallest = UINT64_MAX;
     uint64_t largest = 0;
     size_t count = 0;
-    bool capped = false;  // the next file would take the merge past max_output
+    bool capped = false;  // the next file of the same tier would take the merge past max_output
     for (size_t i = first; i < newest_first.size() && count < policy.fanin; ++i) {
       const TableFile& f = newest_first[i];
       if (f.busy) break;
+      const uint64_t lo = std::min(smallest, f.size);
+      const uint64_t hi = std::max(largest, f.size);
+      // Ahead of the settled files, only similar sizes merge: a bigger neighbour never lets a
+      // smaller tier merge early.
+      if (tiered && static_cast<double>(hi) > policy.max_ratio * static_cast<double>(std::max<uint64_t>(lo, 1))) break;
       if (total + f.size > policy.max_output) {
         capped = true;
         break;
       }
-      const uint64_t lo = std::min(smallest, f.size);
-      const uint64_t hi = std::max(largest, f.size);
-      if (static_cast<double>(hi) > policy.max_ratio * static_cast<double>(std::max<uint64_t>(lo, 1))) break;
       smallest = lo;
       largest = hi;
       total += f.size;
       ++count;
     }
-    // A full window; or, in the last tier, what still fits under the cap (at least two files).
-    if (count == policy.fanin || (capped && count >= 2)) return Window{first, count};
+    // A full window of one tier; near the cap, what still fits (at least two files: flushes of
+    // two memtables at once make such sizes); among the settled files, any two or more
+    // neighbours that fit together (leftovers of uneven merges, files shrunk by expiry).
+    if (count == policy.fanin || (count >= 2 && (capped || !tiered))) return Window{first, count};
   }
   return std::nullopt;
 }

@@ -40,7 +40,7 @@ namespace rend::l2 {
 
 struct MergePolicy {
   size_t fanin = 4;
-  double max_ratio = 3.0;
+  double max_ratio = 2.5;
   uint64_t max_output = 0;  // bytes; no merge whose inputs add up to more
 };
 
@@ -58,8 +58,11 @@ struct Window {
 
 // The files [first, first + count) of `newest_first` to merge, or nullopt: `fanin` adjacent
 // files, none busy, of similar sizes; or, where `fanin` of them would pass max_output, the two
-// or more that fit (the last tier: flushes of two memtables at once make such sizes). Prefers
-// the newest eligible window, which is also the smallest tier. Pure, unit tested.
+// or more that fit (the last tier: flushes of two memtables at once make such sizes). Files
+// older than the newest one of at least max_output / 2 are settled (new data only ever arrives
+// in front): there any two or more neighbours that fit under max_output merge, so uneven
+// leftovers cannot pile up. Prefers the newest eligible window, which is also the smallest tier.
+// Pure, unit tested.
 std::optional<Window> pick_merge(const std::vector<TableFile>& newest_first, const MergePolicy& policy);
 
 class TableMerger {

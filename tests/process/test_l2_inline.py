@@ -150,7 +150,7 @@ class L2InlineTest(L2ProcessTest):
         self.assertEqual(d.get("l2_inline_writes", 0) + d.get("l2_offloaded_writes", 0), 800)
         self.assertGreaterEqual(d.get("l2_offloaded_writes", 0), 100, "the big sets")
         self.assertGreater(d.get("l2_inline_reads", 0), 0)
-        # (A write slower than 1 ms, on a loaded machine, pauses inline writes for a second.)
+        # (A write slower than 1 ms, on a loaded machine, pauses inline writes for 50 ms.)
         self.assertTrue(d.get("l2_inline_writes", 0) > 0 or int(c.stats()["l2_inline_write_pauses"]) > 0, d)
 
     def test_inline_off_sends_everything_to_the_workers(self):
