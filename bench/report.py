@@ -614,6 +614,19 @@ def _extstore_section(ext, args):
         ratio = (f"\n\nrend vs extstore: hit ratio {rd['hit_ratio'] * 100:.1f}% vs "
                  f"{e['hit_ratio'] * 100:.1f}%, read ops/s {rd['ops_per_s'] / e['ops_per_s']:.2f}×, "
                  f"fill ops/s {ext['results']['rend-l1l2-ext']['fill']['ops_per_s'] / ext['results']['extstore']['fill']['ops_per_s']:.2f}×.")
+        # Where the CPU of a get goes: extstore is one server process, rend three (worker, its
+        # L1 memcached, rend-l2), each hop a socket write and a wake-up of another process.
+        e_cpu = e["loadgen_us"] + e["proxy_us"]
+        r_cpu = rd["loadgen_us"] + rd["proxy_us"] + rd["memcached_us"] + rd["l2_us"]
+        ratio += (f" Hits/s: rend {rd['ops_per_s'] * rd['hit_ratio']:,.0f}, extstore "
+                  f"{e['ops_per_s'] * e['hit_ratio']:,.0f} "
+                  f"({rd['ops_per_s'] * rd['hit_ratio'] / (e['ops_per_s'] * e['hit_ratio']):.2f}×)."
+                  f"\n\nCPU per get, µs (both cores are saturated, so this sets the ops/s): extstore "
+                  f"{e_cpu:.1f} (client {e['loadgen_us']:.1f} + memcached {e['proxy_us']:.1f}, of which "
+                  f"{(1 - e['hit_ratio']) * 100:.0f}% are misses that move no value); rend {r_cpu:.1f} "
+                  f"(client {rd['loadgen_us']:.1f} + worker {rd['proxy_us']:.1f} + L1 memcached "
+                  f"{rd['memcached_us']:.1f} (a get miss and the backfill add) + rend-l2 {rd['l2_us']:.1f}), "
+                  f"every get moving a {ext['value']} B value.")
     return f"""{head}
 
 How measured: a working set of {ext['keys']} keys × {ext['value']} B = {ws:.0f} MiB, 8× the
