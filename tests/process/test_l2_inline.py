@@ -31,6 +31,7 @@ def drop_from_page_cache(data_dir):
     for name in glob.glob(os.path.join(data_dir, "*.sst")):
         fd = os.open(name, os.O_RDONLY)
         try:
+            os.fdatasync(fd)  # DONTNEED skips dirty pages
             os.posix_fadvise(fd, 0, 0, os.POSIX_FADV_DONTNEED)
         finally:
             os.close(fd)
@@ -69,31 +70,40 @@ class L2InlineTest(L2ProcessTest):
         # With the file's pages dropped from the page cache the read needs the device: a worker.
         if filesystem_of(os.path.realpath(again.data_dir)) in ("tmpfs", "ramfs"):
             raise unittest.SkipTest("the data dir is in RAM: no read there ever waits for a device")
-        drop_from_page_cache(again.data_dir)
-        before = paths(c)
-        self.assertEqual(c.get(b"k2345"), b"v345")
-        after = paths(c)
-        d = delta(before, after)
-        self.assertEqual({k: d.get(k) for k in ("l2_offloaded_reads", "l2_inline_fallbacks", "l2_inline_reads")},
-                         {"l2_offloaded_reads": 1, "l2_inline_fallbacks": 1, "l2_inline_reads": None},
-                         f"on disk only: {d}")
-        self.assertGreaterEqual(d.get("l2_loop_would_block", 0), 1, d)
-        self.assertEqual(c.get(b"k2345"), b"v345")
-        d = delta(after, paths(c))
-        self.assertEqual((d.get("l2_inline_reads"), d.get("l2_loop_page_cache_reads")), (1, None),
-                         f"its block is in the block cache now: {d}")
+        # The kernel may keep a page the drop asked it to forget (one under I/O, say): a key whose
+        # read did not need the device is not what this checks, so up to five keys are tried.
+        def first_read_needs_the_disk(read_one, keys):
+            for key in keys:
+                drop_from_page_cache(again.data_dir)
+                before = paths(c)
+                read_one(key)
+                after = paths(c)
+                d = delta(before, after)
+                if d.get("l2_inline_reads") is None:
+                    self.assertEqual({k: d.get(k) for k in ("l2_offloaded_reads", "l2_inline_fallbacks")},
+                                     {"l2_offloaded_reads": 1, "l2_inline_fallbacks": 1}, f"on disk only: {d}")
+                    self.assertGreaterEqual(d.get("l2_loop_would_block", 0), 1, d)
+                    read_one(key)
+                    d = delta(after, paths(c))
+                    self.assertEqual((d.get("l2_inline_reads"), d.get("l2_loop_page_cache_reads")), (1, None),
+                                     f"its block is in the block cache now: {d}")
+                    return key
+            self.fail(f"none of {keys} needed the disk after its pages were dropped")
+
+        def get(key):
+            self.assertEqual(c.get(key), b"v" + key[-3:])
+
+        first_read_needs_the_disk(get, [b"k2345", b"k2567", b"k2789", b"k2901", b"k4123"])
 
         # GetE, rend's L1-miss read, the same way.
-        drop_from_page_cache(again.data_dir)
         b = self.l2_client(again)
-        before = paths(c)
-        for _ in range(2):
-            b.send(binary_request(GETE, b"k3333", opaque=7))
+
+        def gete(key):
+            b.send(binary_request(GETE, key, opaque=7))
             r = read_binary_response(b)
-            self.assertEqual((r["opcode"], r["status"], r["opaque"], r["value"]), (GETE, 0, 7, b"v333"))
-        d = delta(before, paths(c))
-        self.assertEqual({k: d.get(k) for k in ("l2_offloaded_reads", "l2_inline_fallbacks", "l2_inline_reads")},
-                         {"l2_offloaded_reads": 1, "l2_inline_fallbacks": 1, "l2_inline_reads": 1}, d)
+            self.assertEqual((r["opcode"], r["status"], r["opaque"], r["value"]), (GETE, 0, 7, b"v" + key[-3:]))
+
+        first_read_needs_the_disk(gete, [b"k3333", b"k3555", b"k3777", b"k3999", b"k4444"])
 
     def test_replies_keep_order_when_an_inline_read_follows_an_offloaded_write(self):
         l2 = self.start_l2()

@@ -5,9 +5,11 @@
 #include <fcntl.h>
 #include <gtest/gtest.h>
 #include <linux/magic.h>
+#include <sys/mman.h>
 #include <sys/vfs.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <filesystem>
 #include <future>
 #include <span>
@@ -50,8 +52,10 @@ class EngineTest : public ::testing::Test {
     ASSERT_TRUE(st.is_ok()) << st.message();
     engine_ = std::make_unique<Engine>(*store_, stats_, EngineInfo{});
   }
-  // Makes the kernel forget the table files' cached pages, so reading them needs the device.
-  // False where that cannot work (a data dir in RAM).
+  // Makes the kernel forget the table files' cached pages, so reading them needs the device:
+  // written back first (DONTNEED skips dirty pages), dropped, and checked with mincore() until
+  // none is left (pages still under I/O are skipped too). False where that cannot work (a data
+  // dir in RAM) or does not happen within a second.
   bool drop_page_cache() {
     struct statfs fs {};
     if (statfs(dir_.c_str(), &fs) != 0 || fs.f_type == TMPFS_MAGIC || fs.f_type == RAMFS_MAGIC) return false;
@@ -59,8 +63,22 @@ class EngineTest : public ::testing::Test {
       if (entry.path().extension() != ".sst") continue;
       const int fd = ::open(entry.path().c_str(), O_RDONLY);
       if (fd < 0) return false;
-      posix_fadvise(fd, 0, 0, POSIX_FADV_DONTNEED);
+      const size_t size = std::filesystem::file_size(entry.path());
+      bool dropped = size == 0;
+      for (int attempt = 0; attempt < 100 && !dropped; ++attempt) {
+        if (attempt > 0) usleep(10000);
+        fdatasync(fd);
+        posix_fadvise(fd, 0, 0, POSIX_FADV_DONTNEED);
+        void* map = mmap(nullptr, size, PROT_READ, MAP_SHARED, fd, 0);
+        if (map == MAP_FAILED) break;
+        const size_t page = static_cast<size_t>(sysconf(_SC_PAGESIZE));
+        std::vector<unsigned char> resident((size + page - 1) / page);
+        dropped = mincore(map, size, resident.data()) == 0 &&
+                  std::none_of(resident.begin(), resident.end(), [](unsigned char r) { return r & 1; });
+        munmap(map, size);
+      }
       ::close(fd);
+      if (!dropped) return false;
     }
     return true;
   }
@@ -232,7 +250,10 @@ TEST_F(EngineTest, InlineReadsServeWhatIsInMemoryAndLeaveTheDiskToWorkers) {
   EXPECT_EQ(stat(L2Counter::l2_inline_reads), 1u);
 
   open();  // the WAL is replayed into a table file; the new block cache is empty
-  if (!drop_page_cache()) GTEST_SKIP() << "the data dir is in RAM: no read there waits for a device";
+  struct statfs fs {};
+  ASSERT_EQ(statfs(dir_.c_str(), &fs), 0);
+  if (fs.f_type == TMPFS_MAGIC || fs.f_type == RAMFS_MAGIC) GTEST_SKIP() << "the data dir is in RAM: no read waits";
+  ASSERT_TRUE(drop_page_cache()) << "the table file's pages stayed in the page cache";
   const uint64_t gets = stat(L2Counter::cmd_get);
   r = run_inline("get k1234\r\n");
   EXPECT_EQ(r.executed, 0u) << "only on disk: left to a worker";
