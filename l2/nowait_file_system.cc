@@ -55,6 +55,16 @@ class NoWaitFile : public rocksdb::FSRandomAccessFileOwnerWrapper {
     return FSRandomAccessFile::ReadAsync(req, opts, cb, cb_arg, io_handle, del_fn, dbg);
   }
 
+  // Logged once per process: no-wait reads of (some) table files are impossible here, so reads
+  // that miss the block cache go to a worker thread, as they would without this file system.
+  static void warn_once(int err) {
+    static std::atomic<bool> warned{false};
+    if (!warned.exchange(true)) {
+      spdlog::warn("no-wait table reads unavailable ({}): L2 reads that miss the block cache go to a worker thread",
+                   std::strerror(err));
+    }
+  }
+
  private:
   rocksdb::IOStatus read_now(uint64_t offset, size_t n, rocksdb::Slice* result, char* scratch) const {
     if (fd_ >= 0) {
@@ -77,15 +87,6 @@ class NoWaitFile : public rocksdb::FSRandomAccessFileOwnerWrapper {
     return rocksdb::IOStatus::Busy("the read would wait for the disk");
   }
 
-  static void warn_once(int err) {
-    static std::atomic<bool> warned{false};
-    if (!warned.exchange(true)) {
-      spdlog::warn("preadv2(RWF_NOWAIT) fails here ({}): every L2 read that misses the block cache goes to a worker "
-                   "thread",
-                   std::strerror(err));
-    }
-  }
-
   int fd_;
   uint64_t size_;
   std::shared_ptr<NoWaitCounters> counters_;
@@ -104,18 +105,15 @@ class NoWaitFileSystem : public rocksdb::FileSystemWrapper {
     std::unique_ptr<rocksdb::FSRandomAccessFile> file;
     rocksdb::IOStatus s = target()->NewRandomAccessFile(name, options, &file, dbg);
     if (!s.ok()) return s;
-    // RWF_NOWAIT means something else with O_DIRECT; such files are left alone (and then a
-    // no-wait read on one just blocks, as it did before).
-    if (options.use_direct_reads) {
-      *out = std::move(file);
-      return s;
-    }
-    int fd = ::open(name.c_str(), O_RDONLY | O_CLOEXEC);
+    // rend-l2 never asks for O_DIRECT; if it did, no-wait reads of such a file would be refused
+    // (fd -1) rather than risk blocking the loop. The second descriptor serves no-wait reads only.
+    int fd = options.use_direct_reads ? -1 : ::open(name.c_str(), O_RDONLY | O_CLOEXEC);
     struct stat st {};
     if (fd >= 0 && ::fstat(fd, &st) != 0) {
       ::close(fd);
       fd = -1;
     }
+    if (fd < 0 && !options.use_direct_reads) NoWaitFile::warn_once(errno);
     // A refused read still starts the kernel reading the block in (so the worker's read that
     // follows finds it on its way); without this hint the kernel would read ahead far past the
     // block, as for a sequential reader. RocksDB gives its own descriptor the same hint.
@@ -132,7 +130,6 @@ class NoWaitFileSystem : public rocksdb::FileSystemWrapper {
 
 NoWaitReads::NoWaitReads() { t_no_wait = true; }
 NoWaitReads::~NoWaitReads() { t_no_wait = false; }
-bool NoWaitReads::active() { return t_no_wait; }
 
 std::shared_ptr<rocksdb::FileSystem> make_nowait_file_system(std::shared_ptr<rocksdb::FileSystem> base,
                                                              std::shared_ptr<NoWaitCounters> counters) {

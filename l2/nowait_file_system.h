@@ -27,8 +27,6 @@ class NoWaitReads {
   ~NoWaitReads();
   NoWaitReads(const NoWaitReads&) = delete;
   NoWaitReads& operator=(const NoWaitReads&) = delete;
-
-  static bool active();
 };
 
 struct NoWaitCounters {

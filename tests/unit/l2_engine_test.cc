@@ -11,6 +11,7 @@
 
 #include <algorithm>
 #include <filesystem>
+#include <fstream>
 #include <future>
 #include <span>
 #include <vector>
@@ -280,6 +281,36 @@ TEST_F(EngineTest, InlineReadsServeWhatIsInMemoryAndLeaveTheDiskToWorkers) {
   r = run_inline("get nothere\r\n");
   EXPECT_EQ(r.executed, 1u);
   EXPECT_EQ(r.out, "END\r\n");
+}
+
+// The newest version of a key may sit in a table file the page cache dropped while an older
+// version sits in one it holds: the loop must not answer with the older one.
+TEST_F(EngineTest, InlineReadNeverAnswersWithAnOlderVersionFromMemory) {
+  run("set k 0 0 14\r\nOLD-VALUE-1111\r\n");
+  open();  // the WAL becomes a table file holding the old version
+  run("set k 0 0 14\r\nNEW-VALUE-2222\r\n");
+  open();  // and a newer table file with the new one
+  struct statfs fs {};
+  ASSERT_EQ(statfs(dir_.c_str(), &fs), 0);
+  if (fs.f_type == TMPFS_MAGIC || fs.f_type == RAMFS_MAGIC) GTEST_SKIP() << "the data dir is in RAM: no read waits";
+  auto contents = [](const std::filesystem::path& path) {
+    std::ifstream in(path, std::ios::binary);
+    return std::string((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
+  };
+  std::vector<std::filesystem::path> old_files;
+  for (const auto& entry : std::filesystem::directory_iterator(dir_)) {
+    if (entry.path().extension() == ".sst" && contents(entry.path()).find("OLD-VALUE-1111") != std::string::npos) {
+      old_files.push_back(entry.path());
+    }
+  }
+  ASSERT_EQ(old_files.size(), 1u) << "each version in its own table file";
+  // Drop every table file from the page cache, then bring back only the one with the old version.
+  ASSERT_TRUE(drop_page_cache());
+  ASSERT_NE(contents(old_files[0]).find("OLD-VALUE-1111"), std::string::npos);
+
+  Inline r = run_inline("get k\r\n");
+  EXPECT_EQ(r.executed, 0u) << "the newest version needs the disk: left to a worker, got " << r.out;
+  EXPECT_EQ(run("get k\r\n"), "VALUE k 0 14\r\nNEW-VALUE-2222\r\nEND\r\n");
 }
 
 TEST_F(EngineTest, InlineRunsSegmentsInOrderUntilOneNeedsAWorker) {
