@@ -11,13 +11,13 @@
 //
 // The TableMerger merges in tiers instead: whenever `fanin` files next to each other in age
 // have similar sizes (the largest at most `max_ratio` times the smallest), it merges them into
-// one file in L0 (CompactFiles), as long as the result stays under `max_output` (near it, two
-// or three files that fit are merged too). Memtable-sized
-// files become files of 4 memtables, four of those one of 16, and so on up to max_output. The
-// file count is then about sst_budget / max_output + (fanin - 1) per tier, each byte is
-// rewritten once per tier (log4(max_output / memtable) times), and a merge keeps the age order
-// FIFO relies on: its inputs are adjacent, so its output takes their place. Every merge also runs
-// the expiry compaction filter over its inputs.
+// one file in L0 (CompactFiles), as long as the result stays under `max_output`; near that cap,
+// two or three files that fit are merged too, and among old "settled" files any neighbours that
+// fit together (see pick_merge). Memtable-sized files become files of 4 memtables, four of those
+// one of 16, and so on up to max_output. The file count is then about sst_budget / max_output +
+// (fanin - 1) per tier, each byte is rewritten once per tier (log4(max_output / memtable)
+// times), and a merge keeps the age order FIFO relies on: its inputs are adjacent, so its output
+// takes their place. Every merge also runs the expiry compaction filter over its inputs.
 //
 // Runs on its own thread, woken by RocksDB after every flush and compaction (the listener) and
 // once at start-up.
