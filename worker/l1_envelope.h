@@ -27,4 +27,20 @@ inline std::string l1_envelope(uint64_t cas, std::string_view value) {
   return out;
 }
 
+// A tombstone: an empty L1 item (shorter than the envelope, so every read takes it for a miss)
+// that a write leaves in L1 where it would otherwise delete the copy (delete, incr/decr,
+// append/prepend, an L1 update that failed).
+//
+// Why not a plain delete: a read on another worker may have fetched the old value from L2 just
+// before the write and be about to backfill it with `add`. After a delete that add succeeds, and
+// the old value (a deleted one, even) would be served from L1 until evicted. The tombstone makes
+// that add fail. It only has to outlive such a backfill: a read that has not heard from L2
+// within l2's timeout gives up, and its add reaches L1 within L1's timeout, so the tombstone
+// lives for both plus two seconds (one for memcached's whole-second clock, one to spare).
+// Meanwhile reads of the key go to L2 without backfilling; any set replaces it at once.
+inline uint32_t l1_tombstone_ttl_s(int l1_timeout_ms, int l2_timeout_ms) {
+  const int64_t ms = int64_t{l1_timeout_ms} + int64_t{l2_timeout_ms};
+  return static_cast<uint32_t>((ms + 999) / 1000 + 2);
+}
+
 }  // namespace rend::worker

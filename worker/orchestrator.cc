@@ -5,6 +5,7 @@
 #include <optional>
 #include <vector>
 
+#include "common/get_reply_limit.h"
 #include "common/protocol/binary_format.h"
 #include "common/protocol/request_compose.h"
 #include "common/version.h"
@@ -120,12 +121,13 @@ class MultiGetOp : public Op {
   // `per_key`: each key is its own L1 operation (chunked L1), answered under its index as tag;
   // otherwise one quiet batch per connection, hits carrying the key's index as opaque.
   MultiGetOp(Worker& w, const Request& r, size_t keys, int batches, bool per_key)
-      : worker_(w), command_(r.command), hits_(keys), outstanding_(batches), per_key_(per_key) {}
+      : worker_(w), command_(r.command), hits_(keys), outstanding_(batches), per_key_(per_key),
+        budget_(max_get_reply_bytes(w.config().worker.max_item_size, w.config().worker.output_high_water)) {}
 
   void on_response(uint32_t tag, const proto::BinaryResponse& r) override {
     if (per_key_) {
       if (r.status() == bin::kSuccess && tag < hits_.size()) {
-        hits_[tag] = Hit{std::string(r.key), response_flags(r), r.header.cas, std::string(r.value)};
+        keep(tag, r);
       } else if (r.status() != bin::kKeyNotFound) {
         failed_ = true;
       }
@@ -136,7 +138,7 @@ class MultiGetOp : public Op {
       failed_ = true;
       return;
     }
-    hits_[r.header.opaque] = Hit{std::string(r.key), response_flags(r), r.header.cas, std::string(r.value)};
+    keep(r.header.opaque, r);
   }
   void on_complete(uint32_t) override { batch_done(); }
   void on_failure(uint32_t, BackendFailure why) override {
@@ -153,8 +155,28 @@ class MultiGetOp : public Op {
     std::string value;
   };
 
+  // A hit joins the reply unless the reply would pass the cap (common/get_reply_limit.h); from
+  // then on nothing is kept and the request fails as memcached's would.
+  void keep(size_t index, const proto::BinaryResponse& r) {
+    if (too_large_) return;
+    const size_t need = r.value.size() + text_hit_overhead(r.key.size());
+    if (need > budget_) {
+      too_large_ = true;
+      hits_.assign(hits_.size(), std::nullopt);  // the reply is lost anyway: free what it held
+      return;
+    }
+    budget_ -= need;
+    hits_[index] = Hit{std::string(r.key), response_flags(r), r.header.cas, std::string(r.value)};
+  }
+
   void batch_done() {
     if (--outstanding_ > 0) return;
+    if (too_large_ && !failed_) {
+      result = Result::kError;
+      append_line(reply, kGetReplyTooLarge);
+      finish();
+      return;
+    }
     if (failed_) {
       result = Result::kError;
       append_line(reply, failure_ ? text_failure(*failure_) : "SERVER_ERROR backend error");
@@ -176,6 +198,8 @@ class MultiGetOp : public Op {
   std::vector<std::optional<Hit>> hits_;
   int outstanding_;
   bool per_key_;
+  size_t budget_;  // reply bytes still allowed
+  bool too_large_ = false;
   bool failed_ = false;
   std::optional<BackendFailure> failure_;
 };

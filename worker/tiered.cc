@@ -7,6 +7,7 @@
 #include <string>
 #include <vector>
 
+#include "common/get_reply_limit.h"
 #include "common/protocol/binary_format.h"
 #include "common/protocol/request_compose.h"
 #include "worker/backend_connection.h"
@@ -100,7 +101,7 @@ class KeyRead : public Op {
           if (mode_ == TierMode::kL1L2 && is_touching(to_.command)) {
             Request touch = wire_request(Command::kTouch, bin::kTouch, key_);
             touch.exptime = exptime_;
-            send(worker_.l2(), touch, shared_from_op(), kSideEffect);
+            send(worker_.l2(), touch, shared_from_op(), kL2Touch);
             return;
           }
           release();
@@ -113,6 +114,12 @@ class KeyRead : public Op {
         const bool from_l1 = tag == kL1Fallback;
         if (status != bin::kSuccess || (from_l1 && !l1_envelope_valid(r.value))) {
           deliver(status == bin::kSuccess || status == bin::kKeyNotFound ? Outcome::kMiss : Outcome::kFailed);
+          if (!from_l1 && status == bin::kKeyNotFound && is_touching(to_.command) && !l1_read_done_) {
+            // The batch port's gat asked L2 first and L2 has lost the item: L1's copy, if any,
+            // must not live on (the main port's gat would have found it in L1).
+            bury_l1_copy();
+            return;
+          }
           release();
           return;
         }
@@ -125,8 +132,18 @@ class KeyRead : public Op {
         else release();
         return;
       }
+      case kL2Touch:
+        // The client has its L1 hit, but L2 no longer holds the item (evicted, expired, flushed):
+        // the L1 copy whose TTL the gat just extended must go too.
+        if (status == bin::kKeyNotFound) {
+          bury_l1_copy();
+          return;
+        }
+        release();
+        return;
       case kBackfill:
-        // "Exists" means a concurrent write got there first: that is the add doing its job.
+        // "Exists" means a concurrent write got there first (or left a tombstone): that is the
+        // add doing its job.
         if (status == bin::kSuccess) {
           bump(worker_.stats(), Counter::backfills);
         } else if (status != bin::kKeyExists) {
@@ -183,7 +200,7 @@ class KeyRead : public Op {
   const std::string& key() const { return key_; }
 
  private:
-  enum Tag : uint32_t { kL1Read = 1, kL2Read, kL1Fallback, kBackfill, kSideEffect };
+  enum Tag : uint32_t { kL1Read = 1, kL2Read, kL1Fallback, kBackfill, kL2Touch, kSideEffect };
 
   std::shared_ptr<Op> shared_from_op();
 
@@ -214,8 +231,9 @@ class KeyRead : public Op {
     if (is_touching(to_.command)) {
       w = wire_request(Command::kGat, bin::kGatK, key_);
       w.exptime = exptime_;
-    } else if (mode_ == TierMode::kL1L2 && !wants_cas(to_.command)) {
-      w = wire_request(Command::kGetE, bin::kGetE, key_);  // the expiry is needed for the backfill
+    } else if ((mode_ == TierMode::kL1L2 && !wants_cas(to_.command)) || to_.command == Command::kGetE) {
+      // The expiry is needed for the backfill, and by a client's own GetE.
+      w = wire_request(Command::kGetE, bin::kGetE, key_);
     } else {
       w = wire_request(Command::kGet, bin::kGetK, key_);
     }
@@ -247,10 +265,17 @@ class KeyRead : public Op {
 
   void deliver(Outcome outcome);
 
+  // A tombstone, not a delete, so that a concurrent read's backfill cannot bring it back.
+  void bury_l1_copy() {
+    Request tombstone = wire_request(Command::kSet, bin::kSet, key_);
+    tombstone.exptime = l1_tombstone_ttl_s(worker_.config().l1.timeout_ms, worker_.config().l2.backend.timeout_ms);
+    send_l1(worker_, tombstone, shared_from_op(), kSideEffect);
+  }
+
   void release() {
     // A direct read's reply has its copy and any backfill has been sent; a child read's value
     // waits for its MultiRead to compose the reply.
-    if (!child_) item_.value = std::string();
+    if (!child_ || dropped_) item_.value = std::string();
     if (locked_) {
       locked_ = false;
       worker_.key_lock().release(key_, false);
@@ -273,6 +298,7 @@ class KeyRead : public Op {
   Outcome outcome_ = Outcome::kMiss;
   BackendFailure why_ = BackendFailure::kUnavailable;
   bool locked_ = false;
+  bool dropped_ = false;  // a child hit past its MultiRead's reply cap
   bool l1_failed_ = false;
   bool l1_read_done_ = false;
   bool delivered_ = false;
@@ -281,12 +307,33 @@ class KeyRead : public Op {
 // A text read of several keys: one KeyRead per key, answered in key order.
 class MultiRead : public Op {
  public:
-  MultiRead(Worker& w, const Request& r, size_t keys) : worker_(w), to_(r), reads_(keys), outstanding_(keys) {}
+  MultiRead(Worker& w, const Request& r, size_t keys)
+      : worker_(w), to_(r), reads_(keys), outstanding_(keys),
+        budget_(max_get_reply_bytes(w.config().worker.max_item_size, w.config().worker.output_high_water)) {}
+
+  // A child's hit of `bytes` joins the reply: false once the reply would pass the cap (see
+  // common/get_reply_limit.h), and the child then lets its value go.
+  bool hold(size_t key_size, size_t bytes) {
+    const size_t need = bytes + text_hit_overhead(key_size);
+    if (too_large_ || need > budget_) {
+      too_large_ = true;
+      return false;
+    }
+    budget_ -= need;
+    return true;
+  }
 
   void set_read(size_t i, std::shared_ptr<KeyRead> read) { reads_[i] = std::move(read); }
 
   void key_done() {
     if (--outstanding_ > 0) return;
+    if (too_large_) {
+      result = Result::kError;
+      proto::append_line(reply, kGetReplyTooLarge);
+      reads_.clear();
+      finish();
+      return;
+    }
     for (const auto& r : reads_) {
       if (r->outcome() == Outcome::kFailed) {
         result = Result::kError;
@@ -315,6 +362,8 @@ class MultiRead : public Op {
   ReplyTo to_;
   std::vector<std::shared_ptr<KeyRead>> reads_;
   size_t outstanding_;
+  size_t budget_;  // reply bytes still allowed
+  bool too_large_ = false;
 };
 
 std::shared_ptr<Op> KeyRead::shared_from_op() {
@@ -328,6 +377,8 @@ void KeyRead::deliver(Outcome outcome) {
   outcome_ = outcome;
   if (parent_) {
     auto parent = std::move(parent_);
+    // Over the reply cap the value is dropped once any backfill has been sent (release()).
+    if (outcome == Outcome::kHit && !parent->hold(key_.size(), item_.value.size())) dropped_ = true;
     parent->key_done();
     return;
   }
@@ -391,31 +442,55 @@ class TieredWrite : public Op {
       l2_extras_.assign(r.extras);
       l2_value_.assign(r.value);
       count_result_l2();
-      const uint8_t follow = l1_follow_up();
-      if (follow == 0) {
+      switch (l1_follow_up()) {
+        case kFollowNone:
+          complete();
+          return;
+        case kFollowUpdate:
+          if (has_envelope_) bin::store64(l1_value_.data(), l2_cas_);  // the CAS L2 gave this write
+          send_l1(worker_, l1_update_, shared_self(), kL1Update);
+          return;
+        case kFollowInvalidate:
+          // A delete L2 did not find is still DELETED if L1 held a copy (not a tombstone), so
+          // only then is L1 asked first.
+          if (is_delete() && l2_status_ != bin::kSuccess) {
+            send_l1(worker_, l1_probe_, shared_self(), kL1Probe);
+          } else {
+            send_l1(worker_, l1_tombstone_, shared_self(), kL1Tombstone);
+          }
+          return;
+      }
+      return;
+    }
+    const uint16_t status = r.status();
+    switch (tag) {
+      case kL1Update: {
+        // An L1 update that failed for any reason but "not there" leaves a stale copy: bury it.
+        const bool miss = status == bin::kKeyNotFound || status == bin::kNotStored;
+        if (status != bin::kSuccess && !(miss && update_may_miss())) {
+          send_l1(worker_, l1_tombstone_, shared_self(), kL1Tombstone);
+          return;
+        }
         complete();
         return;
       }
-      if (follow == kFollowUpdate && has_envelope_) {
-        bin::store64(l1_value_.data(), l2_cas_);  // the CAS L2 gave this write
-      }
-      send_l1(worker_, follow == kFollowDelete ? l1_delete_ : l1_update_, shared_self(), kL1);
-      l1_step_was_delete_ = follow == kFollowDelete;
-      return;
-    }
-    if (tag == kL1) {
-      l1_status_ = r.status();
-      // An L1 update that failed for any reason but "not there" leaves a stale copy: drop it.
-      const bool miss = l1_status_ == bin::kKeyNotFound || l1_status_ == bin::kNotStored;
-      if (!l1_step_was_delete_ && l1_status_ != bin::kSuccess && !(miss && update_may_miss())) {
-        l1_step_was_delete_ = true;
-        send_l1(worker_, l1_delete_, shared_self(), kL1Fix);
+      case kL1Probe:
+        l1_had_copy_ = status == bin::kSuccess && l1_envelope_valid(r.value);
+        send_l1(worker_, l1_tombstone_, shared_self(), kL1Tombstone);
         return;
-      }
-      complete();
-      return;
+      case kL1Tombstone:
+        // memcached could not store even an empty item (out of memory): a delete at least
+        // removes whatever copy is there.
+        if (status != bin::kSuccess) {
+          send_l1(worker_, l1_delete_, shared_self(), kL1LastResort);
+          return;
+        }
+        complete();
+        return;
+      default:
+        complete();  // kL1LastResort
+        return;
     }
-    complete();  // kL1Fix
   }
 
   void on_failure(uint32_t tag, BackendFailure why) override {
@@ -433,9 +508,11 @@ class TieredWrite : public Op {
   void set_too_large(std::string_view text) { too_large_text_ = text; }
 
  private:
-  enum Tag : uint32_t { kL2 = 1, kL1, kL1Fix };
-  static constexpr uint8_t kFollowUpdate = 1;
-  static constexpr uint8_t kFollowDelete = 2;
+  enum Tag : uint32_t { kL2 = 1, kL1Update, kL1Probe, kL1Tombstone, kL1LastResort };
+  // What L1 needs once L2 has answered: nothing, the new value (or TTL), or to lose its copy.
+  enum Follow : uint8_t { kFollowNone, kFollowUpdate, kFollowInvalidate };
+
+  bool is_delete() const { return to_.command == Command::kDelete || to_.command == Command::kTooLarge; }
 
   std::shared_ptr<TieredWrite> shared_self() { return std::static_pointer_cast<TieredWrite>(self_weak_.lock()); }
 
@@ -466,6 +543,9 @@ class TieredWrite : public Op {
     proto::compose_binary_request(l2, l2_request_);
 
     l1_delete_ = wire_request(Command::kDelete, bin::kDelete, key_);
+    l1_probe_ = wire_request(Command::kGet, bin::kGet, key_);
+    l1_tombstone_ = wire_request(Command::kSet, bin::kSet, key_);
+    l1_tombstone_.exptime = l1_tombstone_ttl_s(worker_.config().l1.timeout_ms, worker_.config().l2.backend.timeout_ms);
 
     // The L1 update that follows a successful L2 write.
     Request l1 = l2;
@@ -498,22 +578,24 @@ class TieredWrite : public Op {
     return l1_update_.opcode != bin::kSet;
   }
 
-  uint8_t l1_follow_up() const {
+  Follow l1_follow_up() const {
+    const bool ok = l2_status_ == bin::kSuccess;
     switch (to_.command) {
       case Command::kDelete:
       case Command::kTooLarge:
-        return kFollowDelete;  // whatever L2 said, no L1 copy may outlive it
+        return kFollowInvalidate;  // whatever L2 said, no L1 copy may outlive it
       case Command::kIncr:
       case Command::kDecr:
-        return l2_status_ == bin::kSuccess ? kFollowDelete : 0;  // the next read backfills
-      case Command::kTouch:
-        if (l2_status_ == bin::kKeyNotFound) return kFollowDelete;
-        return l2_status_ == bin::kSuccess ? kFollowUpdate : 0;
       case Command::kAppend:
       case Command::kPrepend:
-        return l2_status_ == bin::kSuccess ? kFollowDelete : 0;
+        // L2 changed the value (and CAS) where L1 cannot follow: reads go to L2 until the
+        // tombstone expires, then backfill the new value.
+        return ok ? kFollowInvalidate : kFollowNone;
+      case Command::kTouch:
+        if (l2_status_ == bin::kKeyNotFound) return kFollowInvalidate;
+        return ok ? kFollowUpdate : kFollowNone;
       default:
-        return l2_status_ == bin::kSuccess ? kFollowUpdate : 0;
+        return ok ? kFollowUpdate : kFollowNone;
     }
   }
 
@@ -561,7 +643,7 @@ class TieredWrite : public Op {
       return;
     }
     uint16_t status = l2_status_;
-    if (to_.command == Command::kDelete && status == bin::kKeyNotFound && l1_status_ == bin::kSuccess) {
+    if (to_.command == Command::kDelete && status == bin::kKeyNotFound && l1_had_copy_) {
       status = bin::kSuccess;  // L1 held a copy L2 had lost: it is gone now, and that is a delete
     }
     if (to_.command == Command::kDelete) bump(worker_.stats(), status == bin::kSuccess ? Counter::delete_hits : Counter::delete_misses);
@@ -593,16 +675,17 @@ class TieredWrite : public Op {
   // The L1 steps; their views point into key_ and l1_value_, which live as long as the op.
   Request l1_update_;
   Request l1_delete_;
+  Request l1_tombstone_;  // see l1_envelope.h
+  Request l1_probe_;      // does L1 hold a copy L2 has lost?
   std::string l1_value_;
   bool has_envelope_ = false;  // l1_value_ starts with the CAS envelope, filled in after L2 answers
   uint8_t l2_opcode_ = 0;
   uint16_t l2_status_ = bin::kSuccess;
-  uint16_t l1_status_ = 0xffff;
+  bool l1_had_copy_ = false;
   uint64_t l2_cas_ = 0;
   std::string l2_extras_;
   std::string l2_value_;
   std::optional<BackendFailure> failure_;
-  bool l1_step_was_delete_ = false;
   bool locked_ = false;
   std::string_view too_large_text_;
 };

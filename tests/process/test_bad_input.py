@@ -297,6 +297,24 @@ class BadInputTest(ProcessTest):
 
     # ---- floods ----------------------------------------------------------------------------------
 
+    def test_multi_get_whose_reply_would_not_fit_in_memory(self):
+        # One 900 KiB item named 400 times: a 350 MiB reply, past the 64 MiB cap of one get's
+        # reply. memcached's own words for a get it cannot allocate, and memory stays bounded.
+        c = self.fresh(timeout=30)
+        big = b"b" * (900 * 1024)
+        self.assertEqual(c.set(b"big", big), b"STORED\r\n")
+        before = self.worker_rss_kb()
+        self.assertEqual(c.call(b"get" + b" big" * 400 + b"\r\n"),
+                         b"SERVER_ERROR out of memory writing get response\r\n")
+        self.assertLess(self.worker_rss_kb() - before, 160 * 1024, "a worker held the reply")
+        # A get within the cap is answered whole, on the same connection.
+        c.send(b"get" + b" big" * 20 + b"\r\n")
+        for _ in range(20):
+            self.assertEqual(c.read_line(), b"VALUE big 0 %d\r\n" % len(big))
+            self.assertEqual(c.read_exact(len(big) + 2), big + b"\r\n")
+        self.assertEqual(c.read_line(), b"END\r\n")
+        self.assert_healthy()
+
     def test_flood_of_pipelined_gets(self):
         c = self.fresh(timeout=15)
         values = {}

@@ -6,6 +6,7 @@ import os
 import signal
 import struct
 import subprocess
+import threading
 import time
 
 from rendtest import (BUILD_DIR, Client, ProcessTest, binary_request, free_port, read_binary_response, unix_accepts,
@@ -77,9 +78,14 @@ def l1_ttl(client, key):
     return int(reply.split()[1][1:])
 
 
+TOMBSTONE = "tombstone"
+# l1_tombstone_ttl_s of the default timeouts (L1 1000 ms + L2 2000 ms, rounded up, + 2 s).
+TOMBSTONE_TTL = 5
+
+
 class L1Direct:
     """memcached (L1) read and written directly, in rend's tiered format: each value is stored
-    behind an 8-byte header holding L2's CAS."""
+    behind an 8-byte header holding L2's CAS; an empty item is a tombstone (worker/l1_envelope.h)."""
 
     def __init__(self, client):
         self.c = client
@@ -88,6 +94,8 @@ class L1Direct:
         v = self.c.get(key)
         if v is None:
             return None
+        if v == b"":
+            return TOMBSTONE
         assert len(v) >= 8, f"L1 value of {key!r} lacks rend's header: {v!r}"
         return v[8:]
 
@@ -168,24 +176,28 @@ class TieredTest(ProcessTest):
             self.assertEqual(client.set(b"ap", b"x", cmd=b"append"), b"NOT_STORED\r\n")
             self.l2c.set(b"ap", b"mid")
             self.assertEqual(client.set(b"ap", b">", cmd=b"append"), b"STORED\r\n")
-            self.both(b"ap", None, b"mid>")
+            self.both(b"ap", TOMBSTONE, b"mid>")
             self.l1.set(b"ap", b"mid>")
             self.assertEqual(client.set(b"ap", b"<", cmd=b"prepend"), b"STORED\r\n")
-            # L2 gave the item a new CAS: L1's copy is dropped and the next read backfills it.
-            self.both(b"ap", None, b"<mid>")
+            # L2 gave the item a new CAS: L1's copy is replaced by a tombstone; reads go to L2.
+            self.both(b"ap", TOMBSTONE, b"<mid>")
             self.assertEqual(self.main.get(b"ap"), b"<mid>")
+            self.assertEqual(self.l1.get(b"ap"), TOMBSTONE, "no backfill over a tombstone")
 
     # ---- delete --------------------------------------------------------------------------------
     def test_delete(self):
         for client in (self.main, self.batch):
             self.main.set(b"d", b"v")
             self.assertEqual(client.call(b"delete d\r\n"), b"DELETED\r\n")
-            self.both(b"d", None, None)
+            self.both(b"d", TOMBSTONE, None)
+            self.assertLessEqual(l1_ttl(self.l1, b"d"), TOMBSTONE_TTL, "a tombstone is short-lived")
+            self.assertGreaterEqual(l1_ttl(self.l1, b"d"), TOMBSTONE_TTL - 2)
             self.assertEqual(client.call(b"delete d\r\n"), b"NOT_FOUND\r\n")
             # An L1-only copy (L2 lost it) is deleted too, and that counts as a delete.
             self.l1.set(b"d", b"orphan")
             self.assertEqual(client.call(b"delete d\r\n"), b"DELETED\r\n")
-            self.both(b"d", None, None)
+            self.both(b"d", TOMBSTONE, None)
+            self.l1.call(b"delete d\r\n")
 
     # ---- touch ---------------------------------------------------------------------------------
     def test_touch(self):
@@ -197,7 +209,7 @@ class TieredTest(ProcessTest):
             self.assertAlmostEqual(l1_ttl(self.l1, b"t"), 500, delta=2)  # the reply waits for both tiers
             self.l2c.call(b"delete t\r\n")
             self.assertEqual(client.call(b"touch t 10\r\n"), b"NOT_FOUND\r\n")
-            self.both(b"t", None, None)  # no L1 copy may outlive L2's item
+            self.both(b"t", TOMBSTONE, None)  # no L1 copy may outlive L2's item
 
     # ---- get -----------------------------------------------------------------------------------
     def test_get_main_l1_first_then_l2_with_backfill(self):
@@ -253,6 +265,29 @@ class TieredTest(ProcessTest):
         self.assertAlmostEqual(get_expiry(self.l2.port, b"gb2"), time.time() + 800, delta=2)
         eventually(self, lambda: l1_ttl(self.l1, b"gb2"), 800, delta=2, what="L1 keeps the requested TTL")
 
+    def test_gat_drops_an_l1_copy_l2_has_lost(self):
+        # Main port: L1 answers the gat, the L2 touch finds nothing, so L1's copy is buried.
+        self.main.set(b"gl", b"v", exptime=50)
+        self.l2c.call(b"delete gl\r\n")
+        self.assertEqual(self.main.call(b"gat 900 gl\r\n"), b"VALUE gl 0 1\r\nv\r\nEND\r\n")
+        eventually(self, lambda: self.l1.get(b"gl"), TOMBSTONE, what="L1 copy buried after L2's touch missed")
+        self.assertIsNone(self.main.get(b"gl"))
+        # Batch port: L2 is asked first and misses; L1's copy must not live on either.
+        self.l1.set(b"gl2", b"orphan")
+        self.assertEqual(self.batch.call(b"gat 900 gl2\r\n"), b"END\r\n")
+        eventually(self, lambda: self.l1.get(b"gl2"), TOMBSTONE, what="L1 copy buried after L2's gat missed")
+
+    def test_multi_get_past_the_reply_cap_fails_as_memcached_does(self):
+        # 100 × 720 KiB: past the 64 MiB cap of one get's reply.
+        big = b"x" * (720 * 1024)
+        self.assertEqual(self.main.set(b"huge", big), b"STORED\r\n")
+        self.l1.call(b"delete huge\r\n")  # the first get's reads go to L2
+        for port in (self.rend.port, self.rend.config["listen"]["batch_port"]):
+            client = self.client(port, timeout=60)  # 70 MiB from L2 (and backfill adds) on a busy machine
+            self.assertEqual(client.call(b"get" + b" huge" * 100 + b"\r\n"),
+                             b"SERVER_ERROR out of memory writing get response\r\n")
+            self.assertEqual(client.get(b"huge"), big)
+
     # ---- gets / cas ----------------------------------------------------------------------------
     def test_gets_and_cas_use_l2(self):
         for client in (self.main, self.batch):
@@ -275,7 +310,7 @@ class TieredTest(ProcessTest):
             self.main.set(b"n", b"10")
             self.assertEqual(self.l1.get(b"n"), b"10")
             self.assertEqual(client.call(b"incr n 5\r\n"), b"15\r\n")
-            self.both(b"n", None, b"15")  # L1 dropped; the next read backfills
+            self.both(b"n", TOMBSTONE, b"15")  # L1's copy buried; reads go to L2 for a few seconds
             self.assertEqual(client.call(b"decr n 20\r\n"), b"0\r\n")
             self.assertEqual(client.call(b"incr nokey 1\r\n"), b"NOT_FOUND\r\n")
 
@@ -317,6 +352,82 @@ class TieredTest(ProcessTest):
         c.send(binary_request(0x09, key=b"missing") + binary_request(0x0a, opaque=9))  # GETQ miss, NOOP
         r = read_binary_response(c)
         self.assertEqual((r["opcode"], r["opaque"]), (0x0a, 9))
+
+    def test_gete_on_the_batch_port_reports_l2s_expiry(self):
+        self.main.set(b"be", b"val", flags=3, exptime=400)
+        c = self.client(self.rend.config["listen"]["batch_port"])
+        c.send(binary_request(0x40, key=b"be", opaque=2))
+        r = read_binary_response(c)
+        flags, expiry = struct.unpack(">II", r["extras"])
+        self.assertEqual((r["status"], flags, r["value"]), (0, 3, b"val"))
+        self.assertAlmostEqual(expiry, time.time() + 400, delta=3)
+
+    # ---- concurrent readers and writers on different workers ----------------------------------
+    def test_a_backfill_racing_a_delete_cannot_bring_the_value_back(self):
+        # The race itself: a read on another worker fetched "old" from L2 before the delete and
+        # sends its backfill add after it. Here that late add is sent by hand.
+        self.main.set(b"race", b"old")
+        self.l1.call(b"delete race\r\n")
+        self.assertEqual(self.main.call(b"delete race\r\n"), b"DELETED\r\n")
+        self.assertEqual(self.l1.c.set(b"race", struct.pack(">Q", 1) + b"old", cmd=b"add"), b"NOT_STORED\r\n")
+        self.assertIsNone(self.main.get(b"race"), "the deleted value is not served")
+        # Once the tombstone has expired (a backfill that late has long given up), reads fill L1 again.
+        self.main.set(b"race", b"new")
+        self.l1.call(b"delete race\r\n")
+        self.assertEqual(self.main.get(b"race"), b"new")
+        eventually(self, lambda: self.l1.get(b"race"), b"new", what="backfill without a tombstone")
+
+    def test_readers_racing_deletes_on_other_workers_never_revive_a_value(self):
+        # One writer sets (on the batch port, so L1 does not get the value) and deletes a few
+        # keys while readers on both workers read them: each L1 miss reads L2 and backfills.
+        # Afterwards no key may hold in L1 a value L2 does not hold: a backfill that landed after
+        # a delete would leave exactly that.
+        keys = [b"rk%d" % i for i in range(4)]
+        stop = threading.Event()
+        errors = []
+        stale = {}
+
+        def reader():
+            try:
+                c = Client(self.rend.port)
+                while not stop.is_set():
+                    c.send(b"".join(b"get %s\r\n" % k for k in keys))
+                    for _ in keys:
+                        line = c.read_line()
+                        if line.startswith(b"VALUE"):
+                            c.read_exact(int(line.split()[3]) + 2)
+                            c.read_line()
+                c.close()
+            except Exception as e:  # noqa: BLE001 - reported by the test thread
+                errors.append(e)
+
+        readers = [threading.Thread(target=reader) for _ in range(8)]
+        for t in readers:
+            t.start()
+        try:
+            writer = self.client(self.rend.config["listen"]["batch_port"])
+            for round_ in range(100):
+                # Pipelined, so the writes come as fast as rend takes them.
+                ops = []
+                for i, k in enumerate(keys):
+                    v = b"v%d-%d" % (round_, i)
+                    ops.append(b"set %s 0 0 %d\r\n%s\r\ndelete %s\r\n" % (k, len(v), v, k))
+                writer.send(b"".join(ops) * 8)
+                for _ in range(len(keys) * 8):
+                    self.assertEqual(writer.read_line(), b"STORED\r\n")
+                    self.assertIn(writer.read_line(), (b"DELETED\r\n", b"NOT_FOUND\r\n"))
+                # Every key is deleted now; a backfill still in flight lands within milliseconds.
+                time.sleep(0.02)
+                for k in keys:
+                    if self.l1.get(k) not in (None, TOMBSTONE):
+                        stale[k] = self.l1.get(k)
+        finally:
+            stop.set()
+            for t in readers:
+                t.join(30)
+        self.assertEqual(errors, [])
+        self.assertGreater(int(self.main.stats()["get_hits"]), 100, "the readers found values mid-churn")
+        self.assertEqual(stale, {}, "deleted values L1 went on serving")
 
     # ---- ordering ------------------------------------------------------------------------------
     def test_pipelined_writes_and_reads_on_one_key_stay_in_order(self):
