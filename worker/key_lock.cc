@@ -1,5 +1,6 @@
 #include "worker/key_lock.h"
 
+#include <utility>
 #include <vector>
 
 namespace rend::worker {
@@ -41,7 +42,19 @@ void KeyLock::release(std::string_view key, bool exclusive) {
     granted.push_back(std::move(w.start));
   }
   if (s.readers == 0 && !s.writer && s.waiting.empty()) keys_.erase(it);
-  for (auto& start : granted) start();
+  for (auto& start : granted) ready_.push_back(std::move(start));
+  // A start may finish at once (a backend that is down fails the step synchronously) and
+  // release again, granting the next waiter: run such chains from this loop, not nested in it,
+  // or thousands of pipelined requests waiting on one key would nest as deep and overflow the
+  // stack.
+  if (running_ready_) return;
+  running_ready_ = true;
+  while (!ready_.empty()) {
+    std::function<void()> start = std::move(ready_.front());
+    ready_.pop_front();
+    start();
+  }
+  running_ready_ = false;
 }
 
 }  // namespace rend::worker

@@ -36,6 +36,8 @@ class KeyLock {
   }
 
   std::unordered_map<std::string, State> keys_;
+  std::deque<std::function<void()>> ready_;  // granted, not yet started (see release())
+  bool running_ready_ = false;
 };
 
 }  // namespace rend::worker
