@@ -5,6 +5,8 @@
 #include <algorithm>
 #include <cstring>
 
+#include "common/protocol/request_compose.h"
+#include "worker/l1_envelope.h"
 #include "worker/metric_mapping.h"
 #include "worker/worker.h"
 
@@ -68,6 +70,7 @@ void BackendConnection::start() { connect(); }
 void BackendConnection::connect() {
   if (state_ == State::kStopped) return;
   state_ = State::kConnecting;
+  send_burials();  // queued first, so nothing sent on this connection can read a stale copy
   socket_ = new Socket();
   socket_->owner = this;
   socket_->connect_req.data = socket_;
@@ -304,6 +307,56 @@ void BackendConnection::schedule_reconnect() {
   uv_timer_start(&reconnect_timer_, [](uv_timer_t* t) { static_cast<BackendConnection*>(t->data)->connect(); },
                  backoff_ms_, 0);
   backoff_ms_ = std::min<uint64_t>(backoff_ms_ * 2, static_cast<uint64_t>(config_.reconnect_max_ms));
+}
+
+namespace {
+
+// Receives the answer to a burial. One lost with its connection is queued for the next one.
+class Burial : public Op {
+ public:
+  Burial(BackendConnection& conn, std::string key) : conn_(conn), key_(std::move(key)) {}
+  void on_failure(uint32_t, BackendFailure) override { conn_.bury(std::move(key_)); }
+
+ private:
+  BackendConnection& conn_;
+  std::string key_;
+};
+
+}  // namespace
+
+void BackendConnection::bury(std::string key) {
+  if (state_ == State::kStopped) return;
+  if (to_bury_.size() >= kMaxBuryKeys) {
+    flush_on_connect_ = true;
+    to_bury_.clear();
+  }
+  if (!flush_on_connect_) to_bury_.push_back(std::move(key));
+  if (accepting()) send_burials();
+}
+
+void BackendConnection::send_burials() {
+  if (flush_on_connect_) {
+    flush_on_connect_ = false;
+    to_bury_.clear();
+    spdlog::warn("{}: more than {} L1 copies may be stale after failed updates; flushing L1", name_, kMaxBuryKeys);
+    proto::Request flush;
+    flush.command = proto::Command::kFlushAll;
+    flush.opcode = proto::bin::kFlush;
+    proto::compose_binary_request(flush, out_);
+    expect(std::make_shared<Op>(), 0, ExpectKind::kSingle, MetricCommand::kFlushAll);
+    return;
+  }
+  const Config& c = worker_.config();
+  for (std::string& key : to_bury_) {
+    proto::Request tombstone;
+    tombstone.command = proto::Command::kSet;
+    tombstone.opcode = proto::bin::kSet;
+    tombstone.key = key;
+    tombstone.exptime = l1_tombstone_ttl_s(c.l1.timeout_ms, c.l2.backend.timeout_ms);
+    proto::compose_binary_request(tombstone, out_);
+    expect(std::make_shared<Burial>(*this, std::move(key)), 0, ExpectKind::kSingle, MetricCommand::kSet);
+  }
+  to_bury_.clear();
 }
 
 void BackendConnection::shutdown() {

@@ -53,6 +53,12 @@ class BackendConnection {
   void flush();
   void check_deadline(uint64_t now_ms);
 
+  // L1 only. A step that should have updated or buried `key`'s copy failed on this connection
+  // (a timeout, a broken connection): memcached may still hold the old value, which it would go
+  // on serving to every worker. A tombstone (l1_envelope.h) goes out now if connected, or as the
+  // first request after reconnecting. Past kMaxBuryKeys keys a flush_all goes instead.
+  void bury(std::string key);
+
  private:
   enum class State : uint8_t { kWaiting, kConnecting, kConnected, kStopped };
   struct Expectation {
@@ -100,6 +106,10 @@ class BackendConnection {
   size_t in_start_ = 0;
   size_t in_end_ = 0;
   bool logged_down_ = false;
+  static constexpr size_t kMaxBuryKeys = 100000;
+  std::vector<std::string> to_bury_;  // keys to bury once connected again
+  bool flush_on_connect_ = false;     // too many keys to bury one by one
+  void send_burials();
   uint64_t last_read_ms_ = 0;  // loop time of the last bytes received
 };
 

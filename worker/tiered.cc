@@ -184,6 +184,11 @@ class KeyRead : public Op {
         deliver(Outcome::kFailed);
         release();
         return;
+      case kSideEffect:
+        // An L1 touch or burial that did not arrive: a copy L2 no longer backs may remain.
+        worker_.l1().for_key(key_).bury(key_);
+        release();
+        return;
       case kBackfill:
         bump(worker_.stats(), Counter::backfill_errors);
         release();
@@ -500,8 +505,10 @@ class TieredWrite : public Op {
       complete();
       return;
     }
-    // L1 unreachable after L2 took the write: the write stands (L2 is authoritative). L1 serves
-    // nothing while it is down, and it restarts empty.
+    // L1 failed after L2 took the write: the write stands (L2 is authoritative). But memcached
+    // may be alive (a timeout, a dropped connection) and still hold the old value, so the key
+    // is buried as soon as that connection is back, before anything else is sent on it.
+    worker_.l1().for_key(key_).bury(key_);
     complete();
   }
 

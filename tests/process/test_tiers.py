@@ -4,6 +4,7 @@ test reads each tier directly (memcached's own port, rend-l2's own port) to chec
 import json
 import os
 import signal
+import socket
 import struct
 import subprocess
 import threading
@@ -441,6 +442,82 @@ class TieredTest(ProcessTest):
         want = b"".join(expected)
         self.assertEqual(self.main.read_exact(len(want)), want)
         self.both(b"o", b"v299", b"v299")
+
+
+class Relay:
+    """A TCP relay between rend and memcached that can swallow what rend sends (a request lost
+    on the way, as on a connection that then times out)."""
+
+    def __init__(self, target_port):
+        self.target_port = target_port
+        self.listener = socket.socket()
+        self.listener.bind(("127.0.0.1", 0))
+        self.listener.listen(16)
+        self.port = self.listener.getsockname()[1]
+        self.swallow = threading.Event()
+        self.closed = False
+        threading.Thread(target=self._accept, daemon=True).start()
+
+    def _accept(self):
+        while not self.closed:
+            try:
+                client, _ = self.listener.accept()
+            except OSError:
+                return
+            server = socket.create_connection(("127.0.0.1", self.target_port))
+            threading.Thread(target=self._pump, args=(client, server, True), daemon=True).start()
+            threading.Thread(target=self._pump, args=(server, client, False), daemon=True).start()
+
+    def _pump(self, src, dst, to_memcached):
+        try:
+            while True:
+                data = src.recv(65536)
+                if not data:
+                    break
+                if to_memcached and self.swallow.is_set():
+                    continue
+                dst.sendall(data)
+        except OSError:
+            pass
+        for sock in (src, dst):
+            try:
+                sock.shutdown(socket.SHUT_RDWR)
+            except OSError:
+                pass
+        if not to_memcached:
+            src.close()  # the other pump has stopped using both by now, or will on its next call
+            dst.close()
+
+    def close(self):
+        self.closed = True
+        self.listener.close()
+
+
+class L1LostUpdateTest(ProcessTest):
+    def test_an_l1_update_lost_to_a_timeout_leaves_no_stale_copy(self):
+        # L2 takes `set k new`, the L1 set is lost and times out: the client has STORED, and
+        # memcached, alive, still holds "old". Once the connection is back, L1 must not serve it.
+        mc = self.start_memcached()
+        relay = Relay(mc.port)
+        self.addCleanup(relay.close)
+        l2 = L2Server(self.tmp).start()
+        self.addCleanup(l2.stop)
+        rend = self.start_rend(workers=1, l1_address=f"127.0.0.1:{relay.port}", config={
+            "l2": {"enabled": True, "supervised": False, "address": l2.socket},
+            "l1": {"timeout_ms": 500},
+            "listen": {"batch_port": 0},
+        })
+        c = self.client(rend.port, timeout=20)
+        l1 = L1Direct(self.client(mc.port))
+        self.assertEqual(c.set(b"k", b"old"), b"STORED\r\n")
+        self.assertEqual(l1.get(b"k"), b"old")
+        relay.swallow.set()
+        self.assertEqual(c.set(b"k", b"new"), b"STORED\r\n", "L2 took it: the write stands")
+        self.assertEqual(l1.get(b"k"), b"old", "the L1 set was lost")
+        relay.swallow.clear()
+        eventually(self, lambda: l1.get(b"k"), TOMBSTONE, what="the stale copy buried after reconnecting")
+        self.assertEqual(c.get(b"k"), b"new")
+        self.assertGreaterEqual(int(c.stats()["l1_timeouts"]), 1)
 
 
 class L2DownTest(ProcessTest):
