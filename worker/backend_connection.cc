@@ -277,6 +277,9 @@ void BackendConnection::fail(BackendFailure why, const char* what) {
     drop(worker_.stats(), counter(Counter::l1_connections_up));
     spdlog::warn("{}: connection to {} lost ({}); {} requests failed", name_, config_.address, what, expect_.size());
   }
+  // Requests of an established connection may have reached the backend before it broke.
+  const BackendFailure reported =
+      why == BackendFailure::kUnavailable && state_ == State::kConnected ? BackendFailure::kLost : why;
   std::deque<Expectation> failed;
   failed.swap(expect_);
   out_.clear();
@@ -290,7 +293,7 @@ void BackendConnection::fail(BackendFailure why, const char* what) {
   for (auto& e : failed) {
     bump(worker_.stats(), counter(Counter::l1_errors));
     record(e, Result::kError);
-    e.op->on_failure(e.tag, why);
+    e.op->on_failure(e.tag, reported);
   }
 }
 

@@ -18,8 +18,9 @@ namespace rend::worker {
 class ClientConnection;
 
 enum class BackendFailure : uint8_t {
-  kUnavailable,  // not connected, or the connection broke with the request outstanding
-  kTimeout,      // no answer within the deadline
+  kUnavailable,  // not connected: the request never reached the backend
+  kLost,         // the connection broke with the request outstanding: it may have been applied
+  kTimeout,      // no answer within the deadline (it may still be applied)
 };
 
 class Op {

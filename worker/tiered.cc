@@ -502,6 +502,9 @@ class TieredWrite : public Op {
     if (tag == kL2) {
       bump(worker_.stats(), Counter::l2_write_failures);
       failure_ = why;
+      // Refused (L2 down), the write did not happen. Timed out or cut off after it was sent, it
+      // may still be applied by L2: L1's copy may then be the old value, so it goes.
+      if (why != BackendFailure::kUnavailable) worker_.l1().for_key(key_).bury(key_);
       complete();
       return;
     }

@@ -544,3 +544,27 @@ class L2DownTest(ProcessTest):
         wait_until(lambda: c.set(b"k", b"w") == b"STORED\r\n", 10, what="writes after L2 is back")
         self.assertEqual(c.get(b"k"), b"w")
         self.assertEqual(rend.worker_pids(), workers, "no worker was restarted")
+
+    def test_a_write_l2_timed_out_on_buries_the_l1_copy(self):
+        # rend-l2 stops answering mid-write: the client gets SERVER_ERROR, but L2 may still apply
+        # the write once it resumes, so L1's copy (the old value) must not outlive the doubt.
+        mc = self.start_memcached()
+        l2 = L2Server(self.tmp).start()
+        self.addCleanup(l2.stop)
+        rend = self.start_rend(workers=1, l1_address=mc.address, config={
+            "l2": {"enabled": True, "supervised": False, "address": l2.socket, "timeout_ms": 500},
+            "listen": {"batch_port": 0},
+        })
+        c = self.client(rend.port, timeout=20)
+        l1 = L1Direct(self.client(mc.port))
+        self.assertEqual(c.set(b"k", b"old"), b"STORED\r\n")
+        l2.proc.send_signal(signal.SIGSTOP)
+        try:
+            self.assertEqual(c.set(b"k", b"new"), b"SERVER_ERROR backend timeout\r\n")
+            eventually(self, lambda: l1.get(b"k"), TOMBSTONE, what="L1's copy buried")
+        finally:
+            l2.proc.send_signal(signal.SIGCONT)
+        # Whatever L2 made of the write, rend now serves what L2 holds.
+        l2_value = self.client(l2.port).get(b"k")
+        self.assertIn(l2_value, (b"old", b"new"))
+        wait_until(lambda: c.get(b"k") == l2_value, 10, what="reads agree with L2")
