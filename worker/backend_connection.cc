@@ -349,14 +349,8 @@ void BackendConnection::send_burials() {
     expect(std::make_shared<Op>(), 0, ExpectKind::kSingle, MetricCommand::kFlushAll);
     return;
   }
-  const Config& c = worker_.config();
   for (std::string& key : to_bury_) {
-    proto::Request tombstone;
-    tombstone.command = proto::Command::kSet;
-    tombstone.opcode = proto::bin::kSet;
-    tombstone.key = key;
-    tombstone.exptime = l1_tombstone_ttl_s(c.l1.timeout_ms, c.l2.backend.timeout_ms);
-    proto::compose_binary_request(tombstone, out_);
+    proto::compose_binary_request(l1_tombstone_request(key, worker_.config()), out_);
     expect(std::make_shared<Burial>(*this, std::move(key)), 0, ExpectKind::kSingle, MetricCommand::kSet);
   }
   to_bury_.clear();

@@ -10,7 +10,9 @@
 #include <string>
 #include <string_view>
 
+#include "common/config.h"
 #include "common/protocol/binary_format.h"
+#include "common/protocol/request.h"
 
 namespace rend::worker {
 
@@ -38,9 +40,19 @@ inline std::string l1_envelope(uint64_t cas, std::string_view value) {
 // within l2's timeout gives up, and its add reaches L1 within L1's timeout, so the tombstone
 // lives for both plus two seconds (one for memcached's whole-second clock, one to spare).
 // Meanwhile reads of the key go to L2 without backfilling; any set replaces it at once.
-inline uint32_t l1_tombstone_ttl_s(int l1_timeout_ms, int l2_timeout_ms) {
-  const int64_t ms = int64_t{l1_timeout_ms} + int64_t{l2_timeout_ms};
+inline uint32_t l1_tombstone_ttl_s(const Config& config) {
+  const int64_t ms = int64_t{config.l1.timeout_ms} + int64_t{config.l2.backend.timeout_ms};
   return static_cast<uint32_t>((ms + 999) / 1000 + 2);
+}
+
+// The binary set that leaves a tombstone under `key` (which the request points into).
+inline proto::Request l1_tombstone_request(std::string_view key, const Config& config) {
+  proto::Request r;
+  r.command = proto::Command::kSet;
+  r.opcode = proto::bin::kSet;
+  r.key = key;
+  r.exptime = l1_tombstone_ttl_s(config);
+  return r;
 }
 
 }  // namespace rend::worker

@@ -272,9 +272,7 @@ class KeyRead : public Op {
 
   // A tombstone, not a delete, so that a concurrent read's backfill cannot bring it back.
   void bury_l1_copy() {
-    Request tombstone = wire_request(Command::kSet, bin::kSet, key_);
-    tombstone.exptime = l1_tombstone_ttl_s(worker_.config().l1.timeout_ms, worker_.config().l2.backend.timeout_ms);
-    send_l1(worker_, tombstone, shared_from_op(), kSideEffect);
+    send_l1(worker_, l1_tombstone_request(key_, worker_.config()), shared_from_op(), kSideEffect);
   }
 
   void release() {
@@ -554,8 +552,7 @@ class TieredWrite : public Op {
 
     l1_delete_ = wire_request(Command::kDelete, bin::kDelete, key_);
     l1_probe_ = wire_request(Command::kGet, bin::kGet, key_);
-    l1_tombstone_ = wire_request(Command::kSet, bin::kSet, key_);
-    l1_tombstone_.exptime = l1_tombstone_ttl_s(worker_.config().l1.timeout_ms, worker_.config().l2.backend.timeout_ms);
+    l1_tombstone_ = l1_tombstone_request(key_, worker_.config());
 
     // The L1 update that follows a successful L2 write.
     Request l1 = l2;
