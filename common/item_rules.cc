@@ -58,9 +58,13 @@ Change store(const Request& r, const Item* current, uint32_t now, const CasFn& n
   return put(new_item(r, now, next_cas));
 }
 
-Change append(const Request& r, const Item* current, uint32_t now, const CasFn& next_cas) {
+Change append(const Request& r, const Item* current, uint32_t now, size_t max_item_size, const CasFn& next_cas) {
   if (current == nullptr) return status_only(bin::kNotStored);
   if (r.cas != 0 && r.cas != current->meta.cas) return status_only(bin::kKeyExists);
+  // memcached cannot allocate the combined item and answers NOT_STORED (binary "Not stored."),
+  // keeping the old one. Without this an item grows without bound, and a worker refuses (and
+  // drops the L2 connection over) a reply larger than any item it expects.
+  if (current->data.size() + r.value.size() > max_item_size) return status_only(bin::kNotStored);
   // The old item's flags and expiry stay; the request's are ignored, as in memcached.
   Item it;
   it.meta = current->meta;
@@ -139,7 +143,8 @@ std::string counter_text(uint64_t value, size_t old_length) {
   return s;
 }
 
-Change apply_change(const Request& r, const Item* current, uint32_t now, const CasFn& next_cas) {
+Change apply_change(const Request& r, const Item* current, uint32_t now, size_t max_item_size,
+                    const CasFn& next_cas) {
   switch (r.command) {
     case Command::kSet:
     case Command::kAdd:
@@ -148,7 +153,7 @@ Change apply_change(const Request& r, const Item* current, uint32_t now, const C
       return store(r, current, now, next_cas);
     case Command::kAppend:
     case Command::kPrepend:
-      return append(r, current, now, next_cas);
+      return append(r, current, now, max_item_size, next_cas);
     case Command::kDelete: {
       if (current == nullptr) return status_only(bin::kKeyNotFound);
       if (r.cas != 0 && r.cas != current->meta.cas) return status_only(bin::kKeyExists);

@@ -54,7 +54,12 @@ using CasFn = std::function<uint64_t()>;
 // `request` is one of kSet, kAdd, kReplace, kAppend, kPrepend, kCas, kDelete, kIncr, kDecr,
 // kTouch, kGat, kGats, kTooLarge; `current` is the live item (nullptr when absent, expired or
 // flushed). For the multi-key gat/gats the Engine calls this once per key.
-Change apply_change(const proto::Request& request, const Item* current, uint32_t now, const CasFn& next_cas);
+//
+// `max_item_size` is the largest value the caller stores (the limit its parsers apply to a set).
+// The parsers can only check a request's own value; an append or prepend may still make an item
+// larger than that, which memcached refuses with NOT_STORED, and so do we.
+Change apply_change(const proto::Request& request, const Item* current, uint32_t now, size_t max_item_size,
+                    const CasFn& next_cas);
 
 // memcached's incr/decr arithmetic on a stored value: false when it is not a number.
 bool apply_delta(std::string_view data, bool incr, uint64_t delta, uint64_t& result);

@@ -28,7 +28,7 @@ void Batch::run_inline(InlineBudget& budget) {
   next_ = engine_.execute_inline(requests_, next_, reply_, reply_limit_, budget);
 }
 
-void Batch::run() { next_ = engine_.execute(requests_, next_, reply_, reply_limit_); }
+void Batch::run() { next_ = engine_.execute(requests_, next_, reply_, reply_limit_, cancelled_); }
 
 void Batch::complete() { conn_.on_batch_done(this); }
 

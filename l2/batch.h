@@ -11,6 +11,7 @@
 // a time (the loop before submit and after complete, one worker in between).
 #pragma once
 
+#include <atomic>
 #include <string>
 #include <vector>
 
@@ -38,6 +39,10 @@ class Batch : public Job {
   void run() override;
   void complete() override;
 
+  // The connection has closed: the rest is not executed (Engine::execute says why). Set on
+  // the loop while run() may be executing on a worker thread.
+  void cancel() { cancelled_.store(true, std::memory_order_relaxed); }
+
   bool finished() const { return next_ == requests_.size(); }
   bool empty() const { return requests_.empty(); }
   // The last request closes the connection once answered (quit, binary protocol error).
@@ -52,6 +57,7 @@ class Batch : public Job {
   std::vector<proto::Request> requests_;
   size_t next_ = 0;
   std::string reply_;
+  std::atomic<bool> cancelled_{false};
 };
 
 }  // namespace rend::l2

@@ -295,8 +295,10 @@ void Connection::close() {
   closing_ = true;
   if (reading_) uv_read_stop(&h_.stream);
   reading_ = false;
-  // A batch that has not started yet (waiting for output room) is simply dropped.
+  // A batch that has not started yet (waiting for output room) is simply dropped; a running one
+  // stops before its next segment.
   if (batch_ && !batch_running_) batch_.reset();
+  if (batch_) batch_->cancel();
   uv_close(&h_.handle, [](uv_handle_t* h) {
     auto* self = static_cast<Connection*>(h->data);
     self->handle_closed_ = true;

@@ -8,6 +8,7 @@
 
 #include "common/protocol/binary_format.h"
 #include "common/protocol/reply_compose.h"
+#include "common/get_reply_limit.h"
 #include "common/item_rules.h"
 #include "l2/value_format.h"
 #include "l2/reply.h"
@@ -134,6 +135,52 @@ struct KeyState {
   bool error = false;  // its read failed: requests on it are answered with an error
 };
 
+// What became of one key of a write request.
+enum class KeyOutcome : uint8_t {
+  kDecided,        // apply_change() decided; its Change says what (and what to write)
+  kReadFailed,     // the key's current item could not be read: the request fails
+  kReplyTooLarge,  // a text gat/gats whose reply would pass the cap: nothing applied
+};
+
+// Bytes one hit adds to a text get/gat reply: "VALUE <key> <flags> <bytes>[ <cas>]\r\n<data>\r\n".
+size_t text_value_bytes(std::string_view key, size_t data_size) { return data_size + text_hit_overhead(key.size()); }
+
+// Reads a segment's keys for the requests that need them. On a worker, at most kSegmentKeys at a
+// time, as the requests come to them: a text multi-get may name hundreds of thousands of keys, and
+// holding all their values at once is the memory its reply cap is there to save (a get that
+// fails never reads the rest). On the loop, all at once and only from memory, since nothing may
+// happen unless every key is there (the loop's budget keeps such segments small).
+class SegmentReads {
+ public:
+  SegmentReads(Store& store, std::vector<rocksdb::Slice> keys) : store_(store), keys_(std::move(keys)) {}
+
+  // The loop: false, with nothing to use, when some key is not in memory.
+  bool read_all_from_memory() {
+    first_ = 0;
+    return store_.multi_get(keys_, values_, statuses_, /*no_wait=*/true);
+  }
+  // Makes key `i` readable: reads the chunk that starts at it unless it is already there.
+  void fetch(size_t i) {
+    if (i >= first_ && i - first_ < values_.size()) return;
+    first_ = i;
+    chunk_.assign(keys_.begin() + static_cast<ptrdiff_t>(i),
+                  keys_.begin() + static_cast<ptrdiff_t>(std::min(keys_.size(), i + Engine::kSegmentKeys)));
+    store_.multi_get(chunk_, values_, statuses_);
+  }
+  std::string_view key(size_t i) const { return std::string_view(keys_[i].data(), keys_[i].size()); }
+  const rocksdb::Status& status(size_t i) const { return statuses_[i - first_]; }
+  const rocksdb::PinnableSlice& value(size_t i) const { return values_[i - first_]; }
+  size_t size() const { return keys_.size(); }
+
+ private:
+  Store& store_;
+  std::vector<rocksdb::Slice> keys_;
+  std::vector<rocksdb::Slice> chunk_;
+  size_t first_ = 0;  // the index of values_[0]
+  std::vector<rocksdb::PinnableSlice> values_;
+  std::vector<rocksdb::Status> statuses_;
+};
+
 }  // namespace
 
 Engine::Kind Engine::kind_of(const Request& r) {
@@ -172,23 +219,27 @@ size_t Engine::segment_end(std::span<const Request> requests, size_t i, Kind& se
   while (j < requests.size()) {
     const Kind k = kind_of(requests[j]);
     if (k == Kind::kBarrier) break;
+    // A text gat/gats is the only write of its segment: its keys (any number) are then all the
+    // segment holds in memory, so run_writes can refuse a too-large reply before reading them all.
+    const bool lone_write = k == Kind::kWrite && is_text_multi(requests[j]);
     if (k != Kind::kLocal) {
       if (segment == Kind::kLocal) {
         segment = k;
-      } else if (k != segment) {
+      } else if (k != segment || lone_write) {
         break;
       }
     }
     keys += k == Kind::kLocal ? 1 : key_count(requests[j]);
     ++j;
-    if (keys >= kSegmentKeys) break;
+    if (keys >= kSegmentKeys || lone_write) break;
   }
   return j;
 }
 
-size_t Engine::execute(std::span<const Request> requests, size_t next, std::string& out, size_t reply_limit) {
+size_t Engine::execute(std::span<const Request> requests, size_t next, std::string& out, size_t reply_limit,
+                       const std::atomic<bool>& cancelled) {
   size_t i = next;
-  while (i < requests.size() && out.size() < reply_limit) {
+  while (i < requests.size() && out.size() < reply_limit && !cancelled.load(std::memory_order_relaxed)) {
     if (kind_of(requests[i]) == Kind::kBarrier) {
       run_barrier(requests[i], out);
       ++i;
@@ -269,9 +320,8 @@ std::optional<size_t> Engine::run_reads(std::span<const Request> segment, std::s
     if (kind_of(r) != Kind::kRead) continue;
     for_each_request_key(r, [&](std::string_view k) { keys.emplace_back(k.data(), k.size()); });
   }
-  std::vector<rocksdb::PinnableSlice> values;
-  std::vector<rocksdb::Status> statuses;
-  if (!store_.multi_get(keys, values, statuses, where == Where::kLoop)) return std::nullopt;
+  SegmentReads stored(store_, std::move(keys));
+  if (where == Where::kLoop && !stored.read_all_from_memory()) return std::nullopt;
 
   size_t k = 0;
   size_t answered = 0;
@@ -289,24 +339,35 @@ std::optional<size_t> Engine::run_reads(std::span<const Request> segment, std::s
     if (is_text_multi(r)) {
       const size_t start = out.size();
       bool failed = false;
+      bool too_large = false;
       for_each_request_key(r, [&](std::string_view key) {
         const size_t at = k++;
-        const Found f = classify(statuses[at], values[at], flush, now, meta, data);
-        failed = failed || f == Found::kError;
+        if (failed || too_large) return;  // the reply is lost anyway: the rest is neither read nor counted
+        stored.fetch(at);
+        const Found f = classify(stored.status(at), stored.value(at), flush, now, meta, data);
+        failed = f == Found::kError;
         count_get(stats_, f, false);
-        if (f == Found::kLive) proto::append_text_value(out, key, meta.flags, data, r.command == Command::kGets, meta.cas);
+        if (f != Found::kLive) return;
+        proto::append_text_value(out, key, meta.flags, data, r.command == Command::kGets, meta.cas);
+        too_large = out.size() - start > info_.max_get_reply;
       });
-      if (failed) {
+      if (failed || too_large) {
         out.resize(start);  // never half a reply: the whole get fails
+        if (too_large) out.shrink_to_fit();  // and gives back what the cap was there to bound
+      }
+      if (failed) {
         stats_.add(L2Counter::l2_read_errors);
         append_failure(out, r, "read error");
+      } else if (too_large) {
+        proto::append_line(out, kGetReplyTooLarge);
       } else {
         proto::append_line(out, "END");
       }
       continue;
     }
     const size_t at = k++;
-    const Found f = classify(statuses[at], values[at], flush, now, meta, data);
+    stored.fetch(at);
+    const Found f = classify(stored.status(at), stored.value(at), flush, now, meta, data);
     count_get(stats_, f, false);
     if (f == Found::kError) {
       stats_.add(L2Counter::l2_read_errors);
@@ -321,8 +382,6 @@ std::optional<size_t> Engine::run_reads(std::span<const Request> segment, std::s
 
 bool Engine::run_writes(std::span<const Request> segment, std::string& out, Where where) {
   const bool on_loop = where == Where::kLoop;
-  const uint32_t now = unix_now();
-  const FlushState flush = store_.flush_state();
 
   // Which keys this segment writes, and which of them it must read first.
   std::vector<size_t> stripes;
@@ -330,10 +389,12 @@ bool Engine::run_writes(std::span<const Request> segment, std::string& out, Wher
   std::vector<rocksdb::Slice> reads;
   size_t writes = 0;
   size_t value_bytes = 0;
+  bool text_gat = false;  // the segment's only write is a text gat/gats (see segment_end)
   for (const Request& r : segment) {
     if (kind_of(r) != Kind::kWrite) continue;
     ++writes;
     value_bytes += r.value.size();
+    text_gat = text_gat || is_text_multi(r);
     for_each_request_key(r, [&](std::string_view k) {
       stripes.push_back(locks_.stripe(k));
       if (needs_current(r) && state.try_emplace(k).second) reads.emplace_back(k.data(), k.size());
@@ -344,22 +405,35 @@ bool Engine::run_writes(std::span<const Request> segment, std::string& out, Wher
 
   std::vector<Change> changes;
   std::vector<uint8_t> existed;  // per change: the key had a live item (for the counters)
-  std::vector<uint8_t> key_failed;
+  std::vector<KeyOutcome> outcomes;  // per change
   rocksdb::Status written;
   {
     using Wait = KeyLocks::Guard::Wait;
     KeyLocks::Guard guard(locks_, std::move(stripes), on_loop ? Wait::kTry : Wait::kBlock);
     if (!guard.locked()) return false;
-    std::vector<rocksdb::PinnableSlice> values;
-    std::vector<rocksdb::Status> statuses;
-    if (!store_.multi_get(reads, values, statuses, on_loop)) return false;
-    for (size_t i = 0; i < reads.size(); ++i) {
-      KeyState& ks = state[std::string_view(reads[i].data(), reads[i].size())];
+    // The clock and the flush cutoffs are read only now that the stripes are ours: a segment that
+    // waited for a stripe judges its items as they are when it acts (an expiry second may have
+    // passed meanwhile, a flush_all may have run: it takes every stripe, see run_barrier).
+    const uint32_t now = unix_now();
+    const FlushState flush = store_.flush_state();
+    SegmentReads stored(store_, std::move(reads));
+    if (on_loop && !stored.read_all_from_memory()) return false;
+    // A text gat's reply holds each of its live items at least once: once the distinct ones pass
+    // the cap, the reply would too, and the rest need not be read into memory at all.
+    size_t live_bytes = 0;
+    bool reply_too_large = false;
+    for (size_t i = 0; i < stored.size() && !reply_too_large; ++i) {
+      stored.fetch(i);
+      const std::string_view key = stored.key(i);
+      KeyState& ks = state[key];
       ItemMeta meta;
       std::string_view data;
-      const Found f = classify(statuses[i], values[i], flush, now, meta, data);
+      const Found f = classify(stored.status(i), stored.value(i), flush, now, meta, data);
       if (f == Found::kError) ks.error = true;
-      if (f == Found::kLive) ks.item = Item{meta, std::string(data)};
+      if (f != Found::kLive) continue;
+      ks.item = Item{meta, std::string(data)};
+      live_bytes += text_value_bytes(key, data.size());
+      reply_too_large = text_gat && live_bytes > info_.max_get_reply;
     }
 
     rocksdb::WriteBatch batch;
@@ -373,16 +447,26 @@ bool Engine::run_writes(std::span<const Request> segment, std::string& out, Wher
     };
     for (const Request& r : segment) {
       if (kind_of(r) != Kind::kWrite) continue;
+      if (is_text_multi(r) && !reply_too_large) {
+        // The items a gat returns are the ones there now (it changes only their expiry).
+        size_t reply_bytes = 0;
+        for_each_request_key(r, [&](std::string_view k) {
+          const auto it = state.find(k);
+          if (it != state.end() && it->second.item) reply_bytes += text_value_bytes(k, it->second.item->data.size());
+        });
+        reply_too_large = reply_bytes > info_.max_get_reply;
+      }
       for_each_request_key(r, [&](std::string_view k) {
         auto it = state.find(k);
-        if (it != state.end() && it->second.error) {
+        const bool read_failed = it != state.end() && it->second.error;
+        if (read_failed || (is_text_multi(r) && reply_too_large)) {
           changes.emplace_back();
           existed.push_back(0);
-          key_failed.push_back(1);
+          outcomes.push_back(read_failed ? KeyOutcome::kReadFailed : KeyOutcome::kReplyTooLarge);
           return;
         }
         const Item* current = it != state.end() && it->second.item ? &*it->second.item : nullptr;
-        Change c = apply_change(r, current, now, next_cas);
+        Change c = apply_change(r, current, now, info_.max_item_size, next_cas);
         const rocksdb::Slice key(k.data(), k.size());
         if (c.write == Change::Write::kPut) {
           // Items live in the default column family, which a batch's plain Put addresses.
@@ -397,7 +481,7 @@ bool Engine::run_writes(std::span<const Request> segment, std::string& out, Wher
         // Only a gat reply needs the value again; don't hold every set's copy until the write.
         if (r.command != Command::kGat && r.command != Command::kGats) std::string().swap(c.item.data);
         existed.push_back(current != nullptr);
-        key_failed.push_back(0);
+        outcomes.push_back(KeyOutcome::kDecided);
         changes.push_back(std::move(c));
       });
     }
@@ -427,15 +511,27 @@ bool Engine::run_writes(std::span<const Request> segment, std::string& out, Wher
       run_local(r, out);
       continue;
     }
-    // A failed WriteBatch fails every request that wanted to write; the others stand.
     const size_t first = c;
-    bool failed = false;
+    bool read_failed = false;
+    bool too_large = false;
     for_each_request_key(r, [&](std::string_view) {
-      failed = failed || key_failed[c] || (!written.ok() && changes[c].write != Change::Write::kNone);
+      read_failed = read_failed || outcomes[c] == KeyOutcome::kReadFailed;
+      too_large = too_large || outcomes[c] == KeyOutcome::kReplyTooLarge;
       ++c;
     });
-    if (failed) {
-      append_failure(out, r, written.ok() ? "read error" : "write error");
+    if (read_failed) {
+      append_failure(out, r, "read error");
+      continue;
+    }
+    if (too_large) {
+      proto::append_line(out, kGetReplyTooLarge);
+      continue;
+    }
+    // A failed WriteBatch fails every write request of the segment, also those that wrote
+    // nothing: each was decided against the segment's view, which includes what was not written
+    // ("set k; add k" must not answer NOT_STORED when k may not exist).
+    if (!written.ok()) {
+      append_failure(out, r, "write error");
       continue;
     }
     for (size_t i = first; i < c; ++i) count_change(stats_, r, changes[i], existed[i] != 0);
@@ -463,6 +559,16 @@ void Engine::run_barrier(const Request& r, std::string& out) {
     return;
   }
   stats_.add(L2Counter::cmd_flush);
+  // Every stripe, in the writers' ascending order (so no deadlock), held across the cutoff's
+  // allocation and publication: a write segment reads an item and the cutoffs, decides, and
+  // writes with a CAS it allocates, all under its stripes. Were flush_all to allocate its cutoff
+  // in between, that write would get a CAS above the cutoff and survive the flush, carrying a
+  // value derived from a flushed item (an incr brings the flushed counter back, plus one). With
+  // every stripe held, each write segment runs wholly before the flush or wholly after it, and
+  // the loop's try-lock writers simply leave their segments to a worker meanwhile. A flush_all is
+  // rare; its 4096 lock operations cost well under a millisecond, and writers wait for its
+  // synced write, which is the price of that order.
+  KeyLocks::Guard every_stripe(locks_, locks_.every_stripe());
   const Status st = store_.flush_all(unix_now(), r.has_exptime ? r.exptime : 0);
   if (!st) {
     append_failure(out, r, "flush failed");

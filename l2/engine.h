@@ -3,15 +3,20 @@
 // neither I/O nor waiting.
 //
 // Batching: the requests of one batch are cut into segments that keep request order:
-//   - consecutive reads (get/gets/GetE, text multi-get) -> one RocksDB MultiGet, no locks;
+//   - consecutive reads (get/gets/GetE, text multi-get) -> RocksDB MultiGets, no locks;
 //   - consecutive writes (set, add, replace, append, prepend, cas, delete, incr, decr, touch,
-//     gat) -> the stripe locks of all their keys, one MultiGet of the keys whose current item
+//     gat) -> the stripe locks of all their keys, MultiGets of the keys whose current item
 //     matters, memcached's rules applied in request order against an in-segment view (so
-//     "set k; append k" in one segment sees the set), one WriteBatch, then the locks go;
-//   - flush_all and stats stand alone (they observe or change everything);
+//     "set k; append k" in one segment sees the set), one WriteBatch, then the locks go. A text
+//     gat/gats (any number of keys) is a write segment of its own;
+//   - flush_all and stats stand alone (they observe or change everything); flush_all also takes
+//     every stripe, so it never falls between a write segment's read and its write;
 //   - requests that need no store (version, noop, parse errors...) join whatever segment they
 //     are in and are answered in their place.
-// A write segment is acknowledged only after its WriteBatch is in RocksDB (and its WAL).
+// A segment's MultiGets take at most kSegmentKeys keys each on a worker (a text multi-get may
+// name hundreds of thousands), and a text get's reply is capped (common/get_reply_limit.h). A write
+// segment is acknowledged only after its WriteBatch is in RocksDB (and its WAL); when that write
+// fails, every write request of the segment fails, since each was decided on the segment's view.
 //
 // On the event loop (execute_inline) a segment runs only if it can finish at once: reads whose
 // every key is in a memtable or the block cache; small write segments whose stripes are all free
@@ -25,6 +30,7 @@
 // stack.
 #pragma once
 
+#include <algorithm>
 #include <atomic>
 #include <chrono>
 #include <cstdint>
@@ -48,10 +54,12 @@ struct InlineBudget {
   size_t write_keys = 0;
 };
 
+// What the Engine reports in `stats` and the limits it applies.
 struct EngineInfo {
   int64_t started_unix = 0;
   int threads = 0;
-  size_t max_item_size = 0;
+  size_t max_item_size = 0;  // also the size an append or prepend may not make an item exceed
+  size_t max_get_reply = 0;  // max_get_reply_bytes(), common/get_reply_limit.h
   std::string socket_path;
   int tcp_port = 0;
 };
@@ -76,9 +84,13 @@ class Engine {
   Engine& operator=(const Engine&) = delete;
 
   // Executes requests[next..] in order, appending replies to `out`, and stops early once `out`
-  // holds `reply_limit` bytes (the caller sends them and calls again). Returns the index of the
-  // first request not executed.
-  size_t execute(std::span<const proto::Request> requests, size_t next, std::string& out, size_t reply_limit);
+  // holds `reply_limit` bytes (the caller sends them and calls again), or before the next
+  // segment once `cancelled` is set: its connection has closed, so no one will read the replies,
+  // and a worker that gave up waiting for a write (it told its client SERVER_ERROR and may let
+  // the next write of the key through) must not have it applied behind that one's back.
+  // Returns the index of the first request not executed.
+  size_t execute(std::span<const proto::Request> requests, size_t next, std::string& out, size_t reply_limit,
+                 const std::atomic<bool>& cancelled);
 
   // execute() for the event loop: runs segments from requests[next] while each can be done
   // without I/O or waiting (see above), its keys fit in what is left of `budget` (which it
@@ -89,6 +101,8 @@ class Engine {
                         InlineBudget& budget);
 
   L2Stats& stats() { return stats_; }
+  // For tests: holding a key's stripe stands for a write segment in progress on that key.
+  KeyLocks& key_locks() { return locks_; }
 
  private:
   enum class Kind : uint8_t { kRead, kWrite, kLocal, kBarrier };

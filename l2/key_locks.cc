@@ -3,6 +3,7 @@
 #include <xxhash.h>
 
 #include <algorithm>
+#include <numeric>
 
 namespace rend::l2 {
 
@@ -10,6 +11,12 @@ KeyLocks::KeyLocks(size_t stripes) : mutexes_(new std::mutex[stripes]), count_(s
 
 size_t KeyLocks::stripe(std::string_view key) const {
   return static_cast<size_t>(XXH3_64bits(key.data(), key.size()) % count_);
+}
+
+std::vector<size_t> KeyLocks::every_stripe() const {
+  std::vector<size_t> all(count_);
+  std::iota(all.begin(), all.end(), size_t{0});
+  return all;
 }
 
 KeyLocks::Guard::Guard(KeyLocks& locks, std::vector<size_t> stripes, Wait wait)

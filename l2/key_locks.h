@@ -26,6 +26,8 @@ class KeyLocks {
   KeyLocks& operator=(const KeyLocks&) = delete;
 
   size_t stripe(std::string_view key) const;
+  // 0 .. count-1: for what must exclude every writer at once (flush_all).
+  std::vector<size_t> every_stripe() const;
 
   // Holds a set of stripes until destroyed.
   class Guard {

@@ -8,6 +8,7 @@
 #include <cstring>
 #include <ctime>
 
+#include "common/get_reply_limit.h"
 #include "l2/connection.h"
 
 namespace rend::l2 {
@@ -19,6 +20,7 @@ EngineInfo engine_info(const L2Options& o) {
   info.started_unix = static_cast<int64_t>(time(nullptr));
   info.threads = o.threads;
   info.max_item_size = o.max_item_size;
+  info.max_get_reply = max_get_reply_bytes(o.max_item_size, o.output_high_water);
   info.socket_path = o.socket_path;
   info.tcp_port = o.tcp_port;
   return info;

@@ -80,7 +80,8 @@ class Store {
   // next_cas() without ever renewing the lease (a synced write): nullopt when it would have to.
   std::optional<uint64_t> try_next_cas() { return cas_->try_next(); }
   FlushState flush_state() const { return flush_->get(); }
-  // flush_all: records the new cutoffs durably before returning.
+  // flush_all: records the new cutoffs durably before returning. Not ordered with item writes
+  // by itself: the Engine calls it holding every key stripe (see Engine::run_barrier).
   Status flush_all(uint32_t now, uint32_t delay);
 
   // RocksDB's figures for `stats`: properties, statistics tickers, the data dir's size on disk.

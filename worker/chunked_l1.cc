@@ -254,7 +254,8 @@ class ChunkedCommand : public Op {
     item.meta.expiry = head_.expiry;
     item.meta.cas = head_cas_;
     if (complete_) item.data = std::move(current_);
-    change_ = apply_change(req_, complete_ ? &item : nullptr, unix_now(), [] { return uint64_t{0}; });
+    change_ = apply_change(req_, complete_ ? &item : nullptr, unix_now(), worker_.config().worker.max_item_size,
+                           [] { return uint64_t{0}; });
     switch (change_.write) {
       case Change::Write::kNone:
         respond_status(change_.status);

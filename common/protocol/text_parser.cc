@@ -317,6 +317,14 @@ ParseResult parse_text(std::span<const char> input, size_t max_item_size) {
     return r;
   }
   const size_t newline = static_cast<size_t>(static_cast<const char*>(nl) - begin);
+  // The same bound when the whole line arrived at once: whether a line is served must not depend
+  // on how it was cut into reads, and a complete line may otherwise fill the whole input buffer
+  // (far more keys than kMaxTextGetLine allows a get).
+  if (newline > kMaxTextGetLine) {
+    ParseResult r;
+    r.status = ParseStatus::kClose;
+    return r;
+  }
   size_t line_length = newline;
   if (line_length > 0 && begin[line_length - 1] == '\r') --line_length;
   // memcached tokenizes the line as a C string: a NUL ends the command (the data block of a

@@ -61,10 +61,12 @@ class LoadgenAgainstRendTest(ProcessTest):
 
     def test_chunked_l1l2_main_and_batch_ports(self):
         batch = free_port()
+        # rend-l2 too: writing a 16 MiB value (WAL, memtable, the flush it triggers) while the
+        # other tests load both cores took longer than the default 2 s L2 timeout once.
         rend = self.start_rend(workers=2, memory_mb=512, config={
             **CHUNKED,
             "l2": {"enabled": True, "data_dir": os.path.join(self.tmp, "l2"),
-                   "address": os.path.join(self.tmp, "run", "rend-l2.sock")},
+                   "address": os.path.join(self.tmp, "run", "rend-l2.sock"), "timeout_ms": 10000},
             "listen": {"batch_port": batch},
         })
         self.run_all(rend.port, CHUNKED_WORKLOADS)

@@ -29,8 +29,11 @@ class ItemRules : public ::testing::Test {
   Item item(std::string data, uint64_t cas = 7, uint32_t flags = 3, uint32_t expiry = 0) {
     return Item{ItemMeta{flags, expiry, cas, kNow - 10}, std::move(data)};
   }
-  Change apply(const Request& r, const Item* current) { return apply_change(r, current, kNow, next_cas_); }
+  Change apply(const Request& r, const Item* current) {
+    return apply_change(r, current, kNow, max_item_size_, next_cas_);
+  }
 
+  size_t max_item_size_ = 1024 * 1024;
   uint64_t cas_ = 1000;
   CasFn next_cas_ = [this] { return ++cas_; };
 };
@@ -103,6 +106,27 @@ TEST_F(ItemRules, AppendAndPrependKeepFlagsAndExpiry) {
 TEST_F(ItemRules, AppendToNothingIsNotStored) {
   EXPECT_EQ(apply(req(Command::kAppend, "x"), nullptr).status, bin::kNotStored);
   EXPECT_EQ(apply(req(Command::kPrepend, "x"), nullptr).status, bin::kNotStored);
+}
+
+// memcached (-I 1m, 600 KiB item, 600 KiB append): NOT_STORED, binary status 5 "Not stored.";
+// the old item stays as it was.
+TEST_F(ItemRules, AppendAndPrependNeverMakeAnItemLargerThanTheLimit) {
+  max_item_size_ = 10;
+  const Item cur = item("123456", 7);
+  for (Command c : {Command::kAppend, Command::kPrepend}) {
+    for (Protocol p : {Protocol::kText, Protocol::kBinary}) {
+      const Change at_limit = apply(req(c, "abcd", p), &cur);
+      EXPECT_EQ(at_limit.status, bin::kSuccess) << "exactly max_item_size is allowed, as for a set";
+      EXPECT_EQ(at_limit.item.data.size(), 10u);
+      const Change over = apply(req(c, "abcde", p), &cur);
+      EXPECT_EQ(over.status, bin::kNotStored) << static_cast<int>(c);
+      EXPECT_EQ(over.write, Change::Write::kNone) << "the old item stays";
+    }
+  }
+  // A CAS mismatch is still EXISTS: memcached checks it before it allocates the combined item.
+  Request r = req(Command::kAppend, "abcdef", Protocol::kBinary);
+  r.cas = 6;
+  EXPECT_EQ(apply(r, &cur).status, bin::kKeyExists);
 }
 
 TEST_F(ItemRules, BinaryAppendChecksCas) {

@@ -3,6 +3,8 @@
 // execute_inline serves what is in memory and leaves the rest, untouched, to execute(). Also the
 // non-blocking pieces the event loop relies on: KeyLocks' try-guard and CasSource::try_next.
 #include <fcntl.h>
+#include <signal.h>
+#include <sys/resource.h>
 #include <gtest/gtest.h>
 #include <linux/magic.h>
 #include <sys/mman.h>
@@ -10,6 +12,9 @@
 #include <unistd.h>
 
 #include <algorithm>
+#include <atomic>
+#include <chrono>
+#include <ctime>
 #include <filesystem>
 #include <fstream>
 #include <future>
@@ -19,6 +24,7 @@
 #include "common/protocol/binary_format.h"
 #include "common/protocol/binary_parser.h"
 #include "common/protocol/text_parser.h"
+#include "common/get_reply_limit.h"
 #include "l2/cas_source.h"
 #include "l2/engine.h"
 #include "l2/key_locks.h"
@@ -51,7 +57,7 @@ class EngineTest : public ::testing::Test {
     o.block_cache_mb = 8;
     const Status st = Store::open(o, store_);
     ASSERT_TRUE(st.is_ok()) << st.message();
-    engine_ = std::make_unique<Engine>(*store_, stats_, EngineInfo{});
+    engine_ = std::make_unique<Engine>(*store_, stats_, info_);
   }
   // Makes the kernel forget the table files' cached pages, so reading them needs the device:
   // written back first (DONTNEED skips dirty pages), dropped, and checked with mincore() until
@@ -103,7 +109,7 @@ class EngineTest : public ::testing::Test {
     const std::vector<Request> reqs = parse(wire);
     std::string out;
     size_t next = 0;
-    while (next < reqs.size()) next = engine_->execute(reqs, next, out, reply_limit);
+    while (next < reqs.size()) next = engine_->execute(reqs, next, out, reply_limit, kNotCancelled);
     return out;
   }
   struct Inline {
@@ -118,8 +124,11 @@ class EngineTest : public ::testing::Test {
     return r;
   }
   uint64_t stat(L2Counter c) const { return stats_.get(c); }
+  static inline const std::atomic<bool> kNotCancelled{false};
 
   std::string dir_;
+  // What rend-l2 runs with by default (1 MiB items, 4 MiB output high-water); open() applies it.
+  EngineInfo info_{.max_item_size = 1 << 20, .max_get_reply = max_get_reply_bytes(1 << 20, 4 << 20)};
   L2Stats stats_;
   std::unique_ptr<Store> store_;
   std::unique_ptr<Engine> engine_;
@@ -222,11 +231,21 @@ TEST_F(EngineTest, LargeRepliesComeInRoundsWithTheSameBytes) {
   int rounds = 0;
   while (next < reqs.size()) {
     const size_t before = out.size();
-    next = engine_->execute(reqs, next, out, before + 256 * 1024);
+    next = engine_->execute(reqs, next, out, before + 256 * 1024, kNotCancelled);
     ++rounds;
   }
   EXPECT_GT(rounds, 1) << "a reply limit splits the work";
   EXPECT_EQ(out, run(gets));
+}
+
+TEST_F(EngineTest, ACancelledBatchExecutesNothingMore) {
+  // Its connection closed: the worker that sent it may have given up and told its client so.
+  const std::vector<Request> reqs = parse("set a 0 0 1\r\n1\r\nget a\r\nset b 0 0 1\r\n2\r\n");
+  std::string out;
+  const std::atomic<bool> cancelled{true};
+  EXPECT_EQ(engine_->execute(reqs, 0, out, SIZE_MAX, cancelled), 0u);
+  EXPECT_EQ(out, "");
+  EXPECT_EQ(run("get a\r\nget b\r\n"), "END\r\nEND\r\n") << "nothing was written";
 }
 
 TEST_F(EngineTest, StatsReportRocksDbFigures) {
@@ -366,6 +385,141 @@ TEST_F(EngineTest, InlineSpendsItsBudgetInWholeSegments) {
   EXPECT_EQ(engine_->execute_inline(reqs, next, out, SIZE_MAX, budget), reqs.size());
   EXPECT_EQ(budget.write_keys, 0u);
   EXPECT_EQ(out, expected + "STORED\r\nSTORED\r\nVALUE a 0 1\r\n2\r\nEND\r\n");
+}
+
+// memcached -I 1m: a 600 KiB item plus a 600 KiB append is NOT_STORED, and the item stays.
+TEST_F(EngineTest, AppendOrPrependPastTheItemLimitIsNotStored) {
+  const std::string part(600 * 1024, 'p');
+  const std::string size = std::to_string(part.size());
+  EXPECT_EQ(run("set k 0 0 " + size + "\r\n" + part + "\r\nappend k 0 0 " + size + "\r\n" + part +
+                "\r\nprepend k 0 0 " + size + "\r\n" + part + "\r\n"),
+            "STORED\r\nNOT_STORED\r\nNOT_STORED\r\n");
+  EXPECT_EQ(run("get k\r\n"), "VALUE k 0 " + size + "\r\n" + part + "\r\nEND\r\n");
+  const std::string rest((1 << 20) - part.size(), 'r');
+  EXPECT_EQ(run("append k 0 0 " + std::to_string(rest.size()) + "\r\n" + rest + "\r\n"), "STORED\r\n")
+      << "up to the limit itself, as a set";
+}
+
+// A text get/gets/gat/gats whose reply would pass the cap answers memcached's out-of-memory line
+// and nothing else; the requests around it are unaffected.
+TEST_F(EngineTest, TextGetPastTheReplyCapFailsWhole) {
+  info_.max_get_reply = 10000;
+  open();
+  const std::string value(3000, 'v');
+  run("set a 0 0 3000\r\n" + value + "\r\n");
+  const std::string hit = "VALUE a 0 3000\r\n" + value + "\r\n";
+  EXPECT_EQ(run("get a a a\r\n"), hit + hit + hit + "END\r\n");
+  const std::string too_large = "SERVER_ERROR out of memory writing get response\r\n";
+  EXPECT_EQ(run("get a\r\nget a a a a\r\ngets a b a a a\r\nget a\r\n"), hit + "END\r\n" + too_large + too_large + hit + "END\r\n");
+  EXPECT_EQ(run("gat 0 a a a a\r\nget a\r\n"), too_large + hit + "END\r\n");
+  EXPECT_EQ(run_inline("get a a a a\r\n").out, too_large) << "the same on the loop";
+
+  // A gat past the cap touches nothing: these would expire at once.
+  std::string wire;
+  std::string keys;
+  for (int i = 0; i < 5; ++i) {
+    wire += "set d" + std::to_string(i) + " 0 0 3000\r\n" + value + "\r\n";
+    keys += " d" + std::to_string(i);
+  }
+  run(wire);
+  EXPECT_EQ(run("gat -1" + keys + "\r\n"), too_large) << "refused before all its distinct keys were read";
+  EXPECT_EQ(run("gats -1 d0 d0 d0 d0\r\n"), too_large) << "refused on the reply its repeated key would make";
+  EXPECT_EQ(run("get d0 d4\r\n"), "VALUE d0 0 3000\r\n" + value + "\r\nVALUE d4 0 3000\r\n" + value + "\r\nEND\r\n");
+}
+
+// A text multi-get is read kSegmentKeys keys at a time on a worker: the reply is the same.
+TEST_F(EngineTest, TextMultiGetAndGatOfManyKeysReadInChunks) {
+  std::string wire;
+  std::string keys;
+  std::string expected;
+  for (size_t i = 0; i < 3 * Engine::kSegmentKeys + 7; ++i) {
+    const std::string k = "k" + std::to_string(i);
+    keys += " " + k;
+    if (i % 3 == 0) continue;  // a miss
+    wire += "set " + k + " 0 0 " + std::to_string(k.size()) + "\r\n" + k + "\r\n";
+    expected += "VALUE " + k + " 0 " + std::to_string(k.size()) + "\r\n" + k + "\r\n";
+  }
+  run(wire);
+  EXPECT_EQ(run("get" + keys + "\r\nget k1\r\n"), expected + "END\r\nVALUE k1 0 2\r\nk1\r\nEND\r\n");
+  EXPECT_EQ(run("gat 0" + keys + "\r\n"), expected + "END\r\n");
+}
+
+// The process may not grow a file past RLIMIT_FSIZE (SIGXFSZ ignored: write() fails with EFBIG),
+// which makes RocksDB's next WAL append fail: a real write error, without a fault-injecting Env.
+class FileSizeLimit {
+ public:
+  explicit FileSizeLimit(rlim_t bytes) {
+    getrlimit(RLIMIT_FSIZE, &saved_);
+    saved_handler_ = signal(SIGXFSZ, SIG_IGN);
+    rlimit limit = saved_;
+    limit.rlim_cur = bytes;
+    setrlimit(RLIMIT_FSIZE, &limit);
+  }
+  ~FileSizeLimit() {
+    setrlimit(RLIMIT_FSIZE, &saved_);
+    signal(SIGXFSZ, saved_handler_);
+  }
+  FileSizeLimit(const FileSizeLimit&) = delete;
+  FileSizeLimit& operator=(const FileSizeLimit&) = delete;
+
+ private:
+  rlimit saved_{};
+  sighandler_t saved_handler_ = SIG_DFL;
+};
+
+TEST_F(EngineTest, FailedWriteBatchFailsEveryWriteOfTheSegment) {
+  EXPECT_EQ(run("set x 0 0 1\r\n1\r\n"), "STORED\r\n");
+  uintmax_t largest = 0;
+  for (const auto& entry : std::filesystem::directory_iterator(dir_)) {
+    if (entry.is_regular_file()) largest = std::max(largest, entry.file_size());
+  }
+  const std::string value(256 * 1024, 'v');
+  std::string out;
+  {
+    FileSizeLimit limit(largest + 64 * 1024);
+    // The add was decided against the set's unwritten item: its NOT_STORED would be a lie (k may
+    // not exist), and so would incr's NOT_FOUND and the delete's DELETED of x... every write fails.
+    out = run("set k 0 0 " + std::to_string(value.size()) + "\r\n" + value +
+              "\r\nadd k 0 0 1\r\nw\r\nincr nothere 1\r\ndelete x\r\nversion\r\n");
+  }
+  EXPECT_TRUE(out.starts_with("SERVER_ERROR write error\r\nSERVER_ERROR write error\r\nSERVER_ERROR write error\r\n"
+                              "SERVER_ERROR write error\r\nVERSION "))
+      << out.substr(0, 200);
+  EXPECT_EQ(stat(L2Counter::l2_write_errors), 1u);
+}
+
+// A write segment that waited for its stripe judges the item as it is once the stripe is its own:
+// a flush_all completed meanwhile hides it (memcached: incr after flush_all is NOT_FOUND).
+TEST_F(EngineTest, AWriteThatWaitedForItsStripeSeesAFlushThatRanMeanwhile) {
+  EXPECT_EQ(run("set k 0 0 1\r\n1\r\n"), "STORED\r\n");
+  std::future<std::string> incr;
+  {
+    KeyLocks::Guard writer(engine_->key_locks(), {engine_->key_locks().stripe("k")});
+    incr = std::async(std::launch::async, [&] { return run("incr k 1\r\n"); });
+    EXPECT_EQ(incr.wait_for(std::chrono::milliseconds(200)), std::future_status::timeout) << "waits for the stripe";
+    // The Store's own flush_all (the Engine's would wait for this stripe, too): as if it ran
+    // between the incr's arrival and its turn.
+    ASSERT_TRUE(store_->flush_all(static_cast<uint32_t>(time(nullptr)), 0).is_ok());
+  }
+  EXPECT_EQ(incr.get(), "NOT_FOUND\r\n");
+  EXPECT_EQ(run("get k\r\n"), "END\r\n") << "the flushed item does not come back incremented";
+}
+
+// flush_all waits for a write segment in progress (a held stripe): its cutoff can never fall
+// between a write's read and its write, where the write would get a CAS above the cutoff and
+// bring a value derived from the flushed item back.
+TEST_F(EngineTest, FlushAllWaitsForWritesInProgress) {
+  EXPECT_EQ(run("set k 0 0 1\r\n1\r\n"), "STORED\r\n");
+  std::future<std::string> flush;
+  {
+    KeyLocks::Guard writer(engine_->key_locks(), {engine_->key_locks().stripe("k")});
+    flush = std::async(std::launch::async, [&] { return run("flush_all\r\n"); });
+    EXPECT_EQ(flush.wait_for(std::chrono::milliseconds(200)), std::future_status::timeout)
+        << "flush_all went ahead while a writer held a stripe";
+  }
+  EXPECT_EQ(flush.get(), "OK\r\n");
+  EXPECT_EQ(run("get k\r\n"), "END\r\n");
+  EXPECT_EQ(run("set k 0 0 1\r\n2\r\nincr k 1\r\n"), "STORED\r\n3\r\n") << "writers go on after it";
 }
 
 TEST(KeyLocksTest, TryGuardTakesAllStripesOrNone) {

@@ -399,6 +399,22 @@ TEST(TextParserLimits, LongLineWithoutNewline) {
   EXPECT_EQ(split_keys(p.req().keys).size(), 2000u);
 }
 
+TEST(TextParserLimits, GetLineLongerThanTheMultiGetBoundClosesHoweverItArrives) {
+  std::string line = "get";
+  while (line.size() < kMaxTextGetLine) line += " k";
+  line.resize(kMaxTextGetLine);  // the longest line served: every prefix of it needs more
+  ASSERT_EQ(parse(line).result.status, ParseStatus::kNeedMore);
+  Parsed p = parse(line + "\n");
+  ASSERT_EQ(p.result.status, ParseStatus::kRequest);
+  EXPECT_EQ(p.req().command, Command::kGet);
+
+  // One byte more: closed without a word, whether the newline came in the same read or not.
+  line += "k";
+  EXPECT_EQ(parse(line).result.status, ParseStatus::kClose);
+  EXPECT_EQ(parse(line + "\r\n").result.status, ParseStatus::kClose);
+  EXPECT_EQ(parse(line + "\n").result.status, ParseStatus::kClose);
+}
+
 TEST(TextNumbers, U32Truncating) {
   uint32_t v = 7;
   EXPECT_FALSE(parse_u32_truncating("", v));
