@@ -14,6 +14,10 @@ namespace rend::l2 {
 namespace {
 
 thread_local bool t_no_wait = false;
+// A read of this scope was refused. The rest are refused without trying: the caller redoes the
+// whole read on a worker anyway, and a retry that succeeded because the refused read had started
+// the kernel reading would mix blocks read now with a lookup RocksDB had given up on.
+thread_local bool t_refused = false;
 
 class NoWaitFile : public rocksdb::FSRandomAccessFileOwnerWrapper {
  public:
@@ -67,7 +71,7 @@ class NoWaitFile : public rocksdb::FSRandomAccessFileOwnerWrapper {
 
  private:
   rocksdb::IOStatus read_now(uint64_t offset, size_t n, rocksdb::Slice* result, char* scratch) const {
-    if (fd_ >= 0) {
+    if (fd_ >= 0 && !t_refused) {
       iovec iov{scratch, n};
       ssize_t got;
       do {
@@ -82,6 +86,7 @@ class NoWaitFile : public rocksdb::FSRandomAccessFileOwnerWrapper {
       if (got < 0 && errno != EAGAIN) warn_once(errno);
     }
     // Not (all) in memory: the caller retries where waiting is fine.
+    t_refused = true;
     *result = rocksdb::Slice(scratch, 0);
     counters_->would_block.fetch_add(1, std::memory_order_relaxed);
     return rocksdb::IOStatus::Busy("the read would wait for the disk");
@@ -128,7 +133,10 @@ class NoWaitFileSystem : public rocksdb::FileSystemWrapper {
 
 }  // namespace
 
-NoWaitReads::NoWaitReads() { t_no_wait = true; }
+NoWaitReads::NoWaitReads() {
+  t_no_wait = true;
+  t_refused = false;
+}
 NoWaitReads::~NoWaitReads() { t_no_wait = false; }
 
 std::shared_ptr<rocksdb::FileSystem> make_nowait_file_system(std::shared_ptr<rocksdb::FileSystem> base,
