@@ -1,6 +1,7 @@
 #include "l2/connection.h"
 
 #include <spdlog/spdlog.h>
+#include <poll.h>
 #include <sys/ioctl.h>
 
 #include <algorithm>
@@ -70,10 +71,13 @@ void Connection::on_alloc(uv_buf_t* buf) {
 
 void Connection::on_read(ssize_t nread) {
   if (nread < 0) {
-    // EOF: answer what was already asked (a half-closed client still reads), then close.
+    // EOF: answer what was already asked (a half-closed client still reads), then close. A
+    // client that closed altogether (a worker that gave up waiting) reads nothing more: its
+    // running batch stops before its next segment and the rest is not executed, so a write it
+    // reported as failed is not applied behind a later one.
     input_done_ = true;
     update_reading();
-    if (nread != UV_EOF) {
+    if (nread != UV_EOF || peer_closed()) {
       close();
       return;
     }
@@ -288,6 +292,14 @@ bool Connection::bytes_waiting() {
   int pending = 0;
   if (uv_fileno(&h_.handle, &fd) != 0 || ioctl(fd, FIONREAD, &pending) != 0) return false;
   return pending > 0;
+}
+
+bool Connection::peer_closed() {
+  // POLLHUP: both directions are shut (a unix-socket peer that closed), unlike a half-close.
+  uv_os_fd_t fd;
+  if (uv_fileno(&h_.handle, &fd) != 0) return false;
+  pollfd p{fd, POLLIN, 0};
+  return ::poll(&p, 1, 0) == 1 && (p.revents & POLLHUP) != 0;
 }
 
 void Connection::close() {

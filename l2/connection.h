@@ -47,7 +47,9 @@ class Connection {
 
   uv_stream_t* stream() { return &h_.stream; }
   void start();
-  // Closes now: in-flight replies are dropped (a running batch still finishes its writes).
+  // The client closed both directions (not just its writing side): nobody reads replies.
+  bool peer_closed();
+  // Closes now: in-flight replies are dropped (a running batch stops before its next segment).
   void close();
   // Graceful stop: answer what was received, then close between requests.
   void drain();

@@ -6,6 +6,7 @@
 #include <cstring>
 
 #include "common/protocol/request_compose.h"
+#include "worker/l1_access.h"
 #include "worker/l1_envelope.h"
 #include "worker/metric_mapping.h"
 #include "worker/worker.h"
@@ -314,15 +315,24 @@ void BackendConnection::schedule_reconnect() {
 
 namespace {
 
-// Receives the answer to a burial. One lost with its connection is queued for the next one.
+// Receives the answer to a burial (of one key, or of all: a flush). One lost with its connection
+// is queued for the next one.
 class Burial : public Op {
  public:
-  Burial(BackendConnection& conn, std::string key) : conn_(conn), key_(std::move(key)) {}
-  void on_failure(uint32_t, BackendFailure) override { conn_.bury(std::move(key_)); }
+  Burial(BackendConnection& conn, std::string key, bool all) : conn_(conn), key_(std::move(key)), all_(all) {}
+  void on_failure(uint32_t, BackendFailure) override {
+    if (all_) {
+      conn_.bury_all();
+    } else {
+      conn_.bury(std::move(key_));
+    }
+  }
+  const std::string& key() const { return key_; }
 
  private:
   BackendConnection& conn_;
   std::string key_;
+  bool all_;
 };
 
 }  // namespace
@@ -330,10 +340,17 @@ class Burial : public Op {
 void BackendConnection::bury(std::string key) {
   if (state_ == State::kStopped) return;
   if (to_bury_.size() >= kMaxBuryKeys) {
-    flush_on_connect_ = true;
-    to_bury_.clear();
+    bury_all();
+    return;
   }
   if (!flush_on_connect_) to_bury_.push_back(std::move(key));
+  if (accepting()) send_burials();
+}
+
+void BackendConnection::bury_all() {
+  if (state_ == State::kStopped) return;
+  flush_on_connect_ = true;
+  to_bury_.clear();
   if (accepting()) send_burials();
 }
 
@@ -346,14 +363,25 @@ void BackendConnection::send_burials() {
     flush.command = proto::Command::kFlushAll;
     flush.opcode = proto::bin::kFlush;
     proto::compose_binary_request(flush, out_);
-    expect(std::make_shared<Op>(), 0, ExpectKind::kSingle, MetricCommand::kFlushAll);
+    expect(std::make_shared<Burial>(*this, std::string(), true), 0, ExpectKind::kSingle, MetricCommand::kFlushAll);
     return;
   }
-  for (std::string& key : to_bury_) {
-    proto::compose_binary_request(l1_tombstone_request(key, worker_.config()), out_);
-    expect(std::make_shared<Burial>(*this, std::move(key)), 0, ExpectKind::kSingle, MetricCommand::kSet);
+  // Taken out first: a burial that fails at once queues its key again.
+  std::vector<std::string> keys;
+  keys.swap(to_bury_);
+  for (std::string& key : keys) {
+    auto burial = std::make_shared<Burial>(*this, std::move(key), false);
+    const proto::Request tombstone = l1_tombstone_request(burial->key(), worker_.config());
+    if (worker_.chunk_store() != nullptr) {
+      // Chunked L1: a tombstone is an empty value in the chunked layout (a head without
+      // chunks), which reads as a miss and refuses an add; a raw empty item would read as a
+      // broken head, which the chunked layer deletes.
+      send_l1(worker_, tombstone, burial, 0);
+    } else {
+      proto::compose_binary_request(tombstone, out_);
+      expect(burial, 0, ExpectKind::kSingle, MetricCommand::kSet);
+    }
   }
-  to_bury_.clear();
 }
 
 void BackendConnection::shutdown() {

@@ -58,6 +58,8 @@ class BackendConnection {
   // on serving to every worker. A tombstone (l1_envelope.h) goes out now if connected, or as the
   // first request after reconnecting. Past kMaxBuryKeys keys a flush_all goes instead.
   void bury(std::string key);
+  // Every key at once (a flush_all of L1): past kMaxBuryKeys, or when such a flush was lost.
+  void bury_all();
 
  private:
   enum class State : uint8_t { kWaiting, kConnecting, kConnected, kStopped };

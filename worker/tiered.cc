@@ -106,8 +106,23 @@ class KeyRead : public Op {
           }
           release();
         } else {
+          if (status == bin::kSuccess && is_touching(to_.command)) {
+            // The L1 gat found a tombstone and gave it the client's TTL: it gets its own back
+            // (the backfill after the L2 read then fails on it, as it should).
+            send_l1(worker_, l1_tombstone_request(key_, worker_.config()), shared_from_op(), kRestoreTombstone);
+          }
           read_l2();
         }
+        return;
+      case kRestoreTombstone:
+        return;  // the read goes on; only a failure needs handling
+      case kL1Touch:
+        // The batch port's L1 step of a gat: a tombstone it touched keeps its short TTL.
+        if (status == bin::kSuccess && !l1_envelope_valid(r.value)) {
+          bury_l1_copy();
+          return;
+        }
+        release();
         return;
       case kL2Read:
       case kL1Fallback: {
@@ -185,10 +200,14 @@ class KeyRead : public Op {
         release();
         return;
       case kSideEffect:
+      case kL1Touch:
         // An L1 touch or burial that did not arrive: a copy L2 no longer backs may remain.
         worker_.l1().for_key(key_).bury(key_);
         release();
         return;
+      case kRestoreTombstone:
+        worker_.l1().for_key(key_).bury(key_);
+        return;  // the read goes on
       case kBackfill:
         bump(worker_.stats(), Counter::backfill_errors);
         release();
@@ -205,7 +224,7 @@ class KeyRead : public Op {
   const std::string& key() const { return key_; }
 
  private:
-  enum Tag : uint32_t { kL1Read = 1, kL2Read, kL1Fallback, kBackfill, kL2Touch, kSideEffect };
+  enum Tag : uint32_t { kL1Read = 1, kL2Read, kL1Fallback, kBackfill, kL2Touch, kL1Touch, kRestoreTombstone, kSideEffect };
 
   std::shared_ptr<Op> shared_from_op();
 
@@ -242,12 +261,18 @@ class KeyRead : public Op {
     } else {
       w = wire_request(Command::kGet, bin::kGetK, key_);
     }
+    l2_sent_ms_ = uv_now(worker_.loop());
     send(worker_.l2(), w, shared_from_op(), kL2Read);
   }
 
   void after_l2_hit() {
     const bool main = mode_ == TierMode::kL1L2;
-    if (main && l1_read_done_ && !l1_failed_) {
+    // A tombstone outlives a backfill only if the backfill comes soon after L2 read the item
+    // (l1_envelope.h): an answer later than L2's timeout (a busy connection still delivering)
+    // is served but not backfilled.
+    const uint64_t l2_timeout_ms = static_cast<uint64_t>(worker_.config().l2.backend.timeout_ms);
+    const bool timely = uv_now(worker_.loop()) - l2_sent_ms_ <= l2_timeout_ms;
+    if (main && l1_read_done_ && !l1_failed_ && timely) {
       // Backfill: L2's absolute expiry keeps the L1 copy from outliving the L2 item; `add` never
       // replaces a value a concurrent write has just stored.
       Request add = wire_request(Command::kAdd, bin::kAdd, key_);
@@ -259,10 +284,11 @@ class KeyRead : public Op {
       return;
     }
     if (is_touching(to_.command) && !l1_read_done_) {
-      // The L2 touch happened; L1's copy (if any) gets the same TTL.
-      Request touch = wire_request(Command::kTouch, bin::kTouch, key_);
+      // The L2 touch happened; L1's copy (if any) gets the same TTL. A gat, not a touch, to see
+      // whether that copy is a tombstone.
+      Request touch = wire_request(Command::kGat, bin::kGat, key_);
       touch.exptime = exptime_;
-      send_l1(worker_, touch, shared_from_op(), kSideEffect);
+      send_l1(worker_, touch, shared_from_op(), kL1Touch);
       return;
     }
     release();
@@ -302,6 +328,7 @@ class KeyRead : public Op {
   BackendFailure why_ = BackendFailure::kUnavailable;
   bool locked_ = false;
   bool dropped_ = false;  // a child hit past its MultiRead's reply cap
+  uint64_t l2_sent_ms_ = 0;  // loop time the L2 read was sent
   bool l1_failed_ = false;
   bool l1_read_done_ = false;
   bool delivered_ = false;
@@ -470,7 +497,9 @@ class TieredWrite : public Op {
       case kL1Update: {
         // An L1 update that failed for any reason but "not there" leaves a stale copy: bury it.
         const bool miss = status == bin::kKeyNotFound || status == bin::kNotStored;
-        if (status != bin::kSuccess && !(miss && update_may_miss())) {
+        const bool touched_tombstone = status == bin::kSuccess && l1_update_.opcode == bin::kGat &&
+                                       !l1_envelope_valid(r.value);
+        if (touched_tombstone || (status != bin::kSuccess && !(miss && update_may_miss()))) {
           send_l1(worker_, l1_tombstone_, shared_self(), kL1Tombstone);
           return;
         }
@@ -567,8 +596,12 @@ class TieredWrite : public Op {
       case Command::kReplace:
         break;
       case Command::kTouch:
+        // A touch changes neither the value nor the CAS. A gat rather than a touch, to see
+        // whether L1's copy is a tombstone, which must keep its short TTL.
+        l1.command = Command::kGat;
+        l1.opcode = bin::kGat;
         l1.value = {};
-        l1_update_ = l1;  // a touch changes neither the value nor the CAS
+        l1_update_ = l1;
         return;
       default:
         return;  // delete, incr, decr, append, prepend: L2 changed the CAS, so L1's copy goes

@@ -289,6 +289,19 @@ class TieredTest(ProcessTest):
                              b"SERVER_ERROR out of memory writing get response\r\n")
             self.assertEqual(client.get(b"huge"), big)
 
+    def test_touch_and_gat_leave_a_tombstone_short_lived(self):
+        # A tombstone given a client's TTL (or none) would keep a key out of L1 for that long.
+        for port, how in ((self.rend.port, b"touch tt 0\r\n"), (self.rend.port, b"gat 0 tt\r\n"),
+                          (self.rend.config["listen"]["batch_port"], b"gat 0 tt\r\n")):
+            self.main.set(b"tt", b"5")
+            self.assertEqual(self.main.call(b"incr tt 1\r\n"), b"6\r\n")
+            self.assertEqual(self.l1.get(b"tt"), TOMBSTONE)
+            c = self.client(port)
+            self.assertIn(c.call(how), (b"TOUCHED\r\n", b"VALUE tt 0 1\r\n6\r\nEND\r\n"), how)
+            eventually(self, lambda: self.l1.get(b"tt"), TOMBSTONE, what="still a tombstone")
+            eventually(self, lambda: 0 <= (l1_ttl(self.l1, b"tt") or -1) <= TOMBSTONE_TTL, True,
+                       what=f"{how!r}: the tombstone keeps its short TTL (got {l1_ttl(self.l1, b'tt')})")
+
     # ---- gets / cas ----------------------------------------------------------------------------
     def test_gets_and_cas_use_l2(self):
         for client in (self.main, self.batch):
