@@ -20,7 +20,7 @@ import time
 import loadgen
 from measure import once_quiet, undisturbed
 from procs import BenchError, Skip, flush, log, server_stats, stats_delta
-from targets import Extstore, Rend
+from targets import DEFAULT_MEMORY_MB, DirectMemcached, Extstore, Nutcracker, Rend
 
 # Targets the loadgen `bench` profile runs against (those that are running).
 LOADGEN_KEYS = ("memcached", "nutcracker", "rend-w1", "rend-w2", "rend-l1l2")
@@ -169,13 +169,26 @@ def extstore_vs_rend(workdir, procs, build_dir, args, lg, failures, skipped):
     flash_bytes = args.ext_flash_mb << 20
     targets = [
         Extstore(workdir, procs, args.ext_ram_mb, args.ext_flash_mb),
+        Extstore(workdir, procs, args.ext_ram_mb, args.ext_flash_mb, tuned=True),
         Rend(workdir, procs, build_dir, workers=1, l2=True, memory_mb=args.ext_ram_mb,
              l2_settings={"max_bytes": flash_bytes, "block_cache_mb": args.ext_ram_mb},
              key="rend-l1l2-ext",
              name=f"rend l1l2, workers=1, L1 memcached -m {args.ext_ram_mb}, "
                   f"L2 budget {args.ext_flash_mb} MiB"),
+        # References with the whole working set in RAM (memcached -m 1024): what
+        # memcached serves direct, and what the proxy hop alone leaves of it.
+        DirectMemcached(workdir, procs, key="ram-memcached",
+                        name=f"reference: memcached -m {DEFAULT_MEMORY_MB}, every key in RAM"),
+        Nutcracker(workdir, procs, key="ram-nutcracker",
+                   name=f"reference: nutcracker → memcached -m {DEFAULT_MEMORY_MB}, every key in RAM"),
+        Rend(workdir, procs, build_dir, workers=1, key="ram-rend-l1only",
+             name=f"reference: rend l1only, workers=1 → memcached -m {DEFAULT_MEMORY_MB}, "
+                  "every key in RAM"),
     ]
-    targets[1].short = f"rend l1l2, L1 -m {args.ext_ram_mb}"
+    targets[2].short = f"rend l1l2, L1 -m {args.ext_ram_mb}"
+    for t, short in zip(targets[3:], ("memcached, all in RAM", "nutcracker, all in RAM",
+                                       "rend l1only, all in RAM")):
+        t.short = short
     out = {"keys": n, "value": size, "reads": reads, "results": {}, "targets": targets,
            "commands": {"fill": "rend-loadgen --port <port> -t 1 -c 32 " + " ".join(map(str, fill_opts)),
                         "read": "rend-loadgen --port <port> -t 1 -c 32 " + " ".join(map(str, read_opts))}}
@@ -187,10 +200,12 @@ def extstore_vs_rend(workdir, procs, build_dir, args, lg, failures, skipped):
             log(f"started {t.name} on {t.address}")
             once_quiet(args)
             mc0 = server_stats(t.backend)
-            res["fill"] = loadgen.run(t, loadgen.argv(lg, t.address, *fill_opts), 900,
+            pace = ("--rate", t.fill_rate) if getattr(t, "fill_rate", None) else ()
+            res["fill"] = loadgen.run(t, loadgen.argv(lg, t.address, *fill_opts, *pace), 900,
                                       os.path.join(t.dir, "fill.out"))
             mc1 = server_stats(t.backend)
-            rend1 = server_stats(t.address) if t.proxy is not None else None
+            # rend with L2 reports its backfills; the other proxies have no stats of their own.
+            rend1 = server_stats(t.address) if getattr(t, "l2", False) else None
             log(f"{t.name}: filled {n} x {size} B at {res['fill']['ops_per_s']:,.0f} sets/s")
             once_quiet(args)
             res["read"] = _hit_ratio(loadgen.run(t, loadgen.argv(lg, t.address, *read_opts), 900,
