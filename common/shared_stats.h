@@ -56,7 +56,8 @@ namespace rend {
   X(backfills, counter)                          \
   X(backfill_errors, counter)                    \
   X(l2_fallbacks, counter)                       \
-  X(l2_write_failures, counter)
+  X(l2_write_failures, counter)                  \
+  X(raced_writes, counter)
 
 enum class Counter : uint16_t {
 #define REND_COUNTER_ENUM(name, kind) name,

@@ -3,6 +3,7 @@
 #include <spdlog/spdlog.h>
 #include <poll.h>
 #include <sys/ioctl.h>
+#include <sys/socket.h>
 
 #include <algorithm>
 #include <cstring>
@@ -36,7 +37,20 @@ Connection::Connection(Server& server, bool tcp) : server_(server) {
 
 Connection::~Connection() = default;
 
-void Connection::start() { update_reading(); }
+void Connection::start() {
+  // Set before the first batch exists, so worker threads only ever read it.
+  static uint64_t tcp_connections = 0;
+  int fd = -1;
+  ucred peer{};
+  socklen_t len = sizeof peer;
+  if (h_.handle.type == UV_NAMED_PIPE && uv_fileno(&h_.handle, &fd) == 0 &&
+      getsockopt(fd, SOL_SOCKET, SO_PEERCRED, &peer, &len) == 0 && peer.pid > 0) {
+    writer_ = static_cast<uint64_t>(peer.pid);
+  } else {
+    writer_ = (uint64_t{1} << 32) | ++tcp_connections;  // beyond every pid
+  }
+  update_reading();
+}
 
 void Connection::update_reading() {
   // Behind a running batch we read ahead up to kInputHighWater; with none, up to one request of

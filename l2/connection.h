@@ -29,6 +29,7 @@
 
 #include "common/protocol/request.h"
 #include "l2/executor.h"
+#include "l2/write_history.h"
 
 namespace rend::l2 {
 
@@ -55,6 +56,10 @@ class Connection {
   void drain();
 
   void on_batch_done(Batch* batch);
+
+  // Who is writing through this connection (WriteHistory): a unix-socket peer's pid, so that the
+  // connections of one worker count as one writer; a TCP connection is a writer of its own.
+  WriteHistory::Writer writer() const { return writer_; }
 
  private:
   struct WriteRequest;
@@ -98,6 +103,7 @@ class Connection {
   size_t in_flight_bytes_ = 0;
   bool write_in_flight_ = false;
   bool reading_ = false;
+  WriteHistory::Writer writer_ = 0;
   bool closing_ = false;
   bool handle_closed_ = false;
   bool input_done_ = false;   // EOF or read error: nothing more will arrive

@@ -237,7 +237,7 @@ size_t Engine::segment_end(std::span<const Request> requests, size_t i, Kind& se
 }
 
 size_t Engine::execute(std::span<const Request> requests, size_t next, std::string& out, size_t reply_limit,
-                       const std::atomic<bool>& cancelled) {
+                       const std::atomic<bool>& cancelled, WriteHistory::Writer writer) {
   size_t i = next;
   while (i < requests.size() && out.size() < reply_limit && !cancelled.load(std::memory_order_relaxed)) {
     if (kind_of(requests[i]) == Kind::kBarrier) {
@@ -254,7 +254,7 @@ size_t Engine::execute(std::span<const Request> requests, size_t next, std::stri
       continue;
     }
     if (segment == Kind::kWrite) {
-      run_writes(s, out, Where::kWorker);
+      run_writes(s, out, Where::kWorker, writer);
     } else {
       for (const Request& r : s) run_local(r, out);
     }
@@ -266,7 +266,7 @@ size_t Engine::execute(std::span<const Request> requests, size_t next, std::stri
 }
 
 size_t Engine::execute_inline(std::span<const Request> requests, size_t next, std::string& out, size_t reply_limit,
-                              InlineBudget& budget) {
+                              InlineBudget& budget, WriteHistory::Writer writer) {
   size_t i = next;
   while (i < requests.size() && out.size() < reply_limit) {
     if (kind_of(requests[i]) == Kind::kBarrier) break;  // stats walks the data dir; flush_all syncs
@@ -291,7 +291,7 @@ size_t Engine::execute_inline(std::span<const Request> requests, size_t next, st
           inline_writes_paused_until_.load(std::memory_order_relaxed)) {
         break;
       }
-      if (!run_writes(s, out, Where::kLoop)) {
+      if (!run_writes(s, out, Where::kLoop, writer)) {
         stats_.add(L2Counter::l2_inline_fallbacks);
         break;
       }
@@ -380,7 +380,8 @@ std::optional<size_t> Engine::run_reads(std::span<const Request> segment, std::s
   return answered;
 }
 
-bool Engine::run_writes(std::span<const Request> segment, std::string& out, Where where) {
+bool Engine::run_writes(std::span<const Request> segment, std::string& out, Where where,
+                        WriteHistory::Writer writer) {
   const bool on_loop = where == Where::kLoop;
 
   // Which keys this segment writes, and which of them it must read first.
@@ -406,6 +407,8 @@ bool Engine::run_writes(std::span<const Request> segment, std::string& out, Wher
   std::vector<Change> changes;
   std::vector<uint8_t> existed;  // per change: the key had a live item (for the counters)
   std::vector<KeyOutcome> outcomes;  // per change
+  std::vector<std::string_view> change_keys;  // per change
+  std::vector<uint8_t> raced;  // per change: another writer wrote the key within the race window
   rocksdb::Status written;
   {
     using Wait = KeyLocks::Guard::Wait;
@@ -459,6 +462,7 @@ bool Engine::run_writes(std::span<const Request> segment, std::string& out, Wher
       for_each_request_key(r, [&](std::string_view k) {
         auto it = state.find(k);
         const bool read_failed = it != state.end() && it->second.error;
+        change_keys.push_back(k);
         if (read_failed || (is_text_multi(r) && reply_too_large)) {
           changes.emplace_back();
           existed.push_back(0);
@@ -501,6 +505,18 @@ bool Engine::run_writes(std::span<const Request> segment, std::string& out, Wher
     // Nothing was written (a stall, another writer): a worker does it all again, CAS uniques
     // included (the ones handed out here are simply never used).
     if (on_loop && written.IsIncomplete()) return false;
+    // Still under the stripe locks, so two writes of a key are noted in the order RocksDB
+    // applied them (a segment that wrote nothing changed nothing another worker could race).
+    raced.assign(changes.size(), 0);
+    if (written.ok() && batch.Count() > 0) {
+      const int64_t now_ms = std::chrono::duration_cast<std::chrono::milliseconds>(
+                                 std::chrono::steady_clock::now().time_since_epoch())
+                                 .count();
+      for (size_t i = 0; i < changes.size(); ++i) {
+        if (changes[i].write == Change::Write::kNone) continue;
+        raced[i] = history_.note_write(change_keys[i], writer, now_ms) ? 1 : 0;
+      }
+    }
   }  // locks released: replies need no store access
   if (!written.ok()) stats_.add(L2Counter::l2_write_errors);
   stats_.add(on_loop ? L2Counter::l2_inline_writes : L2Counter::l2_offloaded_writes, writes);
@@ -547,7 +563,12 @@ bool Engine::run_writes(std::span<const Request> segment, std::string& out, Wher
       });
       proto::append_line(out, "END");
     } else {
+      const size_t at = out.size();
       append_change_reply(out, r, changes[first]);
+      if (raced[first] != 0 && r.protocol == Protocol::kBinary && out.size() >= at + bin::kHeaderSize) {
+        out[at + 5] = static_cast<char>(static_cast<uint8_t>(out[at + 5]) | bin::kDataTypeRacedWrite);
+        stats_.add(L2Counter::l2_raced_writes);
+      }
     }
   }
   return true;

@@ -42,6 +42,7 @@
 #include "l2/key_locks.h"
 #include "l2/l2_stats.h"
 #include "l2/store.h"
+#include "l2/write_history.h"
 
 namespace rend::l2 {
 
@@ -60,6 +61,7 @@ struct EngineInfo {
   int threads = 0;
   size_t max_item_size = 0;  // also the size an append or prepend may not make an item exceed
   size_t max_get_reply = 0;  // max_get_reply_bytes(), common/get_reply_limit.h
+  int64_t race_window_ms = 5000;  // tier_race_window_ms(), common/race_window.h
   std::string socket_path;
   int tcp_port = 0;
 };
@@ -79,7 +81,8 @@ class Engine {
   static constexpr std::chrono::microseconds kSlowInlineWrite{1000};
   static constexpr std::chrono::milliseconds kInlineWritePause{50};
 
-  Engine(Store& store, L2Stats& stats, EngineInfo info) : store_(store), stats_(stats), info_(std::move(info)) {}
+  Engine(Store& store, L2Stats& stats, EngineInfo info)
+      : store_(store), stats_(stats), info_(std::move(info)), history_(info_.race_window_ms) {}
   Engine(const Engine&) = delete;
   Engine& operator=(const Engine&) = delete;
 
@@ -89,8 +92,10 @@ class Engine {
   // and a worker that gave up waiting for a write (it told its client SERVER_ERROR and may let
   // the next write of the key through) must not have it applied behind that one's back.
   // Returns the index of the first request not executed.
+  // `writer` names the client process (WriteHistory): a successful binary write of a key another
+  // writer wrote within the race window is answered with kDataTypeRacedWrite.
   size_t execute(std::span<const proto::Request> requests, size_t next, std::string& out, size_t reply_limit,
-                 const std::atomic<bool>& cancelled);
+                 const std::atomic<bool>& cancelled, WriteHistory::Writer writer = 0);
 
   // execute() for the event loop: runs segments from requests[next] while each can be done
   // without I/O or waiting (see above), its keys fit in what is left of `budget` (which it
@@ -98,7 +103,7 @@ class Engine {
   // flush_all or stats. Returns the index of the first request not executed, `next` if none:
   // the caller hands the rest to execute() on a worker.
   size_t execute_inline(std::span<const proto::Request> requests, size_t next, std::string& out, size_t reply_limit,
-                        InlineBudget& budget);
+                        InlineBudget& budget, WriteHistory::Writer writer = 0);
 
   L2Stats& stats() { return stats_; }
   // For tests: holding a key's stripe stands for a write segment in progress on that key.
@@ -116,7 +121,8 @@ class Engine {
   std::optional<size_t> run_reads(std::span<const proto::Request> segment, std::string& out, size_t reply_limit,
                                   Where where);
   // kLoop: false, with nothing done, when the segment cannot finish without waiting.
-  bool run_writes(std::span<const proto::Request> segment, std::string& out, Where where);
+  bool run_writes(std::span<const proto::Request> segment, std::string& out, Where where,
+                  WriteHistory::Writer writer);
   void run_barrier(const proto::Request& r, std::string& out);
   void run_local(const proto::Request& r, std::string& out);
   void run_stats(const proto::Request& r, std::string& out);
@@ -125,6 +131,7 @@ class Engine {
   L2Stats& stats_;
   KeyLocks locks_;
   EngineInfo info_;
+  WriteHistory history_;
   // steady_clock ticks before which the loop writes nothing itself (see kSlowInlineWrite).
   std::atomic<int64_t> inline_writes_paused_until_{0};
 };

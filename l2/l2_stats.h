@@ -5,6 +5,7 @@
 // l2_inline_fallbacks: attempts on the loop that found their data not in memory (or a stripe
 // lock busy, a write stall...) and went to a worker instead. l2_inline_write_pauses: times the
 // loop stopped writing itself for a while because a write was slow (disk pressure).
+// l2_raced_writes: writes answered as racing another process's write of the key (write_history.h).
 //
 // Written by the event loop (connections, bytes) and the worker threads (commands) concurrently,
 // so every counter is a relaxed atomic: a report may be a moment stale, never torn.
@@ -53,7 +54,8 @@ namespace rend::l2 {
   X(l2_inline_writes)       \
   X(l2_offloaded_writes)    \
   X(l2_inline_fallbacks)    \
-  X(l2_inline_write_pauses)
+  X(l2_inline_write_pauses) \
+  X(l2_raced_writes)
 
 enum class L2Counter : uint16_t {
 #define REND_L2_ENUM(name) name,

@@ -2,6 +2,8 @@
 
 #include <charconv>
 
+#include "common/race_window.h"
+
 namespace rend::l2 {
 
 bool parse_address(const std::string& address, std::string& path, std::string& host, int& port) {
@@ -34,6 +36,7 @@ Status resolve_options(const Config& config, const Overrides& o, L2Options& out)
   out.backlog = config.listen.backlog;
   out.max_item_size = config.worker.max_item_size;
   out.output_high_water = config.worker.output_high_water;
+  out.race_window_ms = tier_race_window_ms(config);
   out.threads = o.threads.value_or(config.l2.threads);
   out.store.data_dir = o.data_dir.value_or(config.l2.data_dir);
   out.store.max_bytes = o.max_bytes.value_or(config.l2.max_bytes);

@@ -21,6 +21,7 @@ EngineInfo engine_info(const L2Options& o) {
   info.threads = o.threads;
   info.max_item_size = o.max_item_size;
   info.max_get_reply = max_get_reply_bytes(o.max_item_size, o.output_high_water);
+  info.race_window_ms = o.race_window_ms;
   info.socket_path = o.socket_path;
   info.tcp_port = o.tcp_port;
   return info;

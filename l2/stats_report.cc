@@ -54,6 +54,7 @@ void settings_report(const Store& store, const EngineInfo& info, Report& out) {
   out.emplace_back("data_dir", store.options().data_dir);
   out.emplace_back("wal", store.options().wal ? "yes" : "no");
   out.emplace_back("block_cache_mb", std::to_string(store.options().block_cache_mb));
+  out.emplace_back("race_window_ms", std::to_string(info.race_window_ms));
 }
 
 void append_report(std::string& out, const proto::Request& r, const Report& report) {

@@ -41,6 +41,9 @@ constexpr CounterExport kCounterExports[] = {
     {Counter::l2_fallbacks, "rend_l2_fallbacks_total", "Reads served from L1 alone because L2 was unreachable."},
     {Counter::l2_write_failures, "rend_l2_write_failures_total",
      "Writes refused with SERVER_ERROR because L2 did not take them."},
+    {Counter::raced_writes, "rend_raced_writes_total",
+     "Writes L2 found racing another worker's write of the key; their L1 copy is buried again "
+     "once the race window has passed."},
 };
 
 ClientMetric::Label label(std::string name, std::string value) { return {std::move(name), std::move(value)}; }

@@ -11,6 +11,7 @@
 #include <string_view>
 
 #include "common/config.h"
+#include "common/race_window.h"
 #include "common/protocol/binary_format.h"
 #include "common/protocol/request.h"
 
@@ -36,13 +37,10 @@ inline std::string l1_envelope(uint64_t cas, std::string_view value) {
 // Why not a plain delete: a read on another worker may have fetched the old value from L2 just
 // before the write and be about to backfill it with `add`. After a delete that add succeeds, and
 // the old value (a deleted one, even) would be served from L1 until evicted. The tombstone makes
-// that add fail. It only has to outlive such a backfill: a read that has not heard from L2
-// within l2's timeout gives up, and its add reaches L1 within L1's timeout, so the tombstone
-// lives for both plus two seconds (one for memcached's whole-second clock, one to spare).
-// Meanwhile reads of the key go to L2 without backfilling; any set replaces it at once.
+// that add fail. It only has to outlive such a backfill: common/race_window.h. Meanwhile reads
+// of the key go to L2 without backfilling; any set replaces it at once.
 inline uint32_t l1_tombstone_ttl_s(const Config& config) {
-  const int64_t ms = int64_t{config.l1.timeout_ms} + int64_t{config.l2.backend.timeout_ms};
-  return static_cast<uint32_t>((ms + 999) / 1000 + 2);
+  return static_cast<uint32_t>(tier_race_window_ms(config) / 1000);
 }
 
 // The binary set that leaves a tombstone under `key` (which the request points into).

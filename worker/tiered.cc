@@ -64,6 +64,15 @@ void send(BackendPool& pool, const Request& wire, const std::shared_ptr<Op>& op,
   send(pool, wire.key, bytes, op, tag, metric_command_for_opcode(wire.opcode));
 }
 
+// rend-l2 flags a write that came within the race window after another worker's write of the
+// key (l2/write_history.h): that worker's L1 step may land after ours, so L1's copy is buried
+// again once the window has passed.
+void bury_again_if_raced(Worker& worker, std::string_view key, const proto::BinaryResponse& r) {
+  if ((r.header.data_type & bin::kDataTypeRacedWrite) == 0) return;
+  bump(worker.stats(), Counter::raced_writes);
+  worker.bury_after_race_window(std::string(key));
+}
+
 bool is_touching(Command c) { return c == Command::kGat || c == Command::kGats; }
 bool wants_cas(Command c) { return c == Command::kGets || c == Command::kGats; }
 
@@ -127,6 +136,7 @@ class KeyRead : public Op {
       case kL2Read:
       case kL1Fallback: {
         const bool from_l1 = tag == kL1Fallback;
+        if (!from_l1) bury_again_if_raced(worker_, key_, r);  // a gat changes L2's expiry
         if (status != bin::kSuccess || (from_l1 && !l1_envelope_valid(r.value))) {
           deliver(status == bin::kSuccess || status == bin::kKeyNotFound ? Outcome::kMiss : Outcome::kFailed);
           if (!from_l1 && status == bin::kKeyNotFound && is_touching(to_.command) && !l1_read_done_) {
@@ -148,6 +158,7 @@ class KeyRead : public Op {
         return;
       }
       case kL2Touch:
+        bury_again_if_raced(worker_, key_, r);
         // The client has its L1 hit, but L2 no longer holds the item (evicted, expired, flushed):
         // the L1 copy whose TTL the gat just extended must go too.
         if (status == bin::kKeyNotFound) {
@@ -467,6 +478,7 @@ class TieredWrite : public Op {
 
   void on_response(uint32_t tag, const proto::BinaryResponse& r) override {
     if (tag == kL2) {
+      bury_again_if_raced(worker_, key_, r);
       l2_status_ = r.status();
       l2_cas_ = r.header.cas;
       l2_extras_.assign(r.extras);
@@ -531,7 +543,12 @@ class TieredWrite : public Op {
       failure_ = why;
       // Refused (L2 down), the write did not happen. Timed out or cut off after it was sent, it
       // may still be applied by L2: L1's copy may then be the old value, so it goes.
-      if (why != BackendFailure::kUnavailable) worker_.l1().for_key(key_).bury(key_);
+      // Nor can it be told whether it raced another worker's write (bury_again_if_raced), so it
+      // is buried again once the race window has passed, too.
+      if (why != BackendFailure::kUnavailable) {
+        worker_.l1().for_key(key_).bury(key_);
+        worker_.bury_after_race_window(key_);
+      }
       complete();
       return;
     }

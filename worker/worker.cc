@@ -5,6 +5,7 @@
 
 #include <algorithm>
 
+#include "common/race_window.h"
 #include "worker/client_connection.h"
 
 namespace rend::worker {
@@ -14,7 +15,8 @@ constexpr uint64_t kTickMs = 50;  // how often backend deadlines are checked
 }
 
 Worker::Worker(uv_loop_t* loop, Config config, WorkerOptions options, SharedStats stats)
-    : loop_(loop), config_(std::move(config)), options_(options), stats_(std::move(stats)), orchestrator_(*this) {
+    : loop_(loop), config_(std::move(config)), options_(options), stats_(std::move(stats)),
+      delayed_burials_(static_cast<uint64_t>(tier_race_window_ms(config_))), orchestrator_(*this) {
   // Backend responses are bounded: the largest value L1 may hold plus headers.
   const size_t max_body = config_.worker.max_item_size + 64 * 1024;
   l1_ = std::make_unique<BackendPool>(*this, Tier::kL1, "l1", config_.l1, max_body);
@@ -142,8 +144,22 @@ void Worker::begin_drain() {
   maybe_finish_drain();
 }
 
+void Worker::bury_after_race_window(std::string key) {
+  delayed_burials_.add(std::move(key), uv_now(loop_));
+}
+
+bool Worker::l1_idle() {
+  for (size_t i = 0; i < l1_->size(); ++i) {
+    if (!l1_->at(i).idle()) return false;
+  }
+  return true;
+}
+
 void Worker::maybe_finish_drain() {
   if (!draining_ || finished_ || !connections_.empty()) return;
+  // Burials still to come (or unanswered) would leave stale L1 copies behind: they are part of
+  // the writes this worker answered. The tick calls back here until they are done.
+  if (!delayed_burials_.empty() || !l1_idle()) return;
   finished_ = true;
   spdlog::info("drained; exiting");
   l1_->shutdown();
@@ -185,6 +201,10 @@ int Worker::run() {
     auto* self = static_cast<Worker*>(t->data);
     self->l1_->check_deadlines(uv_now(self->loop_));
     if (self->l2_) self->l2_->check_deadlines(uv_now(self->loop_));
+    self->delayed_burials_.run_due(
+        uv_now(self->loop_), [self](std::string key) { self->l1_->for_key(key).bury(std::move(key)); },
+        [self] { self->l1_->at(0).bury_all(); });
+    self->maybe_finish_drain();
   }, kTickMs, kTickMs);
   uv_signal_init(loop_, &sigterm_);
   sigterm_.data = this;

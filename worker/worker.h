@@ -17,6 +17,7 @@
 #include "common/shared_stats.h"
 #include "worker/backend_pool.h"
 #include "worker/chunked_l1.h"
+#include "worker/delayed_burials.h"
 #include "worker/key_lock.h"
 #include "worker/tiered.h"
 #include "worker/orchestrator.h"
@@ -56,6 +57,10 @@ class Worker {
   KeyLock& key_lock() { return key_lock_; }
   Orchestrator& orchestrator() { return orchestrator_; }
 
+  // rend-l2 said a write of `key` raced another worker's: its L1 copy is buried again once the
+  // race window has passed (DelayedBurials). A drain waits for these.
+  void bury_after_race_window(std::string key);
+
   void mark_dirty(ClientConnection* c);
   void mark_dirty(BackendConnection* b);
   void on_connection_closed(ClientConnection* c);
@@ -66,6 +71,8 @@ class Worker {
   void flush_dirty();
   void begin_drain();
   void maybe_finish_drain();
+  // L1 has answered everything sent to it (burials included).
+  bool l1_idle();
 
   uv_loop_t* loop_;
   Config config_;
@@ -75,6 +82,7 @@ class Worker {
   std::unique_ptr<BackendPool> l2_;
   std::unique_ptr<ChunkStore> chunk_store_;
   KeyLock key_lock_;
+  DelayedBurials delayed_burials_;
   Orchestrator orchestrator_;
   std::vector<uv_handle_t*> listeners_;
   std::unordered_set<ClientConnection*> connections_;

@@ -71,6 +71,11 @@ enum Status : uint16_t {
   kTemporaryFailure = 0x0086,
 };
 
+// rend-l2's answer to a successful write of a key that another process wrote shortly before
+// carries this bit in the header's data type (reserved, 0 in memcached): see
+// l2/write_history.h. Only rend's workers look at it, and they never relay it to clients.
+inline constexpr uint8_t kDataTypeRacedWrite = 0x80;
+
 // The body memcached 1.6 puts in an error response for each status (write_bin_error).
 std::string_view status_message(uint16_t status);
 

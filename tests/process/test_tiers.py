@@ -459,7 +459,8 @@ class TieredTest(ProcessTest):
 
 class Relay:
     """A TCP relay between rend and memcached that can swallow what rend sends (a request lost
-    on the way, as on a connection that then times out)."""
+    on the way, as on a connection that then times out), or hold it and deliver it later,
+    connection by connection in the order the test chooses (requests that reach memcached late)."""
 
     def __init__(self, target_port):
         self.target_port = target_port
@@ -469,7 +470,41 @@ class Relay:
         self.port = self.listener.getsockname()[1]
         self.swallow = threading.Event()
         self.closed = False
+        self.lock = threading.Lock()
+        self.holding = False
+        self.held = []  # [(destination socket, [bytes...])] in the order each was first held
         threading.Thread(target=self._accept, daemon=True).start()
+
+    def hold(self):
+        with self.lock:
+            self.holding = True
+
+    def held_connections(self):
+        with self.lock:
+            return len(self.held)
+
+    def release(self, order):
+        """Delivers what was held, connection by connection: `order` lists indexes into the
+        order of first holding, a pause between each."""
+        with self.lock:
+            for n, i in enumerate(order):
+                if n:
+                    time.sleep(0.2)
+                dst, chunks = self.held[i]
+                dst.sendall(b"".join(chunks))
+            self.held = []
+            self.holding = False
+
+    def _forward(self, dst, data):
+        with self.lock:
+            if self.holding:
+                for d, chunks in self.held:
+                    if d is dst:
+                        chunks.append(data)
+                        return
+                self.held.append((dst, [data]))
+                return
+        dst.sendall(data)
 
     def _accept(self):
         while not self.closed:
@@ -489,7 +524,10 @@ class Relay:
                     break
                 if to_memcached and self.swallow.is_set():
                     continue
-                dst.sendall(data)
+                if to_memcached:
+                    self._forward(dst, data)
+                else:
+                    dst.sendall(data)
         except OSError:
             pass
         for sock in (src, dst):
@@ -531,6 +569,78 @@ class L1LostUpdateTest(ProcessTest):
         eventually(self, lambda: l1.get(b"k"), TOMBSTONE, what="the stale copy buried after reconnecting")
         self.assertEqual(c.get(b"k"), b"new")
         self.assertGreaterEqual(int(c.stats()["l1_timeouts"]), 1)
+
+
+class CrossWorkerWriteRaceTest(ProcessTest):
+    def test_two_workers_writing_one_key_leave_l1_with_l2s_value(self):
+        # Worker A writes v1, worker B then v2: L2 applies them in that order, but A's L1 set
+        # reaches memcached after B's (the relay holds both and delivers B's first), so L1 ends
+        # with v1 while L2 holds v2. rend-l2 flagged B's write as racing A's; B buries its L1
+        # copy once the race window has passed, and reads serve v2 again.
+        mc = self.start_memcached()
+        relay = Relay(mc.port)
+        self.addCleanup(relay.close)
+        l2 = L2Server(self.tmp).start()
+        self.addCleanup(l2.stop)
+        # Race window: ceil((1500 + 500) / 1000) + 2 = 4 s (common/race_window.h).
+        window_s = 4
+        rend = self.start_rend(workers=2, l1_address=f"127.0.0.1:{relay.port}", config={
+            "l2": {"enabled": True, "supervised": False, "address": l2.socket, "timeout_ms": 500},
+            "l1": {"timeout_ms": 1500, "connections": 1},
+            "listen": {"batch_port": 0},
+        })
+        by_worker = {}
+        for _ in range(200):
+            c = self.client(rend.port, timeout=20)
+            by_worker.setdefault(c.stats()["pid"], c)
+            if len(by_worker) == 2:
+                break
+        self.assertEqual(len(by_worker), 2, "connections reached both workers")
+        a, b = by_worker.values()
+        l1 = L1Direct(self.client(mc.port))
+        l2c = self.client(l2.port)
+        self.assertEqual(a.set(b"k", b"v0"), b"STORED\r\n")
+
+        relay.hold()
+        a.send(b"set k 0 0 2\r\nv1\r\n")
+        wait_until(lambda: l2c.get(b"k") == b"v1", 5, what="L2 applied A's write")
+        wait_until(lambda: relay.held_connections() == 1, 5, what="A's L1 set held")
+        b.send(b"set k 0 0 2\r\nv2\r\n")
+        wait_until(lambda: l2c.get(b"k") == b"v2", 5, what="L2 applied B's write")
+        wait_until(lambda: relay.held_connections() == 2, 5, what="B's L1 set held")
+        relay.release(order=[1, 0])  # B's L1 set lands first, A's older one after it
+        self.assertEqual(a.read_line(), b"STORED\r\n")
+        self.assertEqual(b.read_line(), b"STORED\r\n")
+        self.assertEqual(l1.get(b"k"), b"v1", "the race happened: L1 holds the older value")
+        # (rend's stats add up every worker's counters)
+        self.assertEqual(a.stats()["raced_writes"], "1", "rend-l2 flagged the later write, and only that one")
+        self.assertEqual(l2c.stats()["l2_raced_writes"], "1")
+
+        start = time.monotonic()
+        wait_until(lambda: l1.get(b"k") != b"v1", window_s + 5, what="L1's stale copy buried")
+        self.assertGreaterEqual(time.monotonic() - start, window_s - 2.5, "buried once the window had passed")
+        self.assertEqual(a.get(b"k"), b"v2")
+        self.assertEqual(b.get(b"k"), b"v2")
+
+    def test_writes_of_one_worker_are_never_flagged(self):
+        # One worker orders its own writes of a key; rend-l2 tells a worker's connections apart
+        # from another worker's by the peer's pid, so a burst of writes through one worker,
+        # spread over its two L2 connections, leaves nothing to bury.
+        mc = self.start_memcached()
+        l2 = L2Server(self.tmp).start()
+        self.addCleanup(l2.stop)
+        rend = self.start_rend(workers=1, l1_address=mc.address, config={
+            "l2": {"enabled": True, "supervised": False, "address": l2.socket, "connections": 2},
+            "listen": {"batch_port": 0},
+        })
+        clients = [self.client(rend.port) for _ in range(4)]
+        for i in range(50):
+            for c in clients:
+                c.send(b"set same 0 0 2\r\nv%d\r\n" % (i % 10))
+            for c in clients:
+                self.assertEqual(c.read_line(), b"STORED\r\n")
+        self.assertEqual(clients[0].stats()["raced_writes"], "0")
+        self.assertEqual(self.client(l2.port).stats()["l2_raced_writes"], "0")
 
 
 class L2DownTest(ProcessTest):

@@ -23,6 +23,7 @@
 
 #include "common/protocol/binary_format.h"
 #include "common/protocol/binary_parser.h"
+#include "common/protocol/request_compose.h"
 #include "common/protocol/text_parser.h"
 #include "common/get_reply_limit.h"
 #include "l2/cas_source.h"
@@ -216,6 +217,57 @@ TEST_F(EngineTest, BinaryQuietBatchAnswersOnlyHitsThenNoop) {
             proto::ResponseParse::kOk);
   EXPECT_EQ(r.header.opcode, proto::bin::kNoop);
   EXPECT_EQ(used, rest.size());
+}
+
+// A binary write of `key` as `writer`, on a worker or on the loop: the response's data type.
+struct WriteAs {
+  uint8_t data_type = 0xff;
+  uint16_t status = 0xffff;
+};
+
+TEST_F(EngineTest, AWriteSoonAfterAnotherWritersWriteOfTheKeyIsFlagged) {
+  auto write = [&](proto::Command command, uint8_t opcode, std::string_view key, uint64_t writer,
+                   bool on_loop = false) {
+    Request r;
+    r.command = command;
+    r.opcode = opcode;
+    r.protocol = proto::Protocol::kBinary;
+    r.key = key;
+    r.value = "v";
+    std::string wire;
+    proto::compose_binary_request(r, wire);
+    const std::vector<Request> reqs = parse(wire);
+    std::string out;
+    if (on_loop) {
+      InlineBudget budget{SIZE_MAX, SIZE_MAX};
+      EXPECT_EQ(engine_->execute_inline(reqs, 0, out, SIZE_MAX, budget, writer), 1u);
+    } else {
+      engine_->execute(reqs, 0, out, SIZE_MAX, kNotCancelled, writer);
+    }
+    proto::BinaryResponse resp;
+    size_t used = 0;
+    WriteAs got;
+    if (proto::parse_binary_response(std::span<const char>(out.data(), out.size()), 1 << 20, resp, used) ==
+        proto::ResponseParse::kOk) {
+      got.data_type = resp.header.data_type;
+      got.status = resp.status();
+    }
+    return got;
+  };
+  using proto::Command;
+  namespace bin = proto::bin;
+  EXPECT_EQ(write(Command::kSet, bin::kSet, "k", 10).data_type, 0);
+  EXPECT_EQ(write(Command::kSet, bin::kSet, "k", 10).data_type, 0) << "one writer never races itself";
+  EXPECT_EQ(write(Command::kSet, bin::kSet, "k", 20).data_type, bin::kDataTypeRacedWrite);
+  EXPECT_EQ(write(Command::kDelete, bin::kDelete, "k", 10).data_type, bin::kDataTypeRacedWrite)
+      << "a delete races too";
+  const WriteAs refused = write(Command::kReplace, bin::kReplace, "k", 20);
+  EXPECT_EQ(refused.status, bin::kKeyNotFound);
+  EXPECT_EQ(refused.data_type, 0) << "a write that changed nothing raced nothing";
+  EXPECT_EQ(write(Command::kSet, bin::kSet, "k2", 10, true).data_type, 0);
+  EXPECT_EQ(write(Command::kSet, bin::kSet, "k2", 20, true).data_type, bin::kDataTypeRacedWrite)
+      << "on the loop as on a worker";
+  EXPECT_EQ(stat(L2Counter::l2_raced_writes), 3u);
 }
 
 TEST_F(EngineTest, LargeRepliesComeInRoundsWithTheSameBytes) {
