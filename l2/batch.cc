@@ -25,10 +25,10 @@ void Batch::add(const proto::Request& r, const char* bytes, size_t size) {
 }
 
 void Batch::run_inline(InlineBudget& budget) {
-  next_ = engine_.execute_inline(requests_, next_, reply_, reply_limit_, budget, conn_.writer());
+  next_ = engine_.execute_inline(requests_, next_, reply_, reply_limit_, budget, conn_.accessor());
 }
 
-void Batch::run() { next_ = engine_.execute(requests_, next_, reply_, reply_limit_, cancelled_, conn_.writer()); }
+void Batch::run() { next_ = engine_.execute(requests_, next_, reply_, reply_limit_, cancelled_, conn_.accessor()); }
 
 void Batch::complete() { conn_.on_batch_done(this); }
 

@@ -39,15 +39,16 @@ Connection::~Connection() = default;
 
 void Connection::start() {
   // Set before the first batch exists, so worker threads only ever read it.
-  static uint64_t tcp_connections = 0;
+  static uint32_t tcp_connections = 0;
   int fd = -1;
   ucred peer{};
   socklen_t len = sizeof peer;
   if (h_.handle.type == UV_NAMED_PIPE && uv_fileno(&h_.handle, &fd) == 0 &&
       getsockopt(fd, SOL_SOCKET, SO_PEERCRED, &peer, &len) == 0 && peer.pid > 0) {
-    writer_ = static_cast<uint64_t>(peer.pid);
+    accessor_ = static_cast<uint32_t>(peer.pid);  // pids stay below 2^22
   } else {
-    writer_ = (uint64_t{1} << 32) | ++tcp_connections;  // beyond every pid
+    tcp_connections = (tcp_connections + 1) & 0x7fffffffu;
+    accessor_ = 0x80000000u | tcp_connections;  // never 0, never a pid
   }
   update_reading();
 }
@@ -148,6 +149,9 @@ bool Connection::start_batch() {
       break;
     }
     parsed.push_back({r.request, in_start_, r.consumed});
+    if (protocol_ == proto::Protocol::kBinary && r.consumed >= proto::bin::kHeaderSize) {
+      parsed.back().request.track_races = (static_cast<uint8_t>(input[5]) & proto::bin::kDataTypeTrackRaces) != 0;
+    }
     bytes += r.consumed;
     in_start_ += r.consumed;
     swallow_ = r.swallow;

@@ -57,9 +57,9 @@ class Connection {
 
   void on_batch_done(Batch* batch);
 
-  // Who is writing through this connection (WriteHistory): a unix-socket peer's pid, so that the
-  // connections of one worker count as one writer; a TCP connection is a writer of its own.
-  WriteHistory::Writer writer() const { return writer_; }
+  // Who accesses keys through this connection (WriteHistory): a unix-socket peer's pid, so that
+  // the connections of one worker count as one; a TCP connection counts on its own.
+  WriteHistory::Accessor accessor() const { return accessor_; }
 
  private:
   struct WriteRequest;
@@ -103,7 +103,7 @@ class Connection {
   size_t in_flight_bytes_ = 0;
   bool write_in_flight_ = false;
   bool reading_ = false;
-  WriteHistory::Writer writer_ = 0;
+  WriteHistory::Accessor accessor_ = 0;
   bool closing_ = false;
   bool handle_closed_ = false;
   bool input_done_ = false;   // EOF or read error: nothing more will arrive

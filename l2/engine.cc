@@ -25,6 +25,11 @@ namespace {
 
 uint32_t unix_now() { return static_cast<uint32_t>(time(nullptr)); }
 
+int64_t steady_ms() {
+  return std::chrono::duration_cast<std::chrono::milliseconds>(std::chrono::steady_clock::now().time_since_epoch())
+      .count();
+}
+
 bool is_text_multi(const Request& r) {
   return r.protocol == Protocol::kText && (r.command == Command::kGet || r.command == Command::kGets ||
                                            r.command == Command::kGat || r.command == Command::kGats);
@@ -237,7 +242,7 @@ size_t Engine::segment_end(std::span<const Request> requests, size_t i, Kind& se
 }
 
 size_t Engine::execute(std::span<const Request> requests, size_t next, std::string& out, size_t reply_limit,
-                       const std::atomic<bool>& cancelled, WriteHistory::Writer writer) {
+                       const std::atomic<bool>& cancelled, WriteHistory::Accessor who) {
   size_t i = next;
   while (i < requests.size() && out.size() < reply_limit && !cancelled.load(std::memory_order_relaxed)) {
     if (kind_of(requests[i]) == Kind::kBarrier) {
@@ -250,11 +255,11 @@ size_t Engine::execute(std::span<const Request> requests, size_t next, std::stri
     const size_t j = segment_end(requests, i, segment, keys);
     const std::span<const Request> s = requests.subspan(i, j - i);
     if (segment == Kind::kRead) {
-      i += *run_reads(s, out, reply_limit, Where::kWorker);
+      i += *run_reads(s, out, reply_limit, Where::kWorker, who);
       continue;
     }
     if (segment == Kind::kWrite) {
-      run_writes(s, out, Where::kWorker, writer);
+      run_writes(s, out, Where::kWorker, who);
     } else {
       for (const Request& r : s) run_local(r, out);
     }
@@ -266,7 +271,7 @@ size_t Engine::execute(std::span<const Request> requests, size_t next, std::stri
 }
 
 size_t Engine::execute_inline(std::span<const Request> requests, size_t next, std::string& out, size_t reply_limit,
-                              InlineBudget& budget, WriteHistory::Writer writer) {
+                              InlineBudget& budget, WriteHistory::Accessor who) {
   size_t i = next;
   while (i < requests.size() && out.size() < reply_limit) {
     if (kind_of(requests[i]) == Kind::kBarrier) break;  // stats walks the data dir; flush_all syncs
@@ -278,7 +283,7 @@ size_t Engine::execute_inline(std::span<const Request> requests, size_t next, st
       // Whole segments within the budget: a big one goes to a worker, where its MultiGet costs
       // the loop nothing (and the hand-off is shared by many requests).
       if (keys > budget.read_keys) break;
-      const std::optional<size_t> answered = run_reads(s, out, reply_limit, Where::kLoop);
+      const std::optional<size_t> answered = run_reads(s, out, reply_limit, Where::kLoop, who);
       if (!answered) {
         stats_.add(L2Counter::l2_inline_fallbacks);
         break;
@@ -291,7 +296,7 @@ size_t Engine::execute_inline(std::span<const Request> requests, size_t next, st
           inline_writes_paused_until_.load(std::memory_order_relaxed)) {
         break;
       }
-      if (!run_writes(s, out, Where::kLoop, writer)) {
+      if (!run_writes(s, out, Where::kLoop, who)) {
         stats_.add(L2Counter::l2_inline_fallbacks);
         break;
       }
@@ -312,13 +317,19 @@ size_t Engine::execute_inline(std::span<const Request> requests, size_t next, st
 }
 
 std::optional<size_t> Engine::run_reads(std::span<const Request> segment, std::string& out, size_t reply_limit,
-                                        Where where) {
+                                        Where where, WriteHistory::Accessor who) {
   const uint32_t now = unix_now();
   const FlushState flush = store_.flush_state();
   std::vector<rocksdb::Slice> keys;
+  int64_t now_ms = 0;
   for (const Request& r : segment) {
     if (kind_of(r) != Kind::kRead) continue;
-    for_each_request_key(r, [&](std::string_view k) { keys.emplace_back(k.data(), k.size()); });
+    if (r.track_races && now_ms == 0) now_ms = steady_ms();
+    for_each_request_key(r, [&](std::string_view k) {
+      keys.emplace_back(k.data(), k.size());
+      // Noted before the read: a write applied after it then finds the note (WriteHistory).
+      if (r.track_races) history_.note_read(k, who, now_ms);
+    });
   }
   SegmentReads stored(store_, std::move(keys));
   if (where == Where::kLoop && !stored.read_all_from_memory()) return std::nullopt;
@@ -381,7 +392,7 @@ std::optional<size_t> Engine::run_reads(std::span<const Request> segment, std::s
 }
 
 bool Engine::run_writes(std::span<const Request> segment, std::string& out, Where where,
-                        WriteHistory::Writer writer) {
+                        WriteHistory::Accessor who) {
   const bool on_loop = where == Where::kLoop;
 
   // Which keys this segment writes, and which of them it must read first.
@@ -408,7 +419,8 @@ bool Engine::run_writes(std::span<const Request> segment, std::string& out, Wher
   std::vector<uint8_t> existed;  // per change: the key had a live item (for the counters)
   std::vector<KeyOutcome> outcomes;  // per change
   std::vector<std::string_view> change_keys;  // per change
-  std::vector<uint8_t> raced;  // per change: another writer wrote the key within the race window
+  std::vector<uint8_t> tracked;  // per change: its request asked to track races
+  std::vector<uint8_t> raced;  // per change: another process accessed the key within the race window
   rocksdb::Status written;
   {
     using Wait = KeyLocks::Guard::Wait;
@@ -463,6 +475,7 @@ bool Engine::run_writes(std::span<const Request> segment, std::string& out, Wher
         auto it = state.find(k);
         const bool read_failed = it != state.end() && it->second.error;
         change_keys.push_back(k);
+        tracked.push_back(r.track_races ? 1 : 0);
         if (read_failed || (is_text_multi(r) && reply_too_large)) {
           changes.emplace_back();
           existed.push_back(0);
@@ -509,12 +522,10 @@ bool Engine::run_writes(std::span<const Request> segment, std::string& out, Wher
     // applied them (a segment that wrote nothing changed nothing another worker could race).
     raced.assign(changes.size(), 0);
     if (written.ok() && batch.Count() > 0) {
-      const int64_t now_ms = std::chrono::duration_cast<std::chrono::milliseconds>(
-                                 std::chrono::steady_clock::now().time_since_epoch())
-                                 .count();
+      const int64_t now_ms = steady_ms();
       for (size_t i = 0; i < changes.size(); ++i) {
-        if (changes[i].write == Change::Write::kNone) continue;
-        raced[i] = history_.note_write(change_keys[i], writer, now_ms) ? 1 : 0;
+        if (changes[i].write == Change::Write::kNone || tracked[i] == 0) continue;
+        raced[i] = history_.note_write(change_keys[i], who, now_ms) ? 1 : 0;
       }
     }
   }  // locks released: replies need no store access
@@ -565,7 +576,8 @@ bool Engine::run_writes(std::span<const Request> segment, std::string& out, Wher
     } else {
       const size_t at = out.size();
       append_change_reply(out, r, changes[first]);
-      if (raced[first] != 0 && r.protocol == Protocol::kBinary && out.size() >= at + bin::kHeaderSize) {
+      if (raced[first] != 0 && changes[first].status == bin::kSuccess && r.protocol == Protocol::kBinary &&
+          out.size() >= at + bin::kHeaderSize) {
         out[at + 5] = static_cast<char>(static_cast<uint8_t>(out[at + 5]) | bin::kDataTypeRacedWrite);
         stats_.add(L2Counter::l2_raced_writes);
       }
@@ -606,6 +618,7 @@ void Engine::run_stats(const Request& r, std::string& out) {
   Report report;
   if (group.empty()) {
     general_report(stats_, store_, info_, report);
+    report.emplace_back("l2_race_history_overflows", std::to_string(history_.overflows()));
   } else if (group == "reset") {
     stats_.reset();
     if (binary) {

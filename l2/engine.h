@@ -62,6 +62,9 @@ struct EngineInfo {
   size_t max_item_size = 0;  // also the size an append or prepend may not make an item exceed
   size_t max_get_reply = 0;  // max_get_reply_bytes(), common/get_reply_limit.h
   int64_t race_window_ms = 5000;  // tier_race_window_ms(), common/race_window.h
+  // Until when (steady_clock ms) every tracked write counts as raced, as the history starts empty
+  // (WriteHistory). The default trusts the empty history (tests).
+  int64_t races_unknown_until_ms = INT64_MIN / 2;
   std::string socket_path;
   int tcp_port = 0;
 };
@@ -82,7 +85,7 @@ class Engine {
   static constexpr std::chrono::milliseconds kInlineWritePause{50};
 
   Engine(Store& store, L2Stats& stats, EngineInfo info)
-      : store_(store), stats_(stats), info_(std::move(info)), history_(info_.race_window_ms) {}
+      : store_(store), stats_(stats), info_(std::move(info)), history_(info_.race_window_ms, info_.races_unknown_until_ms) {}
   Engine(const Engine&) = delete;
   Engine& operator=(const Engine&) = delete;
 
@@ -92,10 +95,11 @@ class Engine {
   // and a worker that gave up waiting for a write (it told its client SERVER_ERROR and may let
   // the next write of the key through) must not have it applied behind that one's back.
   // Returns the index of the first request not executed.
-  // `writer` names the client process (WriteHistory): a successful binary write of a key another
-  // writer wrote within the race window is answered with kDataTypeRacedWrite.
+  // `who` names the client process (WriteHistory): its tracked accesses (Request::track_races) are
+  // noted, and a successful tracked write of a key another process accessed within the race
+  // window is answered with kDataTypeRacedWrite.
   size_t execute(std::span<const proto::Request> requests, size_t next, std::string& out, size_t reply_limit,
-                 const std::atomic<bool>& cancelled, WriteHistory::Writer writer = 0);
+                 const std::atomic<bool>& cancelled, WriteHistory::Accessor who = 0);
 
   // execute() for the event loop: runs segments from requests[next] while each can be done
   // without I/O or waiting (see above), its keys fit in what is left of `budget` (which it
@@ -103,9 +107,10 @@ class Engine {
   // flush_all or stats. Returns the index of the first request not executed, `next` if none:
   // the caller hands the rest to execute() on a worker.
   size_t execute_inline(std::span<const proto::Request> requests, size_t next, std::string& out, size_t reply_limit,
-                        InlineBudget& budget, WriteHistory::Writer writer = 0);
+                        InlineBudget& budget, WriteHistory::Accessor who = 0);
 
   L2Stats& stats() { return stats_; }
+  const WriteHistory& history() const { return history_; }
   // For tests: holding a key's stripe stands for a write segment in progress on that key.
   KeyLocks& key_locks() { return locks_; }
 
@@ -119,10 +124,10 @@ class Engine {
   // `reply_limit` (reads change nothing, so the rest is simply read again next round).
   // kLoop: nullopt, with nothing done, when some key is not in memory.
   std::optional<size_t> run_reads(std::span<const proto::Request> segment, std::string& out, size_t reply_limit,
-                                  Where where);
+                                  Where where, WriteHistory::Accessor who);
   // kLoop: false, with nothing done, when the segment cannot finish without waiting.
   bool run_writes(std::span<const proto::Request> segment, std::string& out, Where where,
-                  WriteHistory::Writer writer);
+                  WriteHistory::Accessor who);
   void run_barrier(const proto::Request& r, std::string& out);
   void run_local(const proto::Request& r, std::string& out);
   void run_stats(const proto::Request& r, std::string& out);

@@ -5,7 +5,8 @@
 // l2_inline_fallbacks: attempts on the loop that found their data not in memory (or a stripe
 // lock busy, a write stall...) and went to a worker instead. l2_inline_write_pauses: times the
 // loop stopped writing itself for a while because a write was slow (disk pressure).
-// l2_raced_writes: writes answered as racing another process's write of the key (write_history.h).
+// l2_raced_writes: tracked writes answered as racing another process's access to the key
+// (write_history.h; its l2_race_history_overflows is reported next to these).
 //
 // Written by the event loop (connections, bytes) and the worker threads (commands) concurrently,
 // so every counter is a relaxed atomic: a report may be a moment stale, never torn.

@@ -37,6 +37,7 @@ Status resolve_options(const Config& config, const Overrides& o, L2Options& out)
   out.max_item_size = config.worker.max_item_size;
   out.output_high_water = config.worker.output_high_water;
   out.race_window_ms = tier_race_window_ms(config);
+  out.race_start_window_ms = int64_t{config.l1.timeout_ms} + 1000;
   out.threads = o.threads.value_or(config.l2.threads);
   out.store.data_dir = o.data_dir.value_or(config.l2.data_dir);
   out.store.max_bytes = o.max_bytes.value_or(config.l2.max_bytes);

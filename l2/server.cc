@@ -5,6 +5,7 @@
 #include <unistd.h>
 
 #include <cerrno>
+#include <chrono>
 #include <cstring>
 #include <ctime>
 
@@ -22,6 +23,10 @@ EngineInfo engine_info(const L2Options& o) {
   info.max_item_size = o.max_item_size;
   info.max_get_reply = max_get_reply_bytes(o.max_item_size, o.output_high_water);
   info.race_window_ms = o.race_window_ms;
+  info.races_unknown_until_ms = std::chrono::duration_cast<std::chrono::milliseconds>(
+                                    std::chrono::steady_clock::now().time_since_epoch())
+                                    .count() +
+                                o.race_start_window_ms;
   info.socket_path = o.socket_path;
   info.tcp_port = o.tcp_port;
   return info;

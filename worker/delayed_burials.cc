@@ -3,15 +3,20 @@
 namespace rend::worker {
 
 void DelayedBurials::add(std::string key, uint64_t now_ms) {
-  const uint64_t due = now_ms + window_ms_;
-  if (flush_pending_ || queue_.size() >= max_keys_) {
-    // The flush covers every key queued so far, so they need not wait on their own.
-    queue_.clear();
-    flush_pending_ = true;
-    flush_due_ms_ = due;
+  const uint64_t due = now_ms + window_ms_;  // one window for all: due times arrive in order
+  if (queue_.size() < max_keys_) {
+    queue_.emplace_back(due, std::move(key));
     return;
   }
-  queue_.emplace_back(due, std::move(key));  // one window for all: due times arrive in order
+  // Over the limit: a flush due with the last of them stands for every key queued so far.
+  queue_.clear();
+  if (!flush_pending_) {
+    flush_pending_ = true;
+    flush_due_ms_ = due;
+  } else {
+    next_flush_pending_ = true;
+    next_flush_due_ms_ = due;
+  }
 }
 
 void DelayedBurials::run_due(uint64_t now_ms, const std::function<void(std::string)>& bury,
@@ -22,8 +27,10 @@ void DelayedBurials::run_due(uint64_t now_ms, const std::function<void(std::stri
     bury(std::move(key));
   }
   if (flush_pending_ && flush_due_ms_ <= now_ms) {
-    flush_pending_ = false;
     bury_all();
+    flush_pending_ = next_flush_pending_;
+    flush_due_ms_ = next_flush_due_ms_;
+    next_flush_pending_ = false;
   }
 }
 

@@ -73,6 +73,16 @@ void bury_again_if_raced(Worker& worker, std::string_view key, const proto::Bina
   worker.bury_after_race_window(std::string(key));
 }
 
+// Whether an L1 step that has just completed landed as soon after the L2 request it follows
+// (sent at `l2_sent_ns`, uv_hrtime) as common/race_window.h assumes. One that did not (a stalled
+// worker, a slow memcached) may have landed after a racing worker's delayed burial, so the
+// caller buries the key itself.
+bool landed_in_time(Worker& worker, uint64_t l2_sent_ns) {
+  const Config& c = worker.config();
+  const uint64_t limit_ms = static_cast<uint64_t>(c.l1.timeout_ms) + static_cast<uint64_t>(c.l2.backend.timeout_ms);
+  return (uv_hrtime() - l2_sent_ns) / 1000000 <= limit_ms;
+}
+
 bool is_touching(Command c) { return c == Command::kGat || c == Command::kGats; }
 bool wants_cas(Command c) { return c == Command::kGets || c == Command::kGats; }
 
@@ -110,6 +120,7 @@ class KeyRead : public Op {
           if (mode_ == TierMode::kL1L2 && is_touching(to_.command)) {
             Request touch = wire_request(Command::kTouch, bin::kTouch, key_);
             touch.exptime = exptime_;
+            touch.track_races = true;
             send(worker_.l2(), touch, shared_from_op(), kL2Touch);
             return;
           }
@@ -172,6 +183,10 @@ class KeyRead : public Op {
         // add doing its job.
         if (status == bin::kSuccess) {
           bump(worker_.stats(), Counter::backfills);
+          if (!landed_in_time(worker_, l2_sent_ns_)) {
+            bury_l1_copy();
+            return;
+          }
         } else if (status != bin::kKeyExists) {
           bump(worker_.stats(), Counter::backfill_errors);
         }
@@ -272,7 +287,10 @@ class KeyRead : public Op {
     } else {
       w = wire_request(Command::kGet, bin::kGetK, key_);
     }
-    l2_sent_ms_ = uv_now(worker_.loop());
+    // rend-l2 notes the accesses whose outcome may end up in L1 (a backfill, a gat's TTL), so
+    // that a write racing them on another worker is flagged (l2/write_history.h).
+    w.track_races = mode_ == TierMode::kL1L2 || is_touching(to_.command);
+    l2_sent_ns_ = uv_hrtime();
     send(worker_.l2(), w, shared_from_op(), kL2Read);
   }
 
@@ -282,7 +300,7 @@ class KeyRead : public Op {
     // (l1_envelope.h): an answer later than L2's timeout (a busy connection still delivering)
     // is served but not backfilled.
     const uint64_t l2_timeout_ms = static_cast<uint64_t>(worker_.config().l2.backend.timeout_ms);
-    const bool timely = uv_now(worker_.loop()) - l2_sent_ms_ <= l2_timeout_ms;
+    const bool timely = (uv_hrtime() - l2_sent_ns_) / 1000000 <= l2_timeout_ms;
     if (main && l1_read_done_ && !l1_failed_ && timely) {
       // Backfill: L2's absolute expiry keeps the L1 copy from outliving the L2 item; `add` never
       // replaces a value a concurrent write has just stored.
@@ -339,7 +357,7 @@ class KeyRead : public Op {
   BackendFailure why_ = BackendFailure::kUnavailable;
   bool locked_ = false;
   bool dropped_ = false;  // a child hit past its MultiRead's reply cap
-  uint64_t l2_sent_ms_ = 0;  // loop time the L2 read was sent
+  uint64_t l2_sent_ns_ = 0;  // uv_hrtime when the L2 read was sent
   bool l1_failed_ = false;
   bool l1_read_done_ = false;
   bool delivered_ = false;
@@ -515,6 +533,10 @@ class TieredWrite : public Op {
           send_l1(worker_, l1_tombstone_, shared_self(), kL1Tombstone);
           return;
         }
+        if (status == bin::kSuccess && !landed_in_time(worker_, l2_sent_ns_)) {
+          send_l1(worker_, l1_tombstone_, shared_self(), kL1Tombstone);
+          return;
+        }
         complete();
         return;
       }
@@ -570,7 +592,10 @@ class TieredWrite : public Op {
 
   std::shared_ptr<TieredWrite> shared_self() { return std::static_pointer_cast<TieredWrite>(self_weak_.lock()); }
 
-  void begin() { send(worker_.l2(), key_, l2_request_, shared_self(), kL2, metric_command_for_opcode(l2_opcode_)); }
+  void begin() {
+    l2_sent_ns_ = uv_hrtime();
+    send(worker_.l2(), key_, l2_request_, shared_self(), kL2, metric_command_for_opcode(l2_opcode_));
+  }
 
   void build_requests(const Request& r) {
     Request l2 = r;
@@ -594,7 +619,13 @@ class TieredWrite : public Op {
         break;
     }
     l2_opcode_ = l2.opcode;
-    proto::compose_binary_request(l2, l2_request_);
+    {
+      // Every tiered write is tracked by rend-l2 (l2/write_history.h); the L1 requests built
+      // from `l2` below are not.
+      Request tracked = l2;
+      tracked.track_races = true;
+      proto::compose_binary_request(tracked, l2_request_);
+    }
 
     l1_delete_ = wire_request(Command::kDelete, bin::kDelete, key_);
     l1_probe_ = wire_request(Command::kGet, bin::kGet, key_);
@@ -729,6 +760,7 @@ class TieredWrite : public Op {
   ReplyTo to_;
   std::string key_;
   std::string l2_request_;
+  uint64_t l2_sent_ns_ = 0;  // uv_hrtime when the L2 request was sent
   // The L1 steps; their views point into key_ and l1_value_, which live as long as the op.
   Request l1_update_;
   Request l1_delete_;

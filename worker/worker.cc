@@ -148,9 +148,12 @@ void Worker::bury_after_race_window(std::string key) {
   delayed_burials_.add(std::move(key), uv_now(loop_));
 }
 
-bool Worker::l1_idle() {
-  for (size_t i = 0; i < l1_->size(); ++i) {
-    if (!l1_->at(i).idle()) return false;
+bool Worker::backends_idle() {
+  for (BackendPool* pool : {l1_.get(), l2_.get()}) {
+    if (pool == nullptr) continue;
+    for (size_t i = 0; i < pool->size(); ++i) {
+      if (!pool->at(i).idle()) return false;
+    }
   }
   return true;
 }
@@ -158,8 +161,10 @@ bool Worker::l1_idle() {
 void Worker::maybe_finish_drain() {
   if (!draining_ || finished_ || !connections_.empty()) return;
   // Burials still to come (or unanswered) would leave stale L1 copies behind: they are part of
-  // the writes this worker answered. The tick calls back here until they are done.
-  if (!delayed_burials_.empty() || !l1_idle()) return;
+  // the writes this worker answered. So would an L2 write still in flight for a client that has
+  // gone (its L1 step, or its burial if L2 times out, is still to come). The tick calls back
+  // here until all are done; a backend that is down answers nothing more and counts as idle.
+  if (!delayed_burials_.empty() || !backends_idle()) return;
   finished_ = true;
   spdlog::info("drained; exiting");
   l1_->shutdown();

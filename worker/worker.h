@@ -71,8 +71,8 @@ class Worker {
   void flush_dirty();
   void begin_drain();
   void maybe_finish_drain();
-  // L1 has answered everything sent to it (burials included).
-  bool l1_idle();
+  // L1 and L2 have answered everything sent to them (burials included).
+  bool backends_idle();
 
   uv_loop_t* loop_;
   Config config_;

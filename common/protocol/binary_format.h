@@ -71,9 +71,12 @@ enum Status : uint16_t {
   kTemporaryFailure = 0x0086,
 };
 
-// rend-l2's answer to a successful write of a key that another process wrote shortly before
-// carries this bit in the header's data type (reserved, 0 in memcached): see
-// l2/write_history.h. Only rend's workers look at it, and they never relay it to clients.
+// rend's extension of the binary header's data type byte (reserved, 0 in memcached), between a
+// worker and rend-l2 only (l2/write_history.h): on a request, kDataTypeTrackRaces asks rend-l2
+// to note the access (a write, or a read that will be backfilled into L1); on the answer to such
+// a write, kDataTypeRacedWrite says another process accessed the key within the race window.
+// Requests without it get data type 0 back, as from memcached; workers never relay it to clients.
+inline constexpr uint8_t kDataTypeTrackRaces = 0x80;
 inline constexpr uint8_t kDataTypeRacedWrite = 0x80;
 
 // The body memcached 1.6 puts in an error response for each status (write_bin_error).
@@ -144,7 +147,8 @@ inline void encode_header(const Header& h, char* p) {
 
 // Appends a whole packet (header + extras + key + value) to `out`.
 void append_packet(std::string& out, uint8_t magic, uint8_t opcode, uint16_t status, uint32_t opaque,
-                   uint64_t cas, std::string_view extras, std::string_view key, std::string_view value);
+                   uint64_t cas, std::string_view extras, std::string_view key, std::string_view value,
+                   uint8_t data_type = 0);
 
 // The quiet variant's base opcode (SetQ -> Set, GetKQ -> GetK, ...); other opcodes map to themselves.
 uint8_t loud_opcode(uint8_t opcode);

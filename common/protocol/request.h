@@ -74,6 +74,10 @@ struct Request {
   std::string_view stats_group;  // "stats <group>" / binary stat key
   std::string_view error_text;   // text reply for kError / kTooLarge
   uint16_t error_status = 0;     // binary status for kError / kTooLarge
+  // Binary, worker to rend-l2: bin::kDataTypeTrackRaces. Set by rend-l2's connection from the
+  // header and by a worker composing its L2 requests; the parsers leave it false, so a client
+  // can never pass it on.
+  bool track_races = false;
 };
 
 // Calls fn(key) for each key of a text multi-key read, in line order (duplicates included).

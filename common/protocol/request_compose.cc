@@ -229,7 +229,8 @@ void compose_binary_request(const Request& r, std::string& out) {
     default:
       break;  // get, getE, delete: the key alone
   }
-  bin::append_packet(out, bin::kRequestMagic, opcode, 0, r.opaque, r.cas, extras, key, value);
+  bin::append_packet(out, bin::kRequestMagic, opcode, 0, r.opaque, r.cas, extras, key, value,
+                     r.track_races ? bin::kDataTypeTrackRaces : 0);
 }
 
 }  // namespace rend::proto

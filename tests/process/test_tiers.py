@@ -7,6 +7,7 @@ import signal
 import socket
 import struct
 import subprocess
+import sys
 import threading
 import time
 
@@ -33,7 +34,13 @@ class L2Server:
                                       str(self.max_bytes), "--port", str(self.port)], stdout=log, stderr=log)
         log.close()
         wait_until(lambda: unix_accepts(self.socket) and port_accepts(self.port), 20, what="rend-l2")
+        self.started_at = time.monotonic()
         return self
+
+    def wait_out_start_window(self):
+        """Right after start rend-l2 flags every tracked write as raced for L1's timeout plus a
+        second (2 s by default): wait until that has passed."""
+        time.sleep(max(0.0, self.started_at + 2.2 - time.monotonic()))
 
     def stop(self, sig=signal.SIGTERM):
         if self.proc and self.proc.poll() is None:
@@ -582,11 +589,12 @@ class CrossWorkerWriteRaceTest(ProcessTest):
         self.addCleanup(relay.close)
         l2 = L2Server(self.tmp).start()
         self.addCleanup(l2.stop)
-        # Race window: ceil((1500 + 500) / 1000) + 2 = 4 s (common/race_window.h).
-        window_s = 4
+        # Race window: ceil((3000 + 500) / 1000) + 2 = 6 s (common/race_window.h). L1's timeout is
+        # well above the time the relay holds the L1 sets, even on a loaded machine.
+        window_s = 6
         rend = self.start_rend(workers=2, l1_address=f"127.0.0.1:{relay.port}", config={
             "l2": {"enabled": True, "supervised": False, "address": l2.socket, "timeout_ms": 500},
-            "l1": {"timeout_ms": 1500, "connections": 1},
+            "l1": {"timeout_ms": 3000, "connections": 1},
             "listen": {"batch_port": 0},
         })
         by_worker = {}
@@ -599,6 +607,7 @@ class CrossWorkerWriteRaceTest(ProcessTest):
         a, b = by_worker.values()
         l1 = L1Direct(self.client(mc.port))
         l2c = self.client(l2.port)
+        l2.wait_out_start_window()
         self.assertEqual(a.set(b"k", b"v0"), b"STORED\r\n")
 
         relay.hold()
@@ -622,25 +631,57 @@ class CrossWorkerWriteRaceTest(ProcessTest):
         self.assertEqual(a.get(b"k"), b"v2")
         self.assertEqual(b.get(b"k"), b"v2")
 
-    def test_writes_of_one_worker_are_never_flagged(self):
-        # One worker orders its own writes of a key; rend-l2 tells a worker's connections apart
-        # from another worker's by the peer's pid, so a burst of writes through one worker,
-        # spread over its two L2 connections, leaves nothing to bury.
-        mc = self.start_memcached()
+    def test_rend_l2_flags_tracked_writes_after_another_processs_access(self):
+        # What a worker asks of rend-l2 (data type 0x80 on a request: track this access) and
+        # what it gets back (0x80 on the answer to a write: another process accessed the key
+        # within the race window). The connections of one process count as one; other clients
+        # (memccapable, an operator's telnet) never see the flag.
         l2 = L2Server(self.tmp).start()
         self.addCleanup(l2.stop)
-        rend = self.start_rend(workers=1, l1_address=mc.address, config={
-            "l2": {"enabled": True, "supervised": False, "address": l2.socket, "connections": 2},
-            "listen": {"batch_port": 0},
-        })
-        clients = [self.client(rend.port) for _ in range(4)]
-        for i in range(50):
-            for c in clients:
-                c.send(b"set same 0 0 2\r\nv%d\r\n" % (i % 10))
-            for c in clients:
-                self.assertEqual(c.read_line(), b"STORED\r\n")
-        self.assertEqual(clients[0].stats()["raced_writes"], "0")
-        self.assertEqual(self.client(l2.port).stats()["l2_raced_writes"], "0")
+        tracked = 0x80
+        set_extras = struct.pack(">II", 0, 0)
+
+        def write(client, key, data_type):
+            client.send(binary_request(0x01, key=key, value=b"v", extras=set_extras, data_type=data_type))
+            r = read_binary_response(client)
+            self.assertEqual(r["status"], 0)
+            return r["data_type"]
+
+        # rend-l2 started just now: it cannot know what came before, so every tracked write
+        # counts as raced for a while (L1's timeout + 1 s).
+        probe = self.client(None, path=l2.socket)
+        wait_until(lambda: write(probe, b"probe", tracked) == 0, 15, what="the start-up window passing")
+        raced_before = int(self.client(l2.port).stats()["l2_raced_writes"])
+        one, two = self.client(None, path=l2.socket), self.client(None, path=l2.socket)
+        self.assertEqual(write(one, b"k", tracked), 0)
+        self.assertEqual(write(two, b"k", tracked), 0, "another connection of the same process")
+        child = subprocess.run([sys.executable, "-c", CHILD_WRITE, l2.socket, "k", str(tracked)],
+                               capture_output=True, text=True, timeout=30)
+        self.assertEqual(child.stdout.strip(), str(tracked), child.stderr)
+        child = subprocess.run([sys.executable, "-c", CHILD_WRITE, l2.socket, "k", "0"],
+                               capture_output=True, text=True, timeout=30)
+        self.assertEqual(child.stdout.strip(), "0", "an untracked write is never flagged")
+        tcp = self.client(l2.port)
+        self.assertEqual(write(tcp, b"k", 0), 0)
+        self.assertEqual(write(one, b"k", tracked), tracked, "the other process wrote k just now")
+        self.assertEqual(write(one, b"fresh", tracked), 0)
+        self.assertEqual(int(self.client(l2.port).stats()["l2_raced_writes"]) - raced_before, 2)
+
+
+# A tracked (or not) binary set from another process; prints the answer's data type.
+CHILD_WRITE = """
+import socket, struct, sys
+path, key, data_type = sys.argv[1], sys.argv[2].encode(), int(sys.argv[3])
+s = socket.socket(socket.AF_UNIX)
+s.settimeout(10)
+s.connect(path)
+extras = struct.pack(">II", 0, 0)
+s.sendall(struct.pack(">BBHBBHIIQ", 0x80, 0x01, len(key), 8, data_type, 0, 8 + len(key) + 1, 0, 0) + extras + key + b"v")
+header = b""
+while len(header) < 24:
+    header += s.recv(24 - len(header))
+print(header[5])
+"""
 
 
 class L2DownTest(ProcessTest):

@@ -315,17 +315,17 @@ class Client:
         return out
 
 
-def binary_request(opcode, key=b"", value=b"", extras=b"", opaque=0, cas=0):
-    header = struct.pack(">BBHBBHIIQ", 0x80, opcode, len(key), len(extras), 0, 0,
+def binary_request(opcode, key=b"", value=b"", extras=b"", opaque=0, cas=0, data_type=0):
+    header = struct.pack(">BBHBBHIIQ", 0x80, opcode, len(key), len(extras), data_type, 0,
                          len(extras) + len(key) + len(value), opaque, cas)
     return header + extras + key + value
 
 
 def read_binary_response(client):
     header = client.read_exact(24)
-    magic, opcode, keylen, extlen, _, status, bodylen, opaque, cas = struct.unpack(">BBHBBHIIQ", header)
+    magic, opcode, keylen, extlen, data_type, status, bodylen, opaque, cas = struct.unpack(">BBHBBHIIQ", header)
     body = client.read_exact(bodylen)
-    return {"magic": magic, "opcode": opcode, "status": status, "opaque": opaque, "cas": cas,
+    return {"magic": magic, "opcode": opcode, "status": status, "opaque": opaque, "cas": cas, "data_type": data_type,
             "extras": body[:extlen], "key": body[extlen:extlen + keylen], "value": body[extlen + keylen:]}
 
 

@@ -219,55 +219,84 @@ TEST_F(EngineTest, BinaryQuietBatchAnswersOnlyHitsThenNoop) {
   EXPECT_EQ(used, rest.size());
 }
 
-// A binary write of `key` as `writer`, on a worker or on the loop: the response's data type.
-struct WriteAs {
-  uint8_t data_type = 0xff;
-  uint16_t status = 0xffff;
+// The answers to binary requests: status and data type of each.
+struct Answer {
+  uint16_t status;
+  uint8_t data_type;
 };
 
-TEST_F(EngineTest, AWriteSoonAfterAnotherWritersWriteOfTheKeyIsFlagged) {
-  auto write = [&](proto::Command command, uint8_t opcode, std::string_view key, uint64_t writer,
-                   bool on_loop = false) {
-    Request r;
-    r.command = command;
-    r.opcode = opcode;
-    r.protocol = proto::Protocol::kBinary;
-    r.key = key;
-    r.value = "v";
+TEST_F(EngineTest, ATrackedWriteSoonAfterAnotherProcesssAccessIsFlagged) {
+  namespace bin = proto::bin;
+  using proto::Command;
+  // Runs `reqs` (binary, each tracked unless `tracked` is false) as `who`, on a worker or on the
+  // loop; returns each answer.
+  auto run_as = [&](std::vector<Request> reqs, uint32_t who, bool on_loop = false, bool tracked = true) {
     std::string wire;
-    proto::compose_binary_request(r, wire);
-    const std::vector<Request> reqs = parse(wire);
+    for (Request& r : reqs) {
+      r.protocol = proto::Protocol::kBinary;
+      proto::compose_binary_request(r, wire);
+    }
+    std::vector<Request> parsed = parse(wire);
+    for (Request& r : parsed) r.track_races = tracked;
     std::string out;
     if (on_loop) {
       InlineBudget budget{SIZE_MAX, SIZE_MAX};
-      EXPECT_EQ(engine_->execute_inline(reqs, 0, out, SIZE_MAX, budget, writer), 1u);
+      EXPECT_EQ(engine_->execute_inline(parsed, 0, out, SIZE_MAX, budget, who), parsed.size());
     } else {
-      engine_->execute(reqs, 0, out, SIZE_MAX, kNotCancelled, writer);
+      engine_->execute(parsed, 0, out, SIZE_MAX, kNotCancelled, who);
     }
-    proto::BinaryResponse resp;
-    size_t used = 0;
-    WriteAs got;
-    if (proto::parse_binary_response(std::span<const char>(out.data(), out.size()), 1 << 20, resp, used) ==
-        proto::ResponseParse::kOk) {
-      got.data_type = resp.header.data_type;
-      got.status = resp.status();
+    std::vector<Answer> answers;
+    size_t at = 0;
+    while (at < out.size()) {
+      proto::BinaryResponse resp;
+      size_t used = 0;
+      if (proto::parse_binary_response(std::span<const char>(out.data() + at, out.size() - at), 1 << 20, resp, used) !=
+          proto::ResponseParse::kOk) {
+        ADD_FAILURE() << "unparsable answer";
+        break;
+      }
+      answers.push_back({resp.status(), resp.header.data_type});
+      at += used;
     }
-    return got;
+    return answers;
   };
-  using proto::Command;
-  namespace bin = proto::bin;
-  EXPECT_EQ(write(Command::kSet, bin::kSet, "k", 10).data_type, 0);
-  EXPECT_EQ(write(Command::kSet, bin::kSet, "k", 10).data_type, 0) << "one writer never races itself";
-  EXPECT_EQ(write(Command::kSet, bin::kSet, "k", 20).data_type, bin::kDataTypeRacedWrite);
-  EXPECT_EQ(write(Command::kDelete, bin::kDelete, "k", 10).data_type, bin::kDataTypeRacedWrite)
+  auto req = [](Command c, uint8_t opcode, std::string_view key) {
+    Request r;
+    r.command = c;
+    r.opcode = opcode;
+    r.key = key;
+    r.value = "v";
+    return r;
+  };
+  const Request set_k = req(Command::kSet, bin::kSet, "k");
+  EXPECT_EQ(run_as({set_k}, 10)[0].data_type, 0);
+  EXPECT_EQ(run_as({set_k}, 10)[0].data_type, 0) << "one process orders its own writes";
+  EXPECT_EQ(run_as({set_k}, 20)[0].data_type, bin::kDataTypeRacedWrite);
+  EXPECT_EQ(run_as({req(Command::kDelete, bin::kDelete, "k")}, 10)[0].data_type, bin::kDataTypeRacedWrite)
       << "a delete races too";
-  const WriteAs refused = write(Command::kReplace, bin::kReplace, "k", 20);
+  const Answer refused = run_as({req(Command::kReplace, bin::kReplace, "k")}, 20)[0];
   EXPECT_EQ(refused.status, bin::kKeyNotFound);
-  EXPECT_EQ(refused.data_type, 0) << "a write that changed nothing raced nothing";
-  EXPECT_EQ(write(Command::kSet, bin::kSet, "k2", 10, true).data_type, 0);
-  EXPECT_EQ(write(Command::kSet, bin::kSet, "k2", 20, true).data_type, bin::kDataTypeRacedWrite)
+  EXPECT_EQ(refused.data_type, 0) << "a write that changed nothing is not flagged";
+
+  // In one segment, after other answers and a quiet write (no answer): each flag on its own answer.
+  Request quiet = req(Command::kSet, bin::kSetQ, "q");
+  quiet.quiet = true;
+  const std::vector<Answer> seg = run_as({req(Command::kSet, bin::kSet, "a"), quiet, req(Command::kSet, bin::kSet, "k")}, 30);
+  ASSERT_EQ(seg.size(), 2u);
+  EXPECT_EQ(seg[0].data_type, 0);
+  EXPECT_EQ(seg[1].data_type, bin::kDataTypeRacedWrite) << "k was written by 10, then 20";
+
+  // A backfilling read counts; an untracked access neither counts nor is flagged.
+  run_as({req(Command::kGetE, bin::kGetE, "b")}, 40);
+  EXPECT_EQ(run_as({req(Command::kSet, bin::kSet, "b")}, 50)[0].data_type, bin::kDataTypeRacedWrite);
+  EXPECT_EQ(run_as({req(Command::kSet, bin::kSet, "b")}, 60, false, false)[0].data_type, 0);
+  run_as({req(Command::kSet, bin::kSet, "u")}, 60, false, false);
+  EXPECT_EQ(run_as({req(Command::kSet, bin::kSet, "u")}, 70)[0].data_type, 0);
+
+  EXPECT_EQ(run_as({req(Command::kSet, bin::kSet, "k2")}, 10, true)[0].data_type, 0);
+  EXPECT_EQ(run_as({req(Command::kSet, bin::kSet, "k2")}, 20, true)[0].data_type, bin::kDataTypeRacedWrite)
       << "on the loop as on a worker";
-  EXPECT_EQ(stat(L2Counter::l2_raced_writes), 3u);
+  EXPECT_EQ(stat(L2Counter::l2_raced_writes), 5u);
 }
 
 TEST_F(EngineTest, LargeRepliesComeInRoundsWithTheSameBytes) {
