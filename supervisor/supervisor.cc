@@ -14,6 +14,7 @@
 #include <filesystem>
 #include <fstream>
 
+#include "common/race_window.h"
 #include "common/version.h"
 #include "supervisor/listen_socket.h"
 
@@ -134,6 +135,13 @@ int Supervisor::run() {
                config_.listen.host, config_.listen.port,
                config_.listen.unix_socket.empty() ? "" : " and " + config_.listen.unix_socket, config_.workers,
                config_.effective.dump());
+  if (config_.l2.enabled && config_.supervisor.stop_timeout_ms <= tier_race_window_ms(config_)) {
+    // A stopping worker waits up to the race window for its pending L1 burials (worker/delayed_burials.h);
+    // killed sooner, it loses them.
+    spdlog::warn("supervisor.stop_timeout_ms ({}) is not above the race window ({} ms, from the L1 and L2 "
+                 "timeouts): a worker stopped soon after a raced write may be killed before it buries its L1 copy",
+                 config_.supervisor.stop_timeout_ms, tier_race_window_ms(config_));
+  }
 
   uv_signal_init(loop_, &sigterm_);
   uv_signal_init(loop_, &sigint_);
