@@ -479,12 +479,19 @@ class Relay:
         self.closed = False
         self.lock = threading.Lock()
         self.holding = False
+        self.hold_opcode = None
         self.held = []  # [(destination socket, [bytes...])] in the order each was first held
         threading.Thread(target=self._accept, daemon=True).start()
 
     def hold(self):
         with self.lock:
             self.holding = True
+
+    def hold_from_opcode(self, opcode):
+        """Holds a connection's traffic from its first binary request with `opcode` on (rend
+        sends one request per chunk when idle)."""
+        with self.lock:
+            self.hold_opcode = opcode
 
     def held_connections(self):
         with self.lock:
@@ -501,14 +508,15 @@ class Relay:
                 dst.sendall(b"".join(chunks))
             self.held = []
             self.holding = False
+            self.hold_opcode = None
 
     def _forward(self, dst, data):
         with self.lock:
-            if self.holding:
-                for d, chunks in self.held:
-                    if d is dst:
-                        chunks.append(data)
-                        return
+            for d, chunks in self.held:
+                if d is dst:
+                    chunks.append(data)
+                    return
+            if self.holding or (self.hold_opcode is not None and data[:2] == bytes([0x80, self.hold_opcode])):
                 self.held.append((dst, [data]))
                 return
         dst.sendall(data)
@@ -630,6 +638,56 @@ class CrossWorkerWriteRaceTest(ProcessTest):
         self.assertGreaterEqual(time.monotonic() - start, window_s - 2.5, "buried once the window had passed")
         self.assertEqual(a.get(b"k"), b"v2")
         self.assertEqual(b.get(b"k"), b"v2")
+
+    def test_a_backfill_landing_after_another_workers_write_does_not_stay(self):
+        # Worker C reads k (an L1 miss), gets v0 from L2 and backfills it; its `add` reaches
+        # memcached late (the relay holds it). Meanwhile worker B writes v1 through the batch
+        # port: L2 takes it, and B's L1 step, a replace, finds nothing to replace. The late add
+        # then puts v0 in L1. C's read was noted by rend-l2, so B's write was flagged, and B
+        # buries the key once the race window has passed.
+        mc = self.start_memcached()
+        relay = Relay(mc.port)
+        self.addCleanup(relay.close)
+        l2 = L2Server(self.tmp).start()
+        self.addCleanup(l2.stop)
+        window_s = 6  # ceil((3000 + 500) / 1000) + 2
+        batch_port = free_port()
+        rend = self.start_rend(workers=2, l1_address=f"127.0.0.1:{relay.port}", config={
+            "l2": {"enabled": True, "supervised": False, "address": l2.socket, "timeout_ms": 500},
+            "l1": {"timeout_ms": 3000, "connections": 1},
+            "listen": {"batch_port": batch_port},
+        })
+        readers, writers = {}, {}
+        for _ in range(200):
+            c = self.client(rend.port, timeout=20)
+            readers.setdefault(c.stats()["pid"], c)
+            w = self.client(batch_port, timeout=20)
+            writers.setdefault(w.stats()["pid"], w)
+            if len(readers) == 2 and len(writers) == 2:
+                break
+        self.assertEqual((len(readers), len(writers)), (2, 2), "connections reached both workers")
+        reader_pid = next(iter(readers))
+        reader = readers[reader_pid]
+        writer = next(w for pid, w in writers.items() if pid != reader_pid)
+        l1 = L1Direct(self.client(mc.port))
+        l2c = self.client(l2.port)
+        l2.wait_out_start_window()
+        self.assertEqual(writer.set(b"k", b"v0"), b"STORED\r\n")  # L2 only: the batch port
+        self.assertIsNone(l1.get(b"k"))
+
+        relay.hold_from_opcode(0x02)  # the backfill's add
+        self.assertEqual(reader.get(b"k"), b"v0", "served at once; the backfill follows")
+        wait_until(lambda: relay.held_connections() == 1, 5, what="the backfill held")
+        self.assertEqual(writer.set(b"k", b"v1"), b"STORED\r\n")
+        self.assertEqual(l2c.get(b"k"), b"v1")
+        relay.release(order=[0])
+        wait_until(lambda: l1.get(b"k") == b"v0", 5, what="the late backfill landed: L1 is stale")
+        self.assertEqual(writer.stats()["raced_writes"], "1", "rend-l2 flagged the write")
+
+        start = time.monotonic()
+        wait_until(lambda: l1.get(b"k") != b"v0", window_s + 5, what="L1's stale copy buried")
+        self.assertGreaterEqual(time.monotonic() - start, window_s - 2.5, "buried once the window had passed")
+        self.assertEqual(reader.get(b"k"), b"v1")
 
     def test_rend_l2_flags_tracked_writes_after_another_processs_access(self):
         # What a worker asks of rend-l2 (data type 0x80 on a request: track this access) and
