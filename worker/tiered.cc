@@ -64,9 +64,9 @@ void send(BackendPool& pool, const Request& wire, const std::shared_ptr<Op>& op,
   send(pool, wire.key, bytes, op, tag, metric_command_for_opcode(wire.opcode));
 }
 
-// rend-l2 flags a write that came within the race window after another worker's write of the
-// key (l2/write_history.h): that worker's L1 step may land after ours, so L1's copy is buried
-// again once the window has passed.
+// rend-l2 flags a tracked write that came within the race window after another worker's
+// tracked access to the key, a write or a read it backfills (l2/write_history.h): that worker's
+// L1 step may land after ours, so L1's copy is buried again once the window has passed.
 void bury_again_if_raced(Worker& worker, std::string_view key, const proto::BinaryResponse& r) {
   if ((r.header.data_type & bin::kDataTypeRacedWrite) == 0) return;
   bump(worker.stats(), Counter::raced_writes);

@@ -145,7 +145,9 @@ void Worker::begin_drain() {
 }
 
 void Worker::bury_after_race_window(std::string key) {
-  delayed_burials_.add(std::move(key), uv_now(loop_));
+  // The clock now, not the loop's (which may lag by a busy turn): a burial must not come early.
+  // The tick's loop time, compared against it, can only make it late.
+  delayed_burials_.add(std::move(key), uv_hrtime() / 1000000);
 }
 
 bool Worker::backends_idle() {
