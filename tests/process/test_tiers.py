@@ -587,35 +587,51 @@ class L1LostUpdateTest(ProcessTest):
 
 
 class CrossWorkerWriteRaceTest(ProcessTest):
-    def test_two_workers_writing_one_key_leave_l1_with_l2s_value(self):
-        # Worker A writes v1, worker B then v2: L2 applies them in that order, but A's L1 set
-        # reaches memcached after B's (the relay holds both and delivers B's first), so L1 ends
-        # with v1 while L2 holds v2. rend-l2 flagged B's write as racing A's; B buries its L1
-        # copy once the race window has passed, and reads serve v2 again.
+    # Race window of the rend below: ceil((3000 + 500) / 1000) + 2 = 6 s (common/race_window.h).
+    # L1's timeout is well above the time the relay holds L1 requests, even on a loaded machine.
+    WINDOW_S = 6
+
+    def start_two_workers_through_relay(self, batch_port=0):
+        """rend with 2 workers whose L1 traffic passes a Relay; returns L1 (read directly),
+        L2 (a client on rend-l2's port), the relay and rend."""
         mc = self.start_memcached()
         relay = Relay(mc.port)
         self.addCleanup(relay.close)
         l2 = L2Server(self.tmp).start()
         self.addCleanup(l2.stop)
-        # Race window: ceil((3000 + 500) / 1000) + 2 = 6 s (common/race_window.h). L1's timeout is
-        # well above the time the relay holds the L1 sets, even on a loaded machine.
-        window_s = 6
         rend = self.start_rend(workers=2, l1_address=f"127.0.0.1:{relay.port}", config={
             "l2": {"enabled": True, "supervised": False, "address": l2.socket, "timeout_ms": 500},
             "l1": {"timeout_ms": 3000, "connections": 1},
-            "listen": {"batch_port": 0},
+            "listen": {"batch_port": batch_port},
         })
-        by_worker = {}
-        for _ in range(200):
-            c = self.client(rend.port, timeout=20)
-            by_worker.setdefault(c.stats()["pid"], c)
-            if len(by_worker) == 2:
-                break
-        self.assertEqual(len(by_worker), 2, "connections reached both workers")
-        a, b = by_worker.values()
         l1 = L1Direct(self.client(mc.port))
         l2c = self.client(l2.port)
         l2.wait_out_start_window()
+        return l1, l2c, relay, rend
+
+    def one_client_per_worker(self, port):
+        """{worker pid: a client connected to that worker} for both workers (the kernel spreads
+        connections over them)."""
+        by_worker = {}
+        for _ in range(200):
+            c = self.client(port, timeout=20)
+            by_worker.setdefault(c.stats()["pid"], c)
+            if len(by_worker) == 2:
+                return by_worker
+        self.fail("connections never reached both workers")
+
+    def assert_buried_once_the_window_has_passed(self, l1, key, stale):
+        start = time.monotonic()
+        wait_until(lambda: l1.get(key) != stale, self.WINDOW_S + 5, what="L1's stale copy buried")
+        self.assertGreaterEqual(time.monotonic() - start, self.WINDOW_S - 2.5, "buried once the window had passed")
+
+    def test_two_workers_writing_one_key_leave_l1_with_l2s_value(self):
+        # Worker A writes v1, worker B then v2: L2 applies them in that order, but A's L1 set
+        # reaches memcached after B's (the relay holds both and delivers B's first), so L1 ends
+        # with v1 while L2 holds v2. rend-l2 flagged B's write as racing A's; B buries its L1
+        # copy once the race window has passed, and reads serve v2 again.
+        l1, l2c, relay, rend = self.start_two_workers_through_relay()
+        a, b = self.one_client_per_worker(rend.port).values()
         self.assertEqual(a.set(b"k", b"v0"), b"STORED\r\n")
 
         relay.hold()
@@ -633,9 +649,7 @@ class CrossWorkerWriteRaceTest(ProcessTest):
         self.assertEqual(a.stats()["raced_writes"], "1", "rend-l2 flagged the later write, and only that one")
         self.assertEqual(l2c.stats()["l2_raced_writes"], "1")
 
-        start = time.monotonic()
-        wait_until(lambda: l1.get(b"k") != b"v1", window_s + 5, what="L1's stale copy buried")
-        self.assertGreaterEqual(time.monotonic() - start, window_s - 2.5, "buried once the window had passed")
+        self.assert_buried_once_the_window_has_passed(l1, b"k", b"v1")
         self.assertEqual(a.get(b"k"), b"v2")
         self.assertEqual(b.get(b"k"), b"v2")
 
@@ -645,33 +659,13 @@ class CrossWorkerWriteRaceTest(ProcessTest):
         # port: L2 takes it, and B's L1 step, a replace, finds nothing to replace. The late add
         # then puts v0 in L1. C's read was noted by rend-l2, so B's write was flagged, and B
         # buries the key once the race window has passed.
-        mc = self.start_memcached()
-        relay = Relay(mc.port)
-        self.addCleanup(relay.close)
-        l2 = L2Server(self.tmp).start()
-        self.addCleanup(l2.stop)
-        window_s = 6  # ceil((3000 + 500) / 1000) + 2
         batch_port = free_port()
-        rend = self.start_rend(workers=2, l1_address=f"127.0.0.1:{relay.port}", config={
-            "l2": {"enabled": True, "supervised": False, "address": l2.socket, "timeout_ms": 500},
-            "l1": {"timeout_ms": 3000, "connections": 1},
-            "listen": {"batch_port": batch_port},
-        })
-        readers, writers = {}, {}
-        for _ in range(200):
-            c = self.client(rend.port, timeout=20)
-            readers.setdefault(c.stats()["pid"], c)
-            w = self.client(batch_port, timeout=20)
-            writers.setdefault(w.stats()["pid"], w)
-            if len(readers) == 2 and len(writers) == 2:
-                break
-        self.assertEqual((len(readers), len(writers)), (2, 2), "connections reached both workers")
+        l1, l2c, relay, rend = self.start_two_workers_through_relay(batch_port)
+        readers = self.one_client_per_worker(rend.port)
+        writers = self.one_client_per_worker(batch_port)
         reader_pid = next(iter(readers))
         reader = readers[reader_pid]
         writer = next(w for pid, w in writers.items() if pid != reader_pid)
-        l1 = L1Direct(self.client(mc.port))
-        l2c = self.client(l2.port)
-        l2.wait_out_start_window()
         self.assertEqual(writer.set(b"k", b"v0"), b"STORED\r\n")  # L2 only: the batch port
         self.assertIsNone(l1.get(b"k"))
 
@@ -684,9 +678,7 @@ class CrossWorkerWriteRaceTest(ProcessTest):
         wait_until(lambda: l1.get(b"k") == b"v0", 5, what="the late backfill landed: L1 is stale")
         self.assertEqual(writer.stats()["raced_writes"], "1", "rend-l2 flagged the write")
 
-        start = time.monotonic()
-        wait_until(lambda: l1.get(b"k") != b"v0", window_s + 5, what="L1's stale copy buried")
-        self.assertGreaterEqual(time.monotonic() - start, window_s - 2.5, "buried once the window had passed")
+        self.assert_buried_once_the_window_has_passed(l1, b"k", b"v0")
         self.assertEqual(reader.get(b"k"), b"v1")
 
     def test_rend_l2_flags_tracked_writes_after_another_processs_access(self):
