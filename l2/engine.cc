@@ -490,7 +490,15 @@ bool Engine::run_writes(std::span<const Request> segment, std::string& out, Wher
           encoded.clear();
           encode_item(c.item.meta, c.item.data, encoded);
           batch.Put(key, encoded);
-          if (it != state.end()) it->second.item = c.item;
+          // What the next request of the segment sees: an item written already expired (a touch
+          // or gat with a negative or past TTL, a set with one) is gone for it, as in memcached.
+          if (it != state.end()) {
+            if (is_expired(c.item.meta.expiry, now)) {
+              it->second.item.reset();
+            } else {
+              it->second.item = c.item;
+            }
+          }
         } else if (c.write == Change::Write::kDelete) {
           batch.Delete(key);
           if (it != state.end()) it->second.item.reset();

@@ -193,13 +193,14 @@ class MetricsExporter::Collector : public prometheus::Collectable {
         const char* name;
         const char* help;
         MetricType type;
+        double scale = 1.0;  // from rend-l2's unit to Prometheus' base unit
       } kL2[] = {
           {L2Gauge::live_data_bytes, "rend_l2_live_data_bytes", "RocksDB estimate of live data size.", MetricType::Gauge},
           {L2Gauge::sst_files_bytes, "rend_l2_sst_files_bytes", "Total size of RocksDB SST files.", MetricType::Gauge},
           {L2Gauge::pending_compaction_bytes, "rend_l2_pending_compaction_bytes",
            "RocksDB estimate of bytes compaction still has to rewrite.", MetricType::Gauge},
-          {L2Gauge::write_stall_micros, "rend_l2_write_stall_microseconds_total", "Time RocksDB stalled writes.",
-           MetricType::Counter},
+          {L2Gauge::write_stall_micros, "rend_l2_write_stall_seconds_total", "Time RocksDB stalled writes.",
+           MetricType::Counter, 1e-6},
           {L2Gauge::block_cache_hits, "rend_l2_block_cache_hits_total", "RocksDB block cache hits.", MetricType::Counter},
           {L2Gauge::block_cache_misses, "rend_l2_block_cache_misses_total", "RocksDB block cache misses.",
            MetricType::Counter},
@@ -208,7 +209,7 @@ class MetricsExporter::Collector : public prometheus::Collectable {
       };
       for (const auto& g : kL2) {
         auto f = family(g.name, g.help, g.type);
-        add_value(f, {}, static_cast<double>(l2.values[static_cast<size_t>(g.gauge)].load(relaxed)));
+        add_value(f, {}, static_cast<double>(l2.values[static_cast<size_t>(g.gauge)].load(relaxed)) * g.scale);
         out.push_back(std::move(f));
       }
     }

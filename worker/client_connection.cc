@@ -45,8 +45,10 @@ ClientConnection::ClientConnection(Worker& worker, bool tcp, TierMode mode) : wo
 void ClientConnection::start() { update_reading(); }
 
 void ClientConnection::update_reading() {
-  const bool want = !closing_ && !input_done_ && !barrier_ && unsent() < worker_.config().worker.output_high_water &&
-                    pending_.size() < static_cast<size_t>(worker_.config().worker.max_pending_requests);
+  // While complete requests wait in the buffer (parsing stalled), reading more would only grow it:
+  // a client that pipelines faster than its requests finish is held back by TCP, never cut off.
+  const bool want = !closing_ && !input_done_ && !barrier_ && !parse_stalled_ &&
+                    unsent() < worker_.config().worker.output_high_water && !at_pending_limit();
   if (want && !reading_) {
     reading_ = true;
     uv_read_start(
@@ -88,14 +90,21 @@ void ClientConnection::on_read(ssize_t nread) {
   bump(worker_.stats(), Counter::bytes_read, static_cast<uint64_t>(nread));
   in_end_ += static_cast<size_t>(nread);
   process_input();
-  if (!closing_ && in_end_ - in_start_ > buffer_cap(worker_.config().worker.max_item_size)) {
+  // Only an incomplete request counts here: complete ones that wait for their turn are the
+  // client's pipeline, bounded by not reading while they wait.
+  if (!closing_ && !parse_stalled_ && in_end_ - in_start_ > buffer_cap(worker_.config().worker.max_item_size)) {
     spdlog::warn("client sent a request larger than any valid one; closing");
     close();
   }
 }
 
+bool ClientConnection::at_pending_limit() const {
+  return pending_.size() >= static_cast<size_t>(worker_.config().worker.max_pending_requests);
+}
+
 void ClientConnection::process_input() {
   const size_t max_item = worker_.config().worker.max_item_size;
+  parse_stalled_ = false;
   while (!closing_ && !input_done_ && in_start_ < in_end_) {
     if (swallow_ > 0) {
       const size_t n = static_cast<size_t>(std::min<uint64_t>(swallow_, in_end_ - in_start_));
@@ -103,9 +112,15 @@ void ClientConnection::process_input() {
       swallow_ -= n;
       continue;
     }
-    if (pending_.size() >= static_cast<size_t>(worker_.config().worker.max_pending_requests)) break;
+    if (at_pending_limit()) {
+      parse_stalled_ = true;
+      break;
+    }
     if (barrier_) {
-      if (!pending_.empty()) break;
+      if (!pending_.empty()) {
+        parse_stalled_ = true;
+        break;
+      }
       barrier_ = false;
     }
     const std::span<const char> input(in_.data() + in_start_, in_end_ - in_start_);
@@ -128,6 +143,7 @@ void ClientConnection::process_input() {
       // flush before anything after it: the same order memcached gives one connection.
       if (!pending_.empty()) {
         barrier_ = true;
+        parse_stalled_ = true;
         break;  // parsed again once the queue is empty
       }
       barrier_ = true;
@@ -143,11 +159,11 @@ void ClientConnection::process_input() {
 }
 
 bool ClientConnection::is_barrier(const proto::Request& r) const {
-  // Only where an operation on a key takes several steps (L2 then L1, or a chunked value's head
-  // and chunks) can a flush sent at once overtake an earlier write or be overtaken by a later
-  // read. With plain L1 each request is one step, ordered on its L1 connection.
-  return r.command == proto::Command::kFlushAll &&
-         (mode_ != TierMode::kL1Only || worker_.chunk_store() != nullptr);
+  // A flush goes out on every backend connection, while the requests around it each take the
+  // one their key maps to: memcached may run a later write on one connection before the flush on
+  // another (and flush it), or an earlier one after. So the flush waits for everything before it
+  // and holds back everything after it, in every mode: the order memcached gives one connection.
+  return r.command == proto::Command::kFlushAll;
 }
 
 void ClientConnection::enqueue(const std::shared_ptr<Op>& op) {
@@ -222,6 +238,9 @@ void ClientConnection::flush() {
     } else {
       update_reading();
     }
+  } else if (parse_stalled_ && !closing_ && !at_pending_limit() && !barrier_) {
+    // Requests finished: the buffered ones go first, and reading resumes once they are parsed.
+    process_input();
   }
 }
 

@@ -60,6 +60,7 @@ class ClientConnection {
   void maybe_close();
   bool bytes_waiting();
   bool is_barrier(const proto::Request& r) const;
+  bool at_pending_limit() const;
   size_t unsent() const { return out_.size() + in_flight_bytes_; }
 
   Worker& worker_;
@@ -86,6 +87,9 @@ class ClientConnection {
   bool draining_ = false;
   bool close_when_flushed_ = false;
   bool barrier_ = false;  // a flush_all waits for, or holds back, this client's other requests
+  // Parsing stopped with requests still in the buffer (in-flight limit or a barrier): nothing is
+  // read until they are parsed, so the buffer never holds more than one read beyond a request.
+  bool parse_stalled_ = false;
 };
 
 }  // namespace rend::worker

@@ -105,7 +105,7 @@ class KeyRead : public Op {
       return;
     }
     locked_ = true;
-    worker_.key_lock().acquire(key_, false, [self] { self->begin(); });
+    worker_.key_lock().acquire(key_, exclusive(), [self] { self->begin(); });
   }
 
   void on_response(uint32_t tag, const proto::BinaryResponse& r) override {
@@ -254,6 +254,10 @@ class KeyRead : public Op {
 
   std::shared_ptr<Op> shared_from_op();
 
+  // A gat changes the item's TTL in both tiers, in steps (one tier, then the other): like a
+  // write, it has the key alone, so a read after it (even of the same line) sees it done.
+  bool exclusive() const { return is_touching(to_.command); }
+
   bool l1_first() const {
     if (to_.command == Command::kGetE || wants_cas(to_.command)) return false;
     if (mode_ == TierMode::kL1L2Batch && is_touching(to_.command)) return false;
@@ -336,7 +340,7 @@ class KeyRead : public Op {
     if (!child_ || dropped_) item_.value = std::string();
     if (locked_) {
       locked_ = false;
-      worker_.key_lock().release(key_, false);
+      worker_.key_lock().release(key_, exclusive());
     }
     self_.reset();
   }
@@ -581,7 +585,12 @@ class TieredWrite : public Op {
     complete();
   }
 
-  void set_too_large(std::string_view text) { too_large_text_ = text; }
+  // A set whose value was too large: its L2 and L1 copies go, and the client hears memcached's
+  // error (`text` for a text client; a binary one gets the status).
+  void set_too_large(std::string_view text) {
+    too_large_ = true;
+    too_large_text_ = text;
+  }
 
  private:
   enum Tag : uint32_t { kL2 = 1, kL1Update, kL1Probe, kL1Tombstone, kL1LastResort };
@@ -712,7 +721,7 @@ class TieredWrite : public Op {
 
   void compose_reply() {
     const bool binary = to_.protocol == Protocol::kBinary;
-    if (!too_large_text_.empty()) {
+    if (too_large_) {
       result = Result::kError;
       if (binary) {
         proto::append_binary_status(reply, to_.opcode, to_.opaque, bin::kTooLarge);
@@ -776,6 +785,7 @@ class TieredWrite : public Op {
   std::string l2_value_;
   std::optional<BackendFailure> failure_;
   bool locked_ = false;
+  bool too_large_ = false;
   std::string_view too_large_text_;
 };
 

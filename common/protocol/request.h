@@ -44,6 +44,10 @@ enum class Command : uint8_t {
 
 inline constexpr size_t kMaxKeyLength = 250;
 inline constexpr size_t kMaxTextLine = 2048;
+// memcached reads a text connection into a 16 KiB buffer and looks for a command's end there: a
+// line (other than a get's) whose newline would fall past it is never read, and the connection is
+// closed. A line between kMaxTextLine and this is served when it arrives whole, as in memcached.
+inline constexpr size_t kMaxTextCommandLine = 16384;
 // A text get line may be much longer (a large multi-get), as memcached allows; this bounds it.
 inline constexpr size_t kMaxTextGetLine = 256 * 1024;
 // memcached's REALTIME_MAXDELTA + 1: an absolute time long past, so "expire at once". memcached

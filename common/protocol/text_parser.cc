@@ -135,17 +135,37 @@ ParseResult parse_storage(std::span<const char> input, std::string_view line, si
   return r;
 }
 
+// memcached hangs up, silently, on a line it does not know whose last token starts with "HTTP/":
+// a browser's request sent to a cache port by a cross-protocol attack. It only gets that far for
+// a command whose first letter starts none of its own commands (and that is not one it serves
+// by full name), and it looks at most at its 23rd token (tokenize_command's limit).
+bool looks_like_http(const Tokens& tok) {
+  const std::string_view cmd = tok.t[0];
+  if (cmd.size() < 2) return false;  // "no valid command is shorter than two bytes": ERROR
+  if (cmd[0] == 'm' && cmd.size() == 2) return false;  // the meta commands' namespace
+  if (std::string_view("gsacidt").find(cmd[0]) != std::string_view::npos) return false;
+  static constexpr std::string_view kServedByName[] = {"replace", "prepend", "bget", "flush_all", "version", "quit",
+                                                       "lru_crawler", "watch", "verbosity", "lru", "extstore",
+                                                       "refresh_certs"};
+  for (std::string_view name : kServedByName) {
+    if (cmd == name) return false;
+  }
+  const std::string_view last = tok.t[std::min(tok.n, kMaxTokens - 1) - 1];
+  return last.starts_with("HTTP/");
+}
+
 ParseResult parse_line(std::span<const char> input, std::string_view line, size_t line_end,
                        size_t max_item_size) {
   const Tokens tok = tokenize(line);
   if (tok.n == 0) return make_error(line_end, "ERROR");
   const std::string_view cmd = tok.t[0];
 
-  if (cmd == "get" || cmd == "gets") {
+  // "bget" is memcached's ancient alias of get, still served.
+  if (cmd == "get" || cmd == "gets" || cmd == "bget") {
     if (tok.n < 2) return make_error(line_end, "ERROR");
     const std::string_view keys = rest_after(line, tok, 0);
     if (!keys_valid(keys)) return make_error(line_end, kBadFormat);
-    ParseResult r = make_request(line_end, cmd == "get" ? Command::kGet : Command::kGets);
+    ParseResult r = make_request(line_end, cmd == "gets" ? Command::kGets : Command::kGet);
     r.request.keys = keys;
     return r;
   }
@@ -260,6 +280,11 @@ ParseResult parse_line(std::span<const char> input, std::string_view line, size_
     }
     return r;
   }
+  if (looks_like_http(tok)) {
+    ParseResult r;
+    r.status = ParseStatus::kClose;
+    return r;
+  }
   return make_error(line_end, "ERROR");
 }
 
@@ -320,7 +345,7 @@ ParseResult parse_text(std::span<const char> input, size_t max_item_size) {
   // The same bound when the whole line arrived at once: whether a line is served must not depend
   // on how it was cut into reads, and a complete line may otherwise fill the whole input buffer
   // (far more keys than kMaxTextGetLine allows a get).
-  if (newline > kMaxTextGetLine) {
+  if (newline > kMaxTextGetLine || (newline >= kMaxTextCommandLine && !starts_large_get(input))) {
     ParseResult r;
     r.status = ParseStatus::kClose;
     return r;

@@ -161,6 +161,34 @@ TEST_F(EngineTest, ExpiredItemsAreInvisible) {
   EXPECT_EQ(stats_.get(L2Counter::get_expired), 1u);
 }
 
+TEST_F(EngineTest, AWriteThatExpiresAnItemHidesItFromTheRestOfItsSegment) {
+  // One segment (a pipeline of writes): a touch, gat or set with a negative or long-past expiry
+  // ends the item for every later request of the batch, as memcached runs them one by one.
+  EXPECT_EQ(run("set k 0 0 1\r\nv\r\ngat -1 k k\r\nadd k 0 0 1\r\nw\r\ngat 2592001 k k\r\nset k 0 -1 1\r\nx\r\n"
+                "add k 0 0 1\r\ny\r\nget k\r\n"),
+            "STORED\r\nVALUE k 0 1\r\nv\r\nEND\r\nSTORED\r\nVALUE k 0 1\r\nw\r\nEND\r\nSTORED\r\nSTORED\r\n"
+            "VALUE k 0 1\r\ny\r\nEND\r\n");
+  // The binary protocol has no negative TTL: a touch to an absolute time long past, then a gat.
+  auto touch = [](uint8_t opcode, uint32_t exptime) {
+    Request r;
+    r.protocol = proto::Protocol::kBinary;
+    r.command = opcode == proto::bin::kTouch ? proto::Command::kTouch : proto::Command::kGat;
+    r.opcode = opcode;
+    r.key = "t";
+    r.exptime = exptime;
+    std::string out;
+    proto::compose_binary_request(r, out);
+    return out;
+  };
+  run("set t 0 0 1\r\nv\r\n");
+  const std::string out = run(touch(proto::bin::kTouch, 2592001) + touch(proto::bin::kGat, 0));
+  ASSERT_GE(out.size(), 48u);
+  EXPECT_EQ(proto::bin::load16(out.data() + 6), proto::bin::kSuccess);  // the touch found it
+  const size_t second = 24 + proto::bin::load32(out.data() + 8);
+  ASSERT_GE(out.size(), second + 24);
+  EXPECT_EQ(proto::bin::load16(out.data() + second + 6), proto::bin::kKeyNotFound);  // and ended it
+}
+
 TEST_F(EngineTest, FlushAllIsABarrierAndSurvivesReopen) {
   EXPECT_EQ(run("set a 0 0 1\r\n1\r\nflush_all\r\nget a\r\nset b 0 0 1\r\n2\r\nget b\r\n"),
             "STORED\r\nOK\r\nEND\r\nSTORED\r\nVALUE b 0 1\r\n2\r\nEND\r\n");

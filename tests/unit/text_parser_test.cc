@@ -415,6 +415,61 @@ TEST(TextParserLimits, GetLineLongerThanTheMultiGetBoundClosesHoweverItArrives) 
   EXPECT_EQ(parse(line + "\n").result.status, ParseStatus::kClose);
 }
 
+TEST(TextParserLimits, CommandLinePastMemcachedsReadBufferCloses) {
+  // memcached looks for a line's end within its 16 KiB read buffer: a line of 16384 bytes,
+  // "\r\n" included, is the longest it ever reads; a storage command's key past 250 bytes on it
+  // is a format error, one byte more closes the connection.
+  auto set_line = [](size_t total) {
+    const std::string head = "set ", tail = " 0 0 1\r\n";
+    return head + std::string(total - head.size() - tail.size(), 'k') + tail + "x\r\n";
+  };
+  Parsed p = parse(set_line(kMaxTextCommandLine));
+  ASSERT_EQ(p.result.status, ParseStatus::kRequest);
+  EXPECT_EQ(p.req().command, Command::kError);
+  EXPECT_EQ(p.req().error_text, "CLIENT_ERROR bad command line format");
+  EXPECT_EQ(parse(set_line(kMaxTextCommandLine + 1)).result.status, ParseStatus::kClose);
+  EXPECT_EQ(parse(std::string(kMaxTextCommandLine - 1, 'x') + "\n").req().error_text, "ERROR");
+  EXPECT_EQ(parse(std::string(kMaxTextCommandLine, 'x') + "\n").result.status, ParseStatus::kClose);
+  // A gat is no multi-get to memcached's reader: its long line closes too.
+  std::string gat = "gat 0";
+  while (gat.size() < kMaxTextCommandLine + 10) gat += " k";
+  EXPECT_EQ(parse(gat + "\r\n").result.status, ParseStatus::kClose);
+  std::string get = "get";
+  while (get.size() < kMaxTextCommandLine + 10) get += " k";
+  EXPECT_EQ(parse(get + "\r\n").req().command, Command::kGet);
+}
+
+TEST(TextParserHttp, AnUnknownCommandEndingInAnHttpVersionCloses) {
+  for (const char* line : {"GET / HTTP/1.0\r\n", "PUT /a/b HTTP/1.1\r\n", "DELETE HTTP/1.1\r\n", "HTTP/1.0\r\n",
+                           "xx HTTP/\r\n", "mgg / HTTP/1.0\r\n", "POST / HTTP/1.1 \r\n", "OPTIONS * HTTP/1.1\n"}) {
+    EXPECT_EQ(parse(line).result.status, ParseStatus::kClose) << line;
+  }
+  // The 23rd token is the last memcached looks at.
+  std::string at23 = "FOO", past23 = "FOO";
+  for (int i = 0; i < 21; ++i) at23 += " a";
+  for (int i = 0; i < 30; ++i) past23 += " a";
+  EXPECT_EQ(parse(at23 + " HTTP/1.0 b c\r\n").result.status, ParseStatus::kClose);
+  EXPECT_EQ(parse(past23 + " HTTP/1.0\r\n").req().error_text, "ERROR");
+}
+
+TEST(TextParserHttp, CommandsMemcachedKnowsKeepTheirAnswer) {
+  // First letters that start memcached's own commands, two-letter meta names, and commands it
+  // serves by name are answered as usual, whatever their last token.
+  for (const char* line : {"gx / HTTP/1.0\r\n", "slabs / HTTP/1.0\r\n", "ax HTTP/1.0\r\n", "cx HTTP/1.0\r\n",
+                           "ix HTTP/1.0\r\n", "dx HTTP/1.0\r\n", "tx HTTP/1.0\r\n", "mx / HTTP/1.0\r\n",
+                           "G HTTP/1.0\r\n", "lru HTTP/1.0\r\n", "watch HTTP/1.0\r\n", "xx http/1.0\r\n",
+                           "FOO HTTP/1.0 /\r\n"}) {
+    const Parsed p = parse(line);
+    ASSERT_EQ(p.result.status, ParseStatus::kRequest) << line;
+    EXPECT_EQ(p.req().error_text, "ERROR") << line;
+  }
+  EXPECT_EQ(parse("get / HTTP/1.0\r\n").req().command, Command::kGet);
+  EXPECT_EQ(parse("version HTTP/1.0\r\n").req().command, Command::kVersion);
+  const Parsed bget = parse("bget a b\r\n");
+  EXPECT_EQ(bget.req().command, Command::kGet);
+  EXPECT_EQ(split_keys(bget.req().keys), (std::vector<std::string>{"a", "b"}));
+}
+
 TEST(TextNumbers, U32Truncating) {
   uint32_t v = 7;
   EXPECT_FALSE(parse_u32_truncating("", v));

@@ -1,0 +1,64 @@
+"""The differential corpus of test_conformance against the default tiered stack: two workers with
+their default connection counts, memcached as L1 and rend-l2 as L2, both supervised by rend. Every
+case must come back byte for byte as from memcached 1.6.18 itself (CAS values and the version
+aside, as in the plain run) on the main port (l1l2) and on the batch port (l1l2batch): the tiers
+change where an item lives, never what a client is told.
+
+The one design difference not compared (README, "Where rend deliberately differs"): L2 stores a
+value of exactly worker.max_item_size bytes, which memcached refuses.
+"""
+import test_conformance as base
+from rendtest import free_port
+
+NOT_COMPARED = {
+    # L2 is authoritative and stores values up to worker.max_item_size exactly; memcached counts
+    # its item header against its 1 MiB limit and refuses a value of exactly 1 MiB (README).
+    "exactly_1mib_value": "max_item_size is the value's size",
+    "bin_set_exactly_1mib": "max_item_size is the value's size",
+}
+
+
+def compared(cases):
+    return [(name, steps) for name, steps in cases if name not in NOT_COMPARED]
+
+
+class TieredConformanceTest(base.ConformanceTest):
+    def setUp(self):
+        super(base.ConformanceTest, self).setUp()
+        self.direct = self.start_memcached()
+        self.rend = self.start_rend(workers=2, config={
+            "l2": {"enabled": True, "data_dir": self.tmp + "/l2", "address": self.tmp + "/run/rend-l2.sock"},
+            "listen": {"batch_port": free_port()},
+        })
+        self.pids = self.rend.worker_pids()
+        self.main_port = self.rend.port
+        self.batch_port = self.rend.config["listen"]["batch_port"]
+
+    def run_both_ports(self, label, cases):
+        failures = []
+        for port_label, port in (("main", self.main_port), ("batch", self.batch_port)):
+            self.rend.port = port
+            try:
+                self.run_corpus(f"{label}{port_label}_", compared(cases))
+            except AssertionError as e:
+                failures.append(f"{port_label} port: {e}")
+            finally:
+                self.rend.port = self.main_port
+        if failures:
+            self.fail("\n".join(failures))
+
+    def test_text_protocol(self):
+        self.run_both_ports("t", base.text_cases())
+
+    def test_binary_protocol(self):
+        self.run_both_ports("b", base.binary_cases())
+
+    def test_other_memcached_text_commands(self):
+        self.run_both_ports("m", base.other_text_cases())
+
+    test_meta_commands_are_not_served_and_the_connection_survives = None
+
+
+if __name__ == "__main__":
+    import unittest
+    unittest.main()
