@@ -19,18 +19,24 @@ struct Option {
   const char* description;
   int64_t min = 0;
   int64_t max = 0;  // numbers only; min == max == 0 means unchecked
+  // A reload cannot apply it: it names the listening sockets, the supervised memcached (restarting
+  // it would empty L1), rend-l2's identity, or where the supervisor itself is reached. Changing it
+  // needs a restart of rend; a reload that tries is refused with the key's name.
+  bool restart_only = false;
 };
+
+constexpr bool kRestartOnly = true;
 
 const std::vector<Option>& options() {
   static const std::vector<Option> table = {
       {"workers", 0, "worker processes; 0 = one per CPU core", 0, 64},
-      {"run_dir", "run", "directory for sockets and pid files (relative paths are from the start directory)"},
+      {"run_dir", "run", "directory for sockets and pid files (relative paths are from the start directory)", 0, 0, kRestartOnly},
       {"log_level", "info", "trace, debug, info, warn, error or critical"},
-      {"listen.host", "127.0.0.1", "address the memcached port listens on"},
-      {"listen.port", 11211, "memcached port (text and binary, auto-detected)", 1, 65535},
-      {"listen.unix_socket", "", "also listen on this unix socket path (empty = off)"},
-      {"listen.batch_port", 11212, "batch port (l1l2batch mode) when L2 is enabled; 0 = off", 0, 65535},
-      {"listen.backlog", 1024, "listen backlog of each socket", 1, 65535},
+      {"listen.host", "127.0.0.1", "address the memcached port listens on", 0, 0, kRestartOnly},
+      {"listen.port", 11211, "memcached port (text and binary, auto-detected)", 1, 65535, kRestartOnly},
+      {"listen.unix_socket", "", "also listen on this unix socket path (empty = off)", 0, 0, kRestartOnly},
+      {"listen.batch_port", 11212, "batch port (l1l2batch mode) when L2 is enabled; 0 = off", 0, 65535, kRestartOnly},
+      {"listen.backlog", 1024, "listen backlog of each socket", 1, 65535, kRestartOnly},
       {"worker.max_item_size", 1048576, "largest value accepted, in bytes; larger ones are refused "
                                        "with memcached's 'object too large' error", 1, 1073741824},
       {"worker.output_high_water", 4194304, "unsent reply bytes per client at which rend stops reading "
@@ -51,11 +57,11 @@ const std::vector<Option>& options() {
                             "slab classes cannot strand memory when value sizes shift; allows values over 1 MiB"},
       {"l1.chunk_size", 1184, "chunked L1: the memory each L1 item takes in memcached, in bytes; pick one of "
                               "memcached's slab class sizes ('stats slabs' chunk_size)", 384, 524288},
-      {"l2.enabled", false, "use the L2 tier (rend-l2, RocksDB on SSD): main port l1l2, batch port l1l2batch"},
-      {"l2.address", "run/rend-l2.sock", "rend-l2's unix socket path (or host:port when not supervised)"},
-      {"l2.supervised", true, "start and supervise rend-l2 on l2.address"},
+      {"l2.enabled", false, "use the L2 tier (rend-l2, RocksDB on SSD): main port l1l2, batch port l1l2batch", 0, 0, kRestartOnly},
+      {"l2.address", "run/rend-l2.sock", "rend-l2's unix socket path (or host:port when not supervised)", 0, 0, kRestartOnly},
+      {"l2.supervised", true, "start and supervise rend-l2 on l2.address", 0, 0, kRestartOnly},
       {"l2.binary", "", "rend-l2 executable (empty = next to rend)"},
-      {"l2.data_dir", "data/l2", "RocksDB directory of rend-l2"},
+      {"l2.data_dir", "data/l2", "RocksDB directory of rend-l2", 0, 0, kRestartOnly},
       {"l2.max_bytes", 10737418240, "disk budget of rend-l2's data; past it the oldest data is evicted", 16777216,
        INT64_MAX},
       {"l2.wal", true, "write-ahead log: every acknowledged write survives a crash of rend-l2"},
@@ -65,15 +71,15 @@ const std::vector<Option>& options() {
       {"l2.timeout_ms", 2000, "a request L2 has not answered in this time fails with SERVER_ERROR", 1, 600000},
       {"l2.reconnect_min_ms", 10, "first reconnect delay after L2 fails; doubles per failure", 1, 60000},
       {"l2.reconnect_max_ms", 1000, "cap of the reconnect delay", 1, 600000},
-      {"memcached.enabled", true, "start and supervise memcached on l1.address (a unix socket path)"},
-      {"memcached.binary", "memcached", "memcached executable (looked up on PATH)"},
-      {"memcached.memory_mb", 1024, "memcached -m: cache memory in MiB", 8, 1048576},
-      {"memcached.threads", 4, "memcached -t: worker threads", 1, 256},
-      {"memcached.max_connections", 4096, "memcached -c: connection limit", 16, 1000000},
-      {"memcached.extra_args", json::array(), "further memcached arguments, e.g. [\"-o\", \"modern\"]"},
+      {"memcached.enabled", true, "start and supervise memcached on l1.address (a unix socket path)", 0, 0, kRestartOnly},
+      {"memcached.binary", "memcached", "memcached executable (looked up on PATH)", 0, 0, kRestartOnly},
+      {"memcached.memory_mb", 1024, "memcached -m: cache memory in MiB", 8, 1048576, kRestartOnly},
+      {"memcached.threads", 4, "memcached -t: worker threads", 1, 256, kRestartOnly},
+      {"memcached.max_connections", 4096, "memcached -c: connection limit", 16, 1000000, kRestartOnly},
+      {"memcached.extra_args", json::array(), "further memcached arguments, e.g. [\"-o\", \"modern\"]", 0, 0, kRestartOnly},
       {"metrics.enabled", true, "record per-request counters by result and latency histograms"},
-      {"metrics.listen", "127.0.0.1:11299", "address of the Prometheus /metrics endpoint (empty = off)"},
-      {"control.socket", "run/rend.ctl", "rendctl's unix socket (mode 0600)"},
+      {"metrics.listen", "127.0.0.1:11299", "address of the Prometheus /metrics endpoint (empty = off)", 0, 0, kRestartOnly},
+      {"control.socket", "run/rend.ctl", "rendctl's unix socket (mode 0600)", 0, 0, kRestartOnly},
       {"supervisor.restart_backoff_min_ms", 50, "delay before restarting a child that died; doubles per "
                                                 "crash in a row", 0, 60000},
       {"supervisor.restart_backoff_max_ms", 5000, "cap of the restart delay", 1, 600000},
@@ -255,10 +261,23 @@ Status load_config_file(const std::string& path, Config& out, std::string* conte
   return Status::ok();
 }
 
+std::vector<std::string> restart_only_changes(const Config& running, const Config& next) {
+  std::vector<std::string> changed;
+  for (const auto& o : options()) {
+    const json::json_pointer at(to_pointer(o.path));
+    if (o.restart_only && running.effective.value(at, json()) != next.effective.value(at, json())) {
+      changed.emplace_back(o.path);
+    }
+  }
+  return changed;
+}
+
 std::string describe_options() {
   std::ostringstream out;
+  out << "| option | default | on reload | meaning |\n|---|---|---|---|\n";
   for (const auto& o : options()) {
-    out << "| `" << o.path << "` | `" << o.default_value.dump() << "` | " << o.description;
+    out << "| `" << o.path << "` | `" << o.default_value.dump() << "` | " << (o.restart_only ? "restart" : "applied")
+        << " | " << o.description;
     if (o.max == INT64_MAX) {
       out << " (at least " << o.min << ")";
     } else if (o.min != 0 || o.max != 0) {

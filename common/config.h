@@ -2,7 +2,7 @@
 //
 // Parsing is strict: an unknown key, a wrong type or an out-of-range value is an error naming the
 // key path ("l1.connections: must be between 1 and 64"). The option table in config.cc is the
-// single source of truth for defaults, ranges and the README's option list (`rend --print-options`).
+// single source of truth for defaults, ranges and docs/operations.md's option list (`rend --print-options`).
 #pragma once
 
 #include <nlohmann/json.hpp>
@@ -88,7 +88,12 @@ Status parse_config(const nlohmann::json& input, Config& out);
 // `content_hash` (optional) receives a hash of the file's bytes, to tell which file version runs.
 Status load_config_file(const std::string& path, Config& out, std::string* content_hash = nullptr);
 
-// One line per option: "path (default): description" — the README's option reference.
+// The options whose value differs between `running` and `next` although a reload cannot apply them
+// (the option table's restart-only column), as dotted paths.
+std::vector<std::string> restart_only_changes(const Config& running, const Config& next);
+
+// The option reference as a Markdown table (header included): path, default, whether a reload
+// applies it, description. docs/operations.md shows it; config_doc_test keeps the two equal.
 std::string describe_options();
 
 }  // namespace rend

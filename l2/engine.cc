@@ -7,6 +7,7 @@
 #include <vector>
 
 #include "common/protocol/binary_format.h"
+#include "common/protocol/command_traits.h"
 #include "common/protocol/reply_compose.h"
 #include "common/get_reply_limit.h"
 #include "common/item_rules.h"
@@ -30,10 +31,7 @@ int64_t steady_ms() {
       .count();
 }
 
-bool is_text_multi(const Request& r) {
-  return r.protocol == Protocol::kText && (r.command == Command::kGet || r.command == Command::kGets ||
-                                           r.command == Command::kGat || r.command == Command::kGats);
-}
+bool is_text_multi(const Request& r) { return proto::is_text_multi_key(r); }
 
 template <typename Fn>
 void for_each_request_key(const Request& r, Fn&& fn) {
@@ -189,32 +187,13 @@ class SegmentReads {
 }  // namespace
 
 Engine::Kind Engine::kind_of(const Request& r) {
-  switch (r.command) {
-    case Command::kGet:
-    case Command::kGets:
-    case Command::kGetE:
-      return Kind::kRead;
-    case Command::kGat:
-    case Command::kGats:
-    case Command::kSet:
-    case Command::kAdd:
-    case Command::kReplace:
-    case Command::kAppend:
-    case Command::kPrepend:
-    case Command::kCas:
-    case Command::kDelete:
-    case Command::kIncr:
-    case Command::kDecr:
-    case Command::kTouch:
-      return Kind::kWrite;
-    case Command::kTooLarge:
-      return r.original == Command::kSet ? Kind::kWrite : Kind::kLocal;
-    case Command::kFlushAll:
-    case Command::kStats:
-      return Kind::kBarrier;
-    default:
-      return Kind::kLocal;
-  }
+  // Only a too-large set writes (it drops the old value); a too-large add/replace/... is refused.
+  if (r.command == Command::kTooLarge) return r.original == Command::kSet ? Kind::kWrite : Kind::kLocal;
+  if (r.command == Command::kFlushAll || r.command == Command::kStats) return Kind::kBarrier;
+  const proto::CommandTraits& t = proto::traits(r.command);
+  if (t.writes_key) return Kind::kWrite;  // gat/gats too: they change the TTL
+  if (t.reads_key) return Kind::kRead;
+  return Kind::kLocal;
 }
 
 size_t Engine::segment_end(std::span<const Request> requests, size_t i, Kind& segment, size_t& keys) {

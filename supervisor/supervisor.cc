@@ -1,6 +1,7 @@
 #include "supervisor/supervisor.h"
 
 #include <fmt/format.h>
+#include <fmt/ranges.h>
 #include <spdlog/spdlog.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
@@ -356,19 +357,11 @@ Status Supervisor::reload() {
     metrics_.reloads_failed++;
     return loaded;
   }
-  const auto& old_listen = config_.effective["listen"];
-  const auto& new_listen = next.effective["listen"];
-  if (old_listen != new_listen) {
+  if (const std::vector<std::string> changed = restart_only_changes(config_, next); !changed.empty()) {
     metrics_.reloads_failed++;
-    return Status::error("listen: the listening sockets cannot change on reload; restart rend to change them");
-  }
-  if (config_.effective["memcached"] != next.effective["memcached"] || config_.run_dir != next.run_dir ||
-      config_.l2.enabled != next.l2.enabled || config_.l2.supervised != next.l2.supervised ||
-      config_.l2.data_dir != next.l2.data_dir || config_.l2.backend.address != next.l2.backend.address ||
-      config_.control_socket != next.control_socket || config_.metrics_listen != next.metrics_listen) {
-    metrics_.reloads_failed++;
-    return Status::error("memcached, rend-l2's identity (l2.enabled, supervised, data_dir, address), run_dir, "
-                         "control and metrics settings cannot change on reload; restart rend to change them");
+    return Status::error(fmt::format("{}: cannot change on reload (listening sockets, memcached, rend-l2's identity, "
+                                     "run_dir, control and metrics need a restart of rend); restart rend to change "
+                                     "{}", fmt::join(changed, ", "), changed.size() == 1 ? "it" : "them"));
   }
   metrics_.reloads_ok++;
   config_ = std::move(next);

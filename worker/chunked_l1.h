@@ -18,7 +18,7 @@
 //            read-modify-write is atomic per key across all workers, as in memcached.
 //
 // CAS: the head item's memcached CAS is the value's CAS (gets reports it, cas compares it).
-// Rewriting the head for touch/gat changes it; memcached's touch keeps it (README).
+// Rewriting the head for touch/gat changes it; memcached's touch keeps it (docs/compatibility.md).
 #pragma once
 
 #include <memory>

@@ -7,6 +7,7 @@
 
 #include "common/get_reply_limit.h"
 #include "common/protocol/binary_format.h"
+#include "common/protocol/command_traits.h"
 #include "common/protocol/request_compose.h"
 #include "common/version.h"
 #include "worker/backend_connection.h"
@@ -16,6 +17,7 @@
 #include "worker/metric_mapping.h"
 #include "worker/reply.h"
 #include "worker/stats_report.h"
+#include "worker/tier_rules.h"
 #include "worker/tiered.h"
 #include "worker/worker.h"
 
@@ -34,9 +36,10 @@ namespace bin = proto::bin;
 
 namespace {
 
-bool is_read(Command c) { return c == Command::kGet || c == Command::kGets || c == Command::kGat || c == Command::kGats; }
-bool is_touching_read(Command c) { return c == Command::kGat || c == Command::kGats; }
-bool returns_cas(Command c) { return c == Command::kGets || c == Command::kGats; }
+// The text reads (get/gets/gat/gats; GetE is binary only and answered locally in l1only).
+bool is_read(Command c) { return proto::traits(c).multi_key; }
+bool is_touching_read(Command c) { return proto::traits(c).multi_key && proto::traits(c).touches; }
+bool returns_cas(Command c) { return proto::traits(c).returns_cas; }
 
 void count_result(WorkerSlot& s, Command c, uint16_t status) {
   const bool ok = status == bin::kSuccess;
@@ -445,11 +448,11 @@ void Orchestrator::dispatch(ClientConnection& conn, const Request& r) {
     op->self_weak_ = op;
     track(*op, r);
     conn.enqueue(op);
-    const bool tiered = conn.mode() != TierMode::kL1Only;
+    const bool tiered = has_l2(conn.mode());
     op->start(tiered, tiered && worker_.config().worker.key_ordering);
     return;
   }
-  if (conn.mode() != TierMode::kL1Only && dispatch_tiered(worker_, conn, r, conn.mode())) return;
+  if (has_l2(conn.mode()) && dispatch_tiered(worker_, conn, r, conn.mode())) return;
   switch (r.command) {
     case Command::kGet:
     case Command::kGets:
@@ -637,7 +640,7 @@ void Orchestrator::flush_all(ClientConnection& conn, const Request& r) {
   // Every connection of every tier: each flush is ordered after the writes already sent on it.
   std::vector<BackendConnection*> all;
   for (size_t i = 0; i < worker_.l1().size(); ++i) all.push_back(&worker_.l1().at(i));
-  if (conn.mode() != TierMode::kL1Only) {
+  if (has_l2(conn.mode())) {
     for (size_t i = 0; i < worker_.l2().size(); ++i) all.push_back(&worker_.l2().at(i));
   }
   auto op = std::make_shared<FanOutOp>(r, static_cast<int>(all.size()));

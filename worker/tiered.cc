@@ -9,6 +9,7 @@
 
 #include "common/get_reply_limit.h"
 #include "common/protocol/binary_format.h"
+#include "common/protocol/command_traits.h"
 #include "common/protocol/request_compose.h"
 #include "worker/backend_connection.h"
 #include "worker/backend_pool.h"
@@ -18,6 +19,7 @@
 #include "worker/l1_envelope.h"
 #include "worker/metric_mapping.h"
 #include "worker/reply.h"
+#include "worker/tier_rules.h"
 #include "worker/worker.h"
 
 namespace rend::worker {
@@ -83,8 +85,8 @@ bool landed_in_time(Worker& worker, uint64_t l2_sent_ns) {
   return (uv_hrtime() - l2_sent_ns) / 1000000 <= limit_ms;
 }
 
-bool is_touching(Command c) { return c == Command::kGat || c == Command::kGats; }
-bool wants_cas(Command c) { return c == Command::kGets || c == Command::kGats; }
+bool is_touching(Command c) { return proto::traits(c).touches; }
+bool wants_cas(Command c) { return proto::traits(c).returns_cas; }
 
 // ---- reads -------------------------------------------------------------------------------------
 
@@ -94,8 +96,8 @@ class MultiRead;
 // one key) or reports to the MultiRead it belongs to.
 class KeyRead : public Op {
  public:
-  KeyRead(Worker& w, TierMode mode, const Request& r, std::string_view key, std::shared_ptr<MultiRead> parent)
-      : worker_(w), mode_(mode), to_(r), key_(key), exptime_(r.exptime), parent_(std::move(parent)),
+  KeyRead(Worker& w, const ReadRule& rule, const Request& r, std::string_view key, std::shared_ptr<MultiRead> parent)
+      : worker_(w), rule_(rule), to_(r), key_(key), exptime_(r.exptime), parent_(std::move(parent)),
         child_(parent_ != nullptr) {}
 
   void start() {
@@ -117,7 +119,7 @@ class KeyRead : public Op {
           item_.cas = l1_envelope_cas(r.value);
           item_.value.assign(l1_envelope_value(r.value));
           deliver(Outcome::kHit);
-          if (mode_ == TierMode::kL1L2 && is_touching(to_.command)) {
+          if (rule_.touch_l2_on_l1_hit) {
             Request touch = wire_request(Command::kTouch, bin::kTouch, key_);
             touch.exptime = exptime_;
             touch.track_races = true;
@@ -150,9 +152,10 @@ class KeyRead : public Op {
         if (!from_l1) bury_again_if_raced(worker_, key_, r);  // a gat changes L2's expiry
         if (status != bin::kSuccess || (from_l1 && !l1_envelope_valid(r.value))) {
           deliver(status == bin::kSuccess || status == bin::kKeyNotFound ? Outcome::kMiss : Outcome::kFailed);
-          if (!from_l1 && status == bin::kKeyNotFound && is_touching(to_.command) && !l1_read_done_) {
-            // The batch port's gat asked L2 first and L2 has lost the item: L1's copy, if any,
-            // must not live on (the main port's gat would have found it in L1).
+          if (!from_l1 && status == bin::kKeyNotFound && rule_.after_l2_miss == L1Step::kTombstone &&
+              !l1_read_done_) {
+            // A gat asked L2 first and L2 has lost the item: L1's copy, if any, must not live on
+            // (a gat asking L1 first would have found it there).
             bury_l1_copy();
             return;
           }
@@ -205,7 +208,7 @@ class KeyRead : public Op {
         read_l2();
         return;
       case kL2Read:
-        if (!l1_failed_ && !l1_read_done_ && to_.command != Command::kGetE) {
+        if (!l1_failed_ && !l1_read_done_ && rule_.l2_down == L2Down::kL1Answers) {
           // L2 is unreachable: L1 alone answers, and we count that it did.
           bump(worker_.stats(), Counter::l2_fallbacks);
           read_l1(kL1Fallback);
@@ -258,14 +261,8 @@ class KeyRead : public Op {
   // write, it has the key alone, so a read after it (even of the same line) sees it done.
   bool exclusive() const { return is_touching(to_.command); }
 
-  bool l1_first() const {
-    if (to_.command == Command::kGetE || wants_cas(to_.command)) return false;
-    if (mode_ == TierMode::kL1L2Batch && is_touching(to_.command)) return false;
-    return true;
-  }
-
   void begin() {
-    if (l1_first()) {
+    if (rule_.first == FirstTier::kL1) {
       read_l1(kL1Read);
     } else {
       read_l2();
@@ -282,30 +279,28 @@ class KeyRead : public Op {
 
   void read_l2() {
     Request w;
-    if (is_touching(to_.command)) {
-      w = wire_request(Command::kGat, bin::kGatK, key_);
-      w.exptime = exptime_;
-    } else if ((mode_ == TierMode::kL1L2 && !wants_cas(to_.command)) || to_.command == Command::kGetE) {
-      // The expiry is needed for the backfill, and by a client's own GetE.
-      w = wire_request(Command::kGetE, bin::kGetE, key_);
-    } else {
-      w = wire_request(Command::kGet, bin::kGetK, key_);
+    switch (rule_.l2_read) {
+      case L2Read::kGatK:
+        w = wire_request(Command::kGat, bin::kGatK, key_);
+        w.exptime = exptime_;
+        break;
+      case L2Read::kGetE: w = wire_request(Command::kGetE, bin::kGetE, key_); break;
+      case L2Read::kGetK: w = wire_request(Command::kGet, bin::kGetK, key_); break;
     }
     // rend-l2 notes the accesses whose outcome may end up in L1 (a backfill, a gat's TTL), so
     // that a write racing them on another worker is flagged (l2/write_history.h).
-    w.track_races = mode_ == TierMode::kL1L2 || is_touching(to_.command);
+    w.track_races = rule_.track_races;
     l2_sent_ns_ = uv_hrtime();
     send(worker_.l2(), w, shared_from_op(), kL2Read);
   }
 
   void after_l2_hit() {
-    const bool main = mode_ == TierMode::kL1L2;
     // A tombstone outlives a backfill only if the backfill comes soon after L2 read the item
     // (l1_envelope.h): an answer later than L2's timeout (a busy connection still delivering)
     // is served but not backfilled.
     const uint64_t l2_timeout_ms = static_cast<uint64_t>(worker_.config().l2.backend.timeout_ms);
     const bool timely = (uv_hrtime() - l2_sent_ns_) / 1000000 <= l2_timeout_ms;
-    if (main && l1_read_done_ && !l1_failed_ && timely) {
+    if (rule_.after_l2_hit == L1Step::kAdd && l1_read_done_ && !l1_failed_ && timely) {
       // Backfill: L2's absolute expiry keeps the L1 copy from outliving the L2 item; `add` never
       // replaces a value a concurrent write has just stored.
       Request add = wire_request(Command::kAdd, bin::kAdd, key_);
@@ -316,7 +311,7 @@ class KeyRead : public Op {
       send_l1(worker_, add, shared_from_op(), kBackfill);
       return;
     }
-    if (is_touching(to_.command) && !l1_read_done_) {
+    if (rule_.after_l2_hit == L1Step::kTouch && !l1_read_done_) {
       // The L2 touch happened; L1's copy (if any) gets the same TTL. A gat, not a touch, to see
       // whether that copy is a tombstone.
       Request touch = wire_request(Command::kGat, bin::kGat, key_);
@@ -350,7 +345,7 @@ class KeyRead : public Op {
 
  private:
   Worker& worker_;
-  TierMode mode_;
+  ReadRule rule_;
   ReplyTo to_;
   std::string key_;
   uint32_t exptime_;
@@ -484,7 +479,7 @@ void KeyRead::deliver(Outcome outcome) {
 // A write through the tiers: L2 first; if L2 took it, L1 is brought in line.
 class TieredWrite : public Op {
  public:
-  TieredWrite(Worker& w, TierMode mode, const Request& r) : worker_(w), mode_(mode), to_(r), key_(r.key) {
+  TieredWrite(Worker& w, const WriteRule& rule, const Request& r) : worker_(w), rule_(rule), to_(r), key_(r.key) {
     build_requests(r);
   }
 
@@ -533,7 +528,7 @@ class TieredWrite : public Op {
         const bool miss = status == bin::kKeyNotFound || status == bin::kNotStored;
         const bool touched_tombstone = status == bin::kSuccess && l1_update_.opcode == bin::kGat &&
                                        !l1_envelope_valid(r.value);
-        if (touched_tombstone || (status != bin::kSuccess && !(miss && update_may_miss()))) {
+        if (touched_tombstone || (status != bin::kSuccess && !(miss && rule_.l1_miss_is_fine))) {
           send_l1(worker_, l1_tombstone_, shared_self(), kL1Tombstone);
           return;
         }
@@ -611,16 +606,13 @@ class TieredWrite : public Op {
     l2.protocol = Protocol::kBinary;
     l2.quiet = false;
     l2.opaque = 0;
-    Command l1_command = r.command;
     switch (r.command) {
       case Command::kCas:
-        l2.opcode = bin::kSet;
-        l1_command = Command::kSet;
+        l2.opcode = bin::kSet;  // with the client's CAS: L2 judges it
         break;
       case Command::kTooLarge:
         l2.command = Command::kDelete;
         l2.opcode = bin::kDelete;
-        l1_command = Command::kDelete;
         break;
       default:
         l2.opcode = r.protocol == Protocol::kBinary ? bin::loud_opcode(r.opcode)
@@ -644,15 +636,16 @@ class TieredWrite : public Op {
     Request l1 = l2;
     l1.key = key_;
     l1.cas = 0;  // L2 judged the CAS; L1's copy just follows
-    switch (l1_command) {
-      case Command::kSet:
-      case Command::kAdd:
-        l1.command = mode_ == TierMode::kL1L2Batch ? Command::kReplace : Command::kSet;
-        l1.opcode = mode_ == TierMode::kL1L2Batch ? bin::kReplace : bin::kSet;
+    switch (rule_.after_l2_success) {
+      case L1Step::kSet:
+        l1.command = Command::kSet;
+        l1.opcode = bin::kSet;
         break;
-      case Command::kReplace:
+      case L1Step::kReplace:
+        l1.command = Command::kReplace;
+        l1.opcode = bin::kReplace;
         break;
-      case Command::kTouch:
+      case L1Step::kTouch:
         // A touch changes neither the value nor the CAS. A gat rather than a touch, to see
         // whether L1's copy is a tombstone, which must keep its short TTL.
         l1.command = Command::kGat;
@@ -660,8 +653,10 @@ class TieredWrite : public Op {
         l1.value = {};
         l1_update_ = l1;
         return;
-      default:
-        return;  // delete, incr, decr, append, prepend: L2 changed the CAS, so L1's copy goes
+      case L1Step::kAdd:
+      case L1Step::kTombstone:
+      case L1Step::kNone:
+        return;  // L2 changed the value (and CAS) where L1 cannot follow, or nothing to follow
     }
     // The value goes in L1's envelope; its CAS is known once L2 has answered.
     l1_value_ = l1_envelope(0, r.value);
@@ -670,30 +665,20 @@ class TieredWrite : public Op {
     l1_update_ = l1;
   }
 
-  bool update_may_miss() const {
-    // A replace/append/touch of a key L1 does not hold is fine: there is nothing stale.
-    return l1_update_.opcode != bin::kSet;
-  }
-
   Follow l1_follow_up() const {
-    const bool ok = l2_status_ == bin::kSuccess;
-    switch (to_.command) {
-      case Command::kDelete:
-      case Command::kTooLarge:
-        return kFollowInvalidate;  // whatever L2 said, no L1 copy may outlive it
-      case Command::kIncr:
-      case Command::kDecr:
-      case Command::kAppend:
-      case Command::kPrepend:
-        // L2 changed the value (and CAS) where L1 cannot follow: reads go to L2 until the
-        // tombstone expires, then backfill the new value.
-        return ok ? kFollowInvalidate : kFollowNone;
-      case Command::kTouch:
-        if (l2_status_ == bin::kKeyNotFound) return kFollowInvalidate;
-        return ok ? kFollowUpdate : kFollowNone;
-      default:
-        return ok ? kFollowUpdate : kFollowNone;
+    // Invalidate: reads go to L2 until the tombstone expires, then backfill the new value.
+    switch (l2_status_ == bin::kSuccess ? rule_.after_l2_success : rule_.after_l2_refusal) {
+      case L1Step::kSet:
+      case L1Step::kReplace:
+      case L1Step::kTouch:
+        return kFollowUpdate;
+      case L1Step::kTombstone:
+        return kFollowInvalidate;
+      case L1Step::kAdd:
+      case L1Step::kNone:
+        return kFollowNone;
     }
+    return kFollowNone;
   }
 
   void count_result_l2() {
@@ -765,7 +750,7 @@ class TieredWrite : public Op {
   }
 
   Worker& worker_;
-  TierMode mode_;
+  WriteRule rule_;
   ReplyTo to_;
   std::string key_;
   std::string l2_request_;
@@ -795,82 +780,72 @@ void track(Worker& worker, Op& op, const Request& r) {
 
 }  // namespace
 
-bool dispatch_tiered(Worker& worker, ClientConnection& conn, const Request& r, TierMode mode) {
-  switch (r.command) {
-    case Command::kGet:
-    case Command::kGets:
-    case Command::kGat:
-    case Command::kGats:
-    case Command::kGetE: {
-      if (r.protocol == Protocol::kBinary || r.command == Command::kGetE) {
-        auto op = std::make_shared<KeyRead>(worker, mode, r, r.key, nullptr);
-        op->self_weak_ = op;
-        track(worker, *op, r);
-        conn.enqueue(op);
-        op->start();
-        return true;
-      }
-      std::vector<std::string_view> keys;
-      proto::for_each_key(r.keys, [&](std::string_view k) { keys.push_back(k); });
-      bump(worker.stats(), Counter::cmd_get, keys.size());
-      if (is_touching(r.command)) bump(worker.stats(), Counter::cmd_touch, keys.size());
-      if (keys.size() == 1) {
-        auto op = std::make_shared<KeyRead>(worker, mode, r, keys[0], nullptr);
-        op->self_weak_ = op;
-        track(worker, *op, r);
-        conn.enqueue(op);
-        op->start();
-        return true;
-      }
-      auto multi = std::make_shared<MultiRead>(worker, r, keys.size());
-      track(worker, *multi, r);
-      conn.enqueue(multi);
-      if (keys.empty()) {
-        proto::append_line(multi->reply, "END");
-        multi->finish();
-        return true;
-      }
-      std::vector<std::shared_ptr<KeyRead>> reads;
-      for (size_t i = 0; i < keys.size(); ++i) {
-        auto read = std::make_shared<KeyRead>(worker, mode, r, keys[i], multi);
-        read->self_ = read;
-        multi->set_read(i, read);
-        reads.push_back(read);
-      }
-      for (auto& read : reads) read->start();
-      return true;
-    }
-    case Command::kSet:
-    case Command::kAdd:
-    case Command::kReplace:
-    case Command::kAppend:
-    case Command::kPrepend:
-    case Command::kCas:
-    case Command::kDelete:
-    case Command::kIncr:
-    case Command::kDecr:
-    case Command::kTouch: {
-      auto op = std::make_shared<TieredWrite>(worker, mode, r);
-      op->self_weak_ = op;
-      track(worker, *op, r);
-      conn.enqueue(op);
-      op->start();
-      return true;
-    }
-    case Command::kTooLarge: {
-      if (r.original != Command::kSet) return false;
-      // memcached drops the old value of a set that was too large; L2 holds the value, so both go.
-      auto op = std::make_shared<TieredWrite>(worker, mode, r);
-      op->self_weak_ = op;
-      op->set_too_large(r.error_text);
-      track(worker, *op, r);
-      conn.enqueue(op);
-      op->start();
-      return true;
-    }
-    default:
-      return false;
+namespace {
+
+void start_read(Worker& worker, ClientConnection& conn, const Request& r, const ReadRule& rule) {
+  if (r.protocol == Protocol::kBinary || r.command == Command::kGetE) {
+    auto op = std::make_shared<KeyRead>(worker, rule, r, r.key, nullptr);
+    op->self_weak_ = op;
+    track(worker, *op, r);
+    conn.enqueue(op);
+    op->start();
+    return;
   }
+  std::vector<std::string_view> keys;
+  proto::for_each_key(r.keys, [&](std::string_view k) { keys.push_back(k); });
+  bump(worker.stats(), Counter::cmd_get, keys.size());
+  if (is_touching(r.command)) bump(worker.stats(), Counter::cmd_touch, keys.size());
+  if (keys.size() == 1) {
+    auto op = std::make_shared<KeyRead>(worker, rule, r, keys[0], nullptr);
+    op->self_weak_ = op;
+    track(worker, *op, r);
+    conn.enqueue(op);
+    op->start();
+    return;
+  }
+  auto multi = std::make_shared<MultiRead>(worker, r, keys.size());
+  track(worker, *multi, r);
+  conn.enqueue(multi);
+  if (keys.empty()) {
+    proto::append_line(multi->reply, "END");
+    multi->finish();
+    return;
+  }
+  std::vector<std::shared_ptr<KeyRead>> reads;
+  for (size_t i = 0; i < keys.size(); ++i) {
+    auto read = std::make_shared<KeyRead>(worker, rule, r, keys[i], multi);
+    read->self_ = read;
+    multi->set_read(i, read);
+    reads.push_back(read);
+  }
+  for (auto& read : reads) read->start();
+}
+
+void start_write(Worker& worker, ClientConnection& conn, const Request& r, const WriteRule& rule) {
+  auto op = std::make_shared<TieredWrite>(worker, rule, r);
+  op->self_weak_ = op;
+  // memcached drops the old value of a set that was too large; L2 holds the value, so both go.
+  if (r.command == Command::kTooLarge) op->set_too_large(r.error_text);
+  track(worker, *op, r);
+  conn.enqueue(op);
+  op->start();
+}
+
+}  // namespace
+
+bool dispatch_tiered(Worker& worker, ClientConnection& conn, const Request& r, TierMode mode) {
+  if (const auto rule = read_rule(r.command, mode)) {
+    start_read(worker, conn, r, *rule);
+    return true;
+  }
+  // Only a too-large set changes what is stored (it drops the old value); an add, replace,
+  // append or prepend too large is refused and leaves the tiers alone.
+  if (r.command == Command::kTooLarge && r.original != Command::kSet) return false;
+  if (const auto rule = write_rule(r.command, mode)) {
+    start_write(worker, conn, r, *rule);
+    return true;
+  }
+  return false;
 }
 
 }  // namespace rend::worker

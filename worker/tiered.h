@@ -1,14 +1,12 @@
-// The L1/L2 orchestrations (DESIGN §4): `l1l2` on the main port, `l1l2batch` on the batch port.
+// The interpreters of the tier rules (worker/tier_rules.h, docs/tiers.md): `l1l2` on the main
+// port, `l1l2batch` on the batch port. A read (KeyRead, one per key of a text line) asks the tier
+// its row names first and takes the row's steps after an L2 hit or miss; a write (TieredWrite)
+// goes to L2, then takes its row's L1 step. What every request shares (L2 failures, late L1 steps,
+// tombstones, race burials) is code in tiered.cc; what differs per command and mode is a row.
 //
-// L2 is authoritative: every write goes to L2 first and is acknowledged only if L2 took it; L1
-// is then brought in line (set, replace, or deleted when it cannot be). Reads try L1 first; an
-// L1 miss is read from L2 and, on the main port, copied into L1 with `add` and L2's absolute
-// expiry (an add never overwrites a value a concurrent write just put there). While L2 is
-// unreachable, reads are served by L1 alone and writes fail with SERVER_ERROR.
-//
-// Each operation holds its key in the worker's KeyLock from start to finish (shared for reads,
-// exclusive for writes), so the L2-then-L1 steps of one request never interleave with another
-// request on the same key from this worker.
+// Each operation holds its key in the worker's KeyLock from start to finish (shared for plain
+// reads, exclusive for writes and gats), so the steps of one request never interleave with
+// another request on the same key from this worker.
 #pragma once
 
 #include "common/protocol/request.h"

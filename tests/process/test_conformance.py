@@ -772,7 +772,7 @@ class ConformanceTest(ProcessTest):
 
     def test_meta_commands_are_not_served_and_the_connection_survives(self):
         # memcached's meta protocol (mn, mg, ms, md, ma, me) is not part of rend yet: each is an
-        # unknown command, answered ERROR, and the connection goes on (README, "differs").
+        # unknown command, answered ERROR, and the connection goes on (docs/compatibility.md).
         c = self.client(self.rend.port)
         for line in (b"mn", b"mg a v", b"md a", b"ma a", b"me a"):
             self.assertEqual(c.call(line + b"\r\n"), b"ERROR\r\n", line)

@@ -4,7 +4,7 @@ case must come back byte for byte as from memcached 1.6.18 itself (CAS values an
 aside, as in the plain run) on the main port (l1l2), and in test_conformance_batch on the batch
 port (l1l2batch): the tiers change where an item lives, never what a client is told.
 
-The one design difference not compared (README, "Where rend deliberately differs"): L2 stores a
+The one design difference not compared (docs/compatibility.md): L2 stores a
 value of exactly worker.max_item_size bytes, which memcached refuses.
 """
 import test_conformance as base
@@ -12,7 +12,7 @@ from rendtest import free_port
 
 NOT_COMPARED = {
     # L2 is authoritative and stores values up to worker.max_item_size exactly; memcached counts
-    # its item header against its 1 MiB limit and refuses a value of exactly 1 MiB (README).
+    # its item header against its 1 MiB limit and refuses a value of exactly 1 MiB (docs/compatibility.md).
     "exactly_1mib_value": "max_item_size is the value's size",
     "bin_set_exactly_1mib": "max_item_size is the value's size",
 }
