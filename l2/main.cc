@@ -5,6 +5,7 @@
 #include <csignal>
 
 #include "common/config.h"
+#include "common/exit_codes.h"
 #include "common/logging.h"
 #include "common/shared_stats.h"
 #include "l2/options.h"
@@ -35,13 +36,13 @@ int main(int argc, char** argv) {
                                                   : rend::load_config_file(config_path, config);
   if (!loaded) {
     fprintf(stderr, "rend-l2: bad configuration: %s\n", loaded.message().c_str());
-    return 2;
+    return rend::kExitBadConfig;
   }
   rend::l2::L2Options options;
   const rend::Status resolved = rend::l2::resolve_options(config, overrides, options);
   if (!resolved) {
     fprintf(stderr, "rend-l2: %s\n", resolved.message().c_str());
-    return 2;
+    return rend::kExitBadConfig;
   }
   options.ready_fd = ready_fd;
   rend::init_logging("l2", options.log_level);
@@ -50,7 +51,7 @@ int main(int argc, char** argv) {
   rend::SharedStats shared;
   if (stats_fd >= 0 && !rend::SharedStats::attach(stats_fd, shared)) {
     spdlog::critical("fd {} is not rend's shared stats block", stats_fd);
-    return 2;
+    return rend::kExitBadConfig;
   }
   std::unique_ptr<rend::l2::Store> store;
   const rend::Status opened = rend::l2::Store::open(options.store, store);

@@ -92,6 +92,13 @@ void Service::on_exit(int64_t status, int signal) {
     }
     return;
   }
+  if (signal == 0 && status == options_.fatal_status) {
+    failed_ = true;
+    spdlog::critical("{} exited with status {}: it cannot run with this configuration (see its message above); "
+                     "not restarting it until rend restarts",
+                     options_.name, status);
+    return;
+  }
   restarts_++;
   if (options_.restarts_metric != nullptr) (*options_.restarts_metric)++;
   if (uv_now(loop_) - started_ms_ > kHealthyRunMs) streak_ = 0;

@@ -1,6 +1,7 @@
 // A long-running child the supervisor keeps alive (memcached, rend-l2): started with fork+exec,
 // considered ready once its unix socket accepts connections, restarted with capped exponential
-// backoff when it dies, and reported as crash-looping when it keeps dying.
+// backoff when it dies, and reported as crash-looping when it keeps dying. One that exits with its
+// fatal status (a configuration it cannot use) is reported and left down instead.
 #pragma once
 
 #include <uv.h>
@@ -26,6 +27,7 @@ class Service {
     SupervisorConfig backoff;
     std::atomic<uint64_t>* restarts_metric = nullptr;
     std::atomic<int64_t>* up_metric = nullptr;
+    int fatal_status = -1;  // an exit with this status is not retried (common/exit_codes.h)
   };
 
   Service(uv_loop_t* loop, Options options);
@@ -40,6 +42,8 @@ class Service {
   void kill_now();
 
   bool running() const { return child_ && child_->running(); }
+  // Exited with its fatal status: reported and left down until rend restarts.
+  bool failed() const { return failed_; }
   int pid() const { return child_ ? child_->pid() : 0; }
   int restarts() const { return restarts_; }
 
@@ -58,6 +62,7 @@ class Service {
   int ready_attempts_ = 0;
   int restarts_ = 0;
   int streak_ = 0;
+  bool failed_ = false;
   uint64_t started_ms_ = 0;
   bool stopping_ = false;
 };

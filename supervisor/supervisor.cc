@@ -1,5 +1,7 @@
 #include "supervisor/supervisor.h"
 
+#include "common/exit_codes.h"
+
 #include <fmt/format.h>
 #include <fmt/ranges.h>
 #include <spdlog/spdlog.h>
@@ -69,6 +71,28 @@ std::string sibling_binary(const std::string& name, const std::string& build_fol
 }
 
 std::string Supervisor::worker_binary() const { return sibling_binary("rend-worker", "worker"); }
+
+void Supervisor::remove_slot(Slot& slot) {
+  // Scaled down: the slot's socket goes away with its worker, and its gauges read zero (its
+  // counters stay, so no Prometheus counter ever goes backwards).
+  for (size_t i = 0; i < kCounterCount; ++i) {
+    if (counter_is_gauge(static_cast<Counter>(i))) set_value(stats_.slot(slot.index), static_cast<Counter>(i), 0);
+  }
+  close_slot_sockets(slot);
+  if (slot.restart_timer != nullptr) {
+    uv_close(reinterpret_cast<uv_handle_t*>(slot.restart_timer),
+             [](uv_handle_t* h) { delete reinterpret_cast<uv_timer_t*>(h); });
+    slot.restart_timer = nullptr;
+  }
+  std::erase_if(slots_, [&](const auto& s) { return s.get() == &slot; });
+}
+
+void Supervisor::close_slot_sockets(Slot& slot) {
+  for (int* fd : {&slot.tcp_fd, &slot.batch_fd}) {
+    if (*fd >= 0) close(*fd);
+    *fd = -1;
+  }
+}
 
 Status Supervisor::open_slot_socket(Slot& slot) {
   if (Status s = open_tcp_listener(config_.listen.host, config_.listen.port, config_.listen.backlog, slot.tcp_fd); !s) {
@@ -210,14 +234,15 @@ void Supervisor::start_services() {
   if (config_.memcached.enabled) {
     memcached_ = std::make_unique<Service>(
         loop_, Service::Options{"memcached", [this] { return memcached_argv(); }, {}, unix_path_of(config_.l1.address),
-                                config_.supervisor, &metrics_.memcached_restarts, &metrics_.memcached_up});
+                                config_.supervisor, &metrics_.memcached_restarts, &metrics_.memcached_up,
+                                kExitMemcachedUsage});
     memcached_->start(one_ready);
   }
   if (config_.l2.enabled && config_.l2.supervised) {
     l2_ = std::make_unique<Service>(
         loop_, Service::Options{"rend-l2", [this] { return l2_argv(); }, {stats_fd_},
                                 unix_path_of(config_.l2.backend.address), config_.supervisor, &metrics_.l2_restarts,
-                                &metrics_.l2_up});
+                                &metrics_.l2_up, kExitBadConfig});
     l2_->start(one_ready);
   }
   one_ready();
@@ -299,21 +324,18 @@ void Supervisor::on_worker_exit(Slot& slot, ChildProcess* child, int64_t status,
     return;
   }
   if (slot.retiring) {
-    // Scaled down: the slot's socket goes away with its worker, and its gauges read zero (its
-    // counters stay, so no Prometheus counter ever goes backwards).
-    for (size_t i = 0; i < kCounterCount; ++i) {
-      if (counter_is_gauge(static_cast<Counter>(i))) set_value(stats_.slot(slot.index), static_cast<Counter>(i), 0);
-    }
-    close(slot.tcp_fd);
-    slot.tcp_fd = -1;
-    if (slot.batch_fd >= 0) close(slot.batch_fd);
-    slot.batch_fd = -1;
-    if (slot.restart_timer != nullptr) {
-      uv_close(reinterpret_cast<uv_handle_t*>(slot.restart_timer),
-               [](uv_handle_t* h) { delete reinterpret_cast<uv_timer_t*>(h); });
-      slot.restart_timer = nullptr;
-    }
-    std::erase_if(slots_, [&](const auto& s) { return s.get() == &slot; });
+    remove_slot(slot);
+    return;
+  }
+  if (signal == 0 && status == kExitBadConfig) {
+    // Starting it again with the same configuration cannot help: report it and leave the slot
+    // down. Its sockets close, so the kernel stops queueing connections where no worker accepts
+    // them (the other slots take them); a reload reopens them with the new configuration.
+    slot.failed = true;
+    close_slot_sockets(slot);
+    spdlog::critical("worker {} (pid {}) cannot run with this configuration (see its message above); "
+                     "not restarting it until a reload",
+                     slot.index, child->pid());
     return;
   }
   slot.restarts++;
@@ -367,6 +389,15 @@ Status Supervisor::reload() {
   config_ = std::move(next);
   config_hash_ = hash;
   spdlog::info("reloading: rolling {} workers onto the new config", config_.workers);
+  for (auto& slot : slots_) {
+    if (!slot->failed) continue;
+    if (Status s = open_slot_socket(*slot); !s) {
+      spdlog::error("worker {}: {}", slot->index, s.message());
+      continue;
+    }
+    slot->failed = false;  // the new configuration gets its chance
+    start_slot(*slot);
+  }
   resize(config_.workers);
   rolling_restart();
   return Status::ok();
@@ -391,6 +422,7 @@ void Supervisor::resize(int workers) {
     if (workers_started_) start_slot(ref);
     active++;
   }
+  std::vector<Slot*> idle;  // restarting or failed: nothing to drain
   for (auto it = slots_.rbegin(); it != slots_.rend() && active > workers; ++it) {
     Slot& s = **it;
     if (s.retiring) continue;
@@ -398,9 +430,12 @@ void Supervisor::resize(int workers) {
     active--;
     if (s.restart_timer != nullptr) uv_timer_stop(s.restart_timer);
     if (s.worker) {
-      s.worker->kill(SIGTERM);
+      s.worker->kill(SIGTERM);  // removed once it has drained (on_worker_exit)
+    } else {
+      idle.push_back(&s);
     }
   }
+  for (Slot* s : idle) remove_slot(*s);
 }
 
 void Supervisor::rolling_restart() {

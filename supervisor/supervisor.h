@@ -49,6 +49,7 @@ class Supervisor {
     std::unique_ptr<ChildProcess> worker;
     bool ready = false;
     bool retiring = false;  // being removed by a scale-down
+    bool failed = false;    // its worker exited with kExitBadConfig: left down until a reload
     int restarts = 0;
     int crash_streak = 0;
     uint64_t started_ms = 0;
@@ -56,6 +57,9 @@ class Supervisor {
   };
 
   Status open_slot_socket(Slot& slot);
+  void close_slot_sockets(Slot& slot);
+  // A scaled-down slot whose worker is gone: its sockets close, its gauges read zero.
+  void remove_slot(Slot& slot);
   void start_services();
   std::vector<std::string> memcached_argv() const;
   std::vector<std::string> l2_argv() const;

@@ -20,6 +20,7 @@ json failure(const std::string& message) { return {{"ok", false}, {"error", mess
 bool Supervisor::settled() const {
   if (!rolling_.empty() || rolling_busy_) return false;
   for (const auto& s : slots_) {
+    if (s->failed) continue;  // down until a reload: nothing is on its way
     if (s->retiring || !s->worker || !s->ready) return false;
   }
   return true;
@@ -45,7 +46,11 @@ json Supervisor::status() const {
   const uint64_t now = uv_now(loop_);
   json workers = json::array();
   for (const auto& s : slots_) {
-    std::string state = s->retiring ? "retiring" : !s->worker ? "restarting" : s->ready ? "ready" : "starting";
+    std::string state = s->retiring ? "retiring"
+                        : s->failed ? "failed"
+                        : !s->worker ? "restarting"
+                        : s->ready  ? "ready"
+                                    : "starting";
     workers.push_back({
         {"slot", s->index},
         {"pid", s->worker ? s->worker->pid() : 0},
@@ -69,7 +74,9 @@ json Supervisor::status() const {
       {"workers", workers},
   };
   auto service = [](const Service& s) {
-    return json{{"pid", s.pid()}, {"state", s.running() ? "running" : "restarting"}, {"restarts", s.restarts()}};
+    return json{{"pid", s.pid()},
+                {"state", s.running() ? "running" : s.failed() ? "failed" : "restarting"},
+                {"restarts", s.restarts()}};
   };
   if (memcached_) out["memcached"] = service(*memcached_);
   if (l2_) out["l2"] = service(*l2_);

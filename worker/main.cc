@@ -5,6 +5,7 @@
 #include <nlohmann/json.hpp>
 
 #include "common/config.h"
+#include "common/exit_codes.h"
 #include "common/logging.h"
 #include "common/uv_loop_close.h"
 #include "worker/worker.h"
@@ -32,13 +33,13 @@ int main(int argc, char** argv) {
   }
   if (!parsed) {
     fprintf(stderr, "rend-worker: bad configuration: %s\n", parsed.message().c_str());
-    return 2;
+    return rend::kExitBadConfig;
   }
   rend::init_logging("worker " + std::to_string(options.slot), config.log_level);
   rend::SharedStats stats;
   if (!rend::SharedStats::attach(stats_fd, stats)) {
     spdlog::critical("fd {} is not rend's shared stats block", stats_fd);
-    return 2;
+    return rend::kExitBadConfig;
   }
   signal(SIGPIPE, SIG_IGN);
   uv_loop_t loop;

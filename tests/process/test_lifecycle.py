@@ -3,13 +3,14 @@ recovery from a memcached restart."""
 import json
 import os
 import random
+import shutil
 import signal
 import socket
 import subprocess
 import threading
 import time
 
-from rendtest import REND, Client, ProcessTest, free_port, wait_until
+from rendtest import REND, Client, ProcessTest, Rend, free_port, wait_until
 
 
 class VerifyingLoad:
@@ -202,6 +203,17 @@ class LifecycleTest(ProcessTest):
         self.assertEqual(rend.worker_pids(), before)
         self.assertEqual(self.client(rend.port).set(b"a", b"b"), b"STORED\r\n")
 
+    def test_reload_of_a_restart_only_key_is_refused_with_its_name(self):
+        rend = self.start_rend(workers=2)
+        before = rend.worker_pids()
+        rend.config["memcached"]["memory_mb"] = 128
+        rend.config["l1"]["connections"] = 3  # reloadable, but the whole reload is refused
+        rend.write_config(rend.config)
+        out = rend.rendctl("reload")
+        self.assertEqual(out.returncode, 1, out.stdout + out.stderr)
+        self.assertIn("memcached.memory_mb: cannot change on reload", out.stdout + out.stderr)
+        self.assertEqual(rend.worker_pids(), before)
+
     def test_unix_socket_listener(self):
         path = os.path.join(self.tmp, "rend.sock")
         rend = self.start_rend(workers=2, config={"listen": {"unix_socket": path}})
@@ -209,6 +221,46 @@ class LifecycleTest(ProcessTest):
         self.addCleanup(c.close)
         self.assertEqual(c.set(b"u", b"x"), b"STORED\r\n")
         self.assertEqual(self.client(rend.port).get(b"u"), b"x")
+
+
+class FatalExitTest(ProcessTest):
+    """A child that exits with rend's fatal status (common/exit_codes.h: it cannot run with this
+    configuration) is reported and left down, not restarted in a loop; a reload gives a worker
+    slot its chance again."""
+
+    def test_children_that_cannot_use_their_configuration_are_left_down(self):
+        bindir = os.path.join(self.tmp, "bin")
+        os.makedirs(bindir)
+        shutil.copy(REND, bindir)  # the supervisor starts the rend-worker next to its own binary
+        fatal = "#!/bin/sh\necho \"$(basename $0): bad configuration: (test)\" >&2\nexit 78\n"
+        for name in ("rend-worker", "rend-l2"):
+            with open(os.path.join(bindir, name), "w") as f:
+                f.write(fatal)
+            os.chmod(os.path.join(bindir, name), 0o755)
+        rend = Rend(self.tmp, workers=2, binary=os.path.join(bindir, "rend"), config={
+            "l2": {"enabled": True, "data_dir": os.path.join(self.tmp, "l2"),
+                   "address": os.path.join(self.tmp, "run", "rend-l2.sock")},
+            "listen": {"batch_port": free_port()},
+            "supervisor": {"restart_backoff_min_ms": 10, "stop_timeout_ms": 10000},
+        })
+        self.addCleanup(rend.stop)
+        rend.start(wait_workers=False)
+        wait_until(lambda: rend.read_log().count("not restarting it") >= 3, 20,
+                   what="two worker slots and rend-l2 reported as left down")
+        time.sleep(1.0)  # a restart loop at 10 ms backoff would have run many times by now
+        status = json.loads(rend.rendctl("--json", "status").stdout)
+        self.assertEqual([w["state"] for w in status["workers"]], ["failed", "failed"])
+        self.assertEqual([w["restarts"] for w in status["workers"]], [0, 0])
+        self.assertEqual((status["l2"]["state"], status["l2"]["restarts"]), ("failed", 0))
+        self.assertEqual(rend.read_log().count("cannot run with this configuration"), 3, rend.read_log())
+        # A usable worker binary and a reload: the slots start again and serve (L1 alone answers
+        # reads while rend-l2 is down).
+        os.remove(os.path.join(bindir, "rend-worker"))
+        shutil.copy(os.path.join(os.path.dirname(REND), "..", "worker", "rend-worker"), bindir)
+        self.assertEqual(rend.rendctl("reload").returncode, 0)
+        wait_until(lambda: len(rend.worker_pids()) == 2, 15, what="workers after the reload")
+        c = self.client(rend.port)
+        wait_until(lambda: c.call(b"get nothing\r\n") == b"END\r\n", 10, what="a worker answering")
 
 
 class SecondInstanceTest(ProcessTest):

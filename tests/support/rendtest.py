@@ -98,8 +98,9 @@ class Rend:
     front of a memcached the test controls instead.
     """
 
-    def __init__(self, tmpdir, workers=2, l1_address=None, memory_mb=64, config=None):
+    def __init__(self, tmpdir, workers=2, l1_address=None, memory_mb=64, config=None, binary=None):
         self.tmpdir = tmpdir
+        self.binary = binary or REND  # the supervisor finds rend-worker and rend-l2 next to it
         self.port = free_port()
         self.metrics_port = free_port()
         self.run_dir = os.path.join(tmpdir, "run")
@@ -131,7 +132,7 @@ class Rend:
 
     def start(self, wait_workers=True):
         self.log = open(self.log_path, "ab")
-        self.proc = subprocess.Popen([REND, "--config", self.config_path], stdout=self.log, stderr=self.log,
+        self.proc = subprocess.Popen([self.binary, "--config", self.config_path], stdout=self.log, stderr=self.log,
                                      start_new_session=True)
         wait_until(lambda: port_accepts(self.port) or self.proc.poll() is not None, 15, what="rend port")
         if self.proc.poll() is not None:
