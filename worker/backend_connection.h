@@ -1,4 +1,5 @@
-// One pipelined memcached-binary-protocol connection from a worker to a backend (L1 memcached).
+// One pipelined memcached-binary-protocol connection from a worker to a backend: L1 memcached or
+// rend-l2 (the same protocol, plus GetE and the race-tracking data-type bit).
 //
 // Requests are appended to out() by the caller, followed by expect(): responses come back in
 // request order, so a FIFO of expectations matches them. Everything appended in one loop turn is

@@ -10,7 +10,7 @@
 #include "common/protocol/binary_format.h"
 #include "common/protocol/binary_parser.h"
 #include "common/protocol/text_parser.h"
-#include "worker/orchestrator.h"
+#include "worker/dispatcher.h"
 #include "worker/worker.h"
 
 namespace rend::worker {
@@ -151,7 +151,7 @@ void ClientConnection::process_input() {
     in_start_ += r.consumed;
     swallow_ = r.swallow;
     if (r.request.close_after) input_done_ = true;
-    worker_.orchestrator().dispatch(*this, r.request);
+    worker_.dispatcher().dispatch(*this, r.request);
   }
   if (in_start_ == in_end_) in_start_ = in_end_ = 0;
   update_reading();

@@ -1,4 +1,4 @@
-// One client connection: reads and parses requests, hands them to the orchestrator, and sends the
+// One client connection: reads and parses requests, hands them to the dispatcher, and sends the
 // replies back strictly in request order.
 //
 // Lifetime: created on accept, owned by the Worker, deleted in its libuv close callback (never
@@ -38,7 +38,7 @@ class ClientConnection {
   void close();
   bool closing() const { return closing_; }
 
-  // Appends a new op to the reply queue (the orchestrator fills and finishes it).
+  // Appends a new op to the reply queue (the code serving the request fills and finishes it).
   void enqueue(const std::shared_ptr<Op>& op);
   // An op reached `done`: move finished replies from the queue's head to the output.
   void on_op_finished();

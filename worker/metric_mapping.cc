@@ -1,5 +1,8 @@
 #include "worker/metric_mapping.h"
 
+#include "worker/op.h"
+#include "worker/worker.h"
+
 #include "common/protocol/binary_format.h"
 
 namespace rend::worker {
@@ -74,6 +77,10 @@ Result result_for(MetricCommand command, uint16_t status) {
     case bin::kNotStored: return Result::kNotStored;
     default: return Result::kError;
   }
+}
+
+void track_request(Worker& worker, Op& op, const proto::Request& r) {
+  op.track(worker.config().metrics_enabled ? &worker.stats().requests : nullptr, metric_command_for(r.command));
 }
 
 }  // namespace rend::worker

@@ -13,4 +13,10 @@ MetricCommand metric_command_for_opcode(uint8_t binary_opcode);
 // The result label of a memcached binary status for a command of that kind.
 Result result_for(MetricCommand command, uint16_t status);
 
+class Op;
+class Worker;
+// Makes `op` record the client request's duration and result under its command (when metrics are
+// enabled), once it finishes.
+void track_request(Worker& worker, Op& op, const proto::Request& request);
+
 }  // namespace rend::worker

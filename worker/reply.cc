@@ -33,4 +33,16 @@ uint16_t binary_failure(BackendFailure why) {
   return why == BackendFailure::kTimeout ? bin::kTemporaryFailure : bin::kInternalError;
 }
 
+void append_failure(std::string& out, const ReplyTo& to, BackendFailure why) {
+  append_status_reply(out, to, binary_failure(why), text_failure(why));
+}
+
+void append_status_reply(std::string& out, const ReplyTo& to, uint16_t binary_status, std::string_view text_line) {
+  if (to.protocol == proto::Protocol::kBinary) {
+    proto::append_binary_status(out, to.opcode, to.opaque, binary_status);
+  } else if (!to.quiet) {
+    proto::append_line(out, text_line);
+  }
+}
+
 }  // namespace rend::worker

@@ -33,4 +33,11 @@ bool returns_key(uint8_t opcode);
 std::string_view text_failure(BackendFailure why);
 uint16_t binary_failure(BackendFailure why);
 
+// A client's reply to a request whose backend step failed: the binary status, or the text error
+// line (nothing for a text noreply).
+void append_failure(std::string& out, const ReplyTo& to, BackendFailure why);
+// A reply that is only a status: `binary_status` for a binary client, `text_line` for a text one
+// (nothing for a text noreply; a binary quiet request still hears a failure).
+void append_status_reply(std::string& out, const ReplyTo& to, uint16_t binary_status, std::string_view text_line);
+
 }  // namespace rend::worker

@@ -19,7 +19,7 @@ class Worker;
 enum class TierMode : uint8_t { kL1Only, kL1L2, kL1L2Batch };
 
 // Handles the key-based commands (reads, writes, deletes, arithmetic, touch, flush_all) in a
-// tiered mode; returns false for the commands the plain orchestrator answers itself.
+// tiered mode; returns false for the commands the dispatcher answers the same way in every mode.
 bool dispatch_tiered(Worker& worker, ClientConnection& conn, const proto::Request& request, TierMode mode);
 
 }  // namespace rend::worker

@@ -16,7 +16,7 @@ constexpr uint64_t kTickMs = 50;  // how often backend deadlines are checked
 
 Worker::Worker(uv_loop_t* loop, Config config, WorkerOptions options, SharedStats stats)
     : loop_(loop), config_(std::move(config)), options_(options), stats_(std::move(stats)),
-      delayed_burials_(static_cast<uint64_t>(tier_race_window_ms(config_))), orchestrator_(*this) {
+      delayed_burials_(static_cast<uint64_t>(tier_race_window_ms(config_))), dispatcher_(*this) {
   // Backend responses are bounded: the largest value L1 may hold plus headers.
   const size_t max_body = config_.worker.max_item_size + 64 * 1024;
   l1_ = std::make_unique<BackendPool>(*this, Tier::kL1, "l1", config_.l1, max_body);

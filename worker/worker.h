@@ -20,7 +20,7 @@
 #include "worker/delayed_burials.h"
 #include "worker/key_lock.h"
 #include "worker/tiered.h"
-#include "worker/orchestrator.h"
+#include "worker/dispatcher.h"
 
 namespace rend::worker {
 
@@ -55,7 +55,7 @@ class Worker {
   BackendPool& l2() { return *l2_; }
   bool has_l2() const { return l2_ != nullptr; }
   KeyLock& key_lock() { return key_lock_; }
-  Orchestrator& orchestrator() { return orchestrator_; }
+  Dispatcher& dispatcher() { return dispatcher_; }
 
   // rend-l2 said a write of `key` raced another worker's: its L1 copy is buried again once the
   // race window has passed (DelayedBurials). A drain waits for these.
@@ -83,7 +83,7 @@ class Worker {
   std::unique_ptr<ChunkStore> chunk_store_;
   KeyLock key_lock_;
   DelayedBurials delayed_burials_;
-  Orchestrator orchestrator_;
+  Dispatcher dispatcher_;
   std::vector<uv_handle_t*> listeners_;
   std::unordered_set<ClientConnection*> connections_;
   std::vector<ClientConnection*> dirty_clients_;

@@ -1,7 +1,7 @@
-// The protocol-neutral request a parser produces and an orchestrator executes.
+// The protocol-neutral request a parser produces and the worker dispatches (rend-l2 executes).
 //
 // A Request never owns bytes: every string_view points into the connection's read buffer and is
-// valid only until the connection consumes the request (the orchestrator copies what it keeps).
+// valid only until the connection consumes the request (an op copies what it keeps).
 #pragma once
 
 #include <cstddef>

@@ -1,0 +1,334 @@
+#include "worker/admin_ops.h"
+
+#include <fmt/format.h>
+
+#include <optional>
+#include <vector>
+
+#include "common/protocol/binary_format.h"
+#include "common/protocol/request_compose.h"
+#include "common/version.h"
+#include "worker/backend_connection.h"
+#include "worker/backend_pool.h"
+#include "worker/client_connection.h"
+#include "worker/l1_access.h"
+#include "worker/metric_mapping.h"
+#include "worker/reply.h"
+#include "worker/stats_report.h"
+#include "worker/tier_rules.h"
+#include "worker/worker.h"
+
+namespace rend::worker {
+
+using proto::Command;
+using proto::Protocol;
+using proto::Request;
+using proto::append_binary_relay;
+using proto::append_binary_status;
+using proto::append_line;
+using proto::append_text_value;
+using proto::response_flags;
+using proto::text_status_line;
+namespace bin = proto::bin;
+
+namespace {
+
+// flush_all goes to every L1 connection: each flush is ordered after the writes already sent on
+// that connection, so nothing the client wrote before the flush survives it.
+class FanOutOp : public Op {
+ public:
+  FanOutOp(const Request& r, int parts) : to_(r), outstanding_(parts) {}
+  void on_response(uint32_t, const proto::BinaryResponse& r) override {
+    if (r.status() != bin::kSuccess && status_ == bin::kSuccess) status_ = r.status();
+    part_done();
+  }
+  void on_failure(uint32_t, BackendFailure why) override {
+    failure_ = why;
+    part_done();
+  }
+
+ private:
+  void part_done() {
+    if (--outstanding_ > 0) return;
+    result = failure_ || status_ != bin::kSuccess ? Result::kError : Result::kOk;
+    if (to_.protocol == Protocol::kBinary) {
+      const uint16_t status = failure_ ? binary_failure(*failure_) : status_;
+      if (!(to_.quiet && status == bin::kSuccess)) append_binary_status(reply, to_.opcode, to_.opaque, status);
+    } else if (!to_.quiet) {
+      append_line(reply, failure_ ? text_failure(*failure_) : status_ == bin::kSuccess ? "OK" : "SERVER_ERROR backend error");
+    }
+    finish();
+  }
+  ReplyTo to_;
+  int outstanding_;
+  uint16_t status_ = bin::kSuccess;
+  std::optional<BackendFailure> failure_;
+};
+
+// "stats <group>" is L1's own report (slabs, items, settings, ...), relayed.
+class StatsGroupOp : public Op {
+ public:
+  StatsGroupOp(const Request& r, bool reset) : to_(r), reset_(reset) {}
+  void on_response(uint32_t, const proto::BinaryResponse& r) override {
+    if (to_.protocol == Protocol::kBinary) {
+      append_binary_relay(reply, to_.opcode, to_.opaque, r);
+      return;
+    }
+    if (r.status() != bin::kSuccess) {
+      error_ = true;
+    } else if (!r.key.empty()) {
+      body_.append("STAT ").append(r.key).append(" ").append(r.value).append("\r\n");
+    }
+  }
+  void on_complete(uint32_t) override {
+    if (error_) result = Result::kError;
+    if (to_.protocol == Protocol::kText) {
+      if (error_) {
+        append_line(reply, "ERROR");
+      } else if (reset_) {
+        append_line(reply, "RESET");
+      } else {
+        reply.append(body_);
+        append_line(reply, "END");
+      }
+    }
+    finish();
+  }
+  void on_failure(uint32_t, BackendFailure why) override {
+    result = Result::kError;
+    reply.clear();  // a binary stats reply may have begun
+    append_failure(reply, to_, why);
+    finish();
+  }
+
+ private:
+  ReplyTo to_;
+  bool reset_;
+  bool error_ = false;
+  std::string body_;
+};
+
+// A set whose value was too large: memcached drops the old value too (so a reader never sees
+// data older than a write that failed), then reports the error.
+class TooLargeOp : public Op {
+ public:
+  explicit TooLargeOp(const Request& r) : to_(r), text_(r.error_text) {}
+  void on_response(uint32_t, const proto::BinaryResponse&) override { respond(); }
+  void on_failure(uint32_t, BackendFailure) override { respond(); }
+  void respond() {
+    result = Result::kError;
+    append_status_reply(reply, to_, bin::kTooLarge, text_);
+    finish();
+  }
+
+ private:
+  ReplyTo to_;
+  std::string_view text_;  // a string literal from the parser
+};
+
+// Plain `stats`: rend's own counters, composed when its turn to be sent comes.
+class StatsOp : public Op {
+ public:
+  StatsOp(Worker& w, const Request& r) : worker_(w), to_(r) {}
+  void before_send() override {
+    if (to_.protocol == Protocol::kBinary) {
+      append_binary_stats(reply, worker_, to_.opcode, to_.opaque);
+    } else {
+      append_text_stats(reply, worker_);
+    }
+  }
+
+ private:
+  Worker& worker_;
+  ReplyTo to_;
+};
+
+// Text `cas` with unique 0: memcached compares 0 with the item's CAS, which is never 0, so the
+// answer is EXISTS or NOT_FOUND and nothing is stored. The binary protocol has no way to say
+// this (a binary set with CAS 0 is unconditional), so it is answered from a plain read.
+class CasZeroOp : public Op {
+ public:
+  CasZeroOp(Worker& w, const Request& r) : worker_(w), key_(r.key), quiet_(r.quiet) {}
+
+  // Reads the key from L2 (`tiered`, under the worker's key lock) or from L1.
+  void start(bool tiered, bool lock) {
+    auto self = std::static_pointer_cast<CasZeroOp>(self_weak_.lock());
+    auto begin = [self, tiered] {
+      Request wire;
+      wire.command = Command::kGet;
+      wire.opcode = bin::kGetK;
+      wire.key = self->key_;
+      if (!tiered) {
+        send_l1(self->worker_, wire, self, 0, L1Lock::kTake);
+        return;
+      }
+      BackendConnection& b = self->worker_.l2().for_key(self->key_);
+      if (!b.accepting()) {
+        self->on_failure(0, BackendFailure::kUnavailable);
+        return;
+      }
+      proto::compose_binary_request(wire, b.out());
+      b.expect(self, 0, ExpectKind::kSingle, MetricCommand::kGet);
+    };
+    locked_ = lock;
+    if (lock) {
+      worker_.key_lock().acquire(key_, false, begin);
+    } else {
+      begin();
+    }
+  }
+  void on_response(uint32_t, const proto::BinaryResponse& r) override {
+    const bool exists = r.status() == bin::kSuccess;
+    bump(worker_.stats(), exists ? Counter::cas_badval : Counter::cas_misses);
+    result = exists ? Result::kExists : Result::kMiss;
+    done(exists ? "EXISTS" : r.status() == bin::kKeyNotFound ? "NOT_FOUND" : "SERVER_ERROR backend error");
+  }
+  void on_failure(uint32_t, BackendFailure why) override {
+    result = Result::kError;
+    done(text_failure(why));
+  }
+
+ private:
+  void done(std::string_view line) {
+    if (!quiet_) append_line(reply, line);
+    finish();
+    if (locked_) {
+      locked_ = false;
+      worker_.key_lock().release(key_, false);
+    }
+  }
+  Worker& worker_;
+  std::string key_;
+  bool quiet_;
+  bool locked_ = false;
+};
+
+}  // namespace
+
+void flush_all(Worker& worker, ClientConnection& conn, const Request& r) {
+  // Every connection of every tier: each flush is ordered after the writes already sent on it.
+  std::vector<BackendConnection*> all;
+  for (size_t i = 0; i < worker.l1().size(); ++i) all.push_back(&worker.l1().at(i));
+  if (has_l2(conn.mode())) {
+    for (size_t i = 0; i < worker.l2().size(); ++i) all.push_back(&worker.l2().at(i));
+  }
+  auto op = std::make_shared<FanOutOp>(r, static_cast<int>(all.size()));
+  track_request(worker, *op, r);
+  conn.enqueue(op);
+  for (size_t i = 0; i < all.size(); ++i) {
+    BackendConnection& b = *all[i];
+    if (!b.accepting()) {
+      op->on_failure(static_cast<uint32_t>(i), BackendFailure::kUnavailable);
+      continue;
+    }
+    Request wire;
+    wire.command = Command::kFlushAll;
+    wire.opcode = bin::kFlush;
+    wire.has_exptime = r.has_exptime;
+    wire.exptime = r.exptime;
+    proto::compose_binary_request(wire, b.out());
+    b.expect(op, static_cast<uint32_t>(i), ExpectKind::kSingle, MetricCommand::kFlushAll);
+  }
+}
+
+void stats_group(Worker& worker, ClientConnection& conn, const Request& r) {
+  auto op = std::make_shared<StatsGroupOp>(r, r.stats_group == "reset");
+  track_request(worker, *op, r);
+  conn.enqueue(op);
+  BackendConnection& b = worker.l1().at(0);
+  if (!b.accepting()) {
+    op->on_failure(0, BackendFailure::kUnavailable);
+    return;
+  }
+  Request wire;
+  wire.command = Command::kStats;
+  wire.opcode = bin::kStat;
+  wire.stats_group = r.stats_group;
+  proto::compose_binary_request(wire, b.out());
+  b.expect(op, 0, ExpectKind::kUntilStatEnd, MetricCommand::kStats);
+}
+
+void too_large(Worker& worker, ClientConnection& conn, const Request& r) {
+  auto op = std::make_shared<TooLargeOp>(r);
+  track_request(worker, *op, r);
+  conn.enqueue(op);
+  if (r.original != Command::kSet) {
+    op->respond();
+    return;
+  }
+  Request wire;
+  wire.command = Command::kDelete;
+  wire.opcode = bin::kDelete;
+  wire.key = r.key;
+  send_l1(worker, wire, op, 0, L1Lock::kTake);
+}
+
+void answer_locally(Worker& worker, ClientConnection& conn, const Request& r) {
+  auto op = std::make_shared<Op>();
+  track_request(worker, *op, r);
+  conn.enqueue(op);
+  op->close_after = r.close_after;
+  if (r.command == Command::kError || r.command == Command::kUnknown || r.command == Command::kGetE) {
+    op->result = Result::kError;
+  }
+  std::string& out = op->reply;
+  const bool binary = r.protocol == Protocol::kBinary;
+  switch (r.command) {
+    case Command::kVersion:
+      if (binary) {
+        bin::append_packet(out, bin::kResponseMagic, r.opcode, bin::kSuccess, r.opaque, 0, {}, {}, reported_version());
+      } else {
+        append_line(out, fmt::format("VERSION {}", reported_version()));
+      }
+      break;
+    case Command::kVerbosity:
+    case Command::kNoop:
+      if (binary) {
+        append_binary_status(out, r.opcode, r.opaque, bin::kSuccess);
+      } else if (!r.quiet) {
+        append_line(out, "OK");
+      }
+      break;
+    case Command::kQuit:
+      if (binary && r.opcode == bin::kQuit) append_binary_status(out, r.opcode, r.opaque, bin::kSuccess);
+      break;
+    case Command::kGetE:
+      // Rend's get-with-expiry needs an L2 that keeps expiry times; plain memcached has none.
+      append_binary_status(out, r.opcode, r.opaque, bin::kUnknownCommand);
+      break;
+    case Command::kError:
+    case Command::kUnknown:
+      if (binary) {
+        append_binary_status(out, r.opcode, r.opaque, r.error_status);
+      } else if (!r.quiet) {
+        append_line(out, r.error_text);
+      }
+      break;
+    default:
+      append_line(out, "ERROR");
+      break;
+  }
+  op->finish();
+}
+
+void stats(Worker& worker, ClientConnection& conn, const Request& r) {
+  if (!r.stats_group.empty()) {
+    stats_group(worker, conn, r);
+    return;
+  }
+  auto op = std::make_shared<StatsOp>(worker, r);
+  track_request(worker, *op, r);
+  conn.enqueue(op);
+  op->finish();
+}
+
+void cas_zero(Worker& worker, ClientConnection& conn, const Request& r) {
+  auto op = std::make_shared<CasZeroOp>(worker, r);
+  op->self_weak_ = op;
+  track_request(worker, *op, r);
+  conn.enqueue(op);
+  const bool tiered = has_l2(conn.mode());
+  op->start(tiered, tiered && worker.config().worker.key_ordering);
+}
+
+}  // namespace rend::worker
