@@ -38,7 +38,9 @@
 #include <span>
 #include <string>
 
+#include "common/item_rules.h"
 #include "common/protocol/request.h"
+#include "l2/flush_state.h"
 #include "l2/key_locks.h"
 #include "l2/l2_stats.h"
 #include "l2/store.h"
@@ -126,8 +128,20 @@ class Engine {
   std::optional<size_t> run_reads(std::span<const proto::Request> segment, std::string& out, size_t reply_limit,
                                   Where where, WriteHistory::Accessor who);
   // kLoop: false, with nothing done, when the segment cannot finish without waiting.
+  // (engine_writes.cc, in the steps below.)
   bool run_writes(std::span<const proto::Request> segment, std::string& out, Where where,
                   WriteHistory::Accessor who);
+  struct WritePlan;       // which keys a write segment locks and reads, and their current items
+  struct WriteDecisions;  // per key of each write request: what apply_change() decided
+  WritePlan plan_writes(std::span<const proto::Request> segment);
+  // Under the stripes: reads the current items (kLoop: false if one is not in memory).
+  bool load_current(WritePlan& plan, uint32_t now, const FlushState& flush, bool on_loop);
+  void decide(std::span<const proto::Request> segment, WritePlan& plan, uint32_t now, const CasFn& next_cas,
+              rocksdb::WriteBatch& batch, WriteDecisions& decisions);
+  rocksdb::Status commit(rocksdb::WriteBatch& batch, bool on_loop);
+  void note_races(WriteDecisions& decisions, WriteHistory::Accessor who);
+  void reply_writes(std::span<const proto::Request> segment, const WriteDecisions& decisions,
+                    const rocksdb::Status& written, std::string& out);
   void run_barrier(const proto::Request& r, std::string& out);
   void run_local(const proto::Request& r, std::string& out);
   void run_stats(const proto::Request& r, std::string& out);
