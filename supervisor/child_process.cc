@@ -16,7 +16,36 @@ Status ChildProcess::spawn(const std::vector<std::string>& argv, const std::vect
   std::vector<char*> args;
   for (const auto& a : argv) args.push_back(const_cast<char*>(a.c_str()));
   args.push_back(nullptr);
+  std::vector<uv_stdio_container_t> stdio = stdio_for(inherit, ready_pipe, ready_fd_number);
 
+  uv_process_options_t options{};
+  options.file = args[0];
+  options.args = args.data();
+  options.stdio_count = static_cast<int>(stdio.size());
+  options.stdio = stdio.data();
+  options.exit_cb = [](uv_process_t* p, int64_t status, int signal) {
+    auto* self = static_cast<ChildProcess*>(p->data);
+    self->running_ = false;
+    if (self->on_exit_) self->on_exit_(status, signal);
+    self->close_process_handle();
+  };
+  process_.data = this;
+  const int rc = uv_spawn(loop_, &process_, &options);
+  if (rc != 0) {
+    // uv_spawn failures still need the handles closed.
+    close_process_handle();
+    if (has_ready_pipe_) close_ready_pipe();
+    return Status::error(fmt::format("cannot start {}: {}", argv[0], uv_strerror(rc)));
+  }
+  process_closed_ = false;
+  running_ = true;
+  pid_ = process_.pid;
+  if (has_ready_pipe_) watch_ready_pipe();
+  return Status::ok();
+}
+
+std::vector<uv_stdio_container_t> ChildProcess::stdio_for(const std::vector<int>& inherit, bool ready_pipe,
+                                                          int& ready_fd_number) {
   std::vector<uv_stdio_container_t> stdio(3 + inherit.size() + (ready_pipe ? 1 : 0));
   stdio[0].flags = UV_IGNORE;
   stdio[1].flags = UV_INHERIT_FD;
@@ -37,72 +66,47 @@ Status ChildProcess::spawn(const std::vector<std::string>& argv, const std::vect
     stdio[idx].data.stream = reinterpret_cast<uv_stream_t*>(&ready_);
     ready_fd_number = static_cast<int>(idx);
   }
+  return stdio;
+}
 
-  uv_process_options_t options{};
-  options.file = args[0];
-  options.args = args.data();
-  options.stdio_count = static_cast<int>(stdio.size());
-  options.stdio = stdio.data();
-  options.exit_cb = [](uv_process_t* p, int64_t status, int signal) {
-    auto* self = static_cast<ChildProcess*>(p->data);
-    self->running_ = false;
-    if (self->on_exit_) self->on_exit_(status, signal);
-    uv_close(reinterpret_cast<uv_handle_t*>(p), [](uv_handle_t* h) {
-      auto* self = static_cast<ChildProcess*>(h->data);
-      self->process_closed_ = true;
-      self->maybe_finished();
-    });
-  };
-  process_.data = this;
-  const int rc = uv_spawn(loop_, &process_, &options);
-  if (rc != 0) {
-    // uv_spawn failures still need the handle closed.
-    process_closed_ = false;
-    uv_close(reinterpret_cast<uv_handle_t*>(&process_), [](uv_handle_t* h) {
-      auto* self = static_cast<ChildProcess*>(h->data);
-      self->process_closed_ = true;
-      self->maybe_finished();
-    });
-    if (has_ready_pipe_) {
-      uv_close(reinterpret_cast<uv_handle_t*>(&ready_), [](uv_handle_t* h) {
-        auto* self = static_cast<ChildProcess*>(h->data);
-        self->ready_closed_ = true;
-        self->maybe_finished();
-      });
-    }
-    return Status::error(fmt::format("cannot start {}: {}", argv[0], uv_strerror(rc)));
-  }
+void ChildProcess::close_process_handle() {
   process_closed_ = false;
-  running_ = true;
-  pid_ = process_.pid;
-  if (has_ready_pipe_) {
-    uv_read_start(
-        reinterpret_cast<uv_stream_t*>(&ready_),
-        [](uv_handle_t*, size_t, uv_buf_t* buf) {
-          static char scratch[256];
-          *buf = uv_buf_init(scratch, sizeof scratch);
-        },
-        [](uv_stream_t* s, ssize_t n, const uv_buf_t* buf) {
-          auto* self = static_cast<ChildProcess*>(s->data);
-          if (n > 0) {
-            self->ready_buffer_.append(buf->base, static_cast<size_t>(n));
-            if (self->ready_buffer_.find("ready\n") != std::string::npos && self->on_ready_) {
-              auto fn = std::move(self->on_ready_);
-              self->on_ready_ = nullptr;
-              fn();
-            }
-            return;
+  uv_close(reinterpret_cast<uv_handle_t*>(&process_), [](uv_handle_t* h) {
+    auto* self = static_cast<ChildProcess*>(h->data);
+    self->process_closed_ = true;
+    self->maybe_finished();
+  });
+}
+
+void ChildProcess::close_ready_pipe() {
+  uv_close(reinterpret_cast<uv_handle_t*>(&ready_), [](uv_handle_t* h) {
+    auto* self = static_cast<ChildProcess*>(h->data);
+    self->ready_closed_ = true;
+    self->maybe_finished();
+  });
+}
+
+void ChildProcess::watch_ready_pipe() {
+  // The child writes "ready\n" once it serves; the pipe closes when it exits.
+  uv_read_start(
+      reinterpret_cast<uv_stream_t*>(&ready_),
+      [](uv_handle_t*, size_t, uv_buf_t* buf) {
+        static char scratch[256];
+        *buf = uv_buf_init(scratch, sizeof scratch);
+      },
+      [](uv_stream_t* s, ssize_t n, const uv_buf_t* buf) {
+        auto* self = static_cast<ChildProcess*>(s->data);
+        if (n > 0) {
+          self->ready_buffer_.append(buf->base, static_cast<size_t>(n));
+          if (self->ready_buffer_.find("ready\n") != std::string::npos && self->on_ready_) {
+            auto fn = std::move(self->on_ready_);
+            self->on_ready_ = nullptr;
+            fn();
           }
-          if (n < 0) {
-            uv_close(reinterpret_cast<uv_handle_t*>(s), [](uv_handle_t* h) {
-              auto* self = static_cast<ChildProcess*>(h->data);
-              self->ready_closed_ = true;
-              self->maybe_finished();
-            });
-          }
-        });
-  }
-  return Status::ok();
+          return;
+        }
+        if (n < 0) self->close_ready_pipe();
+      });
 }
 
 void ChildProcess::kill(int signum) {

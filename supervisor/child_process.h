@@ -36,6 +36,12 @@ class ChildProcess {
 
  private:
   void maybe_finished();
+  // The child's stdio: ignored stdin, the supervisor's stdout/stderr, `inherit` as 3, 4, ..., and
+  // the readiness pipe after them (its number in `ready_fd_number`).
+  std::vector<uv_stdio_container_t> stdio_for(const std::vector<int>& inherit, bool ready_pipe, int& ready_fd_number);
+  void close_process_handle();
+  void close_ready_pipe();
+  void watch_ready_pipe();
 
   uv_loop_t* loop_;
   uv_process_t process_{};

@@ -75,17 +75,25 @@ class MetricsExporter::Collector : public prometheus::Collectable {
 
   std::vector<MetricFamily> Collect() const override {
     std::vector<MetricFamily> out;
-    const auto relaxed = std::memory_order_relaxed;
     std::vector<size_t> slots;
     for (size_t i = 0; i < kMaxWorkerSlots; ++i) {
       // A slot that ever had a worker keeps reporting, so its counters never vanish or go back.
-      if (stats_.slot(i).pid.load(relaxed) != 0) slots.push_back(i);
+      if (stats_.slot(i).pid.load(std::memory_order_relaxed) != 0) slots.push_back(i);
     }
-
     auto info = family("rend_build_info", "rend's version.", MetricType::Gauge);
     add_value(info, {label("version", kVersion), label("protocol", kProtocolVersion)}, 1);
     out.push_back(std::move(info));
+    collect_requests(slots, out);
+    collect_worker_counters(slots, out);
+    collect_backends(slots, out);
+    collect_supervisor(slots, out);
+    collect_l2(out);
+    return out;
+  }
 
+  // Requests and their latency by worker, tier, command and result.
+  void collect_requests(const std::vector<size_t>& slots, std::vector<MetricFamily>& out) const {
+    const auto relaxed = std::memory_order_relaxed;
     auto requests = family("rend_requests_total", "Requests by tier (client, l1, l2), command and result.",
                            MetricType::Counter);
     auto latency = family("rend_request_duration_seconds",
@@ -127,6 +135,11 @@ class MetricsExporter::Collector : public prometheus::Collectable {
     out.push_back(std::move(requests));
     out.push_back(std::move(latency));
 
+  }
+
+  // Connections, bytes and the other per-worker counters.
+  void collect_worker_counters(const std::vector<size_t>& slots, std::vector<MetricFamily>& out) const {
+    const auto relaxed = std::memory_order_relaxed;
     auto connections = family("rend_client_connections", "Client connections open now.", MetricType::Gauge);
     for (size_t s : slots) {
       add_value(connections, {label("worker", std::to_string(s))},
@@ -143,6 +156,11 @@ class MetricsExporter::Collector : public prometheus::Collectable {
       out.push_back(std::move(f));
     }
 
+  }
+
+  // Backend connections per worker and tier.
+  void collect_backends(const std::vector<size_t>& slots, std::vector<MetricFamily>& out) const {
+    const auto relaxed = std::memory_order_relaxed;
     auto backend_counter = [&](const char* name, const char* help, Counter l1, Counter l2) {
       auto f = family(name, help, MetricType::Counter);
       for (size_t s : slots) {
@@ -168,6 +186,11 @@ class MetricsExporter::Collector : public prometheus::Collectable {
     }
     out.push_back(std::move(up));
 
+  }
+
+  // The supervisor's own: restarts, reloads, children up.
+  void collect_supervisor(const std::vector<size_t>& slots, std::vector<MetricFamily>& out) const {
+    const auto relaxed = std::memory_order_relaxed;
     auto restarts = family("rend_worker_restarts_total", "Workers restarted after dying.", MetricType::Counter);
     for (size_t s : slots) add_value(restarts, {label("worker", std::to_string(s))}, sup_.worker_restarts[s].load(relaxed));
     out.push_back(std::move(restarts));
@@ -186,6 +209,11 @@ class MetricsExporter::Collector : public prometheus::Collectable {
     add_value(children, {label("child", "rend-l2")}, static_cast<double>(sup_.l2_up.load(relaxed)));
     out.push_back(std::move(children));
 
+  }
+
+  // rend-l2's RocksDB figures, once it has published them.
+  void collect_l2(std::vector<MetricFamily>& out) const {
+    const auto relaxed = std::memory_order_relaxed;
     const L2Slot& l2 = stats_.block()->l2;
     if (l2.pid.load(relaxed) != 0) {
       static constexpr struct {
@@ -213,7 +241,6 @@ class MetricsExporter::Collector : public prometheus::Collectable {
         out.push_back(std::move(f));
       }
     }
-    return out;
   }
 
  private:

@@ -116,46 +116,50 @@ int Supervisor::run() {
     spdlog::critical("cannot create the shared stats block: {}", strerror(errno));
     return 1;
   }
-  for (int port : {config_.listen.port, config_.l2.enabled ? config_.listen.batch_port : 0}) {
-    if (port == 0) continue;
-    if (Status s = ensure_port_free(config_.listen.host, port); !s) {
+  for (auto step : {&Supervisor::open_listeners, &Supervisor::open_endpoints}) {
+    if (Status s = (this->*step)(); !s) {
       spdlog::critical("{}", s.message());
       return 1;
     }
+  }
+  log_start();
+  install_handlers();
+  start_services();
+  uv_run(loop_, UV_RUN_DEFAULT);
+  return exit_code_;
+}
+
+Status Supervisor::open_listeners() {
+  for (int port : {config_.listen.port, config_.l2.enabled ? config_.listen.batch_port : 0}) {
+    if (port == 0) continue;
+    if (Status s = ensure_port_free(config_.listen.host, port); !s) return s;
   }
   for (int i = 0; i < config_.workers; ++i) {
     auto slot = std::make_unique<Slot>();
     slot->owner = this;
     slot->index = i;
-    if (Status s = open_slot_socket(*slot); !s) {
-      spdlog::critical("{}", s.message());
-      return 1;
-    }
+    if (Status s = open_slot_socket(*slot); !s) return s;
     slots_.push_back(std::move(slot));
   }
   if (!config_.listen.unix_socket.empty()) {
-    if (Status s = open_unix_listener(config_.listen.unix_socket, config_.listen.backlog, unix_fd_); !s) {
-      spdlog::critical("{}", s.message());
-      return 1;
-    }
+    return open_unix_listener(config_.listen.unix_socket, config_.listen.backlog, unix_fd_);
   }
+  return Status::ok();
+}
+
+Status Supervisor::open_endpoints() {
   started_ms_ = uv_now(loop_);
   if (!config_.metrics_listen.empty()) {
     exporter_ = std::make_unique<MetricsExporter>(stats_, metrics_);
-    if (Status s = exporter_->start(config_.metrics_listen); !s) {
-      spdlog::critical("{}", s.message());
-      return 1;
-    }
+    if (Status s = exporter_->start(config_.metrics_listen); !s) return s;
   }
   control_ = std::make_unique<ControlServer>(loop_, [this](const nlohmann::json& request, ControlServer::Reply reply) {
     handle_control(request, std::move(reply));
   });
-  if (Status s = control_->start(config_.control_socket); !s) {
-    spdlog::critical("{}", s.message());
-    return 1;
-  }
-  uv_timer_init(loop_, &settle_timer_);
-  settle_timer_.data = this;
+  return control_->start(config_.control_socket);
+}
+
+void Supervisor::log_start() const {
   spdlog::info("rend {} listening on {}:{}{} with {} workers; effective config: {}", kVersion,
                config_.listen.host, config_.listen.port,
                config_.listen.unix_socket.empty() ? "" : " and " + config_.listen.unix_socket, config_.workers,
@@ -167,7 +171,11 @@ int Supervisor::run() {
                  "timeouts): a worker stopped soon after a raced write may be killed before it buries its L1 copy",
                  config_.supervisor.stop_timeout_ms, tier_race_window_ms(config_));
   }
+}
 
+void Supervisor::install_handlers() {
+  uv_timer_init(loop_, &settle_timer_);
+  settle_timer_.data = this;
   uv_signal_init(loop_, &sigterm_);
   uv_signal_init(loop_, &sigint_);
   uv_signal_init(loop_, &sighup_);
@@ -187,10 +195,6 @@ int Supervisor::run() {
     auto* self = static_cast<Supervisor*>(t->data);
     std::erase_if(self->retired_, [](const auto& c) { return c->finished(); });
   }, 1000, 1000);
-
-  start_services();
-  uv_run(loop_, UV_RUN_DEFAULT);
-  return exit_code_;
 }
 
 // ---- memcached and rend-l2 --------------------------------------------------------------------------
@@ -365,118 +369,6 @@ void Supervisor::schedule_restart(Slot& slot) {
 
 void Supervisor::retire(std::unique_ptr<ChildProcess> child) {
   if (child) retired_.push_back(std::move(child));
-}
-
-// ---- reload, rolling restart, scale ---------------------------------------------------------------
-
-Status Supervisor::reload() {
-  if (stopping_) return Status::error("stopping");
-  Config next;
-  std::string hash;
-  Status loaded = config_path_.empty() ? parse_config(nlohmann::json::object(), next)
-                                       : load_config_file(config_path_, next, &hash);
-  if (!loaded) {
-    metrics_.reloads_failed++;
-    return loaded;
-  }
-  if (const std::vector<std::string> changed = restart_only_changes(config_, next); !changed.empty()) {
-    metrics_.reloads_failed++;
-    return Status::error(fmt::format("{}: cannot change on reload (listening sockets, memcached, rend-l2's identity, "
-                                     "run_dir, control and metrics need a restart of rend); restart rend to change "
-                                     "{}", fmt::join(changed, ", "), changed.size() == 1 ? "it" : "them"));
-  }
-  metrics_.reloads_ok++;
-  config_ = std::move(next);
-  config_hash_ = hash;
-  spdlog::info("reloading: rolling {} workers onto the new config", config_.workers);
-  for (auto& slot : slots_) {
-    if (!slot->failed) continue;
-    if (Status s = open_slot_socket(*slot); !s) {
-      spdlog::error("worker {}: {}", slot->index, s.message());
-      continue;
-    }
-    slot->failed = false;  // the new configuration gets its chance
-    start_slot(*slot);
-  }
-  resize(config_.workers);
-  rolling_restart();
-  return Status::ok();
-}
-
-void Supervisor::resize(int workers) {
-  int active = 0;
-  for (auto& s : slots_) active += s->retiring ? 0 : 1;
-  while (active < workers) {
-    auto slot = std::make_unique<Slot>();
-    slot->owner = this;
-    // Reuse the lowest free index so stats slots stay dense.
-    int index = 0;
-    while (std::any_of(slots_.begin(), slots_.end(), [&](const auto& s) { return s->index == index; })) ++index;
-    slot->index = index;
-    if (Status s = open_slot_socket(*slot); !s) {
-      spdlog::error("scale: {}", s.message());
-      return;
-    }
-    Slot& ref = *slot;
-    slots_.push_back(std::move(slot));
-    if (workers_started_) start_slot(ref);
-    active++;
-  }
-  std::vector<Slot*> idle;  // restarting or failed: nothing to drain
-  for (auto it = slots_.rbegin(); it != slots_.rend() && active > workers; ++it) {
-    Slot& s = **it;
-    if (s.retiring) continue;
-    s.retiring = true;
-    active--;
-    if (s.restart_timer != nullptr) uv_timer_stop(s.restart_timer);
-    if (s.worker) {
-      s.worker->kill(SIGTERM);  // removed once it has drained (on_worker_exit)
-    } else {
-      idle.push_back(&s);
-    }
-  }
-  for (Slot* s : idle) remove_slot(*s);
-}
-
-void Supervisor::rolling_restart() {
-  rolling_.clear();
-  for (auto& s : slots_) {
-    if (!s->retiring) rolling_.push_back(s->index);
-  }
-  if (!rolling_busy_) roll_next();
-}
-
-void Supervisor::roll_next() {
-  while (!rolling_.empty() && !stopping_) {
-    const int index = rolling_.front();
-    rolling_.pop_front();
-    auto it = std::find_if(slots_.begin(), slots_.end(), [&](const auto& s) { return s->index == index; });
-    if (it == slots_.end() || (*it)->retiring) continue;
-    Slot& slot = **it;
-    if (!slot.worker) {
-      // Not running (restart pending): it will start on the new config anyway.
-      continue;
-    }
-    rolling_busy_ = true;
-    Slot* p = &slot;
-    auto replacement = std::make_shared<std::unique_ptr<ChildProcess>>();
-    Status s = spawn_worker(slot, *replacement, [this, p, replacement] {
-      // The new worker accepts on the slot's socket: now the old one can drain.
-      std::unique_ptr<ChildProcess> old = std::move(p->worker);
-      p->worker = std::move(*replacement);
-      p->ready = true;
-      p->started_ms = uv_now(loop_);
-      spdlog::info("worker {} replaced: pid {} -> {}", p->index, old->pid(), p->worker->pid());
-      old->kill(SIGTERM);
-      retire(std::move(old));
-    });
-    if (!s) {
-      spdlog::error("rolling restart of worker {} failed: {}", index, s.message());
-      rolling_busy_ = false;
-      continue;
-    }
-    return;
-  }
 }
 
 // ---- stop --------------------------------------------------------------------------------------

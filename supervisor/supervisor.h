@@ -56,6 +56,10 @@ class Supervisor {
     uv_timer_t* restart_timer = nullptr;
   };
 
+  Status open_listeners();  // the ports (checked free), each slot's sockets, the unix socket
+  Status open_endpoints();  // metrics and the control socket
+  void log_start() const;
+  void install_handlers();  // signals and the supervisor's timers
   Status open_slot_socket(Slot& slot);
   void close_slot_sockets(Slot& slot);
   // A scaled-down slot whose worker is gone: its sockets close, its gauges read zero.

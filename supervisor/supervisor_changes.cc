@@ -1,0 +1,125 @@
+// The supervisor's live changes: reload (validated, then workers rolled onto the new config),
+// rolling restart, and scaling the number of worker slots.
+#include <fmt/format.h>
+#include <fmt/ranges.h>
+#include <spdlog/spdlog.h>
+
+#include <algorithm>
+
+#include "supervisor/supervisor.h"
+
+namespace rend::supervisor {
+
+// ---- reload, rolling restart, scale ---------------------------------------------------------------
+
+Status Supervisor::reload() {
+  if (stopping_) return Status::error("stopping");
+  Config next;
+  std::string hash;
+  Status loaded = config_path_.empty() ? parse_config(nlohmann::json::object(), next)
+                                       : load_config_file(config_path_, next, &hash);
+  if (!loaded) {
+    metrics_.reloads_failed++;
+    return loaded;
+  }
+  if (const std::vector<std::string> changed = restart_only_changes(config_, next); !changed.empty()) {
+    metrics_.reloads_failed++;
+    return Status::error(fmt::format("{}: cannot change on reload (listening sockets, memcached, rend-l2's identity, "
+                                     "run_dir, control and metrics need a restart of rend); restart rend to change "
+                                     "{}", fmt::join(changed, ", "), changed.size() == 1 ? "it" : "them"));
+  }
+  metrics_.reloads_ok++;
+  config_ = std::move(next);
+  config_hash_ = hash;
+  spdlog::info("reloading: rolling {} workers onto the new config", config_.workers);
+  for (auto& slot : slots_) {
+    if (!slot->failed) continue;
+    if (Status s = open_slot_socket(*slot); !s) {
+      spdlog::error("worker {}: {}", slot->index, s.message());
+      continue;
+    }
+    slot->failed = false;  // the new configuration gets its chance
+    start_slot(*slot);
+  }
+  resize(config_.workers);
+  rolling_restart();
+  return Status::ok();
+}
+
+void Supervisor::resize(int workers) {
+  int active = 0;
+  for (auto& s : slots_) active += s->retiring ? 0 : 1;
+  while (active < workers) {
+    auto slot = std::make_unique<Slot>();
+    slot->owner = this;
+    // Reuse the lowest free index so stats slots stay dense.
+    int index = 0;
+    while (std::any_of(slots_.begin(), slots_.end(), [&](const auto& s) { return s->index == index; })) ++index;
+    slot->index = index;
+    if (Status s = open_slot_socket(*slot); !s) {
+      spdlog::error("scale: {}", s.message());
+      return;
+    }
+    Slot& ref = *slot;
+    slots_.push_back(std::move(slot));
+    if (workers_started_) start_slot(ref);
+    active++;
+  }
+  std::vector<Slot*> idle;  // restarting or failed: nothing to drain
+  for (auto it = slots_.rbegin(); it != slots_.rend() && active > workers; ++it) {
+    Slot& s = **it;
+    if (s.retiring) continue;
+    s.retiring = true;
+    active--;
+    if (s.restart_timer != nullptr) uv_timer_stop(s.restart_timer);
+    if (s.worker) {
+      s.worker->kill(SIGTERM);  // removed once it has drained (on_worker_exit)
+    } else {
+      idle.push_back(&s);
+    }
+  }
+  for (Slot* s : idle) remove_slot(*s);
+}
+
+void Supervisor::rolling_restart() {
+  rolling_.clear();
+  for (auto& s : slots_) {
+    if (!s->retiring) rolling_.push_back(s->index);
+  }
+  if (!rolling_busy_) roll_next();
+}
+
+void Supervisor::roll_next() {
+  while (!rolling_.empty() && !stopping_) {
+    const int index = rolling_.front();
+    rolling_.pop_front();
+    auto it = std::find_if(slots_.begin(), slots_.end(), [&](const auto& s) { return s->index == index; });
+    if (it == slots_.end() || (*it)->retiring) continue;
+    Slot& slot = **it;
+    if (!slot.worker) {
+      // Not running (restart pending): it will start on the new config anyway.
+      continue;
+    }
+    rolling_busy_ = true;
+    Slot* p = &slot;
+    auto replacement = std::make_shared<std::unique_ptr<ChildProcess>>();
+    Status s = spawn_worker(slot, *replacement, [this, p, replacement] {
+      // The new worker accepts on the slot's socket: now the old one can drain.
+      std::unique_ptr<ChildProcess> old = std::move(p->worker);
+      p->worker = std::move(*replacement);
+      p->ready = true;
+      p->started_ms = uv_now(loop_);
+      spdlog::info("worker {} replaced: pid {} -> {}", p->index, old->pid(), p->worker->pid());
+      old->kill(SIGTERM);
+      retire(std::move(old));
+    });
+    if (!s) {
+      spdlog::error("rolling restart of worker {} failed: {}", index, s.message());
+      rolling_busy_ = false;
+      continue;
+    }
+    return;
+  }
+}
+
+}  // namespace rend::supervisor
