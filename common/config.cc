@@ -30,35 +30,49 @@ constexpr bool kRestartOnly = true;
 const std::vector<Option>& options() {
   static const std::vector<Option> table = {
       {"workers", 0, "worker processes; 0 = one per CPU core", 0, 64},
-      {"run_dir", "run", "directory for sockets and pid files (relative paths are from the start directory)", 0, 0, kRestartOnly},
+      {"run_dir", "run", "directory for sockets and pid files (relative paths are from the start directory)", 0, 0,
+       kRestartOnly},
       {"log_level", "info", "trace, debug, info, warn, error or critical"},
       {"listen.host", "127.0.0.1", "address the memcached port listens on", 0, 0, kRestartOnly},
       {"listen.port", 11211, "memcached port (text and binary, auto-detected)", 1, 65535, kRestartOnly},
       {"listen.unix_socket", "", "also listen on this unix socket path (empty = off)", 0, 0, kRestartOnly},
       {"listen.batch_port", 11212, "batch port (l1l2batch mode) when L2 is enabled; 0 = off", 0, 65535, kRestartOnly},
       {"listen.backlog", 1024, "listen backlog of each socket", 1, 65535, kRestartOnly},
-      {"worker.max_item_size", 1048576, "largest value accepted, in bytes; larger ones are refused "
-                                       "with memcached's 'object too large' error", 1, 1073741824},
-      {"worker.output_high_water", 4194304, "unsent reply bytes per client at which rend stops reading "
-                                           "from it until it drains", 65536, 1073741824},
-      {"worker.max_pending_requests", 4096, "requests in flight per client at which rend stops reading "
-                                            "from it", 1, 1048576},
-      {"worker.max_connections", 10000, "client connections per worker; further ones are closed at once",
-       1, 1000000},
-      {"worker.key_ordering", true, "a multi-step (L2 then L1) operation on a key finishes before the next "
-                                    "one on that key starts, within a worker"},
+      {"worker.max_item_size", 1048576,
+       "largest value accepted, in bytes; larger ones are refused "
+       "with memcached's 'object too large' error",
+       1, 1073741824},
+      {"worker.output_high_water", 4194304,
+       "unsent reply bytes per client at which rend stops reading "
+       "from it until it drains",
+       65536, 1073741824},
+      {"worker.max_pending_requests", 4096,
+       "requests in flight per client at which rend stops reading "
+       "from it",
+       1, 1048576},
+      {"worker.max_connections", 10000, "client connections per worker; further ones are closed at once", 1, 1000000},
+      {"worker.key_ordering", true,
+       "a multi-step (L2 then L1) operation on a key finishes before the next "
+       "one on that key starts, within a worker"},
       {"l1.address", "run/memcached.sock", "L1 memcached: a unix socket path or host:port"},
       {"l1.connections", 2, "connections from each worker to L1, chosen by key hash", 1, 64},
-      {"l1.timeout_ms", 1000, "a request L1 has not answered in this time fails with SERVER_ERROR and the "
-                              "connection is re-established", 1, 600000},
+      {"l1.timeout_ms", 1000,
+       "a request L1 has not answered in this time fails with SERVER_ERROR and the "
+       "connection is re-established",
+       1, 600000},
       {"l1.reconnect_min_ms", 10, "first reconnect delay after L1 fails; doubles per failure", 1, 60000},
       {"l1.reconnect_max_ms", 1000, "cap of the reconnect delay", 1, 600000},
-      {"l1.chunked", false, "store every value in L1 as equal-size items (a head plus chunks), so memcached's "
-                            "slab classes cannot strand memory when value sizes shift; allows values over 1 MiB"},
-      {"l1.chunk_size", 1184, "chunked L1: the memory each L1 item takes in memcached, in bytes; pick one of "
-                              "memcached's slab class sizes ('stats slabs' chunk_size)", 384, 524288},
-      {"l2.enabled", false, "use the L2 tier (rend-l2, RocksDB on SSD): main port l1l2, batch port l1l2batch", 0, 0, kRestartOnly},
-      {"l2.address", "run/rend-l2.sock", "rend-l2's unix socket path (or host:port when not supervised)", 0, 0, kRestartOnly},
+      {"l1.chunked", false,
+       "store every value in L1 as equal-size items (a head plus chunks), so memcached's "
+       "slab classes cannot strand memory when value sizes shift; allows values over 1 MiB"},
+      {"l1.chunk_size", 1184,
+       "chunked L1: the memory each L1 item takes in memcached, in bytes; pick one of "
+       "memcached's slab class sizes ('stats slabs' chunk_size)",
+       384, 524288},
+      {"l2.enabled", false, "use the L2 tier (rend-l2, RocksDB on SSD): main port l1l2, batch port l1l2batch", 0, 0,
+       kRestartOnly},
+      {"l2.address", "run/rend-l2.sock", "rend-l2's unix socket path (or host:port when not supervised)", 0, 0,
+       kRestartOnly},
       {"l2.supervised", true, "start and supervise rend-l2 on l2.address", 0, 0, kRestartOnly},
       {"l2.binary", "", "rend-l2 executable (empty = next to rend)"},
       {"l2.data_dir", "data/l2", "RocksDB directory of rend-l2", 0, 0, kRestartOnly},
@@ -71,20 +85,27 @@ const std::vector<Option>& options() {
       {"l2.timeout_ms", 2000, "a request L2 has not answered in this time fails with SERVER_ERROR", 1, 600000},
       {"l2.reconnect_min_ms", 10, "first reconnect delay after L2 fails; doubles per failure", 1, 60000},
       {"l2.reconnect_max_ms", 1000, "cap of the reconnect delay", 1, 600000},
-      {"memcached.enabled", true, "start and supervise memcached on l1.address (a unix socket path)", 0, 0, kRestartOnly},
+      {"memcached.enabled", true, "start and supervise memcached on l1.address (a unix socket path)", 0, 0,
+       kRestartOnly},
       {"memcached.binary", "memcached", "memcached executable (looked up on PATH)", 0, 0, kRestartOnly},
       {"memcached.memory_mb", 1024, "memcached -m: cache memory in MiB", 8, 1048576, kRestartOnly},
       {"memcached.threads", 4, "memcached -t: worker threads", 1, 256, kRestartOnly},
       {"memcached.max_connections", 4096, "memcached -c: connection limit", 16, 1000000, kRestartOnly},
-      {"memcached.extra_args", json::array(), "further memcached arguments, e.g. [\"-o\", \"modern\"]", 0, 0, kRestartOnly},
+      {"memcached.extra_args", json::array(), "further memcached arguments, e.g. [\"-o\", \"modern\"]", 0, 0,
+       kRestartOnly},
       {"metrics.enabled", true, "record per-request counters by result and latency histograms"},
-      {"metrics.listen", "127.0.0.1:11299", "address of the Prometheus /metrics endpoint (empty = off)", 0, 0, kRestartOnly},
+      {"metrics.listen", "127.0.0.1:11299", "address of the Prometheus /metrics endpoint (empty = off)", 0, 0,
+       kRestartOnly},
       {"control.socket", "run/rend.ctl", "rendctl's unix socket (mode 0600)", 0, 0, kRestartOnly},
-      {"supervisor.restart_backoff_min_ms", 50, "delay before restarting a child that died; doubles per "
-                                                "crash in a row", 0, 60000},
+      {"supervisor.restart_backoff_min_ms", 50,
+       "delay before restarting a child that died; doubles per "
+       "crash in a row",
+       0, 60000},
       {"supervisor.restart_backoff_max_ms", 5000, "cap of the restart delay", 1, 600000},
-      {"supervisor.stop_timeout_ms", 10000, "graceful stop: time a child gets to finish in-flight "
-                                           "requests before SIGKILL", 100, 600000},
+      {"supervisor.stop_timeout_ms", 10000,
+       "graceful stop: time a child gets to finish in-flight "
+       "requests before SIGKILL",
+       100, 600000},
   };
   return table;
 }
@@ -230,8 +251,7 @@ Status parse_config(const json& input, Config& out) {
   c.memcached.threads = e["memcached"]["threads"].get<int>();
   c.memcached.max_connections = e["memcached"]["max_connections"].get<int>();
   c.memcached.extra_args = e["memcached"]["extra_args"].get<std::vector<std::string>>();
-  if (c.memcached.enabled && c.l1.address.find('/') == std::string::npos &&
-      !c.l1.address.starts_with("unix:")) {
+  if (c.memcached.enabled && c.l1.address.find('/') == std::string::npos && !c.l1.address.starts_with("unix:")) {
     return Status::error("l1.address: must be a unix socket path when memcached.enabled is true");
   }
   c.metrics_enabled = e["metrics"]["enabled"].get<bool>();

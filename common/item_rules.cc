@@ -52,8 +52,7 @@ Change store(const Request& r, const Item* current, uint32_t now, const CasFn& n
     case Command::kReplace:
       if (current == nullptr) return status_only(bin::kKeyNotFound);  // text: NOT_STORED
       break;
-    default:
-      break;
+    default: break;
   }
   return put(new_item(r, now, next_cas));
 }
@@ -143,17 +142,14 @@ std::string counter_text(uint64_t value, size_t old_length) {
   return s;
 }
 
-Change apply_change(const Request& r, const Item* current, uint32_t now, size_t max_item_size,
-                    const CasFn& next_cas) {
+Change apply_change(const Request& r, const Item* current, uint32_t now, size_t max_item_size, const CasFn& next_cas) {
   switch (r.command) {
     case Command::kSet:
     case Command::kAdd:
     case Command::kReplace:
-    case Command::kCas:
-      return store(r, current, now, next_cas);
+    case Command::kCas: return store(r, current, now, next_cas);
     case Command::kAppend:
-    case Command::kPrepend:
-      return append(r, current, now, max_item_size, next_cas);
+    case Command::kPrepend: return append(r, current, now, max_item_size, next_cas);
     case Command::kDelete: {
       if (current == nullptr) return status_only(bin::kKeyNotFound);
       if (r.cas != 0 && r.cas != current->meta.cas) return status_only(bin::kKeyExists);
@@ -163,12 +159,10 @@ Change apply_change(const Request& r, const Item* current, uint32_t now, size_t 
       return c;
     }
     case Command::kIncr:
-    case Command::kDecr:
-      return arith(r, current, now, next_cas);
+    case Command::kDecr: return arith(r, current, now, next_cas);
     case Command::kTouch:
     case Command::kGat:
-    case Command::kGats:
-      return touch(r, current, now);
+    case Command::kGats: return touch(r, current, now);
     case Command::kTooLarge: {
       // memcached drops the old value of a set that failed for size, so no reader sees data
       // older than a write that was refused.
@@ -177,8 +171,7 @@ Change apply_change(const Request& r, const Item* current, uint32_t now, size_t 
       if (r.original == Command::kSet) c.write = Change::Write::kDelete;  // blind, like a set
       return c;
     }
-    default:
-      return status_only(bin::kUnknownCommand);
+    default: return status_only(bin::kUnknownCommand);
   }
 }
 

@@ -8,21 +8,40 @@
 // instruction), plus the clock reads it shares with its batch (MetricClockBatch).
 #pragma once
 
+#include <time.h>
 #include <array>
 #include <atomic>
 #include <bit>
 #include <cstddef>
 #include <cstdint>
 #include <string_view>
-#include <time.h>
 
 namespace rend {
 
 enum class Tier : uint8_t { kClient, kL1, kL2, kCount };
 
 enum class MetricCommand : uint8_t {
-  kGet, kGets, kGat, kGats, kGetE, kSet, kAdd, kReplace, kAppend, kPrepend, kCas, kDelete, kIncr, kDecr,
-  kTouch, kFlushAll, kStats, kVersion, kNoop, kOther, kCount
+  kGet,
+  kGets,
+  kGat,
+  kGats,
+  kGetE,
+  kSet,
+  kAdd,
+  kReplace,
+  kAppend,
+  kPrepend,
+  kCas,
+  kDelete,
+  kIncr,
+  kDecr,
+  kTouch,
+  kFlushAll,
+  kStats,
+  kVersion,
+  kNoop,
+  kOther,
+  kCount
 };
 
 enum class Result : uint8_t { kHit, kMiss, kStored, kNotStored, kExists, kOk, kError, kCount };
@@ -33,9 +52,9 @@ inline constexpr size_t kResults = static_cast<size_t>(Result::kCount);
 
 // Upper bounds in microseconds; one more bucket (+Inf) follows. Chosen to resolve a
 // few-microsecond proxy hop as well as a multi-second stall.
-inline constexpr std::array<uint32_t, 18> kLatencyBoundsUs = {
-    10, 25, 50, 100, 250, 500, 1000, 2500, 5000, 10000, 25000, 50000, 100000, 250000, 500000,
-    1000000, 2500000, 5000000};
+inline constexpr std::array<uint32_t, 18> kLatencyBoundsUs = {10,     25,     50,     100,     250,     500,
+                                                              1000,   2500,   5000,   10000,   25000,   50000,
+                                                              100000, 250000, 500000, 1000000, 2500000, 5000000};
 inline constexpr size_t kLatencyBuckets = kLatencyBoundsUs.size() + 1;
 
 std::string_view tier_name(Tier t);
@@ -122,8 +141,8 @@ inline uint64_t metric_clock_since(uint64_t start_ns) { return metric_elapsed_ns
 // table is built).
 namespace detail {
 struct LatencyBucketTable {
-  uint8_t below[65];      // by bit width: thresholds below the range, exceeded by every value in it
-  uint64_t threshold[65]; // by bit width: the one threshold inside the range (UINT64_MAX: none)
+  uint8_t below[65];       // by bit width: thresholds below the range, exceeded by every value in it
+  uint64_t threshold[65];  // by bit width: the one threshold inside the range (UINT64_MAX: none)
 };
 
 constexpr LatencyBucketTable make_latency_bucket_table() {

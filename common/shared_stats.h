@@ -17,46 +17,46 @@
 namespace rend {
 
 // name, kind: "counter" only ever grows; "gauge" is a current level reset when a worker starts.
-#define REND_WORKER_COUNTERS(X)                  \
-  X(curr_connections, gauge)                     \
-  X(total_connections, counter)                  \
-  X(rejected_connections, counter)               \
-  X(cmd_get, counter)                            \
-  X(cmd_set, counter)                            \
-  X(cmd_flush, counter)                          \
-  X(cmd_touch, counter)                          \
-  X(get_hits, counter)                           \
-  X(get_misses, counter)                         \
-  X(delete_hits, counter)                        \
-  X(delete_misses, counter)                      \
-  X(incr_hits, counter)                          \
-  X(incr_misses, counter)                        \
-  X(decr_hits, counter)                          \
-  X(decr_misses, counter)                        \
-  X(cas_hits, counter)                           \
-  X(cas_badval, counter)                         \
-  X(cas_misses, counter)                         \
-  X(touch_hits, counter)                         \
-  X(touch_misses, counter)                       \
-  X(store_too_large, counter)                    \
-  X(protocol_errors, counter)                    \
-  X(bytes_read, counter)                         \
-  X(bytes_written, counter)                      \
-  X(l1_requests, counter)                        \
-  X(l1_errors, counter)                          \
-  X(l1_timeouts, counter)                        \
-  X(l1_reconnects, counter)                      \
-  X(l1_connections_up, gauge)                    \
-  X(l2_requests, counter)                        \
-  X(l2_errors, counter)                          \
-  X(l2_timeouts, counter)                        \
-  X(l2_reconnects, counter)                      \
-  X(l2_connections_up, gauge)                    \
-  X(closed_connections, counter)                 \
-  X(backfills, counter)                          \
-  X(backfill_errors, counter)                    \
-  X(l2_fallbacks, counter)                       \
-  X(l2_write_failures, counter)                  \
+#define REND_WORKER_COUNTERS(X)    \
+  X(curr_connections, gauge)       \
+  X(total_connections, counter)    \
+  X(rejected_connections, counter) \
+  X(cmd_get, counter)              \
+  X(cmd_set, counter)              \
+  X(cmd_flush, counter)            \
+  X(cmd_touch, counter)            \
+  X(get_hits, counter)             \
+  X(get_misses, counter)           \
+  X(delete_hits, counter)          \
+  X(delete_misses, counter)        \
+  X(incr_hits, counter)            \
+  X(incr_misses, counter)          \
+  X(decr_hits, counter)            \
+  X(decr_misses, counter)          \
+  X(cas_hits, counter)             \
+  X(cas_badval, counter)           \
+  X(cas_misses, counter)           \
+  X(touch_hits, counter)           \
+  X(touch_misses, counter)         \
+  X(store_too_large, counter)      \
+  X(protocol_errors, counter)      \
+  X(bytes_read, counter)           \
+  X(bytes_written, counter)        \
+  X(l1_requests, counter)          \
+  X(l1_errors, counter)            \
+  X(l1_timeouts, counter)          \
+  X(l1_reconnects, counter)        \
+  X(l1_connections_up, gauge)      \
+  X(l2_requests, counter)          \
+  X(l2_errors, counter)            \
+  X(l2_timeouts, counter)          \
+  X(l2_reconnects, counter)        \
+  X(l2_connections_up, gauge)      \
+  X(closed_connections, counter)   \
+  X(backfills, counter)            \
+  X(backfill_errors, counter)      \
+  X(l2_fallbacks, counter)         \
+  X(l2_write_failures, counter)    \
   X(raced_writes, counter)
 
 enum class Counter : uint16_t {
@@ -80,14 +80,14 @@ struct WorkerSlot {
 };
 
 // rend-l2 publishes its RocksDB figures here (gauges, refreshed periodically by rend-l2).
-#define REND_L2_GAUGES(X)             \
-  X(live_data_bytes)                  \
-  X(sst_files_bytes)                  \
-  X(pending_compaction_bytes)         \
-  X(write_stall_micros)               \
-  X(block_cache_hits)                 \
-  X(block_cache_misses)               \
-  X(disk_bytes)                       \
+#define REND_L2_GAUGES(X)     \
+  X(live_data_bytes)          \
+  X(sst_files_bytes)          \
+  X(pending_compaction_bytes) \
+  X(write_stall_micros)       \
+  X(block_cache_hits)         \
+  X(block_cache_misses)       \
+  X(disk_bytes)               \
   X(keys_estimate)
 
 enum class L2Gauge : uint16_t {

@@ -21,8 +21,8 @@ BudgetPlan plan_budget(uint64_t max_bytes) {
   p.misc_reserve = std::clamp<uint64_t>(max_bytes / 32, 1 * kMiB, 16 * kMiB);
   // Worst moment: WAL of every memtable plus the one being switched to, a flush output and a
   // merge's output existing next to its inputs.
-  const uint64_t transient = (p.max_write_buffer_number + 1) * p.write_buffer_size + p.write_buffer_size +
-                             p.max_merge_bytes;
+  const uint64_t transient =
+      (p.max_write_buffer_number + 1) * p.write_buffer_size + p.write_buffer_size + p.max_merge_bytes;
   const uint64_t reserve = transient + p.misc_reserve;
   const uint64_t floor = max_bytes / 4;
   p.sst_budget = max_bytes > reserve + floor ? max_bytes - reserve : floor;

@@ -15,12 +15,12 @@
 namespace rend::l2 {
 
 struct BudgetPlan {
-  uint64_t write_buffer_size = 0;     // one memtable, and about one flushed L0 file
-  int max_write_buffer_number = 0;    // memtables (one active, the rest waiting to be flushed)
-  uint64_t max_merge_bytes = 0;       // largest TableMerger merge (merged file size bound)
-  uint64_t max_total_wal_size = 0;    // WAL size at which RocksDB forces flushes
-  uint64_t misc_reserve = 0;          // MANIFEST + info LOG + OPTIONS
-  uint64_t sst_budget = 0;            // FIFO's max_table_files_size
+  uint64_t write_buffer_size = 0;   // one memtable, and about one flushed L0 file
+  int max_write_buffer_number = 0;  // memtables (one active, the rest waiting to be flushed)
+  uint64_t max_merge_bytes = 0;     // largest TableMerger merge (merged file size bound)
+  uint64_t max_total_wal_size = 0;  // WAL size at which RocksDB forces flushes
+  uint64_t misc_reserve = 0;        // MANIFEST + info LOG + OPTIONS
+  uint64_t sst_budget = 0;          // FIFO's max_table_files_size
 };
 
 BudgetPlan plan_budget(uint64_t max_bytes);

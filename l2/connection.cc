@@ -1,7 +1,7 @@
 #include "l2/connection.h"
 
-#include <spdlog/spdlog.h>
 #include <poll.h>
+#include <spdlog/spdlog.h>
 #include <sys/ioctl.h>
 #include <sys/socket.h>
 
@@ -57,8 +57,8 @@ void Connection::update_reading() {
   // Behind a running batch we read ahead up to kInputHighWater; with none, up to one request of
   // any valid size (the parser refuses anything larger).
   const size_t input_cap = batch_ ? kInputHighWater : server_.max_request_bytes();
-  const bool want = !closing_ && !input_done_ && !parse_done_ && unsent() < server_.output_high_water() &&
-                    buffered() < input_cap;
+  const bool want =
+      !closing_ && !input_done_ && !parse_done_ && unsent() < server_.output_high_water() && buffered() < input_cap;
   if (want && !reading_) {
     reading_ = true;
     uv_read_start(
@@ -139,7 +139,7 @@ bool Connection::start_batch() {
                                                                               : proto::Protocol::kText;
     }
     const proto::ParseResult r = protocol_ == proto::Protocol::kBinary ? proto::parse_binary_request(input, max_item)
-                                                                        : proto::parse_text(input, max_item);
+                                                                       : proto::parse_text(input, max_item);
     if (r.status == proto::ParseStatus::kNeedMore) break;
     if (r.status == proto::ParseStatus::kClose) {
       // Unframeable input: memcached closes without a word (after answering what came before).

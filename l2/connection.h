@@ -106,8 +106,8 @@ class Connection {
   WriteHistory::Accessor accessor_ = 0;
   bool closing_ = false;
   bool handle_closed_ = false;
-  bool input_done_ = false;   // EOF or read error: nothing more will arrive
-  bool parse_done_ = false;   // quit, protocol error: nothing after it is executed
+  bool input_done_ = false;  // EOF or read error: nothing more will arrive
+  bool parse_done_ = false;  // quit, protocol error: nothing after it is executed
   bool draining_ = false;
   bool close_when_flushed_ = false;
 };

@@ -6,15 +6,15 @@
 #include <unordered_map>
 #include <vector>
 
+#include "common/get_reply_limit.h"
+#include "common/item_rules.h"
 #include "common/protocol/binary_format.h"
 #include "common/protocol/command_traits.h"
 #include "common/protocol/reply_compose.h"
-#include "common/get_reply_limit.h"
-#include "common/item_rules.h"
-#include "l2/segment_support.h"
-#include "l2/value_format.h"
 #include "l2/reply.h"
+#include "l2/segment_support.h"
 #include "l2/stats_report.h"
+#include "l2/value_format.h"
 
 namespace rend::l2 {
 
@@ -181,7 +181,7 @@ std::optional<size_t> Engine::run_reads(std::span<const Request> segment, std::s
         too_large = out.size() - start > info_.max_get_reply;
       });
       if (failed || too_large) {
-        out.resize(start);  // never half a reply: the whole get fails
+        out.resize(start);                   // never half a reply: the whole get fails
         if (too_large) out.shrink_to_fit();  // and gives back what the cap was there to bound
       }
       if (failed) {

@@ -61,8 +61,8 @@ struct InlineBudget {
 struct EngineInfo {
   int64_t started_unix = 0;
   int threads = 0;
-  size_t max_item_size = 0;  // also the size an append or prepend may not make an item exceed
-  size_t max_get_reply = 0;  // max_get_reply_bytes(), common/get_reply_limit.h
+  size_t max_item_size = 0;       // also the size an append or prepend may not make an item exceed
+  size_t max_get_reply = 0;       // max_get_reply_bytes(), common/get_reply_limit.h
   int64_t race_window_ms = 5000;  // tier_race_window_ms(), common/race_window.h
   // Until when (steady_clock ms) every tracked write counts as raced, as the history starts empty
   // (WriteHistory). The default trusts the empty history (tests).
@@ -87,7 +87,10 @@ class Engine {
   static constexpr std::chrono::milliseconds kInlineWritePause{50};
 
   Engine(Store& store, L2Stats& stats, EngineInfo info)
-      : store_(store), stats_(stats), info_(std::move(info)), history_(info_.race_window_ms, info_.races_unknown_until_ms) {}
+      : store_(store),
+        stats_(stats),
+        info_(std::move(info)),
+        history_(info_.race_window_ms, info_.races_unknown_until_ms) {}
   Engine(const Engine&) = delete;
   Engine& operator=(const Engine&) = delete;
 
@@ -129,8 +132,7 @@ class Engine {
                                   Where where, WriteHistory::Accessor who);
   // kLoop: false, with nothing done, when the segment cannot finish without waiting.
   // (engine_writes.cc, in the steps below.)
-  bool run_writes(std::span<const proto::Request> segment, std::string& out, Where where,
-                  WriteHistory::Accessor who);
+  bool run_writes(std::span<const proto::Request> segment, std::string& out, Where where, WriteHistory::Accessor who);
   struct WritePlan;       // which keys a write segment locks and reads, and their current items
   struct WriteDecisions;  // per key of each write request: what apply_change() decided
   WritePlan plan_writes(std::span<const proto::Request> segment);

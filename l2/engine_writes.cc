@@ -27,7 +27,7 @@ namespace bin = proto::bin;
 struct Engine::WritePlan {
   std::vector<size_t> stripes;
   std::unordered_map<std::string_view, KeyState> state;  // the keys whose current item matters
-  std::vector<rocksdb::Slice> reads;                      // the same keys, in first-use order
+  std::vector<rocksdb::Slice> reads;                     // the same keys, in first-use order
   size_t writes = 0;
   size_t value_bytes = 0;
   bool text_gat = false;         // the segment's only write is a text gat/gats (see segment_end)

@@ -42,8 +42,7 @@ bool item_is_dead(std::string_view stored, const FlushState& flush, uint32_t now
 }
 
 bool ExpiryFilterFactory::ShouldFilterTableFileCreation(rocksdb::TableFileCreationReason reason) const {
-  return reason == rocksdb::TableFileCreationReason::kFlush ||
-         reason == rocksdb::TableFileCreationReason::kCompaction;
+  return reason == rocksdb::TableFileCreationReason::kFlush || reason == rocksdb::TableFileCreationReason::kCompaction;
 }
 
 std::unique_ptr<rocksdb::CompactionFilter> ExpiryFilterFactory::CreateCompactionFilter(

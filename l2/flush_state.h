@@ -19,10 +19,10 @@
 namespace rend::l2 {
 
 struct FlushState {
-  uint64_t dead_below_cas = 0;         // items with a smaller CAS were flushed
-  uint32_t dead_through_time = 0;      // items stored at or before this second were flushed
-  uint32_t pending_through_time = 0;   // a delayed flush: from this second on, items stored at or
-                                       // before it are flushed (0 = none pending)
+  uint64_t dead_below_cas = 0;        // items with a smaller CAS were flushed
+  uint32_t dead_through_time = 0;     // items stored at or before this second were flushed
+  uint32_t pending_through_time = 0;  // a delayed flush: from this second on, items stored at or
+                                      // before it are flushed (0 = none pending)
 
   bool is_flushed(uint64_t cas, uint32_t stored_at, uint32_t now) const;
 

@@ -14,12 +14,15 @@ void GaugePublisher::start() {
   stats_.block()->l2.pid.store(getpid(), std::memory_order_relaxed);
   executor_.submit(this);  // the first figures at once, not a second late
   busy_ = true;
-  uv_timer_start(timer_, [](uv_timer_t* t) {
-    auto* self = static_cast<GaugePublisher*>(t->data);
-    if (self->busy_) return;  // a slow disk: skip a beat rather than queue up
-    self->busy_ = true;
-    self->executor_.submit(self);
-  }, kIntervalMs, kIntervalMs);
+  uv_timer_start(
+      timer_,
+      [](uv_timer_t* t) {
+        auto* self = static_cast<GaugePublisher*>(t->data);
+        if (self->busy_) return;  // a slow disk: skip a beat rather than queue up
+        self->busy_ = true;
+        self->executor_.submit(self);
+      },
+      kIntervalMs, kIntervalMs);
 }
 
 void GaugePublisher::stop() {

@@ -39,7 +39,8 @@ class NoWaitFile : public rocksdb::FSRandomAccessFileOwnerWrapper {
   rocksdb::IOStatus MultiRead(rocksdb::FSReadRequest* reqs, size_t num_reqs, const rocksdb::IOOptions& options,
                               rocksdb::IODebugContext* dbg) override {
     if (!t_no_wait) return target()->MultiRead(reqs, num_reqs, options, dbg);
-    for (size_t i = 0; i < num_reqs; ++i) reqs[i].status = read_now(reqs[i].offset, reqs[i].len, &reqs[i].result, reqs[i].scratch);
+    for (size_t i = 0; i < num_reqs; ++i)
+      reqs[i].status = read_now(reqs[i].offset, reqs[i].len, &reqs[i].result, reqs[i].scratch);
     return rocksdb::IOStatus::OK();
   }
 

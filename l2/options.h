@@ -27,7 +27,7 @@ struct L2Options {
   int threads = 0;
   size_t max_item_size = 0;
   size_t output_high_water = 0;
-  int64_t race_window_ms = 0;  // tier_race_window_ms() of the config (common/race_window.h)
+  int64_t race_window_ms = 0;        // tier_race_window_ms() of the config (common/race_window.h)
   int64_t race_start_window_ms = 0;  // l1.timeout_ms + 1 s: see WriteHistory
   InlineMode inline_mode = InlineMode::kAll;
   int ready_fd = -1;

@@ -121,9 +121,7 @@ void append_local_reply(std::string& out, const Request& r) {
         proto::append_line(out, "OK");
       }
       return;
-    case Command::kNoop:
-      proto::append_binary_status(out, r.opcode, r.opaque, bin::kSuccess);
-      return;
+    case Command::kNoop: proto::append_binary_status(out, r.opcode, r.opaque, bin::kSuccess); return;
     case Command::kQuit:
       if (binary && r.opcode == bin::kQuit) proto::append_binary_status(out, r.opcode, r.opaque, bin::kSuccess);
       return;

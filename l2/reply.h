@@ -8,8 +8,8 @@
 #include <string>
 #include <string_view>
 
-#include "common/protocol/request.h"
 #include "common/item_rules.h"
+#include "common/protocol/request.h"
 
 namespace rend::l2 {
 

@@ -68,7 +68,8 @@ void count_change(L2Stats& s, const Request& r, const Change& c, bool existed) {
     case Command::kCas:
       s.add(L2Counter::cmd_set);
       if (ok) s.add(L2Counter::total_items);
-      if (r.command == Command::kCas || (r.cas != 0 && r.command != Command::kAppend && r.command != Command::kPrepend)) {
+      if (r.command == Command::kCas ||
+          (r.cas != 0 && r.command != Command::kAppend && r.command != Command::kPrepend)) {
         s.add(ok ? L2Counter::cas_hits : c.status == bin::kKeyExists ? L2Counter::cas_badval : L2Counter::cas_misses);
       }
       break;
@@ -96,11 +97,8 @@ void count_change(L2Stats& s, const Request& r, const Change& c, bool existed) {
       s.add(ok ? L2Counter::touch_hits : L2Counter::touch_misses);
       break;
     case Command::kGat:
-    case Command::kGats:
-      count_get(s, ok ? Found::kLive : Found::kAbsent, true);
-      break;
-    default:
-      break;
+    case Command::kGats: count_get(s, ok ? Found::kLive : Found::kAbsent, true); break;
+    default: break;
   }
 }
 

@@ -23,10 +23,10 @@ EngineInfo engine_info(const L2Options& o) {
   info.max_item_size = o.max_item_size;
   info.max_get_reply = max_get_reply_bytes(o.max_item_size, o.output_high_water);
   info.race_window_ms = o.race_window_ms;
-  info.races_unknown_until_ms = std::chrono::duration_cast<std::chrono::milliseconds>(
-                                    std::chrono::steady_clock::now().time_since_epoch())
-                                    .count() +
-                                o.race_start_window_ms;
+  info.races_unknown_until_ms =
+      std::chrono::duration_cast<std::chrono::milliseconds>(std::chrono::steady_clock::now().time_since_epoch())
+          .count() +
+      o.race_start_window_ms;
   info.socket_path = o.socket_path;
   info.tcp_port = o.tcp_port;
   return info;
@@ -141,12 +141,15 @@ void Server::begin_drain() {
   spdlog::info("stopping: draining {} connections", connections_.size());
   for (uv_handle_t* h : listeners_) close_and_free(h);
   listeners_.clear();
-  uv_timer_start(&drain_timer_, [](uv_timer_t* t) {
-    auto* self = static_cast<Server*>(t->data);
-    spdlog::warn("{} connections still busy after {} ms; closing them", self->connections_.size(), kDrainTimeoutMs);
-    std::vector<Connection*> all(self->connections_.begin(), self->connections_.end());
-    for (Connection* c : all) c->close();
-  }, kDrainTimeoutMs, 0);
+  uv_timer_start(
+      &drain_timer_,
+      [](uv_timer_t* t) {
+        auto* self = static_cast<Server*>(t->data);
+        spdlog::warn("{} connections still busy after {} ms; closing them", self->connections_.size(), kDrainTimeoutMs);
+        std::vector<Connection*> all(self->connections_.begin(), self->connections_.end());
+        for (Connection* c : all) c->close();
+      },
+      kDrainTimeoutMs, 0);
   std::vector<Connection*> all(connections_.begin(), connections_.end());
   for (Connection* c : all) c->drain();
   maybe_finish();
@@ -183,10 +186,12 @@ int Server::run() {
   uv_unref(reinterpret_cast<uv_handle_t*>(&budget_refill_));
   uv_signal_init(loop_, &sigterm_);
   sigterm_.data = this;
-  uv_signal_start(&sigterm_, [](uv_signal_t* h, int) { static_cast<Server*>(h->data)->begin_drain(); }, SIGTERM);
+  uv_signal_start(
+      &sigterm_, [](uv_signal_t* h, int) { static_cast<Server*>(h->data)->begin_drain(); }, SIGTERM);
   uv_signal_init(loop_, &sigint_);
   sigint_.data = this;
-  uv_signal_start(&sigint_, [](uv_signal_t* h, int) { static_cast<Server*>(h->data)->begin_drain(); }, SIGINT);
+  uv_signal_start(
+      &sigint_, [](uv_signal_t* h, int) { static_cast<Server*>(h->data)->begin_drain(); }, SIGINT);
 
   bool ok = true;
   if (!options_.socket_path.empty()) ok = listen_unix();

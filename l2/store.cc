@@ -37,7 +37,8 @@ class WriterCount {
 
 uint64_t now_micros() {
   return static_cast<uint64_t>(
-      std::chrono::duration_cast<std::chrono::microseconds>(std::chrono::system_clock::now().time_since_epoch()).count());
+      std::chrono::duration_cast<std::chrono::microseconds>(std::chrono::system_clock::now().time_since_epoch())
+          .count());
 }
 
 // Bytes the directory takes on disk, as du counts them (allocated blocks, not apparent sizes).
@@ -117,7 +118,8 @@ Status Store::open_db() {
   db.avoid_unnecessary_blocking_io = true;
   env_ = rocksdb::NewCompositeEnv(make_nowait_file_system(rocksdb::FileSystem::Default(), nowait_));
   db.env = env_.get();
-  merger_ = std::make_unique<TableMerger>(MergePolicy{.fanin = 4, .max_ratio = 2.5, .max_output = plan_.max_merge_bytes});
+  merger_ =
+      std::make_unique<TableMerger>(MergePolicy{.fanin = 4, .max_ratio = 2.5, .max_output = plan_.max_merge_bytes});
   db.listeners.push_back(merger_->listener());
 
   auto filter = std::make_shared<ExpiryFilterFactory>(flush_, filter_dropped_);
@@ -270,11 +272,11 @@ void Store::append_report(Report& out) const {
   std::string files;
   db_->GetProperty(items_, P::DB::Properties::kNumFilesAtLevelPrefix + "0", &files);
   out.emplace_back(P::DB::Properties::kNumFilesAtLevelPrefix + "0", files);
-  for (const P::Tickers t : {P::BLOCK_CACHE_HIT, P::BLOCK_CACHE_MISS, P::STALL_MICROS, P::BYTES_WRITTEN,
-                             P::WAL_FILE_BYTES, P::FLUSH_WRITE_BYTES, P::COMPACT_WRITE_BYTES,
-                             P::NUMBER_KEYS_READ, P::NUMBER_KEYS_WRITTEN}) {
-    const auto name = std::find_if(P::TickersNameMap.begin(), P::TickersNameMap.end(),
-                                   [t](const auto& p) { return p.first == t; });
+  for (const P::Tickers t :
+       {P::BLOCK_CACHE_HIT, P::BLOCK_CACHE_MISS, P::STALL_MICROS, P::BYTES_WRITTEN, P::WAL_FILE_BYTES,
+        P::FLUSH_WRITE_BYTES, P::COMPACT_WRITE_BYTES, P::NUMBER_KEYS_READ, P::NUMBER_KEYS_WRITTEN}) {
+    const auto name =
+        std::find_if(P::TickersNameMap.begin(), P::TickersNameMap.end(), [t](const auto& p) { return p.first == t; });
     if (name != P::TickersNameMap.end()) out.emplace_back(name->second, std::to_string(statistics_->getTickerCount(t)));
   }
   out.emplace_back("l2_loop_page_cache_reads", std::to_string(nowait_->reads.load(std::memory_order_relaxed)));

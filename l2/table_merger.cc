@@ -118,8 +118,7 @@ bool TableMerger::merge_once() {
   db_->GetColumnFamilyMetaData(cf_, &meta);
   if (meta.levels.empty()) return false;
   std::vector<rocksdb::SstFileMetaData> files = meta.levels[0].files;
-  std::sort(files.begin(), files.end(),
-            [](const auto& a, const auto& b) { return a.largest_seqno > b.largest_seqno; });
+  std::sort(files.begin(), files.end(), [](const auto& a, const auto& b) { return a.largest_seqno > b.largest_seqno; });
   std::vector<TableFile> tables;
   tables.reserve(files.size());
   for (const auto& f : files) tables.push_back({f.relative_filename, f.size, f.being_compacted});
@@ -144,8 +143,9 @@ bool TableMerger::merge_once() {
   }
   merges_.fetch_add(1, std::memory_order_relaxed);
   merged_bytes_.fetch_add(bytes, std::memory_order_relaxed);
-  spdlog::debug("merged {} table files, {} bytes, in {} ms", inputs.size(), bytes,
-                std::chrono::duration_cast<std::chrono::milliseconds>(std::chrono::steady_clock::now() - started).count());
+  spdlog::debug(
+      "merged {} table files, {} bytes, in {} ms", inputs.size(), bytes,
+      std::chrono::duration_cast<std::chrono::milliseconds>(std::chrono::steady_clock::now() - started).count());
   return true;
 }
 

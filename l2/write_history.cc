@@ -10,9 +10,9 @@ namespace rend::l2 {
 WriteHistory::WriteHistory(int64_t window_ms, int64_t unknown_until_ms, size_t buckets)
     : window_ms_(window_ms),
       unknown_until_ms_(unknown_until_ms),
-      start_ms_(std::chrono::duration_cast<std::chrono::milliseconds>(
-                    std::chrono::steady_clock::now().time_since_epoch())
-                    .count()),
+      start_ms_(
+          std::chrono::duration_cast<std::chrono::milliseconds>(std::chrono::steady_clock::now().time_since_epoch())
+              .count()),
       buckets_(buckets),
       locks_(new std::mutex[kLocks]),
       overflows_(new uint64_t[kLocks]()) {}

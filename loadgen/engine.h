@@ -65,11 +65,11 @@ std::string resolve_target(const Options& options, Target& out);
 
 struct PhasePlan {
   const Workload* workload = nullptr;
-  uint64_t phase = 0;     // mixed into the seeds
-  int64_t start_ns = 0;   // common to every worker
-  int64_t end_ns = 0;     // stop sending at this time (0: no limit)
-  uint64_t ops = 0;       // requests in total over all connections (0: no limit)
-  double rate = 0;        // requests/s in total (0: closed loop)
+  uint64_t phase = 0;    // mixed into the seeds
+  int64_t start_ns = 0;  // common to every worker
+  int64_t end_ns = 0;    // stop sending at this time (0: no limit)
+  uint64_t ops = 0;      // requests in total over all connections (0: no limit)
+  double rate = 0;       // requests/s in total (0: closed loop)
   unsigned pipeline = 1;
 };
 
@@ -119,6 +119,8 @@ class Worker {
   // false: the reply was a protocol error and the connection has been failed.
   bool on_text_reply(Connection& c, const proto::TextReply& reply, int64_t now);
   bool on_binary_reply(Connection& c, const proto::BinaryResponse& reply, int64_t now);
+  bool on_binary_multi_get_reply(Connection& c, const proto::BinaryResponse& reply, int64_t now);
+  bool binary_protocol_error(Connection& c, const proto::BinaryResponse& reply, std::string_view what, int64_t now);
   void verify(Connection& c, Pending& p, uint64_t key, uint32_t flags, std::string_view data);
   void complete(Connection& c, Outcome outcome, int64_t now, std::string_view detail = {});
   void flush(Connection& c);
@@ -131,6 +133,11 @@ class Worker {
   void check_finished(Connection& c);
   void housekeeping(int64_t now);
   void scan_due(int64_t now);
+  // run()'s parts: a connection's quota and schedule for the phase; one turn of the loop (false
+  // once every connection is done or the ring failed); the phase's time being up.
+  void prepare(Connection& c, const PhasePlan& plan);
+  bool turn(const PhasePlan& plan);
+  void stop_at_end(const PhasePlan& plan);
   std::string key_text(uint64_t key) const;
 
   const Options& options_;

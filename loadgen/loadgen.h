@@ -35,7 +35,7 @@ struct RunReport {
   char key_prefix = 'k';
   size_t sizes = 0;  // the sizes workload: how many sizes it visits
   std::vector<PhaseResult> phases;
-  CpuTime cpu;       // the whole run, start-up included
+  CpuTime cpu;        // the whole run, start-up included
   std::string fatal;  // a reason the run could not happen at all
   uint64_t errors() const;
 };

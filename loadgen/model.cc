@@ -45,7 +45,8 @@ uint64_t KeyChooser::pick(Rng& rng) const {
 }
 
 ValueModel::ValueModel(uint64_t seed, size_t max_size)
-    : seed_(mix64(seed, 0x76616c756573ULL)), nonce_(std::random_device{}() | (uint64_t{std::random_device{}()} << 32)),
+    : seed_(mix64(seed, 0x76616c756573ULL)),
+      nonce_(std::random_device{}() | (uint64_t{std::random_device{}()} << 32)),
       max_size_(max_size) {
   const size_t size = max_size + kOffsetRange;
   block_ = std::make_unique<char[]>(size);

@@ -88,11 +88,10 @@ Options Options::effective() const {
       // Every command equally often unless told otherwise: 3 of the 12 kinds are reads.
       if (!o.get_ratio) o.get_ratio = 0.25;
       break;
-    default:
-      break;
+    default: break;
   }
-  const bool open_ended = o.workload == WorkloadKind::kBlast || o.workload == WorkloadKind::kBench ||
-                          o.workload == WorkloadKind::kMix;
+  const bool open_ended =
+      o.workload == WorkloadKind::kBlast || o.workload == WorkloadKind::kBench || o.workload == WorkloadKind::kMix;
   if (open_ended && o.duration <= 0 && o.ops == 0) o.duration = 10;
   if (o.threads > o.connections) o.threads = o.connections;
   if (!o.progress) o.progress = !o.json && isatty(STDOUT_FILENO) == 1;
@@ -126,29 +125,27 @@ std::string validate(const Options& o) {
   return {};
 }
 
-int parse_options(int argc, char** argv, Options& o) {
-  CLI::App app{
-      "rend-loadgen: load and correctness client for memcached-protocol servers (rend, memcached).\n"
-      "Closed loop by default (each connection keeps --pipeline requests in flight); --rate makes it\n"
-      "an open loop whose latency is measured from each request's intended send time.",
-      "rend-loadgen"};
-  app.option_defaults()->always_capture_default();
+namespace {
 
-  const std::map<std::string, WorkloadKind> workloads = {
-      {"blast", WorkloadKind::kBlast}, {"setget", WorkloadKind::kSetGet}, {"sizes", WorkloadKind::kSizes},
-      {"fill", WorkloadKind::kFill},   {"setops", WorkloadKind::kSetOps}, {"bench", WorkloadKind::kBench},
-      {"mix", WorkloadKind::kMix}};
-  const std::map<std::string, proto::Protocol> protocols = {{"text", proto::Protocol::kText},
-                                                             {"binary", proto::Protocol::kBinary}};
-  const std::map<std::string, KeyDist> dists = {{"uniform", KeyDist::kUniform}, {"zipf", KeyDist::kZipf}};
+const std::map<std::string, WorkloadKind> workloads = {
+    {"blast", WorkloadKind::kBlast}, {"setget", WorkloadKind::kSetGet}, {"sizes", WorkloadKind::kSizes},
+    {"fill", WorkloadKind::kFill},   {"setops", WorkloadKind::kSetOps}, {"bench", WorkloadKind::kBench},
+    {"mix", WorkloadKind::kMix}};
+const std::map<std::string, proto::Protocol> protocols = {{"text", proto::Protocol::kText},
+                                                          {"binary", proto::Protocol::kBinary}};
+const std::map<std::string, KeyDist> dists = {{"uniform", KeyDist::kUniform}, {"zipf", KeyDist::kZipf}};
 
+// What the command line gives before it becomes Options (names, flags that pair up).
+struct CliInputs {
+  std::string workload = "bench", protocol = "text", key_dist = "uniform";
   std::string value_size = "100";
   double ratio = -1;
   bool no_preload = false;
   bool progress = false, no_progress = false;
+};
 
-  std::string workload = "bench", protocol = "text", key_dist = "uniform";
-  app.add_option("-w,--workload", workload,
+void declare_options(CLI::App& app, Options& o, CliInputs& in) {
+  app.add_option("-w,--workload", in.workload,
                  "blast: every command at random, replies checked | setget: set then get, every byte "
                  "verified | sizes: every value size 0..--size-max | fill: write --key-space keys | "
                  "setops: set/add/replace/append/prepend with exact expected results | bench: fixed "
@@ -158,18 +155,19 @@ int parse_options(int argc, char** argv, Options& o) {
   app.add_option("--host", o.host, "server host");
   app.add_option("-p,--port", o.port, "server TCP port");
   app.add_option("--unix", o.unix_path, "connect to this unix socket instead of --host/--port");
-  app.add_option("--protocol", protocol, "text|binary")->check(CLI::IsMember(protocols));
+  app.add_option("--protocol", in.protocol, "text|binary")->check(CLI::IsMember(protocols));
   app.add_option("-t,--threads", o.threads, "event-loop threads");
   app.add_option("-c,--connections", o.connections, "connections in total, spread over the threads");
   app.add_option("--pipeline", o.pipeline, "requests in flight per connection");
   app.add_option("--rate", o.rate, "open loop: total requests per second (0 = closed loop)");
   app.add_option("--key-length", o.key_length, "bytes per key");
   app.add_option("--key-space", o.key_space, "distinct keys");
-  app.add_option("--key-dist", key_dist, "uniform|zipf")->check(CLI::IsMember(dists));
+  app.add_option("--key-dist", in.key_dist, "uniform|zipf")->check(CLI::IsMember(dists));
   app.add_option("--zipf-theta", o.zipf_theta, "zipf exponent, 0 < theta < 1");
-  app.add_option("--value-size", value_size, "value bytes: N or MIN:MAX (uniform)");
-  app.add_option("--get-ratio", ratio, "share of reads (blast: get/multi-get/gat; mix: get); default 0.25 "
-                                       "for blast (uniform over commands), 0.9 otherwise")
+  app.add_option("--value-size", in.value_size, "value bytes: N or MIN:MAX (uniform)");
+  app.add_option("--get-ratio", in.ratio,
+                 "share of reads (blast: get/multi-get/gat; mix: get); default 0.25 "
+                 "for blast (uniform over commands), 0.9 otherwise")
       ->default_str("auto");
   app.add_option("-d,--duration", o.duration, "seconds to run (0 = until --ops or the workload's end)");
   app.add_option("-n,--ops", o.ops, "requests to send in total (0 = until --duration or the workload's end)");
@@ -179,26 +177,24 @@ int parse_options(int argc, char** argv, Options& o) {
   app.add_option("--size-step", o.size_step, "sizes: step between sizes (each step also tests step-1 and step+1)");
   app.add_option("--timeout", o.timeout_ms, "ms before an unanswered request is a timeout");
   app.add_option("--multiget-max", o.multiget_max, "blast: most keys in one multi-get");
-  app.add_flag("--no-preload", no_preload, "bench/mix: do not fill the key space first");
-  app.add_flag("--progress", progress, "print a progress line every second (default: if stdout is a terminal)");
-  app.add_flag("--no-progress", no_progress, "never print the progress line");
+  app.add_flag("--no-preload", in.no_preload, "bench/mix: do not fill the key space first");
+  app.add_flag("--progress", in.progress, "print a progress line every second (default: if stdout is a terminal)");
+  app.add_flag("--no-progress", in.no_progress, "never print the progress line");
+}
 
-  try {
-    app.parse(argc, argv);
-  } catch (const CLI::ParseError& e) {
-    return app.exit(e);
-  }
-  o.workload = workloads.at(workload);
-  o.protocol = protocols.at(protocol);
-  o.key_dist = dists.at(key_dist);
-  if (!parse_size_range(value_size, o.value_min, o.value_max)) {
-    fmt::print(stderr, "--value-size: expected N or MIN:MAX, got '{}'\n", value_size);
+// Turns the parsed inputs into `o`; 2 (after saying why on stderr) when they do not make sense.
+int apply_inputs(const CLI::App& app, const CliInputs& in, Options& o) {
+  o.workload = workloads.at(in.workload);
+  o.protocol = protocols.at(in.protocol);
+  o.key_dist = dists.at(in.key_dist);
+  if (!parse_size_range(in.value_size, o.value_min, o.value_max)) {
+    fmt::print(stderr, "--value-size: expected N or MIN:MAX, got '{}'\n", in.value_size);
     return 2;
   }
-  if (ratio >= 0 || app.count("--get-ratio") > 0) o.get_ratio = ratio;
-  if (no_preload) o.preload = false;
-  if (progress) o.progress = true;
-  if (no_progress) o.progress = false;
+  if (in.ratio >= 0 || app.count("--get-ratio") > 0) o.get_ratio = in.ratio;
+  if (in.no_preload) o.preload = false;
+  if (in.progress) o.progress = true;
+  if (in.no_progress) o.progress = false;
   std::string problem = validate(o);
   if (problem.empty()) problem = validate(o.effective());
   if (!problem.empty()) {
@@ -206,6 +202,26 @@ int parse_options(int argc, char** argv, Options& o) {
     return 2;
   }
   return -1;
+}
+
+}  // namespace
+
+int parse_options(int argc, char** argv, Options& o) {
+  CLI::App app{
+      "rend-loadgen: load and correctness client for memcached-protocol servers (rend, memcached).\n"
+      "Closed loop by default (each connection keeps --pipeline requests in flight); --rate makes it\n"
+      "an open loop whose latency is measured from each request's intended send time.",
+      "rend-loadgen"};
+  app.option_defaults()->always_capture_default();
+
+  CliInputs in;
+  declare_options(app, o, in);
+  try {
+    app.parse(argc, argv);
+  } catch (const CLI::ParseError& e) {
+    return app.exit(e);
+  }
+  return apply_inputs(app, in, o);
 }
 
 }  // namespace rend::loadgen

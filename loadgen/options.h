@@ -44,8 +44,8 @@ struct Options {
   size_t size_max = kDefaultSizeMax;  // sizes
   size_t size_step = 1024;            // sizes
   unsigned timeout_ms = 5000;
-  unsigned multiget_max = 10;  // blast: keys per multi-get, 2..this
-  bool preload = true;         // bench, mix: fill the key space before measuring
+  unsigned multiget_max = 10;    // blast: keys per multi-get, 2..this
+  bool preload = true;           // bench, mix: fill the key space before measuring
   std::optional<bool> progress;  // default: when stdout is a terminal (and not --json)
 
   // What the workload actually uses once its fixed profile is applied (bench) and defaults are

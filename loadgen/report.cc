@@ -32,8 +32,8 @@ std::string latency_line(const Histogram& h) {
 }
 
 nlohmann::json latency_json(const Histogram& h) {
-  return {{"p50", us(h.percentile(50))},     {"p90", us(h.percentile(90))},    {"p99", us(h.percentile(99))},
-          {"p99_9", us(h.percentile(99.9))}, {"max", us(h.max())},             {"min", us(h.min())},
+  return {{"p50", us(h.percentile(50))},     {"p90", us(h.percentile(90))}, {"p99", us(h.percentile(99))},
+          {"p99_9", us(h.percentile(99.9))}, {"max", us(h.max())},          {"min", us(h.min())},
           {"mean", h.mean() / 1000.0}};
 }
 
@@ -55,8 +55,9 @@ void print_header(std::FILE* out, const RunReport& report) {
   row("loop", o.rate > 0 ? fmt::format("open, {} requests/s in total (latency from intended send times)", o.rate)
                          : std::string("closed"));
   row("limit", limit_text(o));
-  row("keys", fmt::format("{} bytes ('{}...'), key space {}, {}{}", o.key_length, report.key_prefix, o.key_space, dist_name(o.key_dist),
-                          o.key_dist == KeyDist::kZipf ? fmt::format(" (theta {})", o.zipf_theta) : ""));
+  row("keys",
+      fmt::format("{} bytes ('{}...'), key space {}, {}{}", o.key_length, report.key_prefix, o.key_space,
+                  dist_name(o.key_dist), o.key_dist == KeyDist::kZipf ? fmt::format(" (theta {})", o.zipf_theta) : ""));
   row("values", value_sizes(o.value_min, o.value_max));
   row("get ratio", o.get_ratio ? fmt::format("{}", *o.get_ratio) : std::string("n/a"));
   row("multi-get", fmt::format("2..{} keys (blast)", o.multiget_max));
@@ -73,13 +74,15 @@ void print_phase(std::FILE* out, const PhaseResult& phase) {
   fmt::print(out, "\n{}: {} requests in {:.3f} s = {:.0f} ops/s\n", phase.name, s.ops, phase.elapsed_s,
              phase.ops_per_s());
   fmt::print(out, "  latency us   {}\n", latency_line(s.latency));
-  if (s.send_lag.count() > 0) fmt::print(out, "  send lag us  {}  (open loop: sent after the intended time)\n", latency_line(s.send_lag));
+  if (s.send_lag.count() > 0)
+    fmt::print(out, "  send lag us  {}  (open loop: sent after the intended time)\n", latency_line(s.send_lag));
   for (size_t i = 0; i < kOpKinds; ++i) {
     const CommandStats& c = s.commands[i];
     if (c.ops == 0) continue;
     std::string hits;
     if (is_read(static_cast<OpKind>(i))) {
-      hits = fmt::format("  hits {:.2f}%", c.keys ? 100.0 * static_cast<double>(c.hits) / static_cast<double>(c.keys) : 0.0);
+      hits = fmt::format("  hits {:.2f}%",
+                         c.keys ? 100.0 * static_cast<double>(c.hits) / static_cast<double>(c.keys) : 0.0);
     }
     fmt::print(out, "  {:<9}{:>10} req{:<14}  {}\n", op_name(static_cast<OpKind>(i)), c.ops, hits,
                latency_line(c.latency));
@@ -89,7 +92,8 @@ void print_phase(std::FILE* out, const PhaseResult& phase) {
     if (!errors.empty()) errors += ", ";
     errors += fmt::format("{} {}", error_name(static_cast<ErrorKind>(i)), s.errors[i]);
   }
-  fmt::print(out, "  errors       {}{}\n", s.errors_total == 0 ? "none: " : fmt::format("{} ({}) ", s.errors_total, "FAILED"), errors);
+  fmt::print(out, "  errors       {}{}\n",
+             s.errors_total == 0 ? "none: " : fmt::format("{} ({}) ", s.errors_total, "FAILED"), errors);
   if (s.aborted > 0) fmt::print(out, "  aborted      {} requests in flight on failed connections\n", s.aborted);
   if (s.unjudged > 0) {
     fmt::print(out, "  unjudged     {} reads of keys whose last store failed (not checked)\n", s.unjudged);
@@ -154,7 +158,8 @@ std::string report_json(const RunReport& report) {
       commands[std::string(op_name(static_cast<OpKind>(i)))] = entry;
     }
     nlohmann::json errors = {{"total", s.errors_total}};
-    for (size_t i = 0; i < kErrorKinds; ++i) errors[std::string(error_json_key(static_cast<ErrorKind>(i)))] = s.errors[i];
+    for (size_t i = 0; i < kErrorKinds; ++i)
+      errors[std::string(error_json_key(static_cast<ErrorKind>(i)))] = s.errors[i];
     phases.push_back({
         {"name", phase.name},
         {"measured", phase.measured},
@@ -169,9 +174,8 @@ std::string report_json(const RunReport& report) {
         {"aborted", s.aborted},
         {"unsent", s.unsent},
         {"unjudged", s.unjudged},
-        {"cpu", {{"user_s", phase.cpu.user_s},
-                 {"system_s", phase.cpu.system_s},
-                 {"us_per_request", phase.cpu_us_per_op()}}},
+        {"cpu",
+         {{"user_s", phase.cpu.user_s}, {"system_s", phase.cpu.system_s}, {"us_per_request", phase.cpu_us_per_op()}}},
     });
   }
   nlohmann::json out = {

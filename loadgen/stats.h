@@ -20,7 +20,7 @@ enum class ErrorKind : uint8_t {
   kConnection,        // connect failed, reset, or closed by the server
 };
 inline constexpr size_t kErrorKinds = 5;
-std::string_view error_name(ErrorKind kind);     // "protocol error", ...
+std::string_view error_name(ErrorKind kind);      // "protocol error", ...
 std::string_view error_json_key(ErrorKind kind);  // "protocol", ...
 
 struct CommandStats {
@@ -38,10 +38,10 @@ struct PhaseStats {
   // Open loop: how late each request was sent after its intended time. Large values mean the
   // loadgen itself (or its CPU) could not keep the schedule: the latencies then include that.
   Histogram send_lag;
-  uint64_t ops = 0;   // requests answered (correctly or not)
-  uint64_t aborted = 0;  // requests in flight on a connection that failed
+  uint64_t ops = 0;       // requests answered (correctly or not)
+  uint64_t aborted = 0;   // requests in flight on a connection that failed
   uint64_t unjudged = 0;  // reads of a key whose last store on the connection failed
-  uint64_t unsent = 0;   // open loop: requests due before the end but never sent (fell behind)
+  uint64_t unsent = 0;    // open loop: requests due before the end but never sent (fell behind)
   std::array<uint64_t, kErrorKinds> errors{};
   uint64_t errors_total = 0;
   std::vector<std::string> samples;  // the first few error descriptions of each kind

@@ -283,9 +283,9 @@ class Blast final : public Workload {
 
   bool next(Cursor& c, Rng& rng, Op& op) const override {
     static constexpr OpKind kReads[] = {OpKind::kGet, OpKind::kMultiGet, OpKind::kGat};
-    static constexpr OpKind kWrites[] = {OpKind::kSet,    OpKind::kAdd,   OpKind::kReplace,
+    static constexpr OpKind kWrites[] = {OpKind::kSet,    OpKind::kAdd,     OpKind::kReplace,
                                          OpKind::kAppend, OpKind::kPrepend, OpKind::kDelete,
-                                         OpKind::kTouch,  OpKind::kIncr,  OpKind::kDecr};
+                                         OpKind::kTouch,  OpKind::kIncr,    OpKind::kDecr};
     const double u = rng.unit();
     OpKind kind;
     if (u < read_ratio_) {
@@ -370,8 +370,8 @@ class Blast final : public Workload {
 std::unique_ptr<Workload> make_fill(const ValueModel& values, uint64_t key_space, size_t value_min, size_t value_max) {
   return std::make_unique<Fill>(values, key_space, value_min, value_max);
 }
-std::unique_ptr<Workload> make_setget(const ValueModel& values, uint64_t key_space, size_t value_min,
-                                      size_t value_max, bool cycle) {
+std::unique_ptr<Workload> make_setget(const ValueModel& values, uint64_t key_space, size_t value_min, size_t value_max,
+                                      bool cycle) {
   return std::make_unique<SetGet>(values, key_space, value_min, value_max, cycle);
 }
 std::unique_ptr<Workload> make_sizes(const ValueModel& values, std::vector<size_t> sizes) {
@@ -381,8 +381,8 @@ std::unique_ptr<Workload> make_setops(const ValueModel& values, proto::Protocol 
                                       size_t value_min, size_t value_max, bool cycle) {
   return std::make_unique<SetOps>(values, protocol, key_space, value_min, value_max, cycle);
 }
-std::unique_ptr<Workload> make_mix(const ValueModel& values, const KeyChooser& keys, double get_ratio,
-                                   size_t value_min, size_t value_max) {
+std::unique_ptr<Workload> make_mix(const ValueModel& values, const KeyChooser& keys, double get_ratio, size_t value_min,
+                                   size_t value_max) {
   return std::make_unique<Mix>(values, keys, get_ratio, value_min, value_max);
 }
 std::unique_ptr<Workload> make_blast(const ValueModel& values, const KeyChooser& keys, double read_ratio,

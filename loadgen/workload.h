@@ -26,7 +26,20 @@ struct Options;
 inline constexpr size_t kMaxMultiGet = 32;
 inline constexpr size_t kMaxValueSize = size_t{64} << 20;
 
-enum class OpKind : uint8_t { kGet, kMultiGet, kGat, kSet, kAdd, kReplace, kAppend, kPrepend, kDelete, kTouch, kIncr, kDecr };
+enum class OpKind : uint8_t {
+  kGet,
+  kMultiGet,
+  kGat,
+  kSet,
+  kAdd,
+  kReplace,
+  kAppend,
+  kPrepend,
+  kDelete,
+  kTouch,
+  kIncr,
+  kDecr
+};
 inline constexpr size_t kOpKinds = 12;
 std::string_view op_name(OpKind kind);
 inline bool is_read(OpKind kind) { return kind == OpKind::kGet || kind == OpKind::kMultiGet || kind == OpKind::kGat; }
@@ -34,9 +47,9 @@ inline bool is_store(OpKind kind) { return kind >= OpKind::kSet && kind <= OpKin
 
 // A reply, whatever the protocol, reduced to what it means.
 enum class Outcome : uint8_t {
-  kHit,         // a read found every key it asked for
-  kMiss,        // a read found none
-  kPartial,     // a multi-get found some
+  kHit,      // a read found every key it asked for
+  kMiss,     // a read found none
+  kPartial,  // a multi-get found some
   kStored,
   kNotStored,
   kExists,
@@ -109,14 +122,14 @@ class Workload {
 // versions, so a value left by an earlier run can never pass for the one just written.
 // `cycle`: setget/setops walk their keys again and again (for --duration/--ops) instead of once.
 std::unique_ptr<Workload> make_fill(const ValueModel& values, uint64_t key_space, size_t value_min, size_t value_max);
-std::unique_ptr<Workload> make_setget(const ValueModel& values, uint64_t key_space, size_t value_min,
-                                      size_t value_max, bool cycle);
+std::unique_ptr<Workload> make_setget(const ValueModel& values, uint64_t key_space, size_t value_min, size_t value_max,
+                                      bool cycle);
 std::unique_ptr<Workload> make_sizes(const ValueModel& values, std::vector<size_t> sizes);
 std::unique_ptr<Workload> make_setops(const ValueModel& values, proto::Protocol protocol, uint64_t key_space,
                                       size_t value_min, size_t value_max, bool cycle);
 // bench/mix: get (checked against the keyed values) or set, from the key chooser.
-std::unique_ptr<Workload> make_mix(const ValueModel& values, const KeyChooser& keys, double get_ratio,
-                                   size_t value_min, size_t value_max);
+std::unique_ptr<Workload> make_mix(const ValueModel& values, const KeyChooser& keys, double get_ratio, size_t value_min,
+                                   size_t value_max);
 std::unique_ptr<Workload> make_blast(const ValueModel& values, const KeyChooser& keys, double read_ratio,
                                      size_t value_min, size_t value_max, unsigned multiget_max);
 

@@ -4,7 +4,7 @@
 set -euo pipefail
 
 packages=(
-  build-essential cmake pkg-config
+  build-essential cmake pkg-config clang-format clang-tidy git
   libuv1-dev librocksdb-dev nlohmann-json3-dev prometheus-cpp-dev
   libspdlog-dev libfmt-dev libxxhash-dev libcli11-dev liburing-dev
   libgtest-dev libgmock-dev

@@ -94,11 +94,11 @@ class MetricsExporter::Collector : public prometheus::Collectable {
   // Requests and their latency by worker, tier, command and result.
   void collect_requests(const std::vector<size_t>& slots, std::vector<MetricFamily>& out) const {
     const auto relaxed = std::memory_order_relaxed;
-    auto requests = family("rend_requests_total", "Requests by tier (client, l1, l2), command and result.",
-                           MetricType::Counter);
-    auto latency = family("rend_request_duration_seconds",
-                          "Request latency by tier and command: client = received to reply ready.",
-                          MetricType::Histogram);
+    auto requests =
+        family("rend_requests_total", "Requests by tier (client, l1, l2), command and result.", MetricType::Counter);
+    auto latency =
+        family("rend_request_duration_seconds",
+               "Request latency by tier and command: client = received to reply ready.", MetricType::Histogram);
     for (size_t s : slots) {
       const RequestMetrics& rm = stats_.slot(s).requests;
       for (size_t t = 0; t < kTiers; ++t) {
@@ -122,8 +122,8 @@ class MetricsExporter::Collector : public prometheus::Collectable {
           uint64_t cumulative = 0;
           for (size_t b = 0; b < kLatencyBuckets; ++b) {
             cumulative += h.buckets[b].load(relaxed);
-            const double bound = b < kLatencyBoundsUs.size() ? kLatencyBoundsUs[b] / 1e6
-                                                             : std::numeric_limits<double>::infinity();
+            const double bound =
+                b < kLatencyBoundsUs.size() ? kLatencyBoundsUs[b] / 1e6 : std::numeric_limits<double>::infinity();
             m.histogram.bucket.push_back({cumulative, bound});
           }
           m.histogram.sample_count = cumulative;
@@ -134,7 +134,6 @@ class MetricsExporter::Collector : public prometheus::Collectable {
     }
     out.push_back(std::move(requests));
     out.push_back(std::move(latency));
-
   }
 
   // Connections, bytes and the other per-worker counters.
@@ -142,8 +141,9 @@ class MetricsExporter::Collector : public prometheus::Collectable {
     const auto relaxed = std::memory_order_relaxed;
     auto connections = family("rend_client_connections", "Client connections open now.", MetricType::Gauge);
     for (size_t s : slots) {
-      add_value(connections, {label("worker", std::to_string(s))},
-                static_cast<double>(stats_.slot(s).values[static_cast<size_t>(Counter::curr_connections)].load(relaxed)));
+      add_value(
+          connections, {label("worker", std::to_string(s))},
+          static_cast<double>(stats_.slot(s).values[static_cast<size_t>(Counter::curr_connections)].load(relaxed)));
     }
     out.push_back(std::move(connections));
 
@@ -155,7 +155,6 @@ class MetricsExporter::Collector : public prometheus::Collectable {
       }
       out.push_back(std::move(f));
     }
-
   }
 
   // Backend connections per worker and tier.
@@ -173,29 +172,30 @@ class MetricsExporter::Collector : public prometheus::Collectable {
     };
     backend_counter("rend_backend_reconnects_total", "Backend connection attempts after a failure.",
                     Counter::l1_reconnects, Counter::l2_reconnects);
-    backend_counter("rend_backend_timeouts_total", "Backend requests that passed their deadline.",
-                    Counter::l1_timeouts, Counter::l2_timeouts);
+    backend_counter("rend_backend_timeouts_total", "Backend requests that passed their deadline.", Counter::l1_timeouts,
+                    Counter::l2_timeouts);
     backend_counter("rend_backend_errors_total", "Backend requests failed (connection lost or timeout).",
                     Counter::l1_errors, Counter::l2_errors);
     auto up = family("rend_backend_connections_up", "Backend connections established now.", MetricType::Gauge);
     for (size_t s : slots) {
-      for (auto [tier, c] : {std::pair{"l1", Counter::l1_connections_up}, std::pair{"l2", Counter::l2_connections_up}}) {
+      for (auto [tier, c] :
+           {std::pair{"l1", Counter::l1_connections_up}, std::pair{"l2", Counter::l2_connections_up}}) {
         add_value(up, {label("worker", std::to_string(s)), label("tier", tier)},
                   static_cast<double>(stats_.slot(s).values[static_cast<size_t>(c)].load(relaxed)));
       }
     }
     out.push_back(std::move(up));
-
   }
 
   // The supervisor's own: restarts, reloads, children up.
   void collect_supervisor(const std::vector<size_t>& slots, std::vector<MetricFamily>& out) const {
     const auto relaxed = std::memory_order_relaxed;
     auto restarts = family("rend_worker_restarts_total", "Workers restarted after dying.", MetricType::Counter);
-    for (size_t s : slots) add_value(restarts, {label("worker", std::to_string(s))}, sup_.worker_restarts[s].load(relaxed));
+    for (size_t s : slots)
+      add_value(restarts, {label("worker", std::to_string(s))}, sup_.worker_restarts[s].load(relaxed));
     out.push_back(std::move(restarts));
-    auto child_restarts = family("rend_child_restarts_total", "memcached and rend-l2 restarted after dying.",
-                                 MetricType::Counter);
+    auto child_restarts =
+        family("rend_child_restarts_total", "memcached and rend-l2 restarted after dying.", MetricType::Counter);
     add_value(child_restarts, {label("child", "memcached")}, sup_.memcached_restarts.load(relaxed));
     add_value(child_restarts, {label("child", "rend-l2")}, sup_.l2_restarts.load(relaxed));
     out.push_back(std::move(child_restarts));
@@ -208,7 +208,6 @@ class MetricsExporter::Collector : public prometheus::Collectable {
     add_value(children, {label("child", "memcached")}, static_cast<double>(sup_.memcached_up.load(relaxed)));
     add_value(children, {label("child", "rend-l2")}, static_cast<double>(sup_.l2_up.load(relaxed)));
     out.push_back(std::move(children));
-
   }
 
   // rend-l2's RocksDB figures, once it has published them.
@@ -223,13 +222,15 @@ class MetricsExporter::Collector : public prometheus::Collectable {
         MetricType type;
         double scale = 1.0;  // from rend-l2's unit to Prometheus' base unit
       } kL2[] = {
-          {L2Gauge::live_data_bytes, "rend_l2_live_data_bytes", "RocksDB estimate of live data size.", MetricType::Gauge},
+          {L2Gauge::live_data_bytes, "rend_l2_live_data_bytes", "RocksDB estimate of live data size.",
+           MetricType::Gauge},
           {L2Gauge::sst_files_bytes, "rend_l2_sst_files_bytes", "Total size of RocksDB SST files.", MetricType::Gauge},
           {L2Gauge::pending_compaction_bytes, "rend_l2_pending_compaction_bytes",
            "RocksDB estimate of bytes compaction still has to rewrite.", MetricType::Gauge},
           {L2Gauge::write_stall_micros, "rend_l2_write_stall_seconds_total", "Time RocksDB stalled writes.",
            MetricType::Counter, 1e-6},
-          {L2Gauge::block_cache_hits, "rend_l2_block_cache_hits_total", "RocksDB block cache hits.", MetricType::Counter},
+          {L2Gauge::block_cache_hits, "rend_l2_block_cache_hits_total", "RocksDB block cache hits.",
+           MetricType::Counter},
           {L2Gauge::block_cache_misses, "rend_l2_block_cache_misses_total", "RocksDB block cache misses.",
            MetricType::Counter},
           {L2Gauge::disk_bytes, "rend_l2_disk_bytes", "Size of rend-l2's data directory on disk.", MetricType::Gauge},

@@ -51,7 +51,8 @@ std::string exchange(const std::string& path, const std::string& request, int ti
   std::string reply;
   const auto deadline = std::chrono::steady_clock::now() + std::chrono::milliseconds(timeout_ms);
   while (reply.find('\n') == std::string::npos) {
-    const auto left = std::chrono::duration_cast<std::chrono::milliseconds>(deadline - std::chrono::steady_clock::now());
+    const auto left =
+        std::chrono::duration_cast<std::chrono::milliseconds>(deadline - std::chrono::steady_clock::now());
     pollfd p{fd, POLLIN, 0};
     if (left.count() <= 0 || poll(&p, 1, static_cast<int>(left.count())) <= 0) {
       error = "no answer from rend within " + std::to_string(timeout_ms / 1000) + "s";
@@ -75,7 +76,8 @@ void print_status(const json& r) {
   const json& s = r["supervisor"];
   std::cout << "rend " << s["version"].get<std::string>() << " (pid " << s["pid"] << "), "
             << s["state"].get<std::string>() << ", up " << duration(s["uptime_s"].get<uint64_t>()) << "\n";
-  std::cout << "config " << (s["config_file"].get<std::string>().empty() ? "(defaults)" : s["config_file"].get<std::string>())
+  std::cout << "config "
+            << (s["config_file"].get<std::string>().empty() ? "(defaults)" : s["config_file"].get<std::string>())
             << (s["config_hash"].get<std::string>().empty() ? "" : " hash " + s["config_hash"].get<std::string>())
             << "\n\n";
   std::printf("%-6s %-8s %-10s %-9s %-7s %s\n", "WORKER", "PID", "STATE", "UPTIME", "CONNS", "RESTARTS");
@@ -113,7 +115,8 @@ int main(int argc, char** argv) {
   app.add_subcommand("restart-worker", "restart one worker")->add_option("slot", slot, "worker slot")->required();
   int workers = 0;
   app.add_subcommand("scale", "run N workers, adding or draining them live")
-      ->add_option("workers", workers, "number of workers")->required();
+      ->add_option("workers", workers, "number of workers")
+      ->required();
   app.add_subcommand("stop", "graceful stop: finish in-flight requests, then exit");
   app.add_subcommand("version", "rend's version");
   CLI11_PARSE(app, argc, argv);

@@ -67,17 +67,21 @@ void Service::spawn() {
 void Service::poll_ready(int attempts_left) {
   if (stopping_ || !on_first_ready_) return;
   if (unix_socket_accepts(options_.socket_path) || attempts_left <= 0) {
-    if (attempts_left <= 0) spdlog::warn("{} is not answering on {} yet; going on", options_.name, options_.socket_path);
+    if (attempts_left <= 0)
+      spdlog::warn("{} is not answering on {} yet; going on", options_.name, options_.socket_path);
     auto ready = std::move(on_first_ready_);
     on_first_ready_ = nullptr;
     ready();
     return;
   }
   ready_attempts_ = attempts_left - 1;
-  uv_timer_start(&timer_, [](uv_timer_t* t) {
-    auto* self = static_cast<Service*>(t->data);
-    self->poll_ready(self->ready_attempts_);
-  }, 20, 0);
+  uv_timer_start(
+      &timer_,
+      [](uv_timer_t* t) {
+        auto* self = static_cast<Service*>(t->data);
+        self->poll_ready(self->ready_attempts_);
+      },
+      20, 0);
 }
 
 void Service::on_exit(int64_t status, int signal) {
@@ -94,9 +98,10 @@ void Service::on_exit(int64_t status, int signal) {
   }
   if (signal == 0 && status == options_.fatal_status) {
     failed_ = true;
-    spdlog::critical("{} exited with status {}: it cannot run with this configuration (see its message above); "
-                     "not restarting it until rend restarts",
-                     options_.name, status);
+    spdlog::critical(
+        "{} exited with status {}: it cannot run with this configuration (see its message above); "
+        "not restarting it until rend restarts",
+        options_.name, status);
     return;
   }
   restarts_++;
@@ -116,7 +121,8 @@ void Service::on_exit(int64_t status, int signal) {
   } else {
     spdlog::warn("{} exited ({}); restarting in {} ms", options_.name, how, delay);
   }
-  uv_timer_start(&timer_, [](uv_timer_t* t) { static_cast<Service*>(t->data)->spawn(); }, delay, 0);
+  uv_timer_start(
+      &timer_, [](uv_timer_t* t) { static_cast<Service*>(t->data)->spawn(); }, delay, 0);
 }
 
 void Service::stop(std::function<void()> on_stopped) {

@@ -20,10 +20,10 @@ namespace rend::supervisor {
 class Service {
  public:
   struct Options {
-    std::string name;                         // "memcached", "rend-l2"
+    std::string name;                                // "memcached", "rend-l2"
     std::function<std::vector<std::string>()> argv;  // rebuilt at each start
-    std::vector<int> inherit;                 // fds the child gets as 3, 4, ...
-    std::string socket_path;                  // ready when this accepts
+    std::vector<int> inherit;                        // fds the child gets as 3, 4, ...
+    std::string socket_path;                         // ready when this accepts
     SupervisorConfig backoff;
     std::atomic<uint64_t>* restarts_metric = nullptr;
     std::atomic<int64_t>* up_metric = nullptr;

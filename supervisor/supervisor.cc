@@ -45,7 +45,9 @@ uint64_t backoff_ms(const SupervisorConfig& c, int streak) {
 }  // namespace
 
 Supervisor::Supervisor(uv_loop_t* loop, std::string config_path, std::string config_hash, Config config)
-    : loop_(loop), config_path_(std::move(config_path)), config_hash_(std::move(config_hash)),
+    : loop_(loop),
+      config_path_(std::move(config_path)),
+      config_hash_(std::move(config_hash)),
       config_(std::move(config)) {}
 
 Supervisor::~Supervisor() {
@@ -160,16 +162,16 @@ Status Supervisor::open_endpoints() {
 }
 
 void Supervisor::log_start() const {
-  spdlog::info("rend {} listening on {}:{}{} with {} workers; effective config: {}", kVersion,
-               config_.listen.host, config_.listen.port,
-               config_.listen.unix_socket.empty() ? "" : " and " + config_.listen.unix_socket, config_.workers,
-               config_.effective.dump());
+  spdlog::info("rend {} listening on {}:{}{} with {} workers; effective config: {}", kVersion, config_.listen.host,
+               config_.listen.port, config_.listen.unix_socket.empty() ? "" : " and " + config_.listen.unix_socket,
+               config_.workers, config_.effective.dump());
   if (config_.l2.enabled && config_.supervisor.stop_timeout_ms <= tier_race_window_ms(config_)) {
     // A stopping worker waits up to the race window for its pending L1 burials (worker/delayed_burials.h);
     // killed sooner, it loses them.
-    spdlog::warn("supervisor.stop_timeout_ms ({}) is not above the race window ({} ms, from the L1 and L2 "
-                 "timeouts): a worker stopped soon after a raced write may be killed before it buries its L1 copy",
-                 config_.supervisor.stop_timeout_ms, tier_race_window_ms(config_));
+    spdlog::warn(
+        "supervisor.stop_timeout_ms ({}) is not above the race window ({} ms, from the L1 and L2 "
+        "timeouts): a worker stopped soon after a raced write may be killed before it buries its L1 copy",
+        config_.supervisor.stop_timeout_ms, tier_race_window_ms(config_));
   }
 }
 
@@ -180,29 +182,46 @@ void Supervisor::install_handlers() {
   uv_signal_init(loop_, &sigint_);
   uv_signal_init(loop_, &sighup_);
   sigterm_.data = sigint_.data = sighup_.data = this;
-  uv_signal_start(&sigterm_, [](uv_signal_t* h, int) { static_cast<Supervisor*>(h->data)->stop(); }, SIGTERM);
-  uv_signal_start(&sigint_, [](uv_signal_t* h, int) { static_cast<Supervisor*>(h->data)->stop(); }, SIGINT);
-  uv_signal_start(&sighup_, [](uv_signal_t* h, int) {
-    auto* self = static_cast<Supervisor*>(h->data);
-    if (Status s = self->reload(); !s) spdlog::error("reload rejected, keeping the running config: {}", s.message());
-  }, SIGHUP);
+  uv_signal_start(
+      &sigterm_, [](uv_signal_t* h, int) { static_cast<Supervisor*>(h->data)->stop(); }, SIGTERM);
+  uv_signal_start(
+      &sigint_, [](uv_signal_t* h, int) { static_cast<Supervisor*>(h->data)->stop(); }, SIGINT);
+  uv_signal_start(
+      &sighup_,
+      [](uv_signal_t* h, int) {
+        auto* self = static_cast<Supervisor*>(h->data);
+        if (Status s = self->reload(); !s)
+          spdlog::error("reload rejected, keeping the running config: {}", s.message());
+      },
+      SIGHUP);
   uv_timer_init(loop_, &stop_timer_);
   stop_timer_.data = this;
   uv_timer_init(loop_, &reap_timer_);
   reap_timer_.data = this;
   // Retired children are freed once libuv has closed their handles.
-  uv_timer_start(&reap_timer_, [](uv_timer_t* t) {
-    auto* self = static_cast<Supervisor*>(t->data);
-    std::erase_if(self->retired_, [](const auto& c) { return c->finished(); });
-  }, 1000, 1000);
+  uv_timer_start(
+      &reap_timer_,
+      [](uv_timer_t* t) {
+        auto* self = static_cast<Supervisor*>(t->data);
+        std::erase_if(self->retired_, [](const auto& c) { return c->finished(); });
+      },
+      1000, 1000);
 }
 
 // ---- memcached and rend-l2 --------------------------------------------------------------------------
 
 std::vector<std::string> Supervisor::memcached_argv() const {
   const MemcachedConfig& m = config_.memcached;
-  std::vector<std::string> argv = {m.binary, "-s", unix_path_of(config_.l1.address), "-a", "0700", "-m",
-                                   std::to_string(m.memory_mb), "-t", std::to_string(m.threads), "-c",
+  std::vector<std::string> argv = {m.binary,
+                                   "-s",
+                                   unix_path_of(config_.l1.address),
+                                   "-a",
+                                   "0700",
+                                   "-m",
+                                   std::to_string(m.memory_mb),
+                                   "-t",
+                                   std::to_string(m.threads),
+                                   "-c",
                                    std::to_string(m.max_connections)};
   // Chunked L1 stores only items of l1.chunk_size, so memcached's item limit does not apply.
   if (!config_.l1_chunked && config_.worker.max_item_size > 1024 * 1024) {
@@ -236,17 +255,25 @@ void Supervisor::start_services() {
   };
   services_pending_ = 1 + (config_.memcached.enabled ? 1 : 0) + (config_.l2.enabled && config_.l2.supervised ? 1 : 0);
   if (config_.memcached.enabled) {
-    memcached_ = std::make_unique<Service>(
-        loop_, Service::Options{"memcached", [this] { return memcached_argv(); }, {}, unix_path_of(config_.l1.address),
-                                config_.supervisor, &metrics_.memcached_restarts, &metrics_.memcached_up,
-                                kExitMemcachedUsage});
+    memcached_ = std::make_unique<Service>(loop_, Service::Options{"memcached",
+                                                                   [this] { return memcached_argv(); },
+                                                                   {},
+                                                                   unix_path_of(config_.l1.address),
+                                                                   config_.supervisor,
+                                                                   &metrics_.memcached_restarts,
+                                                                   &metrics_.memcached_up,
+                                                                   kExitMemcachedUsage});
     memcached_->start(one_ready);
   }
   if (config_.l2.enabled && config_.l2.supervised) {
-    l2_ = std::make_unique<Service>(
-        loop_, Service::Options{"rend-l2", [this] { return l2_argv(); }, {stats_fd_},
-                                unix_path_of(config_.l2.backend.address), config_.supervisor, &metrics_.l2_restarts,
-                                &metrics_.l2_up, kExitBadConfig});
+    l2_ = std::make_unique<Service>(loop_, Service::Options{"rend-l2",
+                                                            [this] { return l2_argv(); },
+                                                            {stats_fd_},
+                                                            unix_path_of(config_.l2.backend.address),
+                                                            config_.supervisor,
+                                                            &metrics_.l2_restarts,
+                                                            &metrics_.l2_up,
+                                                            kExitBadConfig});
     l2_->start(one_ready);
   }
   one_ready();
@@ -262,8 +289,15 @@ void Supervisor::start_workers() {
 
 Status Supervisor::spawn_worker(Slot& slot, std::unique_ptr<ChildProcess>& out, std::function<void()> on_ready) {
   std::vector<int> inherit = {stats_fd_, slot.tcp_fd};
-  std::vector<std::string> argv = {worker_binary(), "--slot", std::to_string(slot.index), "--config-json",
-                                   config_.effective.dump(), "--stats-fd", "3", "--tcp-fd", "4"};
+  std::vector<std::string> argv = {worker_binary(),
+                                   "--slot",
+                                   std::to_string(slot.index),
+                                   "--config-json",
+                                   config_.effective.dump(),
+                                   "--stats-fd",
+                                   "3",
+                                   "--tcp-fd",
+                                   "4"};
   if (slot.batch_fd >= 0) {
     inherit.push_back(slot.batch_fd);
     argv.push_back("--batch-fd");
@@ -281,10 +315,9 @@ Status Supervisor::spawn_worker(Slot& slot, std::unique_ptr<ChildProcess>& out, 
   ChildProcess* raw = child.get();
   Slot* slot_ptr = &slot;
   int got_ready_fd = -1;
-  Status s = child->spawn(argv, inherit, true, got_ready_fd, std::move(on_ready),
-                          [this, slot_ptr, raw](int64_t status, int signal) {
-                            on_worker_exit(*slot_ptr, raw, status, signal);
-                          });
+  Status s = child->spawn(
+      argv, inherit, true, got_ready_fd, std::move(on_ready),
+      [this, slot_ptr, raw](int64_t status, int signal) { on_worker_exit(*slot_ptr, raw, status, signal); });
   if (!s) {
     retire(std::move(child));
     return s;
@@ -337,9 +370,10 @@ void Supervisor::on_worker_exit(Slot& slot, ChildProcess* child, int64_t status,
     // them (the other slots take them); a reload reopens them with the new configuration.
     slot.failed = true;
     close_slot_sockets(slot);
-    spdlog::critical("worker {} (pid {}) cannot run with this configuration (see its message above); "
-                     "not restarting it until a reload",
-                     slot.index, child->pid());
+    spdlog::critical(
+        "worker {} (pid {}) cannot run with this configuration (see its message above); "
+        "not restarting it until a reload",
+        slot.index, child->pid());
     return;
   }
   slot.restarts++;
@@ -361,10 +395,13 @@ void Supervisor::schedule_restart(Slot& slot) {
     uv_timer_init(loop_, slot.restart_timer);
   }
   slot.restart_timer->data = &slot;
-  uv_timer_start(slot.restart_timer, [](uv_timer_t* t) {
-    auto* slot = static_cast<Slot*>(t->data);
-    slot->owner->start_slot(*slot);
-  }, delay, 0);
+  uv_timer_start(
+      slot.restart_timer,
+      [](uv_timer_t* t) {
+        auto* slot = static_cast<Slot*>(t->data);
+        slot->owner->start_slot(*slot);
+      },
+      delay, 0);
 }
 
 void Supervisor::retire(std::unique_ptr<ChildProcess> child) {
@@ -383,16 +420,19 @@ void Supervisor::stop() {
     if (s->worker) s->worker->kill(SIGTERM);
   }
   for (auto& c : retired_) c->kill(SIGTERM);
-  uv_timer_start(&stop_timer_, [](uv_timer_t* t) {
-    auto* self = static_cast<Supervisor*>(t->data);
-    spdlog::warn("stop timeout: killing what is left");
-    for (auto& s : self->slots_) {
-      if (s->worker) s->worker->kill(SIGKILL);
-    }
-    for (auto& c : self->retired_) c->kill(SIGKILL);
-    if (self->memcached_) self->memcached_->kill_now();
-    if (self->l2_) self->l2_->kill_now();
-  }, static_cast<uint64_t>(config_.supervisor.stop_timeout_ms), 0);
+  uv_timer_start(
+      &stop_timer_,
+      [](uv_timer_t* t) {
+        auto* self = static_cast<Supervisor*>(t->data);
+        spdlog::warn("stop timeout: killing what is left");
+        for (auto& s : self->slots_) {
+          if (s->worker) s->worker->kill(SIGKILL);
+        }
+        for (auto& c : self->retired_) c->kill(SIGKILL);
+        if (self->memcached_) self->memcached_->kill_now();
+        if (self->l2_) self->l2_->kill_now();
+      },
+      static_cast<uint64_t>(config_.supervisor.stop_timeout_ms), 0);
   maybe_finish_stop();
 }
 

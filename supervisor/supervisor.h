@@ -106,7 +106,7 @@ class Supervisor {
   std::unique_ptr<Service> memcached_;
   std::unique_ptr<Service> l2_;
   int services_pending_ = 0;  // services not yet answering before the workers start
-  std::deque<int> rolling_;  // slots still to roll
+  std::deque<int> rolling_;   // slots still to roll
   bool rolling_busy_ = false;
   bool workers_started_ = false;
   bool stopping_ = false;

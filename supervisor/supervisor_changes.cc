@@ -16,17 +16,19 @@ Status Supervisor::reload() {
   if (stopping_) return Status::error("stopping");
   Config next;
   std::string hash;
-  Status loaded = config_path_.empty() ? parse_config(nlohmann::json::object(), next)
-                                       : load_config_file(config_path_, next, &hash);
+  Status loaded =
+      config_path_.empty() ? parse_config(nlohmann::json::object(), next) : load_config_file(config_path_, next, &hash);
   if (!loaded) {
     metrics_.reloads_failed++;
     return loaded;
   }
   if (const std::vector<std::string> changed = restart_only_changes(config_, next); !changed.empty()) {
     metrics_.reloads_failed++;
-    return Status::error(fmt::format("{}: cannot change on reload (listening sockets, memcached, rend-l2's identity, "
-                                     "run_dir, control and metrics need a restart of rend); restart rend to change "
-                                     "{}", fmt::join(changed, ", "), changed.size() == 1 ? "it" : "them"));
+    return Status::error(
+        fmt::format("{}: cannot change on reload (listening sockets, memcached, rend-l2's identity, "
+                    "run_dir, control and metrics need a restart of rend); restart rend to change "
+                    "{}",
+                    fmt::join(changed, ", "), changed.size() == 1 ? "it" : "them"));
   }
   metrics_.reloads_ok++;
   config_ = std::move(next);

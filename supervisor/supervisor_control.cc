@@ -29,8 +29,9 @@ bool Supervisor::settled() const {
 void Supervisor::when_settled(std::function<void()> done) {
   settle_waiters_.push_back(std::move(done));
   if (!uv_is_active(reinterpret_cast<uv_handle_t*>(&settle_timer_))) {
-    uv_timer_start(&settle_timer_, [](uv_timer_t* t) { static_cast<Supervisor*>(t->data)->check_settled(); },
-                   kSettleCheckMs, kSettleCheckMs);
+    uv_timer_start(
+        &settle_timer_, [](uv_timer_t* t) { static_cast<Supervisor*>(t->data)->check_settled(); }, kSettleCheckMs,
+        kSettleCheckMs);
   }
 }
 
@@ -46,11 +47,11 @@ json Supervisor::status() const {
   const uint64_t now = uv_now(loop_);
   json workers = json::array();
   for (const auto& s : slots_) {
-    std::string state = s->retiring ? "retiring"
-                        : s->failed ? "failed"
+    std::string state = s->retiring  ? "retiring"
+                        : s->failed  ? "failed"
                         : !s->worker ? "restarting"
-                        : s->ready  ? "ready"
-                                    : "starting";
+                        : s->ready   ? "ready"
+                                     : "starting";
     workers.push_back({
         {"slot", s->index},
         {"pid", s->worker ? s->worker->pid() : 0},
@@ -70,12 +71,16 @@ json Supervisor::status() const {
         {"uptime_s", (now - started_ms_) / 1000},
         {"config_file", config_path_},
         {"config_hash", config_hash_},
-        {"state", stopping_ ? "stopping" : settled() ? "running" : "changing"}}},
+        {"state", stopping_   ? "stopping"
+                  : settled() ? "running"
+                              : "changing"}}},
       {"workers", workers},
   };
   auto service = [](const Service& s) {
     return json{{"pid", s.pid()},
-                {"state", s.running() ? "running" : s.failed() ? "failed" : "restarting"},
+                {"state", s.running()  ? "running"
+                          : s.failed() ? "failed"
+                                       : "restarting"},
                 {"restarts", s.restarts()}};
   };
   if (memcached_) out["memcached"] = service(*memcached_);
@@ -106,8 +111,8 @@ void Supervisor::handle_control(const json& request, ControlServer::Reply reply)
     when_settled([this, reply] { reply({{"ok", true}, {"workers", slots_.size()}}); });
   } else if (cmd == "restart-worker") {
     const int slot = request.value("slot", -1);
-    const bool exists = std::any_of(slots_.begin(), slots_.end(),
-                                    [&](const auto& s) { return s->index == slot && !s->retiring; });
+    const bool exists =
+        std::any_of(slots_.begin(), slots_.end(), [&](const auto& s) { return s->index == slot && !s->retiring; });
     if (!exists) {
       reply(failure(fmt::format("no worker in slot {}", slot)));
       return;

@@ -20,13 +20,13 @@
 
 namespace rend::worker {
 
-using proto::Command;
-using proto::Protocol;
-using proto::Request;
 using proto::append_binary_relay;
 using proto::append_binary_status;
 using proto::append_line;
 using proto::append_text_value;
+using proto::Command;
+using proto::Protocol;
+using proto::Request;
 using proto::response_flags;
 using proto::text_status_line;
 namespace bin = proto::bin;
@@ -55,7 +55,9 @@ class FanOutOp : public Op {
       const uint16_t status = failure_ ? binary_failure(*failure_) : status_;
       if (!(to_.quiet && status == bin::kSuccess)) append_binary_status(reply, to_.opcode, to_.opaque, status);
     } else if (!to_.quiet) {
-      append_line(reply, failure_ ? text_failure(*failure_) : status_ == bin::kSuccess ? "OK" : "SERVER_ERROR backend error");
+      append_line(reply, failure_                   ? text_failure(*failure_)
+                         : status_ == bin::kSuccess ? "OK"
+                                                    : "SERVER_ERROR backend error");
     }
     finish();
   }
@@ -304,9 +306,7 @@ void answer_locally(Worker& worker, ClientConnection& conn, const Request& r) {
         append_line(out, r.error_text);
       }
       break;
-    default:
-      append_line(out, "ERROR");
-      break;
+    default: append_line(out, "ERROR"); break;
   }
   op->finish();
 }

@@ -56,7 +56,11 @@ bool tcp_address(const std::string& a, sockaddr_storage& out) {
 
 BackendConnection::BackendConnection(Worker& worker, Tier tier, std::string name, const BackendConfig& config,
                                      size_t max_body)
-    : worker_(worker), tier_(tier), name_(std::move(name)), config_(config), max_body_(max_body),
+    : worker_(worker),
+      tier_(tier),
+      name_(std::move(name)),
+      config_(config),
+      max_body_(max_body),
       backoff_ms_(static_cast<uint64_t>(config.reconnect_min_ms)) {
   uv_timer_init(worker_.loop(), &reconnect_timer_);
   reconnect_timer_.data = this;
@@ -132,7 +136,8 @@ void BackendConnection::on_connected(int status) {
             self->in_end_ -= self->in_start_;
             self->in_start_ = 0;
           }
-          if (self->in_.size() - self->in_end_ < kMinFree) self->in_.resize(std::max(self->in_.size() * 2, self->in_end_ + kMinFree));
+          if (self->in_.size() - self->in_end_ < kMinFree)
+            self->in_.resize(std::max(self->in_.size() * 2, self->in_end_ + kMinFree));
         }
         *buf = uv_buf_init(self->in_.data() + self->in_end_, static_cast<unsigned>(self->in_.size() - self->in_end_));
       },
@@ -220,8 +225,8 @@ void BackendConnection::process_input() {
   while (in_start_ < in_end_) {
     proto::BinaryResponse r;
     size_t used = 0;
-    const auto parsed = proto::parse_binary_response(
-        std::span<const char>(in_.data() + in_start_, in_end_ - in_start_), max_body_, r, used);
+    const auto parsed = proto::parse_binary_response(std::span<const char>(in_.data() + in_start_, in_end_ - in_start_),
+                                                     max_body_, r, used);
     if (parsed == proto::ResponseParse::kNeedMore) break;
     if (parsed == proto::ResponseParse::kBad || expect_.empty()) {
       fail(BackendFailure::kUnavailable, "unexpected response");
@@ -308,8 +313,8 @@ void BackendConnection::close_socket() {
 
 void BackendConnection::schedule_reconnect() {
   bump(worker_.stats(), counter(Counter::l1_reconnects));
-  uv_timer_start(&reconnect_timer_, [](uv_timer_t* t) { static_cast<BackendConnection*>(t->data)->connect(); },
-                 backoff_ms_, 0);
+  uv_timer_start(
+      &reconnect_timer_, [](uv_timer_t* t) { static_cast<BackendConnection*>(t->data)->connect(); }, backoff_ms_, 0);
   backoff_ms_ = std::min<uint64_t>(backoff_ms_ * 2, static_cast<uint64_t>(config_.reconnect_max_ms));
 }
 

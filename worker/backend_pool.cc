@@ -4,7 +4,8 @@
 
 namespace rend::worker {
 
-BackendPool::BackendPool(Worker& worker, Tier tier, const std::string& name, const BackendConfig& config, size_t max_body) {
+BackendPool::BackendPool(Worker& worker, Tier tier, const std::string& name, const BackendConfig& config,
+                         size_t max_body) {
   for (int i = 0; i < config.connections; ++i) {
     connections_.push_back(
         std::make_unique<BackendConnection>(worker, tier, name + "[" + std::to_string(i) + "]", config, max_body));

@@ -19,9 +19,8 @@ void append_token(std::string& out, const Token& token) {
 }
 
 bool same_token(std::string_view stored, const Token& token) {
-  return stored.size() >= token.size() && std::equal(token.begin(), token.end(), stored.begin(), [](uint8_t t, char c) {
-           return t == static_cast<uint8_t>(c);
-         });
+  return stored.size() >= token.size() && std::equal(token.begin(), token.end(), stored.begin(),
+                                                     [](uint8_t t, char c) { return t == static_cast<uint8_t>(c); });
 }
 
 }  // namespace
@@ -93,8 +92,7 @@ bool Layout::decode_head(std::string_view stored, Head& head) const {
   return true;
 }
 
-bool Layout::chunk_payload(const Head& head, uint32_t index, std::string_view stored,
-                           std::string_view& payload) const {
+bool Layout::chunk_payload(const Head& head, uint32_t index, std::string_view stored, std::string_view& payload) const {
   if (index >= head.chunks || stored.size() < kChunkHeaderSize + head.tail_payload || !same_token(stored, head.token)) {
     return false;
   }

@@ -47,8 +47,8 @@ struct Head {
   uint32_t chunks = 0;        // tail chunks after the head
   uint32_t tail_payload = 0;  // value bytes per tail chunk
   Token token{};
-  std::string_view data;      // decode: the value bytes held in the head itself
-  size_t head_payload = 0;    // decode: value bytes a head under this key holds
+  std::string_view data;    // decode: the value bytes held in the head itself
+  size_t head_payload = 0;  // decode: value bytes a head under this key holds
 };
 
 class Layout {

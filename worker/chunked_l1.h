@@ -45,7 +45,6 @@ class ChunkStore {
   std::mt19937_64 random_;
 };
 
-void send_chunked(Worker& worker, const proto::Request& wire, const std::shared_ptr<Op>& op, uint32_t tag,
-                  L1Lock lock);
+void send_chunked(Worker& worker, const proto::Request& wire, const std::shared_ptr<Op>& op, uint32_t tag, L1Lock lock);
 
 }  // namespace rend::worker

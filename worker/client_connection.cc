@@ -52,8 +52,11 @@ void ClientConnection::update_reading() {
   if (want && !reading_) {
     reading_ = true;
     uv_read_start(
-        &h_.stream, [](uv_handle_t* h, size_t, uv_buf_t* buf) { static_cast<ClientConnection*>(h->data)->on_alloc(buf); },
-        [](uv_stream_t* s, ssize_t nread, const uv_buf_t*) { static_cast<ClientConnection*>(s->data)->on_read(nread); });
+        &h_.stream,
+        [](uv_handle_t* h, size_t, uv_buf_t* buf) { static_cast<ClientConnection*>(h->data)->on_alloc(buf); },
+        [](uv_stream_t* s, ssize_t nread, const uv_buf_t*) {
+          static_cast<ClientConnection*>(s->data)->on_read(nread);
+        });
   } else if (!want && reading_) {
     reading_ = false;
     uv_read_stop(&h_.stream);
@@ -130,7 +133,7 @@ void ClientConnection::process_input() {
                                                                               : proto::Protocol::kText;
     }
     const proto::ParseResult r = protocol_ == proto::Protocol::kBinary ? proto::parse_binary_request(input, max_item)
-                                                                        : proto::parse_text(input, max_item);
+                                                                       : proto::parse_text(input, max_item);
     if (r.status == proto::ParseStatus::kNeedMore) break;
     if (r.status == proto::ParseStatus::kClose) {
       bump(worker_.stats(), Counter::protocol_errors);

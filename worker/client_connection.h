@@ -83,7 +83,7 @@ class ClientConnection {
   bool write_in_flight_ = false;
   bool reading_ = false;
   bool closing_ = false;
-  bool input_done_ = false;   // EOF, quit, protocol error or drain: read nothing more
+  bool input_done_ = false;  // EOF, quit, protocol error or drain: read nothing more
   bool draining_ = false;
   bool close_when_flushed_ = false;
   bool barrier_ = false;  // a flush_all waits for, or holds back, this client's other requests

@@ -29,8 +29,7 @@ class DelayedBurials {
   void add(std::string key, uint64_t now_ms);
   // Buries each key that is due by now_ms (bury), or flushes L1 (bury_all) for the keys that
   // overflowed once they are all due.
-  void run_due(uint64_t now_ms, const std::function<void(std::string)>& bury,
-               const std::function<void()>& bury_all);
+  void run_due(uint64_t now_ms, const std::function<void(std::string)>& bury, const std::function<void()>& bury_all);
   bool empty() const { return queue_.empty() && !flush_pending_ && !next_flush_pending_; }
 
  private:
@@ -38,7 +37,7 @@ class DelayedBurials {
   size_t max_keys_;
   std::deque<std::pair<uint64_t, std::string>> queue_;  // (due, key), due ascending
   bool flush_pending_ = false;
-  uint64_t flush_due_ms_ = 0;       // fixed once pending
+  uint64_t flush_due_ms_ = 0;        // fixed once pending
   bool next_flush_pending_ = false;  // for keys that overflowed while a flush was pending
   uint64_t next_flush_due_ms_ = 0;
 };

@@ -61,9 +61,7 @@ void Dispatcher::count_request(const Request& r) {
     case Command::kReplace:
     case Command::kAppend:
     case Command::kPrepend:
-    case Command::kCas:
-      bump(s, Counter::cmd_set);
-      break;
+    case Command::kCas: bump(s, Counter::cmd_set); break;
     case Command::kTouch: bump(s, Counter::cmd_touch); break;
     case Command::kFlushAll: bump(s, Counter::cmd_flush); break;
     case Command::kTooLarge:
@@ -71,11 +69,8 @@ void Dispatcher::count_request(const Request& r) {
       bump(s, Counter::store_too_large);
       break;
     case Command::kError:
-    case Command::kUnknown:
-      bump(s, Counter::protocol_errors);
-      break;
-    default:
-      break;
+    case Command::kUnknown: bump(s, Counter::protocol_errors); break;
+    default: break;
   }
 }
 

@@ -31,9 +31,7 @@ class KeyLock {
     bool writer = false;
     std::deque<Waiter> waiting;
   };
-  static bool can_grant(const State& s, bool exclusive) {
-    return !s.writer && (!exclusive || s.readers == 0);
-  }
+  static bool can_grant(const State& s, bool exclusive) { return !s.writer && (!exclusive || s.readers == 0); }
 
   std::unordered_map<std::string, State> keys_;
   std::deque<std::function<void()>> ready_;  // granted, not yet started (see release())

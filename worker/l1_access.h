@@ -1,7 +1,6 @@
-// The one way the l1only ops and the tier rules' interpreters talk to L1 about a key: send_l1() takes a binary request (a loud
-// get/getk, gat/gatk, set/add/replace with or without a CAS, append/prepend, delete, incr/decr or
-// touch) and delivers exactly one response to `op` under `tag`, worded as memcached words it, or
-// one failure.
+// The one way the l1only ops and the tier rules' interpreters talk to L1 about a key: send_l1() takes a binary request
+// (a loud get/getk, gat/gatk, set/add/replace with or without a CAS, append/prepend, delete, incr/decr or touch) and
+// delivers exactly one response to `op` under `tag`, worded as memcached words it, or one failure.
 //
 // With plain L1 that is one request on the key's connection. With l1.chunked it is a
 // ChunkedCommand (chunked_l1.h), which stores the value as equal-size items and answers as if

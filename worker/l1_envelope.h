@@ -11,9 +11,9 @@
 #include <string_view>
 
 #include "common/config.h"
-#include "common/race_window.h"
 #include "common/protocol/binary_format.h"
 #include "common/protocol/request.h"
+#include "common/race_window.h"
 
 namespace rend::worker {
 

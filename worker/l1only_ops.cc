@@ -19,13 +19,13 @@
 
 namespace rend::worker {
 
-using proto::Command;
-using proto::Protocol;
-using proto::Request;
 using proto::append_binary_relay;
 using proto::append_binary_status;
 using proto::append_line;
 using proto::append_text_value;
+using proto::Command;
+using proto::Protocol;
+using proto::Request;
 using proto::response_flags;
 using proto::text_status_line;
 namespace bin = proto::bin;
@@ -42,9 +42,7 @@ void count_result(WorkerSlot& s, Command c, uint16_t status) {
   switch (c) {
     case Command::kGet:
     case Command::kGets:
-    case Command::kGetE:
-      bump(s, ok ? Counter::get_hits : Counter::get_misses);
-      break;
+    case Command::kGetE: bump(s, ok ? Counter::get_hits : Counter::get_misses); break;
     case Command::kGat:
     case Command::kGats:
       bump(s, ok ? Counter::get_hits : Counter::get_misses);
@@ -61,8 +59,7 @@ void count_result(WorkerSlot& s, Command c, uint16_t status) {
     case Command::kCas:
       bump(s, ok ? Counter::cas_hits : status == bin::kKeyExists ? Counter::cas_badval : Counter::cas_misses);
       break;
-    default:
-      break;
+    default: break;
   }
 }
 
@@ -116,7 +113,11 @@ class MultiGetOp : public Op {
   // `per_key`: each key is its own L1 operation (chunked L1), answered under its index as tag;
   // otherwise one quiet batch per connection, hits carrying the key's index as opaque.
   MultiGetOp(Worker& w, const Request& r, size_t keys, int batches, bool per_key)
-      : worker_(w), command_(r.command), hits_(keys), outstanding_(batches), per_key_(per_key),
+      : worker_(w),
+        command_(r.command),
+        hits_(keys),
+        outstanding_(batches),
+        per_key_(per_key),
         budget_(max_get_reply_bytes(w.config().worker.max_item_size, w.config().worker.output_high_water)) {}
 
   void on_response(uint32_t tag, const proto::BinaryResponse& r) override {

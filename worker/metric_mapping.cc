@@ -63,11 +63,10 @@ Result result_for(MetricCommand command, uint16_t status) {
   const bool storage = command == MetricCommand::kSet || command == MetricCommand::kAdd ||
                        command == MetricCommand::kReplace || command == MetricCommand::kAppend ||
                        command == MetricCommand::kPrepend || command == MetricCommand::kCas;
-  const bool lookup = command == MetricCommand::kGet || command == MetricCommand::kGets ||
-                      command == MetricCommand::kGat || command == MetricCommand::kGats ||
-                      command == MetricCommand::kGetE || command == MetricCommand::kDelete ||
-                      command == MetricCommand::kTouch || command == MetricCommand::kIncr ||
-                      command == MetricCommand::kDecr;
+  const bool lookup =
+      command == MetricCommand::kGet || command == MetricCommand::kGets || command == MetricCommand::kGat ||
+      command == MetricCommand::kGats || command == MetricCommand::kGetE || command == MetricCommand::kDelete ||
+      command == MetricCommand::kTouch || command == MetricCommand::kIncr || command == MetricCommand::kDecr;
   switch (status) {
     case bin::kSuccess: return storage ? Result::kStored : lookup ? Result::kHit : Result::kOk;
     case bin::kKeyNotFound:

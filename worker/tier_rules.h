@@ -54,8 +54,8 @@ struct ReadRule {
   TierMode mode;
   FirstTier first;
   L2Read l2_read;
-  L1Step after_l2_hit;   // when the key came from L2 (kAdd: backfill; kTouch: L1 follows the TTL)
-  L1Step after_l2_miss;  // when L2 does not have it (a gat's L1 copy must not outlive L2's)
+  L1Step after_l2_hit;      // when the key came from L2 (kAdd: backfill; kTouch: L1 follows the TTL)
+  L1Step after_l2_miss;     // when L2 does not have it (a gat's L1 copy must not outlive L2's)
   bool touch_l2_on_l1_hit;  // a gat answered by L1 also touches L2
   bool track_races;         // rend-l2 notes the access (its outcome may end up in L1)
   L2Down l2_down;

@@ -39,7 +39,12 @@ class MultiRead;
 class KeyRead : public Op {
  public:
   KeyRead(Worker& w, const ReadRule& rule, const Request& r, std::string_view key, std::shared_ptr<MultiRead> parent)
-      : worker_(w), rule_(rule), to_(r), key_(key), exptime_(r.exptime), parent_(std::move(parent)),
+      : worker_(w),
+        rule_(rule),
+        to_(r),
+        key_(key),
+        exptime_(r.exptime),
+        parent_(std::move(parent)),
         child_(parent_ != nullptr) {}
 
   void start() {
@@ -98,16 +103,12 @@ class KeyRead : public Op {
         worker_.l1().for_key(key_).bury(key_);
         release();
         return;
-      case kRestoreTombstone:
-        worker_.l1().for_key(key_).bury(key_);
-        return;  // the read goes on
+      case kRestoreTombstone: worker_.l1().for_key(key_).bury(key_); return;  // the read goes on
       case kBackfill:
         bump(worker_.stats(), Counter::backfill_errors);
         release();
         return;
-      default:
-        release();
-        return;
+      default: release(); return;
     }
   }
 
@@ -117,7 +118,16 @@ class KeyRead : public Op {
   const std::string& key() const { return key_; }
 
  private:
-  enum Tag : uint32_t { kL1Read = 1, kL2Read, kL1Fallback, kBackfill, kL2Touch, kL1Touch, kRestoreTombstone, kSideEffect };
+  enum Tag : uint32_t {
+    kL1Read = 1,
+    kL2Read,
+    kL1Fallback,
+    kBackfill,
+    kL2Touch,
+    kL1Touch,
+    kRestoreTombstone,
+    kSideEffect
+  };
 
   std::shared_ptr<Op> shared_from_op();
 
@@ -277,9 +287,7 @@ class KeyRead : public Op {
   void deliver(Outcome outcome);
 
   // A tombstone, not a delete, so that a concurrent read's backfill cannot bring it back.
-  void bury_l1_copy() {
-    send_l1(worker_, l1_tombstone_request(key_, worker_.config()), shared_from_op(), kSideEffect);
-  }
+  void bury_l1_copy() { send_l1(worker_, l1_tombstone_request(key_, worker_.config()), shared_from_op(), kSideEffect); }
 
   void release() {
     // A direct read's reply has its copy and any backfill has been sent; a child read's value
@@ -307,7 +315,7 @@ class KeyRead : public Op {
   Outcome outcome_ = Outcome::kMiss;
   BackendFailure why_ = BackendFailure::kUnavailable;
   bool locked_ = false;
-  bool dropped_ = false;  // a child hit past its MultiRead's reply cap
+  bool dropped_ = false;     // a child hit past its MultiRead's reply cap
   uint64_t l2_sent_ns_ = 0;  // uv_hrtime when the L2 read was sent
   bool l1_failed_ = false;
   bool l1_read_done_ = false;
@@ -318,7 +326,10 @@ class KeyRead : public Op {
 class MultiRead : public Op {
  public:
   MultiRead(Worker& w, const Request& r, size_t keys)
-      : worker_(w), to_(r), reads_(keys), outstanding_(keys),
+      : worker_(w),
+        to_(r),
+        reads_(keys),
+        outstanding_(keys),
         budget_(max_get_reply_bytes(w.config().worker.max_item_size, w.config().worker.output_high_water)) {}
 
   // A child's hit of `bytes` joins the reply: false once the reply would pass the cap (see

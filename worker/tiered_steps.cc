@@ -24,8 +24,8 @@ Request wire_request(Command command, uint8_t opcode, std::string_view key) {
   return w;
 }
 
-void send(BackendPool& pool, std::string_view key, std::string_view bytes, const std::shared_ptr<Op>& op,
-          uint32_t tag, MetricCommand command) {
+void send(BackendPool& pool, std::string_view key, std::string_view bytes, const std::shared_ptr<Op>& op, uint32_t tag,
+          MetricCommand command) {
   BackendConnection& b = pool.for_key(key);
   if (!b.accepting()) {
     op->on_failure(tag, BackendFailure::kUnavailable);

@@ -32,8 +32,8 @@ proto::Request wire_request(proto::Command command, uint8_t opcode, std::string_
 
 // Sends `bytes` (one composed request) to the connection `key` maps to in `pool`. A backend that
 // is down fails the step at once, through the same path as a connection that breaks later.
-void send(BackendPool& pool, std::string_view key, std::string_view bytes, const std::shared_ptr<Op>& op,
-          uint32_t tag, MetricCommand command);
+void send(BackendPool& pool, std::string_view key, std::string_view bytes, const std::shared_ptr<Op>& op, uint32_t tag,
+          MetricCommand command);
 void send(BackendPool& pool, const proto::Request& wire, const std::shared_ptr<Op>& op, uint32_t tag);
 
 // rend-l2 flags a tracked write that came within the race window after another worker's

@@ -58,9 +58,7 @@ class TieredWrite : public Op {
       l2_value_.assign(r.value);
       count_result_l2();
       switch (l1_follow_up()) {
-        case kFollowNone:
-          complete();
-          return;
+        case kFollowNone: complete(); return;
         case kFollowUpdate:
           if (has_envelope_) bin::store64(l1_value_.data(), l2_cas_);  // the CAS L2 gave this write
           send_l1(worker_, l1_update_, shared_self(), kL1Update);
@@ -82,8 +80,8 @@ class TieredWrite : public Op {
       case kL1Update: {
         // An L1 update that failed for any reason but "not there" leaves a stale copy: bury it.
         const bool miss = status == bin::kKeyNotFound || status == bin::kNotStored;
-        const bool touched_tombstone = status == bin::kSuccess && l1_update_.opcode == bin::kGat &&
-                                       !l1_envelope_valid(r.value);
+        const bool touched_tombstone =
+            status == bin::kSuccess && l1_update_.opcode == bin::kGat && !l1_envelope_valid(r.value);
         if (touched_tombstone || (status != bin::kSuccess && !(miss && rule_.l1_miss_is_fine))) {
           send_l1(worker_, l1_tombstone_, shared_self(), kL1Tombstone);
           return;
@@ -172,7 +170,7 @@ class TieredWrite : public Op {
         break;
       default:
         l2.opcode = r.protocol == Protocol::kBinary ? bin::loud_opcode(r.opcode)
-                                                     : proto::binary_opcode_for(r.command, false, false);
+                                                    : proto::binary_opcode_for(r.command, false, false);
         break;
     }
     l2_opcode_ = l2.opcode;
@@ -211,8 +209,7 @@ class TieredWrite : public Op {
         return;
       case L1Step::kAdd:
       case L1Step::kTombstone:
-      case L1Step::kNone:
-        return;  // L2 changed the value (and CAS) where L1 cannot follow, or nothing to follow
+      case L1Step::kNone: return;  // L2 changed the value (and CAS) where L1 cannot follow, or nothing to follow
     }
     // The value goes in L1's envelope; its CAS is known once L2 has answered.
     l1_value_ = l1_envelope(0, r.value);
@@ -226,13 +223,10 @@ class TieredWrite : public Op {
     switch (l2_status_ == bin::kSuccess ? rule_.after_l2_success : rule_.after_l2_refusal) {
       case L1Step::kSet:
       case L1Step::kReplace:
-      case L1Step::kTouch:
-        return kFollowUpdate;
-      case L1Step::kTombstone:
-        return kFollowInvalidate;
+      case L1Step::kTouch: return kFollowUpdate;
+      case L1Step::kTombstone: return kFollowInvalidate;
       case L1Step::kAdd:
-      case L1Step::kNone:
-        return kFollowNone;
+      case L1Step::kNone: return kFollowNone;
     }
     return kFollowNone;
   }
@@ -242,8 +236,12 @@ class TieredWrite : public Op {
     const bool ok = l2_status_ == bin::kSuccess;
     switch (to_.command) {
       case Command::kTouch: bump(s, ok ? Counter::touch_hits : Counter::touch_misses); break;
-      case Command::kIncr: bump(s, ok ? Counter::incr_hits : Counter::incr_misses, ok || l2_status_ == bin::kKeyNotFound); break;
-      case Command::kDecr: bump(s, ok ? Counter::decr_hits : Counter::decr_misses, ok || l2_status_ == bin::kKeyNotFound); break;
+      case Command::kIncr:
+        bump(s, ok ? Counter::incr_hits : Counter::incr_misses, ok || l2_status_ == bin::kKeyNotFound);
+        break;
+      case Command::kDecr:
+        bump(s, ok ? Counter::decr_hits : Counter::decr_misses, ok || l2_status_ == bin::kKeyNotFound);
+        break;
       case Command::kCas:
         bump(s, ok ? Counter::cas_hits : l2_status_ == bin::kKeyExists ? Counter::cas_badval : Counter::cas_misses);
         break;
@@ -276,7 +274,8 @@ class TieredWrite : public Op {
     if (to_.command == Command::kDelete && status == bin::kKeyNotFound && l1_had_copy_) {
       status = bin::kSuccess;  // L1 held a copy L2 had lost: it is gone now, and that is a delete
     }
-    if (to_.command == Command::kDelete) bump(worker_.stats(), status == bin::kSuccess ? Counter::delete_hits : Counter::delete_misses);
+    if (to_.command == Command::kDelete)
+      bump(worker_.stats(), status == bin::kSuccess ? Counter::delete_hits : Counter::delete_misses);
     result = result_for(metric_command, status);
     if (binary) {
       if (to_.quiet && status == bin::kSuccess) return;
@@ -321,7 +320,6 @@ class TieredWrite : public Op {
   bool too_large_ = false;
   std::string_view too_large_text_;
 };
-
 
 }  // namespace
 

@@ -15,8 +15,12 @@ constexpr uint64_t kTickMs = 50;  // how often backend deadlines are checked
 }
 
 Worker::Worker(uv_loop_t* loop, Config config, WorkerOptions options, SharedStats stats)
-    : loop_(loop), config_(std::move(config)), options_(options), stats_(std::move(stats)),
-      delayed_burials_(static_cast<uint64_t>(tier_race_window_ms(config_))), dispatcher_(*this) {
+    : loop_(loop),
+      config_(std::move(config)),
+      options_(options),
+      stats_(std::move(stats)),
+      delayed_burials_(static_cast<uint64_t>(tier_race_window_ms(config_))),
+      dispatcher_(*this) {
   // Backend responses are bounded: the largest value L1 may hold plus headers.
   const size_t max_body = config_.worker.max_item_size + 64 * 1024;
   l1_ = std::make_unique<BackendPool>(*this, Tier::kL1, "l1", config_.l1, max_body);
@@ -129,14 +133,15 @@ void Worker::begin_drain() {
   draining_ = true;
   spdlog::info("draining {} connections", connections_.size());
   for (uv_handle_t* h : listeners_) {
-    if (!uv_is_closing(h)) uv_close(h, [](uv_handle_t* h) {
-      delete static_cast<ListenerInfo*>(h->data);
-      if (h->type == UV_TCP) {
-        delete reinterpret_cast<uv_tcp_t*>(h);
-      } else {
-        delete reinterpret_cast<uv_pipe_t*>(h);
-      }
-    });
+    if (!uv_is_closing(h))
+      uv_close(h, [](uv_handle_t* h) {
+        delete static_cast<ListenerInfo*>(h->data);
+        if (h->type == UV_TCP) {
+          delete reinterpret_cast<uv_tcp_t*>(h);
+        } else {
+          delete reinterpret_cast<uv_pipe_t*>(h);
+        }
+      });
   }
   listeners_.clear();
   std::vector<ClientConnection*> all(connections_.begin(), connections_.end());
@@ -204,21 +209,26 @@ int Worker::run() {
   uv_prepare_start(&clock_prepare_, [](uv_prepare_t*) { MetricClockBatch::begin(); });
   uv_timer_init(loop_, &tick_);
   tick_.data = this;
-  uv_timer_start(&tick_, [](uv_timer_t* t) {
-    auto* self = static_cast<Worker*>(t->data);
-    self->l1_->check_deadlines(uv_now(self->loop_));
-    if (self->l2_) self->l2_->check_deadlines(uv_now(self->loop_));
-    self->delayed_burials_.run_due(
-        uv_now(self->loop_), [self](std::string key) { self->l1_->for_key(key).bury(std::move(key)); },
-        [self] { self->l1_->at(0).bury_all(); });
-    self->maybe_finish_drain();
-  }, kTickMs, kTickMs);
+  uv_timer_start(
+      &tick_,
+      [](uv_timer_t* t) {
+        auto* self = static_cast<Worker*>(t->data);
+        self->l1_->check_deadlines(uv_now(self->loop_));
+        if (self->l2_) self->l2_->check_deadlines(uv_now(self->loop_));
+        self->delayed_burials_.run_due(
+            uv_now(self->loop_), [self](std::string key) { self->l1_->for_key(key).bury(std::move(key)); },
+            [self] { self->l1_->at(0).bury_all(); });
+        self->maybe_finish_drain();
+      },
+      kTickMs, kTickMs);
   uv_signal_init(loop_, &sigterm_);
   sigterm_.data = this;
-  uv_signal_start(&sigterm_, [](uv_signal_t* h, int) { static_cast<Worker*>(h->data)->begin_drain(); }, SIGTERM);
+  uv_signal_start(
+      &sigterm_, [](uv_signal_t* h, int) { static_cast<Worker*>(h->data)->begin_drain(); }, SIGTERM);
   uv_signal_init(loop_, &sigint_);
   sigint_.data = this;
-  uv_signal_start(&sigint_, [](uv_signal_t* h, int) { static_cast<Worker*>(h->data)->begin_drain(); }, SIGINT);
+  uv_signal_start(
+      &sigint_, [](uv_signal_t* h, int) { static_cast<Worker*>(h->data)->begin_drain(); }, SIGINT);
 
   l1_->start();
   if (l2_) l2_->start();

@@ -18,9 +18,9 @@
 #include "worker/backend_pool.h"
 #include "worker/chunked_l1.h"
 #include "worker/delayed_burials.h"
+#include "worker/dispatcher.h"
 #include "worker/key_lock.h"
 #include "worker/tiered.h"
-#include "worker/dispatcher.h"
 
 namespace rend::worker {
 

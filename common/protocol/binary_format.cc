@@ -19,9 +19,8 @@ std::string_view status_message(uint16_t status) {
   }
 }
 
-void append_packet(std::string& out, uint8_t magic, uint8_t opcode, uint16_t status, uint32_t opaque,
-                   uint64_t cas, std::string_view extras, std::string_view key, std::string_view value,
-                   uint8_t data_type) {
+void append_packet(std::string& out, uint8_t magic, uint8_t opcode, uint16_t status, uint32_t opaque, uint64_t cas,
+                   std::string_view extras, std::string_view key, std::string_view value, uint8_t data_type) {
   Header h;
   h.magic = magic;
   h.opcode = opcode;

@@ -146,9 +146,8 @@ inline void encode_header(const Header& h, char* p) {
 }
 
 // Appends a whole packet (header + extras + key + value) to `out`.
-void append_packet(std::string& out, uint8_t magic, uint8_t opcode, uint16_t status, uint32_t opaque,
-                   uint64_t cas, std::string_view extras, std::string_view key, std::string_view value,
-                   uint8_t data_type = 0);
+void append_packet(std::string& out, uint8_t magic, uint8_t opcode, uint16_t status, uint32_t opaque, uint64_t cas,
+                   std::string_view extras, std::string_view key, std::string_view value, uint8_t data_type = 0);
 
 // The quiet variant's base opcode (SetQ -> Set, GetKQ -> GetK, ...); other opcodes map to themselves.
 uint8_t loud_opcode(uint8_t opcode);

@@ -169,15 +169,12 @@ ParseResult parse_binary_request(std::span<const char> input, size_t max_item_si
         q.exptime = load32(extras);
       }
       break;
-    case Shape::kTouch:
-      q.exptime = load32(extras);
-      break;
+    case Shape::kTouch: q.exptime = load32(extras); break;
     case Shape::kStat:
       q.stats_group = q.key;
       q.key = {};
       break;
-    default:
-      break;
+    default: break;
   }
   if (info.command == Command::kQuit) q.close_after = true;
   return r;
@@ -196,8 +193,7 @@ ResponseParse parse_binary_response(std::span<const char> input, size_t max_body
   out.header = h;
   out.extras = std::string_view(body, h.extras_length);
   out.key = std::string_view(body + h.extras_length, h.key_length);
-  out.value = std::string_view(body + h.extras_length + h.key_length,
-                               h.body_length - h.extras_length - h.key_length);
+  out.value = std::string_view(body + h.extras_length + h.key_length, h.body_length - h.extras_length - h.key_length);
   consumed = kHeaderSize + h.body_length;
   return ResponseParse::kOk;
 }

@@ -20,8 +20,7 @@ std::string_view text_status_line(Command command, uint16_t status) {
         return "NOT_STORED";
       }
       return "NOT_FOUND";
-    case bin::kKeyExists:
-      return command == Command::kCas ? "EXISTS" : "NOT_STORED";
+    case bin::kKeyExists: return command == Command::kCas ? "EXISTS" : "NOT_STORED";
     case bin::kNotStored: return "NOT_STORED";
     case bin::kTooLarge: return "SERVER_ERROR object too large for cache";
     case bin::kOutOfMemory: return "SERVER_ERROR out of memory storing object";
@@ -36,8 +35,8 @@ void append_line(std::string& out, std::string_view line) {
   out.append("\r\n");
 }
 
-void append_text_value(std::string& out, std::string_view key, uint32_t flags, std::string_view data,
-                       bool with_cas, uint64_t cas) {
+void append_text_value(std::string& out, std::string_view key, uint32_t flags, std::string_view data, bool with_cas,
+                       uint64_t cas) {
   // One allocation for the whole element (and the END that usually follows): a large value is
   // then copied once, not again by a reallocation for its trailing CRLF.
   out.reserve(out.size() + key.size() + data.size() + 64);
@@ -61,8 +60,6 @@ void append_binary_status(std::string& out, uint8_t opcode, uint32_t opaque, uin
   bin::append_packet(out, bin::kResponseMagic, opcode, status, opaque, 0, {}, {}, body);
 }
 
-uint32_t response_flags(const BinaryResponse& r) {
-  return r.extras.size() >= 4 ? bin::load32(r.extras.data()) : 0;
-}
+uint32_t response_flags(const BinaryResponse& r) { return r.extras.size() >= 4 ? bin::load32(r.extras.data()) : 0; }
 
 }  // namespace rend::proto

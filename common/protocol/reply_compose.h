@@ -16,8 +16,8 @@ namespace rend::proto {
 std::string_view text_status_line(Command command, uint16_t status);
 
 // "VALUE <key> <flags> <bytes>[ <cas>]\r\n<data>\r\n"
-void append_text_value(std::string& out, std::string_view key, uint32_t flags, std::string_view data,
-                       bool with_cas, uint64_t cas);
+void append_text_value(std::string& out, std::string_view key, uint32_t flags, std::string_view data, bool with_cas,
+                       uint64_t cas);
 void append_line(std::string& out, std::string_view line);
 
 // A binary response carrying `r`'s status, cas and body, addressed with `opcode` and `opaque`.

@@ -59,9 +59,9 @@ struct Request {
   Command command = Command::kUnknown;
   // The storage command behind kTooLarge / the read behind kError (for statistics only).
   Command original = Command::kUnknown;
-  uint8_t opcode = 0;      // binary: the opcode as the client sent it (echoed in the reply)
-  bool quiet = false;      // binary quiet opcode, or text "noreply"
-  bool return_key = false;  // binary getk/gatk family
+  uint8_t opcode = 0;        // binary: the opcode as the client sent it (echoed in the reply)
+  bool quiet = false;        // binary quiet opcode, or text "noreply"
+  bool return_key = false;   // binary getk/gatk family
   bool close_after = false;  // close the connection once this reply is written
   uint32_t opaque = 0;
   std::string_view key;
@@ -72,7 +72,7 @@ struct Request {
   uint32_t exptime = 0;  // wire value for a binary backend (negative text values already mapped)
   uint64_t cas = 0;
   uint64_t delta = 0;
-  uint64_t initial = 0;           // binary incr/decr: value created on a miss
+  uint64_t initial = 0;          // binary incr/decr: value created on a miss
   uint32_t create_exptime = 0;   // binary incr/decr: 0xffffffff means "do not create"
   bool has_exptime = false;      // flush_all with a delay / binary flush with extras
   std::string_view stats_group;  // "stats <group>" / binary stat key

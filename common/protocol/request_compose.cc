@@ -112,9 +112,7 @@ void compose_text_request(const Request& r, std::string& out) {
       }
       append_noreply(out, r.quiet);
       break;
-    case Command::kVersion:
-      out += "version";
-      break;
+    case Command::kVersion: out += "version"; break;
     case Command::kVerbosity:
       // The level is not carried in a Request; rend only forwards the command's shape.
       out += "verbosity 1";
@@ -127,11 +125,8 @@ void compose_text_request(const Request& r, std::string& out) {
         out += r.stats_group;
       }
       break;
-    case Command::kQuit:
-      out += "quit";
-      break;
-    default:
-      return;  // kNoop, kGetE: binary only; kTooLarge, kError, kUnknown: not requests to send
+    case Command::kQuit: out += "quit"; break;
+    default: return;  // kNoop, kGetE: binary only; kTooLarge, kError, kUnknown: not requests to send
   }
   out += "\r\n";
 }
@@ -145,7 +140,8 @@ uint8_t binary_opcode_for(Command command, bool quiet, bool return_key) {
     case Command::kGat:
       if (return_key) return quiet ? kGatKQ : kGatK;
       return quiet ? kGatQ : kGat;
-    case Command::kGetE: return quiet ? kGetEQ : kGetE;  // no K variant: the key is implied
+    case Command::kGetE:
+      return quiet ? kGetEQ : kGetE;  // no K variant: the key is implied
     // A binary set with a non-zero CAS in the header is memcached's binary "cas".
     case Command::kSet:
     case Command::kCas: return quiet ? kSetQ : kSet;
@@ -190,9 +186,7 @@ void compose_binary_request(const Request& r, std::string& out) {
       value = r.value;
       break;
     case Command::kAppend:
-    case Command::kPrepend:
-      value = r.value;
-      break;
+    case Command::kPrepend: value = r.value; break;
     case Command::kIncr:
     case Command::kDecr:
       bin::store64(arith.bytes.data(), r.delta);
@@ -218,16 +212,11 @@ void compose_binary_request(const Request& r, std::string& out) {
       key = {};
       extras = u32.view();  // level 0: the level is not carried in a Request
       break;
-    case Command::kStats:
-      key = r.stats_group;
-      break;
+    case Command::kStats: key = r.stats_group; break;
     case Command::kNoop:
     case Command::kVersion:
-    case Command::kQuit:
-      key = {};
-      break;
-    default:
-      break;  // get, getE, delete: the key alone
+    case Command::kQuit: key = {}; break;
+    default: break;  // get, getE, delete: the key alone
   }
   bin::append_packet(out, bin::kRequestMagic, opcode, 0, r.opaque, r.cas, extras, key, value,
                      r.track_races ? bin::kDataTypeTrackRaces : 0);

@@ -65,13 +65,12 @@ bool can_start_reply(char c) {
     case 'O':  // OK
     case 'C':  // CLIENT_ERROR
       return true;
-    default:
-      return c >= '0' && c <= '9';
+    default: return c >= '0' && c <= '9';
   }
 }
 
-ResponseParse parse_value(std::string_view line, std::span<const char> input, size_t line_end,
-                          size_t max_value, TextReply& out, size_t& consumed) {
+ResponseParse parse_value(std::string_view line, std::span<const char> input, size_t line_end, size_t max_value,
+                          TextReply& out, size_t& consumed) {
   std::string_view rest = line.substr(6);  // after "VALUE "
   std::string_view key, flags, bytes, cas;
   if (!next_token(rest, key) || !next_token(rest, flags) || !next_token(rest, bytes)) {
@@ -82,8 +81,8 @@ ResponseParse parse_value(std::string_view line, std::span<const char> input, si
   TextReply r;
   r.kind = TextReplyKind::kValue;
   size_t length = 0;
-  if (!valid_key(key) || !parse_number(flags, r.flags) || !parse_number(bytes, length) ||
-      length > max_value || (has_cas && !parse_number(cas, r.cas))) {
+  if (!valid_key(key) || !parse_number(flags, r.flags) || !parse_number(bytes, length) || length > max_value ||
+      (has_cas && !parse_number(cas, r.cas))) {
     return ResponseParse::kBad;
   }
   const size_t data_at = line_end + 2;
@@ -120,8 +119,7 @@ std::string_view text_reply_name(TextReplyKind kind) {
   return "?";
 }
 
-ResponseParse parse_text_response(std::span<const char> input, size_t max_value, TextReply& out,
-                                  size_t& consumed) {
+ResponseParse parse_text_response(std::span<const char> input, size_t max_value, TextReply& out, size_t& consumed) {
   if (input.empty()) return ResponseParse::kNeedMore;
   if (!can_start_reply(input[0])) return ResponseParse::kBad;
   const size_t scan = input.size() < kMaxReplyLine ? input.size() : kMaxReplyLine;

@@ -62,7 +62,6 @@ inline constexpr size_t kMaxReplyLine = 8192;
 
 // `max_value` bounds the data of a VALUE element: a larger announced size is kBad, so a corrupt
 // stream cannot make the caller buffer without bound.
-ResponseParse parse_text_response(std::span<const char> input, size_t max_value, TextReply& out,
-                                  size_t& consumed);
+ResponseParse parse_text_response(std::span<const char> input, size_t max_value, TextReply& out, size_t& consumed);
 
 }  // namespace rend::proto

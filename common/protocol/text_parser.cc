@@ -6,8 +6,8 @@
 #include <cerrno>
 #include <climits>
 #include <cstdlib>
-#include <string>
 #include <cstring>
+#include <string>
 
 namespace rend::proto {
 namespace {
@@ -87,14 +87,12 @@ std::string_view rest_after(std::string_view line, const Tokens& tok, size_t ind
   return line.substr(static_cast<size_t>(end_of_token - line.data()));
 }
 
-uint32_t wire_exptime(int32_t exptime) {
-  return exptime < 0 ? kExpireImmediately : static_cast<uint32_t>(exptime);
-}
+uint32_t wire_exptime(int32_t exptime) { return exptime < 0 ? kExpireImmediately : static_cast<uint32_t>(exptime); }
 
 constexpr std::string_view kBadFormat = "CLIENT_ERROR bad command line format";
 
-ParseResult parse_storage(std::span<const char> input, std::string_view line, size_t line_end,
-                          const Tokens& tok, Command command, size_t max_item_size) {
+ParseResult parse_storage(std::span<const char> input, std::string_view line, size_t line_end, const Tokens& tok,
+                          Command command, size_t max_item_size) {
   const bool is_cas = command == Command::kCas;
   const size_t want = is_cas ? 6 : 5;
   if (tok.n != want && tok.n != want + 1) return make_error(line_end, "ERROR");
@@ -104,9 +102,8 @@ ParseResult parse_storage(std::span<const char> input, std::string_view line, si
   int32_t length = 0;
   uint64_t cas = 0;
   if (tok.t[1].size() > kMaxKeyLength) return make_error(line_end, kBadFormat, noreply);
-  if (!parse_u32_truncating(tok.t[2], flags) || !parse_i32(tok.t[3], exptime) ||
-      !parse_i32(tok.t[4], length) || (is_cas && !parse_u64(tok.t[5], cas)) || length < 0 ||
-      length > INT_MAX - 2) {
+  if (!parse_u32_truncating(tok.t[2], flags) || !parse_i32(tok.t[3], exptime) || !parse_i32(tok.t[4], length) ||
+      (is_cas && !parse_u64(tok.t[5], cas)) || length < 0 || length > INT_MAX - 2) {
     return make_error(line_end, kBadFormat, noreply);
   }
   const size_t vlen = static_cast<size_t>(length);
@@ -141,12 +138,12 @@ ParseResult parse_storage(std::span<const char> input, std::string_view line, si
 // by full name), and it looks at most at its 23rd token (tokenize_command's limit).
 bool looks_like_http(const Tokens& tok) {
   const std::string_view cmd = tok.t[0];
-  if (cmd.size() < 2) return false;  // "no valid command is shorter than two bytes": ERROR
+  if (cmd.size() < 2) return false;                    // "no valid command is shorter than two bytes": ERROR
   if (cmd[0] == 'm' && cmd.size() == 2) return false;  // the meta commands' namespace
   if (std::string_view("gsacidt").find(cmd[0]) != std::string_view::npos) return false;
-  static constexpr std::string_view kServedByName[] = {"replace", "prepend", "bget", "flush_all", "version", "quit",
-                                                       "lru_crawler", "watch", "verbosity", "lru", "extstore",
-                                                       "refresh_certs"};
+  static constexpr std::string_view kServedByName[] = {"replace",   "prepend", "bget",        "flush_all",
+                                                       "version",   "quit",    "lru_crawler", "watch",
+                                                       "verbosity", "lru",     "extstore",    "refresh_certs"};
   for (std::string_view name : kServedByName) {
     if (cmd == name) return false;
   }
@@ -154,8 +151,7 @@ bool looks_like_http(const Tokens& tok) {
   return last.starts_with("HTTP/");
 }
 
-ParseResult parse_line(std::span<const char> input, std::string_view line, size_t line_end,
-                       size_t max_item_size) {
+ParseResult parse_line(std::span<const char> input, std::string_view line, size_t line_end, size_t max_item_size) {
   const Tokens tok = tokenize(line);
   if (tok.n == 0) return make_error(line_end, "ERROR");
   const std::string_view cmd = tok.t[0];
@@ -194,8 +190,7 @@ ParseResult parse_line(std::span<const char> input, std::string_view line, size_
       const bool hold_is_zero = tok.t[2] == "0";
       const bool valid = (tok.n == 3 && (hold_is_zero || noreply)) || (tok.n == 4 && hold_is_zero && noreply);
       if (!valid) {
-        return make_error(line_end, "CLIENT_ERROR bad command line format.  Usage: delete <key> [noreply]",
-                          noreply);
+        return make_error(line_end, "CLIENT_ERROR bad command line format.  Usage: delete <key> [noreply]", noreply);
       }
     }
     if (tok.t[1].size() > kMaxKeyLength) return make_error(line_end, kBadFormat, noreply);

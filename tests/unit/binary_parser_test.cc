@@ -243,8 +243,8 @@ TEST(BinaryParserFields, ArithTouchFlushStatQuit) {
 }
 
 TEST(BinaryParserErrors, BadMagicCloses) {
-  for (const std::string& bytes : {std::string("\x81"), std::string("g"), std::string("get a\r\n"),
-                                  packet(0x00, "", "k", "", 0, 0, 0x81)}) {
+  for (const std::string& bytes :
+       {std::string("\x81"), std::string("g"), std::string("get a\r\n"), packet(0x00, "", "k", "", 0, 0, 0x81)}) {
     const Parsed p = parse(bytes);
     EXPECT_EQ(p.result.status, ParseStatus::kClose) << testing::PrintToString(bytes);
   }
@@ -264,8 +264,7 @@ void expect_invalid_arguments(const std::string& bytes, uint32_t opaque, const c
 TEST(BinaryParserErrors, MalformedHeadersAreInvalidArguments) {
   expect_invalid_arguments(packet(0x00, u32(0), "k", "", 0x11223344), 0x11223344, "get with extras");
   expect_invalid_arguments(packet(0x00, "", std::string(251, 'k'), "", 0x55), 0x55, "get key 251");
-  expect_invalid_arguments(packet(0x01, "", "k", "v", 0x66), 0x66,
-                           "set without extras");
+  expect_invalid_arguments(packet(0x01, "", "k", "v", 0x66), 0x66, "set without extras");
   expect_invalid_arguments(packet(0x01, kStorageExtras, std::string(251, 'k'), "v", 7), 7, "set key 251");
   expect_invalid_arguments(packet(0x00, "", "", "", 8), 8, "get without key");
   expect_invalid_arguments(packet(0x05, u64(1), "k", "", 9), 9, "incr short extras");
@@ -336,8 +335,7 @@ ParsedResponse parse_response(std::string_view bytes, size_t max_body = kMaxItem
   p.buffer.assign(bytes.begin(), bytes.end());
   static const char kEmpty = 0;
   const char* data = p.buffer.empty() ? &kEmpty : p.buffer.data();
-  p.status = parse_binary_response(std::span<const char>(data, p.buffer.size()), max_body, p.response,
-                                   p.consumed);
+  p.status = parse_binary_response(std::span<const char>(data, p.buffer.size()), max_body, p.response, p.consumed);
   return p;
 }
 

@@ -47,8 +47,8 @@ void put(std::string& out, uint64_t v, int bytes) {
   for (int i = bytes - 1; i >= 0; --i) out += static_cast<char>((v >> (8 * i)) & 0xff);
 }
 
-std::string expected_packet(uint8_t opcode, std::string_view extras, std::string_view key,
-                            std::string_view value, uint32_t opaque, uint64_t cas) {
+std::string expected_packet(uint8_t opcode, std::string_view extras, std::string_view key, std::string_view value,
+                            uint32_t opaque, uint64_t cas) {
   std::string s;
   put(s, 0x80, 1);
   put(s, opcode, 1);
@@ -176,8 +176,8 @@ TEST(ComposeBinary, ExactBytes) {
   r.exptime = 300;
   r.cas = 0x0102030405060708;
   r.opaque = 0xcafebabe;
-  EXPECT_EQ(binary(r), expected_packet(0x01, be(0xdeadbeef, 4) + be(300, 4), "key", "value", 0xcafebabe,
-                                       0x0102030405060708));
+  EXPECT_EQ(binary(r),
+            expected_packet(0x01, be(0xdeadbeef, 4) + be(300, 4), "key", "value", 0xcafebabe, 0x0102030405060708));
   r.quiet = true;
   EXPECT_EQ(binary(r).substr(0, 2), "\x80\x11");
 
@@ -256,18 +256,18 @@ TEST(ComposeBinary, OpcodeTable) {
     uint8_t loud, quiet, key, key_quiet;
   };
   const Row rows[] = {
-      {Command::kGet, 0x00, 0x09, 0x0c, 0x0d},       {Command::kGat, 0x1d, 0x1e, 0x23, 0x24},
-      {Command::kGetE, 0x40, 0x41, 0x40, 0x41},      {Command::kSet, 0x01, 0x11, 0x01, 0x11},
-      {Command::kCas, 0x01, 0x11, 0x01, 0x11},       {Command::kAdd, 0x02, 0x12, 0x02, 0x12},
-      {Command::kReplace, 0x03, 0x13, 0x03, 0x13},   {Command::kAppend, 0x0e, 0x19, 0x0e, 0x19},
-      {Command::kPrepend, 0x0f, 0x1a, 0x0f, 0x1a},   {Command::kDelete, 0x04, 0x14, 0x04, 0x14},
-      {Command::kIncr, 0x05, 0x15, 0x05, 0x15},      {Command::kDecr, 0x06, 0x16, 0x06, 0x16},
-      {Command::kQuit, 0x07, 0x17, 0x07, 0x17},      {Command::kFlushAll, 0x08, 0x18, 0x08, 0x18},
-      {Command::kNoop, 0x0a, 0x0a, 0x0a, 0x0a},      {Command::kVersion, 0x0b, 0x0b, 0x0b, 0x0b},
-      {Command::kStats, 0x10, 0x10, 0x10, 0x10},     {Command::kVerbosity, 0x1b, 0x1b, 0x1b, 0x1b},
-      {Command::kTouch, 0x1c, 0x1c, 0x1c, 0x1c},     {Command::kGets, 0xff, 0xff, 0xff, 0xff},
-      {Command::kGats, 0xff, 0xff, 0xff, 0xff},      {Command::kError, 0xff, 0xff, 0xff, 0xff},
-      {Command::kTooLarge, 0xff, 0xff, 0xff, 0xff},  {Command::kUnknown, 0xff, 0xff, 0xff, 0xff},
+      {Command::kGet, 0x00, 0x09, 0x0c, 0x0d},      {Command::kGat, 0x1d, 0x1e, 0x23, 0x24},
+      {Command::kGetE, 0x40, 0x41, 0x40, 0x41},     {Command::kSet, 0x01, 0x11, 0x01, 0x11},
+      {Command::kCas, 0x01, 0x11, 0x01, 0x11},      {Command::kAdd, 0x02, 0x12, 0x02, 0x12},
+      {Command::kReplace, 0x03, 0x13, 0x03, 0x13},  {Command::kAppend, 0x0e, 0x19, 0x0e, 0x19},
+      {Command::kPrepend, 0x0f, 0x1a, 0x0f, 0x1a},  {Command::kDelete, 0x04, 0x14, 0x04, 0x14},
+      {Command::kIncr, 0x05, 0x15, 0x05, 0x15},     {Command::kDecr, 0x06, 0x16, 0x06, 0x16},
+      {Command::kQuit, 0x07, 0x17, 0x07, 0x17},     {Command::kFlushAll, 0x08, 0x18, 0x08, 0x18},
+      {Command::kNoop, 0x0a, 0x0a, 0x0a, 0x0a},     {Command::kVersion, 0x0b, 0x0b, 0x0b, 0x0b},
+      {Command::kStats, 0x10, 0x10, 0x10, 0x10},    {Command::kVerbosity, 0x1b, 0x1b, 0x1b, 0x1b},
+      {Command::kTouch, 0x1c, 0x1c, 0x1c, 0x1c},    {Command::kGets, 0xff, 0xff, 0xff, 0xff},
+      {Command::kGats, 0xff, 0xff, 0xff, 0xff},     {Command::kError, 0xff, 0xff, 0xff, 0xff},
+      {Command::kTooLarge, 0xff, 0xff, 0xff, 0xff}, {Command::kUnknown, 0xff, 0xff, 0xff, 0xff},
   };
   for (const Row& row : rows) {
     const int c = static_cast<int>(row.command);
@@ -362,8 +362,8 @@ TEST(RoundTripText, Reads) {
 }
 
 TEST(RoundTripText, Storage) {
-  for (const Command c : {Command::kSet, Command::kAdd, Command::kReplace, Command::kAppend, Command::kPrepend,
-                          Command::kCas}) {
+  for (const Command c :
+       {Command::kSet, Command::kAdd, Command::kReplace, Command::kAppend, Command::kPrepend, Command::kCas}) {
     for (const std::string& key : keys()) {
       for (const std::string& value : values()) {
         for (const uint32_t flags : kFlags) {

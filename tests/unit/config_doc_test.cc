@@ -18,7 +18,8 @@ TEST(ConfigDoc, TheOptionReferenceOfTheDocsIsTheTable) {
   doc << in.rdbuf();
   const std::string table = describe_options();
   EXPECT_NE(doc.str().find(table), std::string::npos)
-      << "docs/operations.md does not hold `rend --print-options` as it prints today:\n" << table;
+      << "docs/operations.md does not hold `rend --print-options` as it prints today:\n"
+      << table;
 }
 
 Config parsed(const nlohmann::json& input) {
@@ -30,8 +31,11 @@ Config parsed(const nlohmann::json& input) {
 
 TEST(ConfigReload, OnlyRestartOnlyKeysAreReported) {
   const Config running = parsed(nlohmann::json::object());
-  const Config reloadable = parsed({{"workers", 3}, {"l1", {{"connections", 4}}}, {"l2", {{"timeout_ms", 10}}},
-                                    {"worker", {{"max_pending_requests", 16}}}, {"log_level", "debug"}});
+  const Config reloadable = parsed({{"workers", 3},
+                                    {"l1", {{"connections", 4}}},
+                                    {"l2", {{"timeout_ms", 10}}},
+                                    {"worker", {{"max_pending_requests", 16}}},
+                                    {"log_level", "debug"}});
   EXPECT_TRUE(restart_only_changes(running, reloadable).empty());
   const Config restart = parsed({{"listen", {{"port", 12000}}},
                                  {"memcached", {{"memory_mb", 64}}},

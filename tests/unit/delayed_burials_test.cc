@@ -12,7 +12,8 @@ struct Buried {
   std::vector<std::string> keys;
   int flushes = 0;
   void run(DelayedBurials& d, uint64_t now) {
-    d.run_due(now, [this](std::string k) { keys.push_back(std::move(k)); }, [this] { ++flushes; });
+    d.run_due(
+        now, [this](std::string k) { keys.push_back(std::move(k)); }, [this] { ++flushes; });
   }
 };
 

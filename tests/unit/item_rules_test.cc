@@ -2,8 +2,8 @@
 // incr/decr/touch/delete that a client can observe.
 #include <gtest/gtest.h>
 
-#include "common/protocol/binary_format.h"
 #include "common/item_rules.h"
+#include "common/protocol/binary_format.h"
 
 namespace rend {
 namespace {
@@ -71,9 +71,9 @@ TEST_F(ItemRules, CasMatchesOnlyTheCurrentUnique) {
   r.cas = 7;
   EXPECT_EQ(apply(r, &cur).status, bin::kSuccess);
   r.cas = 8;
-  EXPECT_EQ(apply(r, &cur).status, bin::kKeyExists);  // EXISTS
+  EXPECT_EQ(apply(r, &cur).status, bin::kKeyExists);       // EXISTS
   EXPECT_EQ(apply(r, nullptr).status, bin::kKeyNotFound);  // NOT_FOUND
-  r.cas = 0;  // memcached: a cas of 0 never matches an existing item
+  r.cas = 0;                                               // memcached: a cas of 0 never matches an existing item
   EXPECT_EQ(apply(r, &cur).status, bin::kKeyExists);
 }
 

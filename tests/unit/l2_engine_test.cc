@@ -3,11 +3,11 @@
 // execute_inline serves what is in memory and leaves the rest, untouched, to execute(). Also the
 // non-blocking pieces the event loop relies on: KeyLocks' try-guard and CasSource::try_next.
 #include <fcntl.h>
-#include <signal.h>
-#include <sys/resource.h>
 #include <gtest/gtest.h>
 #include <linux/magic.h>
+#include <signal.h>
 #include <sys/mman.h>
+#include <sys/resource.h>
 #include <sys/vfs.h>
 #include <unistd.h>
 
@@ -21,11 +21,11 @@
 #include <span>
 #include <vector>
 
+#include "common/get_reply_limit.h"
 #include "common/protocol/binary_format.h"
 #include "common/protocol/binary_parser.h"
 #include "common/protocol/request_compose.h"
 #include "common/protocol/text_parser.h"
-#include "common/get_reply_limit.h"
 #include "l2/cas_source.h"
 #include "l2/engine.h"
 #include "l2/key_locks.h"
@@ -309,7 +309,8 @@ TEST_F(EngineTest, ATrackedWriteSoonAfterAnotherProcesssAccessIsFlagged) {
   // In one segment, after other answers and a quiet write (no answer): each flag on its own answer.
   Request quiet = req(Command::kSet, bin::kSetQ, "q");
   quiet.quiet = true;
-  const std::vector<Answer> seg = run_as({req(Command::kSet, bin::kSet, "a"), quiet, req(Command::kSet, bin::kSet, "k")}, 30);
+  const std::vector<Answer> seg =
+      run_as({req(Command::kSet, bin::kSet, "a"), quiet, req(Command::kSet, bin::kSet, "k")}, 30);
   ASSERT_EQ(seg.size(), 2u);
   EXPECT_EQ(seg[0].data_type, 0);
   EXPECT_EQ(seg[1].data_type, bin::kDataTypeRacedWrite) << "k was written by 10, then 20";
@@ -330,7 +331,8 @@ TEST_F(EngineTest, ATrackedWriteSoonAfterAnotherProcesssAccessIsFlagged) {
 TEST_F(EngineTest, LargeRepliesComeInRoundsWithTheSameBytes) {
   const std::string value(100 * 1024, 'x');
   std::string wire;
-  for (int i = 0; i < 20; ++i) wire += "set k" + std::to_string(i) + " 0 0 " + std::to_string(value.size()) + "\r\n" + value + "\r\n";
+  for (int i = 0; i < 20; ++i)
+    wire += "set k" + std::to_string(i) + " 0 0 " + std::to_string(value.size()) + "\r\n" + value + "\r\n";
   run(wire);
   std::string gets;
   for (int i = 0; i < 20; ++i) gets += "get k" + std::to_string(i) + "\r\n";
@@ -386,9 +388,7 @@ TEST_F(EngineTest, InlineReadsServeWhatIsInMemoryAndLeaveTheDiskToWorkers) {
   // started by a refused read): an inline answer must then be right, and a few tries, each with
   // keys of blocks not yet read (an answered read puts its block in the block cache), find a read
   // that has to wait. A loop that blocked on the disk would answer every time.
-  auto hit = [](int i) {
-    return "VALUE k" + std::to_string(i) + " 0 3\r\nv" + std::to_string(i % 10) + "x\r\n";
-  };
+  auto hit = [](int i) { return "VALUE k" + std::to_string(i) + " 0 3\r\nv" + std::to_string(i % 10) + "x\r\n"; };
   const uint64_t gets = stat(L2Counter::cmd_get);
   const uint64_t fallbacks = stat(L2Counter::l2_inline_fallbacks);
   int key = 0;
@@ -403,7 +403,8 @@ TEST_F(EngineTest, InlineReadsServeWhatIsInMemoryAndLeaveTheDiskToWorkers) {
   }
   ASSERT_NE(key, 0) << "no read of a block dropped from the page cache was left to a worker";
   EXPECT_EQ(r.out, "");
-  EXPECT_EQ(stat(L2Counter::cmd_get) - gets, stat(L2Counter::l2_inline_reads) - 1) << "an abandoned attempt counts nothing";
+  EXPECT_EQ(stat(L2Counter::cmd_get) - gets, stat(L2Counter::l2_inline_reads) - 1)
+      << "an abandoned attempt counts nothing";
   EXPECT_EQ(stat(L2Counter::l2_inline_fallbacks), fallbacks + 1);
   const std::string get_key = "get k" + std::to_string(key) + "\r\n";
   EXPECT_EQ(run(get_key), hit(key) + "END\r\n");
@@ -551,7 +552,8 @@ TEST_F(EngineTest, TextGetPastTheReplyCapFailsWhole) {
   const std::string hit = "VALUE a 0 3000\r\n" + value + "\r\n";
   EXPECT_EQ(run("get a a a\r\n"), hit + hit + hit + "END\r\n");
   const std::string too_large = "SERVER_ERROR out of memory writing get response\r\n";
-  EXPECT_EQ(run("get a\r\nget a a a a\r\ngets a b a a a\r\nget a\r\n"), hit + "END\r\n" + too_large + too_large + hit + "END\r\n");
+  EXPECT_EQ(run("get a\r\nget a a a a\r\ngets a b a a a\r\nget a\r\n"),
+            hit + "END\r\n" + too_large + too_large + hit + "END\r\n");
   EXPECT_EQ(run("gat 0 a a a a\r\nget a\r\n"), too_large + hit + "END\r\n");
   EXPECT_EQ(run_inline("get a a a a\r\n").out, too_large) << "the same on the loop";
 
@@ -623,8 +625,9 @@ TEST_F(EngineTest, FailedWriteBatchFailsEveryWriteOfTheSegment) {
     out = run("set k 0 0 " + std::to_string(value.size()) + "\r\n" + value +
               "\r\nadd k 0 0 1\r\nw\r\nincr nothere 1\r\ndelete x\r\nversion\r\n");
   }
-  EXPECT_TRUE(out.starts_with("SERVER_ERROR write error\r\nSERVER_ERROR write error\r\nSERVER_ERROR write error\r\n"
-                              "SERVER_ERROR write error\r\nVERSION "))
+  EXPECT_TRUE(
+      out.starts_with("SERVER_ERROR write error\r\nSERVER_ERROR write error\r\nSERVER_ERROR write error\r\n"
+                      "SERVER_ERROR write error\r\nVERSION "))
       << out.substr(0, 200);
   EXPECT_EQ(stat(L2Counter::l2_write_errors), 1u);
 }
@@ -666,10 +669,12 @@ TEST_F(EngineTest, FlushAllWaitsForWritesInProgress) {
 TEST(KeyLocksTest, TryGuardTakesAllStripesOrNone) {
   KeyLocks locks(16);
   auto try_on_other_thread = [&](std::vector<size_t> stripes) {
-    return std::async(std::launch::async, [&locks, stripes] {
-             KeyLocks::Guard g(locks, stripes, KeyLocks::Guard::Wait::kTry);
-             return g.locked();
-           }).get();
+    return std::async(std::launch::async,
+                      [&locks, stripes] {
+                        KeyLocks::Guard g(locks, stripes, KeyLocks::Guard::Wait::kTry);
+                        return g.locked();
+                      })
+        .get();
   };
   {
     KeyLocks::Guard held(locks, {3});

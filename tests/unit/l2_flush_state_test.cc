@@ -17,7 +17,7 @@ TEST(FlushState, NothingIsFlushedInitially) {
 TEST(FlushState, ImmediateFlushHidesEverythingWrittenBefore) {
   FlushState f;
   f.apply_flush(kNow, 0, /*cas_mark=*/100);
-  EXPECT_TRUE(f.is_flushed(99, kNow, kNow));   // same second, earlier write
+  EXPECT_TRUE(f.is_flushed(99, kNow, kNow));    // same second, earlier write
   EXPECT_FALSE(f.is_flushed(101, kNow, kNow));  // same second, later write
   EXPECT_FALSE(f.is_flushed(101, kNow, kNow + 1000));
 }

@@ -43,10 +43,12 @@ TEST(TableMerger, TiersDoNotMix) {
   EXPECT_EQ(pick_merge(files({16, 16, 16, 48}), MergePolicy{.fanin = 4, .max_ratio = 2.5, .max_output = 64 * kMiB}),
             std::nullopt);
   // Three new small files in front of merged ones: nothing to do until a fourth arrives.
-  EXPECT_EQ(pick_merge(files({4, 4, 4, 16, 16, 16}), MergePolicy{.fanin = 4, .max_ratio = 2.5, .max_output = 1024 * kMiB}),
-            std::nullopt);
+  EXPECT_EQ(
+      pick_merge(files({4, 4, 4, 16, 16, 16}), MergePolicy{.fanin = 4, .max_ratio = 2.5, .max_output = 1024 * kMiB}),
+      std::nullopt);
   // Four of the 16 MiB tier behind three small ones: the 16s merge.
-  EXPECT_EQ(pick_merge(files({4, 4, 4, 16, 16, 16, 16}), MergePolicy{.fanin = 4, .max_ratio = 2.5, .max_output = 1024 * kMiB}),
+  EXPECT_EQ(pick_merge(files({4, 4, 4, 16, 16, 16, 16}),
+                       MergePolicy{.fanin = 4, .max_ratio = 2.5, .max_output = 1024 * kMiB}),
             (Window{3, 4}));
 }
 

@@ -29,7 +29,8 @@ TEST(ValueFormat, LayoutIsBigEndianAfterAVersionByte) {
   ItemMeta m{0x01020304, 0x05060708, 0x090a0b0c0d0e0f10ull, 0x11121314};
   std::string s;
   encode_item(m, "", s);
-  const std::string expected("\x01\x01\x02\x03\x04\x05\x06\x07\x08\x09\x0a\x0b\x0c\x0d\x0e\x0f\x10\x11\x12\x13\x14", 21);
+  const std::string expected("\x01\x01\x02\x03\x04\x05\x06\x07\x08\x09\x0a\x0b\x0c\x0d\x0e\x0f\x10\x11\x12\x13\x14",
+                             21);
   EXPECT_EQ(s, expected);
 }
 
@@ -96,9 +97,7 @@ TEST(Expiry, ExpiresWhenTheClockReachesTheSecond) {
   EXPECT_TRUE(is_expired(kNow - 1, kNow));  // an absolute time in the past
 }
 
-TEST(Expiry, RelativeNeverWrapsAround) {
-  EXPECT_EQ(absolute_expiry(kMaxRelativeExptime, UINT32_MAX - 5), UINT32_MAX);
-}
+TEST(Expiry, RelativeNeverWrapsAround) { EXPECT_EQ(absolute_expiry(kMaxRelativeExptime, UINT32_MAX - 5), UINT32_MAX); }
 
 TEST(DeadMarker, IsAnExpiredEmptyRecord) {
   ItemMeta m;

@@ -100,8 +100,8 @@ TEST(TextParserFraming, EveryStrictPrefixNeedsMoreAndTheWholeParses) {
   for (const Case& c : valid_corpus()) {
     for (size_t cut = 0; cut < c.bytes.size(); ++cut) {
       const Parsed p = parse(std::string_view(c.bytes).substr(0, cut));
-      ASSERT_EQ(p.result.status, ParseStatus::kNeedMore) << "input " << testing::PrintToString(c.bytes)
-                                                         << " cut at " << cut;
+      ASSERT_EQ(p.result.status, ParseStatus::kNeedMore)
+          << "input " << testing::PrintToString(c.bytes) << " cut at " << cut;
       ASSERT_EQ(p.result.consumed, 0u) << c.bytes << " cut at " << cut;
     }
     const Parsed p = parse(c.bytes);
@@ -455,10 +455,10 @@ TEST(TextParserHttp, AnUnknownCommandEndingInAnHttpVersionCloses) {
 TEST(TextParserHttp, CommandsMemcachedKnowsKeepTheirAnswer) {
   // First letters that start memcached's own commands, two-letter meta names, and commands it
   // serves by name are answered as usual, whatever their last token.
-  for (const char* line : {"gx / HTTP/1.0\r\n", "slabs / HTTP/1.0\r\n", "ax HTTP/1.0\r\n", "cx HTTP/1.0\r\n",
-                           "ix HTTP/1.0\r\n", "dx HTTP/1.0\r\n", "tx HTTP/1.0\r\n", "mx / HTTP/1.0\r\n",
-                           "G HTTP/1.0\r\n", "lru HTTP/1.0\r\n", "watch HTTP/1.0\r\n", "xx http/1.0\r\n",
-                           "FOO HTTP/1.0 /\r\n"}) {
+  for (const char* line :
+       {"gx / HTTP/1.0\r\n", "slabs / HTTP/1.0\r\n", "ax HTTP/1.0\r\n", "cx HTTP/1.0\r\n", "ix HTTP/1.0\r\n",
+        "dx HTTP/1.0\r\n", "tx HTTP/1.0\r\n", "mx / HTTP/1.0\r\n", "G HTTP/1.0\r\n", "lru HTTP/1.0\r\n",
+        "watch HTTP/1.0\r\n", "xx http/1.0\r\n", "FOO HTTP/1.0 /\r\n"}) {
     const Parsed p = parse(line);
     ASSERT_EQ(p.result.status, ParseStatus::kRequest) << line;
     EXPECT_EQ(p.req().error_text, "ERROR") << line;

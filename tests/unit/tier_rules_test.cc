@@ -88,9 +88,9 @@ std::vector<std::string> doc_rows(const std::string& marker) {
 TEST(TierRules, TheReadTableOfTheDocsIsTheHeaders) {
   std::vector<std::string> expected;
   for (const ReadRule& r : kReadRules) {
-    expected.push_back(row({name(r.command), name(r.mode), name(r.first), name(r.l2_read), name(r.after_l2_hit),
-                            name(r.after_l2_miss), yes_no(r.touch_l2_on_l1_hit), yes_no(r.track_races),
-                            name(r.l2_down)}));
+    expected.push_back(
+        row({name(r.command), name(r.mode), name(r.first), name(r.l2_read), name(r.after_l2_hit), name(r.after_l2_miss),
+             yes_no(r.touch_l2_on_l1_hit), yes_no(r.track_races), name(r.l2_down)}));
   }
   EXPECT_EQ(doc_rows("<!-- reads:"), expected);
 }

@@ -108,9 +108,9 @@ TEST(TextResponse, AMultiGetSplitsIntoItsElements) {
   while (true) {
     TextReply r;
     size_t consumed = 0;
-    ASSERT_EQ(parse_text_response(std::span<const char>(stream.data() + at, stream.size() - at), kMaxValue, r,
-                                  consumed),
-              ResponseParse::kOk);
+    ASSERT_EQ(
+        parse_text_response(std::span<const char>(stream.data() + at, stream.size() - at), kMaxValue, r, consumed),
+        ResponseParse::kOk);
     at += consumed;
     if (r.kind == TextReplyKind::kEnd) break;
     ASSERT_EQ(r.kind, TextReplyKind::kValue);
@@ -141,24 +141,24 @@ TEST(TextResponse, NumbersAndMessages) {
 
 TEST(TextResponse, MalformedRepliesAreBad) {
   const std::vector<std::string> bad = {
-      "HELLO\r\n",                        // not a reply
-      "hello\r\n",                        // first byte can start nothing
-      "END\n",                            // LF without CR
-      "\r\n",                             // empty line
-      "STORED \r\n",                      // trailing space
-      "ENDX\r\n",                         //
-      "VALUE\r\n",                        //
-      "VALUE k 0\r\n",                    // no length
-      "VALUE k x 1\r\na\r\n",             // flags not a number
-      "VALUE k 0 -1\r\n",                 //
-      "VALUE k 0 1 2 3\r\na\r\n",         // too many fields
-      "VALUE k  0 1\r\na\r\n",            // empty field
-      "VALUE k 4294967296 1\r\na\r\n",    // flags beyond 32 bits
-      "VALUE k 0 3\r\nabcXY",             // data not followed by CRLF
-      "VALUE k 0 3\r\nabc\n\n",           //
-      "18446744073709551616\r\n",         // beyond 64 bits
-      "12a\r\n",                          //
-      "VERSIONX\r\n",                     //
+      "HELLO\r\n",                      // not a reply
+      "hello\r\n",                      // first byte can start nothing
+      "END\n",                          // LF without CR
+      "\r\n",                           // empty line
+      "STORED \r\n",                    // trailing space
+      "ENDX\r\n",                       //
+      "VALUE\r\n",                      //
+      "VALUE k 0\r\n",                  // no length
+      "VALUE k x 1\r\na\r\n",           // flags not a number
+      "VALUE k 0 -1\r\n",               //
+      "VALUE k 0 1 2 3\r\na\r\n",       // too many fields
+      "VALUE k  0 1\r\na\r\n",          // empty field
+      "VALUE k 4294967296 1\r\na\r\n",  // flags beyond 32 bits
+      "VALUE k 0 3\r\nabcXY",           // data not followed by CRLF
+      "VALUE k 0 3\r\nabc\n\n",         //
+      "18446744073709551616\r\n",       // beyond 64 bits
+      "12a\r\n",                        //
+      "VERSIONX\r\n",                   //
   };
   for (const auto& b : bad) {
     EXPECT_EQ(parse_text(b).status, ResponseParse::kBad) << b;
@@ -222,17 +222,19 @@ TEST(BinaryResponse, MalformedPacketsAreBad) {
   wrong_magic[0] = static_cast<char>(bin::kRequestMagic);
   BinaryResponse r;
   size_t consumed = 0;
-  EXPECT_EQ(parse_binary_response(std::span<const char>(wrong_magic.data(), wrong_magic.size()), kMaxValue, r, consumed),
-            ResponseParse::kBad);
+  EXPECT_EQ(
+      parse_binary_response(std::span<const char>(wrong_magic.data(), wrong_magic.size()), kMaxValue, r, consumed),
+      ResponseParse::kBad);
   // extras + key longer than the body.
   std::string inconsistent = binary_reply(bin::kGet, 0, 1, "", "", "");
   inconsistent[3] = 5;  // key length 5, body 0
-  EXPECT_EQ(parse_binary_response(std::span<const char>(inconsistent.data(), inconsistent.size()), kMaxValue, r,
-                                  consumed),
-            ResponseParse::kBad);
+  EXPECT_EQ(
+      parse_binary_response(std::span<const char>(inconsistent.data(), inconsistent.size()), kMaxValue, r, consumed),
+      ResponseParse::kBad);
   // A body over the bound is refused from the header alone.
   const std::string big = binary_reply(bin::kGet, 0, 1, "", "", std::string(101, 'x')).substr(0, bin::kHeaderSize);
-  EXPECT_EQ(parse_binary_response(std::span<const char>(big.data(), big.size()), 100, r, consumed), ResponseParse::kBad);
+  EXPECT_EQ(parse_binary_response(std::span<const char>(big.data(), big.size()), 100, r, consumed),
+            ResponseParse::kBad);
 }
 
 }  // namespace
