@@ -19,9 +19,11 @@ struct Option {
   const char* description;
   int64_t min = 0;
   int64_t max = 0;  // numbers only; min == max == 0 means unchecked
-  // A reload cannot apply it: it names the listening sockets, the supervised memcached (restarting
-  // it would empty L1), rend-l2's identity, or where the supervisor itself is reached. Changing it
-  // needs a restart of rend; a reload that tries is refused with the key's name.
+  // A reload cannot apply it: it names the listening sockets, the supervised memcached or what it
+  // was started with (restarting it would empty L1: its address, item size limit), how values are
+  // laid out in L1 (chunked or not, the chunk size: items written one way misread the other),
+  // rend-l2's identity, or where the supervisor itself is reached. Changing it needs a restart of
+  // rend; a reload that tries is refused with the key's name.
   bool restart_only = false;
 };
 
@@ -41,7 +43,7 @@ const std::vector<Option>& options() {
       {"worker.max_item_size", 1048576,
        "largest value accepted, in bytes; larger ones are refused "
        "with memcached's 'object too large' error",
-       1, 1073741824},
+       1, 1073741824, kRestartOnly},
       {"worker.output_high_water", 4194304,
        "unsent reply bytes per client at which rend stops reading "
        "from it until it drains",
@@ -54,7 +56,7 @@ const std::vector<Option>& options() {
       {"worker.key_ordering", true,
        "a multi-step (L2 then L1) operation on a key finishes before the next "
        "one on that key starts, within a worker"},
-      {"l1.address", "run/memcached.sock", "L1 memcached: a unix socket path or host:port"},
+      {"l1.address", "run/memcached.sock", "L1 memcached: a unix socket path or host:port", 0, 0, kRestartOnly},
       {"l1.connections", 2, "connections from each worker to L1, chosen by key hash", 1, 64},
       {"l1.timeout_ms", 1000,
        "a request L1 has not answered in this time fails with SERVER_ERROR and the "
@@ -64,11 +66,12 @@ const std::vector<Option>& options() {
       {"l1.reconnect_max_ms", 1000, "cap of the reconnect delay", 1, 600000},
       {"l1.chunked", false,
        "store every value in L1 as equal-size items (a head plus chunks), so memcached's "
-       "slab classes cannot strand memory when value sizes shift; allows values over 1 MiB"},
+       "slab classes cannot strand memory when value sizes shift; allows values over 1 MiB",
+       0, 0, kRestartOnly},
       {"l1.chunk_size", 1184,
        "chunked L1: the memory each L1 item takes in memcached, in bytes; pick one of "
        "memcached's slab class sizes ('stats slabs' chunk_size)",
-       384, 524288},
+       384, 524288, kRestartOnly},
       {"l2.enabled", false, "use the L2 tier (rend-l2, RocksDB on SSD): main port l1l2, batch port l1l2batch", 0, 0,
        kRestartOnly},
       {"l2.address", "run/rend-l2.sock", "rend-l2's unix socket path (or host:port when not supervised)", 0, 0,

@@ -16,10 +16,6 @@
 
 namespace rend::l2 {
 
-namespace {
-constexpr size_t kReadChunk = 64 * 1024;
-}
-
 struct Connection::WriteRequest {
   uv_write_t req;
   std::string data;
@@ -71,17 +67,8 @@ void Connection::update_reading() {
 }
 
 void Connection::on_alloc(uv_buf_t* buf) {
-  if (in_start_ == in_end_) in_start_ = in_end_ = 0;
-  if (in_.size() - in_end_ < kReadChunk / 4) {
-    // Batches copied what they use, so the unparsed tail can move to the front.
-    if (in_start_ > 0) {
-      std::memmove(in_.data(), in_.data() + in_start_, in_end_ - in_start_);
-      in_end_ -= in_start_;
-      in_start_ = 0;
-    }
-    if (in_.size() - in_end_ < kReadChunk / 4) in_.resize(std::max(in_.size() * 2, in_end_ + kReadChunk));
-  }
-  *buf = uv_buf_init(in_.data() + in_end_, static_cast<unsigned>(in_.size() - in_end_));
+  // Batches copied what they use, so the unparsed tail may move.
+  *buf = in_.next_read();
 }
 
 void Connection::on_read(ssize_t nread) {
@@ -100,21 +87,18 @@ void Connection::on_read(ssize_t nread) {
     return;
   }
   server_.stats().add(L2Counter::bytes_read, static_cast<uint64_t>(nread));
-  in_end_ += static_cast<size_t>(nread);
+  in_.commit(static_cast<size_t>(nread));
   swallow_input();
   flush();
   if (closing_) return;
-  if (in_start_ == in_end_ && !batch_) {
-    // Idle with nothing buffered: give back a buffer a burst made large.
-    in_start_ = in_end_ = 0;
-    if (in_.size() > 4 * kReadChunk) std::vector<char>().swap(in_);
-  }
+  // Idle with nothing buffered: give back a buffer a burst made large.
+  if (!batch_) in_.shrink_if_empty(4 * kReadGrowth);
   update_reading();
 }
 
 void Connection::swallow_input() {
   const size_t n = static_cast<size_t>(std::min<uint64_t>(swallow_, buffered()));
-  in_start_ += n;
+  in_.consume(n);
   swallow_ -= n;
 }
 
@@ -123,7 +107,7 @@ bool Connection::start_batch() {
   if (closing_ || batch_ || parse_done_ || unsent() >= server_.output_high_water()) return false;
   struct Parsed {
     proto::Request request;
-    size_t offset;
+    const char* at;  // in the read buffer, which does not move before the batch copies it
     size_t size;
   };
   std::vector<Parsed> parsed;
@@ -131,8 +115,8 @@ bool Connection::start_batch() {
   const size_t max_item = server_.max_item_size();
   while (parsed.size() < kMaxBatchRequests && bytes < kInputHighWater) {
     swallow_input();
-    if (swallow_ > 0 || in_start_ == in_end_) break;
-    const std::span<const char> input(in_.data() + in_start_, buffered());
+    if (swallow_ > 0 || in_.empty()) break;
+    const std::span<const char> input = in_.unparsed();
     if (!protocol_known_) {
       protocol_known_ = true;
       protocol_ = static_cast<uint8_t>(input[0]) == proto::bin::kRequestMagic ? proto::Protocol::kBinary
@@ -148,12 +132,12 @@ bool Connection::start_batch() {
       close_when_flushed_ = true;
       break;
     }
-    parsed.push_back({r.request, in_start_, r.consumed});
+    parsed.push_back({r.request, input.data(), r.consumed});
     if (protocol_ == proto::Protocol::kBinary && r.consumed >= proto::bin::kHeaderSize) {
       parsed.back().request.track_races = (static_cast<uint8_t>(input[5]) & proto::bin::kDataTypeTrackRaces) != 0;
     }
     bytes += r.consumed;
-    in_start_ += r.consumed;
+    in_.consume(r.consumed);
     swallow_ = r.swallow;
     if (r.request.close_after) {
       parse_done_ = true;
@@ -169,7 +153,7 @@ bool Connection::start_batch() {
   }
   batch_ = std::make_unique<Batch>(*this, server_.engine(), server_.output_high_water());
   batch_->reserve(bytes, parsed.size());
-  for (const Parsed& p : parsed) batch_->add(p.request, in_.data() + p.offset, p.size);
+  for (const Parsed& p : parsed) batch_->add(p.request, p.at, p.size);
   return true;
 }
 
@@ -300,7 +284,7 @@ void Connection::maybe_close() {
     close();
     return;
   }
-  if (draining_ && swallow_ == 0 && in_start_ == in_end_ && !bytes_waiting()) close();
+  if (draining_ && swallow_ == 0 && in_.empty() && !bytes_waiting()) close();
 }
 
 bool Connection::bytes_waiting() {

@@ -28,6 +28,7 @@
 #include <vector>
 
 #include "common/protocol/request.h"
+#include "common/read_buffer.h"
 #include "l2/executor.h"
 #include "l2/write_history.h"
 
@@ -40,6 +41,9 @@ class Connection {
  public:
   static constexpr size_t kInputHighWater = 4 << 20;
   static constexpr size_t kMaxBatchRequests = 4096;
+  // Reads of at least 16 KiB; a buffer that must grow grows by 64 KiB at least.
+  static constexpr size_t kReadRoom = 16 * 1024;
+  static constexpr size_t kReadGrowth = 64 * 1024;
 
   Connection(Server& server, bool tcp);
   Connection(const Connection&) = delete;
@@ -82,7 +86,7 @@ class Connection {
   bool bytes_waiting();
   void on_handle_closed();
   size_t unsent() const { return out_.size() + in_flight_bytes_; }
-  size_t buffered() const { return in_end_ - in_start_; }
+  size_t buffered() const { return in_.size(); }
 
   Server& server_;
   union {
@@ -93,9 +97,7 @@ class Connection {
   } h_;
   proto::Protocol protocol_ = proto::Protocol::kText;
   bool protocol_known_ = false;
-  std::vector<char> in_;
-  size_t in_start_ = 0;
-  size_t in_end_ = 0;
+  ReadBuffer in_{kReadRoom, kReadGrowth};
   uint64_t swallow_ = 0;
   std::unique_ptr<Batch> batch_;  // the batch in flight, or one waiting for output to drain
   bool batch_running_ = false;

@@ -97,13 +97,13 @@ void Supervisor::close_slot_sockets(Slot& slot) {
 }
 
 Status Supervisor::open_slot_socket(Slot& slot) {
-  if (Status s = open_tcp_listener(config_.listen.host, config_.listen.port, config_.listen.backlog, slot.tcp_fd); !s) {
-    return s;
+  Status s = open_tcp_listener(config_.listen.host, config_.listen.port, config_.listen.backlog, slot.tcp_fd);
+  if (s && config_.l2.enabled && config_.listen.batch_port != 0) {
+    s = open_tcp_listener(config_.listen.host, config_.listen.batch_port, config_.listen.backlog, slot.batch_fd);
   }
-  if (config_.l2.enabled && config_.listen.batch_port != 0) {
-    return open_tcp_listener(config_.listen.host, config_.listen.batch_port, config_.listen.backlog, slot.batch_fd);
-  }
-  return Status::ok();
+  // Never half open: a socket no worker accepts on would take connections that then hang.
+  if (!s) close_slot_sockets(slot);
+  return s;
 }
 
 int Supervisor::run() {
@@ -338,18 +338,22 @@ void Supervisor::start_slot(Slot& slot) {
     return;
   }
   slot.started_ms = uv_now(loop_);
+  slot.generation = roll_generation_;
   update_up_gauges();
   spdlog::info("worker {} started (pid {})", slot.index, slot.worker->pid());
 }
 
 void Supervisor::on_worker_exit(Slot& slot, ChildProcess* child, int64_t status, int signal) {
   if (slot.worker.get() != child) {
-    // A replaced or retiring worker finished draining.
+    // A replaced or retiring worker finished draining, or a roll's replacement died starting.
+    if (slot.replacement == child) slot.replacement = nullptr;
     spdlog::info("worker {} (pid {}) stopped ({})", slot.index, child->pid(), describe_exit(status, signal));
     if (rolling_busy_) {
       rolling_busy_ = false;
       roll_next();
     }
+    // Scaled down while its roll's replacement was starting, with no worker of its own left.
+    if (slot.retiring && !slot.worker && slot.replacement == nullptr) remove_slot(slot);
     maybe_finish_stop();
     return;
   }

@@ -48,8 +48,10 @@ class Supervisor {
     int batch_fd = -1;  // the batch port's socket, when L2 is enabled
     std::unique_ptr<ChildProcess> worker;
     bool ready = false;
-    bool retiring = false;  // being removed by a scale-down
-    bool failed = false;    // its worker exited with kExitBadConfig: left down until a reload
+    bool retiring = false;                // being removed by a scale-down
+    bool failed = false;                  // its worker exited with kExitBadConfig: left down until a reload
+    uint64_t generation = 0;              // the roll its worker was started in (see roll_generation_)
+    ChildProcess* replacement = nullptr;  // a roll's new worker, until it is ready or exits
     int restarts = 0;
     int crash_streak = 0;
     uint64_t started_ms = 0;
@@ -74,6 +76,7 @@ class Supervisor {
   void schedule_restart(Slot& slot);
   void resize(int workers);
   void roll_next();
+  void queue_roll();  // every slot into the roll; those already on roll_generation_ are skipped
   void retire(std::unique_ptr<ChildProcess> child);
   void maybe_finish_stop();
   void finish_stop();
@@ -108,6 +111,9 @@ class Supervisor {
   int services_pending_ = 0;  // services not yet answering before the workers start
   std::deque<int> rolling_;   // slots still to roll
   bool rolling_busy_ = false;
+  // Bumped by each reload and rolling restart: a slot whose worker started in the current
+  // generation already runs what the roll would give it, and is not replaced again.
+  uint64_t roll_generation_ = 0;
   bool workers_started_ = false;
   bool stopping_ = false;
   bool services_stopping_ = false;

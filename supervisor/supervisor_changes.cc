@@ -25,15 +25,16 @@ Status Supervisor::reload() {
   if (const std::vector<std::string> changed = restart_only_changes(config_, next); !changed.empty()) {
     metrics_.reloads_failed++;
     return Status::error(
-        fmt::format("{}: cannot change on reload (listening sockets, memcached, rend-l2's identity, "
-                    "run_dir, control and metrics need a restart of rend); restart rend to change "
-                    "{}",
+        fmt::format("{}: cannot change on reload (listening sockets, memcached and how L1 holds values, "
+                    "rend-l2's identity, run_dir, control and metrics need a restart of rend); restart rend "
+                    "to change {}",
                     fmt::join(changed, ", "), changed.size() == 1 ? "it" : "them"));
   }
   metrics_.reloads_ok++;
   config_ = std::move(next);
   config_hash_ = hash;
   spdlog::info("reloading: rolling {} workers onto the new config", config_.workers);
+  ++roll_generation_;  // workers started from here on run the new config and are not rolled again
   for (auto& slot : slots_) {
     if (!slot->failed) continue;
     if (Status s = open_slot_socket(*slot); !s) {
@@ -44,7 +45,7 @@ Status Supervisor::reload() {
     start_slot(*slot);
   }
   resize(config_.workers);
-  rolling_restart();
+  queue_roll();
   return Status::ok();
 }
 
@@ -76,14 +77,21 @@ void Supervisor::resize(int workers) {
     if (s.restart_timer != nullptr) uv_timer_stop(s.restart_timer);
     if (s.worker) {
       s.worker->kill(SIGTERM);  // removed once it has drained (on_worker_exit)
-    } else {
+    } else if (s.replacement == nullptr) {
       idle.push_back(&s);
+    } else {
+      s.replacement->kill(SIGTERM);  // a roll's replacement still starting: removed when it exits
     }
   }
   for (Slot* s : idle) remove_slot(*s);
 }
 
 void Supervisor::rolling_restart() {
+  ++roll_generation_;
+  queue_roll();
+}
+
+void Supervisor::queue_roll() {
   rolling_.clear();
   for (auto& s : slots_) {
     if (!s->retiring) rolling_.push_back(s->index);
@@ -98,23 +106,29 @@ void Supervisor::roll_next() {
     auto it = std::find_if(slots_.begin(), slots_.end(), [&](const auto& s) { return s->index == index; });
     if (it == slots_.end() || (*it)->retiring) continue;
     Slot& slot = **it;
-    if (!slot.worker) {
-      // Not running (restart pending): it will start on the new config anyway.
-      continue;
-    }
+    // Not running (restart pending), or started since the roll began: it runs the new config.
+    if (!slot.worker || slot.generation == roll_generation_) continue;
     rolling_busy_ = true;
     Slot* p = &slot;
+    const uint64_t generation = roll_generation_;
     auto replacement = std::make_shared<std::unique_ptr<ChildProcess>>();
-    Status s = spawn_worker(slot, *replacement, [this, p, replacement] {
+    Status s = spawn_worker(slot, *replacement, [this, p, replacement, generation] {
       // The new worker accepts on the slot's socket: now the old one can drain.
       std::unique_ptr<ChildProcess> old = std::move(p->worker);
       p->worker = std::move(*replacement);
+      p->replacement = nullptr;
+      p->generation = generation;
       p->ready = true;
       p->started_ms = uv_now(loop_);
-      spdlog::info("worker {} replaced: pid {} -> {}", p->index, old->pid(), p->worker->pid());
-      old->kill(SIGTERM);
-      retire(std::move(old));
+      if (old) {
+        spdlog::info("worker {} replaced: pid {} -> {}", p->index, old->pid(), p->worker->pid());
+        old->kill(SIGTERM);
+        retire(std::move(old));
+      } else {
+        spdlog::info("worker {} started (pid {}) in place of one that died", p->index, p->worker->pid());
+      }
     });
+    if (s) slot.replacement = replacement->get();
     if (!s) {
       spdlog::error("rolling restart of worker {} failed: {}", index, s.message());
       rolling_busy_ = false;

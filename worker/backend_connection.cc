@@ -128,18 +128,7 @@ void BackendConnection::on_connected(int status) {
           *buf = uv_buf_init(nullptr, 0);
           return;
         }
-        constexpr size_t kMinFree = 64 * 1024;
-        if (self->in_start_ == self->in_end_) self->in_start_ = self->in_end_ = 0;
-        if (self->in_.size() - self->in_end_ < kMinFree) {
-          if (self->in_start_ > 0) {
-            std::memmove(self->in_.data(), self->in_.data() + self->in_start_, self->in_end_ - self->in_start_);
-            self->in_end_ -= self->in_start_;
-            self->in_start_ = 0;
-          }
-          if (self->in_.size() - self->in_end_ < kMinFree)
-            self->in_.resize(std::max(self->in_.size() * 2, self->in_end_ + kMinFree));
-        }
-        *buf = uv_buf_init(self->in_.data() + self->in_end_, static_cast<unsigned>(self->in_.size() - self->in_end_));
+        *buf = self->in_.next_read();
       },
       [](uv_stream_t* s, ssize_t nread, const uv_buf_t* buf) {
         auto* self = static_cast<Socket*>(s->data)->owner;
@@ -216,23 +205,22 @@ void BackendConnection::on_read(ssize_t nread, const uv_buf_t*) {
     fail(BackendFailure::kUnavailable, nread == UV_EOF ? "closed by server" : uv_strerror(static_cast<int>(nread)));
     return;
   }
-  in_end_ += static_cast<size_t>(nread);
+  in_.commit(static_cast<size_t>(nread));
   if (nread > 0) last_read_ms_ = uv_now(worker_.loop());
   process_input();
 }
 
 void BackendConnection::process_input() {
-  while (in_start_ < in_end_) {
+  while (!in_.empty()) {
     proto::BinaryResponse r;
     size_t used = 0;
-    const auto parsed = proto::parse_binary_response(std::span<const char>(in_.data() + in_start_, in_end_ - in_start_),
-                                                     max_body_, r, used);
+    const auto parsed = proto::parse_binary_response(in_.unparsed(), max_body_, r, used);
     if (parsed == proto::ResponseParse::kNeedMore) break;
     if (parsed == proto::ResponseParse::kBad || expect_.empty()) {
       fail(BackendFailure::kUnavailable, "unexpected response");
       return;
     }
-    in_start_ += used;
+    in_.consume(used);  // `r` still views the bytes: they move only before the next read
     // Copy what we need: the callback may fail this connection, which clears expect_.
     Expectation& head = expect_.front();
     std::shared_ptr<Op> op = head.op;
@@ -264,7 +252,6 @@ void BackendConnection::process_input() {
     if (state_ != State::kConnected) return;  // the op's reaction failed us
     if (last) expect_.pop_front();
   }
-  if (in_start_ == in_end_) in_start_ = in_end_ = 0;
 }
 
 void BackendConnection::check_deadline(uint64_t now_ms) {
@@ -289,7 +276,7 @@ void BackendConnection::fail(BackendFailure why, const char* what) {
   std::deque<Expectation> failed;
   failed.swap(expect_);
   out_.clear();
-  in_start_ = in_end_ = 0;
+  in_.clear();
   write_in_flight_ = false;
   close_socket();
   if (state_ != State::kStopped) {

@@ -20,6 +20,7 @@
 #include <vector>
 
 #include "common/config.h"
+#include "common/read_buffer.h"
 #include "common/shared_stats.h"
 #include "worker/op.h"
 
@@ -105,9 +106,7 @@ class BackendConnection {
   std::string out_;
   bool write_in_flight_ = false;
   std::deque<Expectation> expect_;
-  std::vector<char> in_;
-  size_t in_start_ = 0;
-  size_t in_end_ = 0;
+  ReadBuffer in_{64 * 1024, 64 * 1024};  // responses may be large (a chunked value's batch)
   bool logged_down_ = false;
   static constexpr size_t kMaxBuryKeys = 100000;
   std::vector<std::string> to_bury_;  // keys to bury once connected again

@@ -16,7 +16,6 @@
 namespace rend::worker {
 
 namespace {
-constexpr size_t kReadChunk = 64 * 1024;
 // Largest request we ever buffer: a value of max_item_size plus its command line, or a long get.
 size_t buffer_cap(size_t max_item_size) { return max_item_size + proto::kMaxTextGetLine + 4096; }
 }  // namespace
@@ -47,8 +46,7 @@ void ClientConnection::start() { update_reading(); }
 void ClientConnection::update_reading() {
   // While complete requests wait in the buffer (parsing stalled), reading more would only grow it:
   // a client that pipelines faster than its requests finish is held back by TCP, never cut off.
-  const bool want = !closing_ && !input_done_ && !barrier_ && !parse_stalled_ &&
-                    unsent() < worker_.config().worker.output_high_water && !at_pending_limit();
+  const bool want = !closing_ && !input_done_ && !barrier_ && !parse_stalled_ && may_parse();
   if (want && !reading_) {
     reading_ = true;
     uv_read_start(
@@ -64,17 +62,8 @@ void ClientConnection::update_reading() {
 }
 
 void ClientConnection::on_alloc(uv_buf_t* buf) {
-  if (in_start_ == in_end_) in_start_ = in_end_ = 0;
-  if (in_.size() - in_end_ < kReadChunk / 4) {
-    // Requests already dispatched copied what they need, so moving the unparsed tail is safe.
-    if (in_start_ > 0) {
-      std::memmove(in_.data(), in_.data() + in_start_, in_end_ - in_start_);
-      in_end_ -= in_start_;
-      in_start_ = 0;
-    }
-    if (in_.size() - in_end_ < kReadChunk / 4) in_.resize(std::max(in_.size() * 2, in_end_ + kReadChunk));
-  }
-  *buf = uv_buf_init(in_.data() + in_end_, static_cast<unsigned>(in_.size() - in_end_));
+  // Requests already dispatched copied what they need, so the unparsed tail may move.
+  *buf = in_.next_read();
 }
 
 void ClientConnection::on_read(ssize_t nread) {
@@ -86,16 +75,16 @@ void ClientConnection::on_read(ssize_t nread) {
       close();
       return;
     }
-    in_start_ = in_end_ = 0;
+    in_.clear();
     maybe_close();
     return;
   }
   bump(worker_.stats(), Counter::bytes_read, static_cast<uint64_t>(nread));
-  in_end_ += static_cast<size_t>(nread);
+  in_.commit(static_cast<size_t>(nread));
   process_input();
   // Only an incomplete request counts here: complete ones that wait for their turn are the
   // client's pipeline, bounded by not reading while they wait.
-  if (!closing_ && !parse_stalled_ && in_end_ - in_start_ > buffer_cap(worker_.config().worker.max_item_size)) {
+  if (!closing_ && !parse_stalled_ && in_.size() > buffer_cap(worker_.config().worker.max_item_size)) {
     spdlog::warn("client sent a request larger than any valid one; closing");
     close();
   }
@@ -105,17 +94,23 @@ bool ClientConnection::at_pending_limit() const {
   return pending_.size() >= static_cast<size_t>(worker_.config().worker.max_pending_requests);
 }
 
+bool ClientConnection::may_parse() const {
+  // Replies the client has not read yet hold back new work as they hold back reading, so a client
+  // that never reads makes rend buffer no more than the high-water mark plus what is in flight.
+  return !at_pending_limit() && unsent() < worker_.config().worker.output_high_water;
+}
+
 void ClientConnection::process_input() {
   const size_t max_item = worker_.config().worker.max_item_size;
   parse_stalled_ = false;
-  while (!closing_ && !input_done_ && in_start_ < in_end_) {
+  while (!closing_ && !input_done_ && !in_.empty()) {
     if (swallow_ > 0) {
-      const size_t n = static_cast<size_t>(std::min<uint64_t>(swallow_, in_end_ - in_start_));
-      in_start_ += n;
+      const size_t n = static_cast<size_t>(std::min<uint64_t>(swallow_, in_.size()));
+      in_.consume(n);
       swallow_ -= n;
       continue;
     }
-    if (at_pending_limit()) {
+    if (!may_parse()) {
       parse_stalled_ = true;
       break;
     }
@@ -126,7 +121,7 @@ void ClientConnection::process_input() {
       }
       barrier_ = false;
     }
-    const std::span<const char> input(in_.data() + in_start_, in_end_ - in_start_);
+    const std::span<const char> input = in_.unparsed();
     if (!protocol_known_) {
       protocol_known_ = true;
       protocol_ = static_cast<uint8_t>(input[0]) == proto::bin::kRequestMagic ? proto::Protocol::kBinary
@@ -151,12 +146,11 @@ void ClientConnection::process_input() {
       }
       barrier_ = true;
     }
-    in_start_ += r.consumed;
+    in_.consume(r.consumed);
     swallow_ = r.swallow;
     if (r.request.close_after) input_done_ = true;
     worker_.dispatcher().dispatch(*this, r.request);
   }
-  if (in_start_ == in_end_) in_start_ = in_end_ = 0;
   update_reading();
   maybe_close();
 }
@@ -236,12 +230,12 @@ void ClientConnection::flush() {
   // A flush was waiting for this client's earlier requests, or later ones for the flush.
   if (barrier_ && pending_.empty() && !closing_) {
     barrier_ = false;
-    if (in_start_ < in_end_) {
+    if (!in_.empty()) {
       process_input();
     } else {
       update_reading();
     }
-  } else if (parse_stalled_ && !closing_ && !at_pending_limit() && !barrier_) {
+  } else if (parse_stalled_ && !closing_ && may_parse() && !barrier_) {
     // Requests finished: the buffered ones go first, and reading resumes once they are parsed.
     process_input();
   }
@@ -256,7 +250,7 @@ void ClientConnection::on_write_done(int status) {
   }
   flush();
   // Reading may have paused with complete requests still buffered.
-  if (!closing_ && in_start_ < in_end_) process_input();
+  if (!closing_ && !in_.empty()) process_input();
 }
 
 void ClientConnection::drain() {
@@ -278,7 +272,7 @@ void ClientConnection::maybe_close() {
     close();
     return;
   }
-  if (answered && draining_ && swallow_ == 0 && in_start_ == in_end_ && !bytes_waiting()) close();
+  if (answered && draining_ && swallow_ == 0 && in_.empty() && !bytes_waiting()) close();
 }
 
 bool ClientConnection::bytes_waiting() {

@@ -18,6 +18,7 @@
 #include <vector>
 
 #include "common/protocol/request.h"
+#include "common/read_buffer.h"
 #include "worker/op.h"
 #include "worker/tiered.h"
 
@@ -61,7 +62,13 @@ class ClientConnection {
   bool bytes_waiting();
   bool is_barrier(const proto::Request& r) const;
   bool at_pending_limit() const;
+  // Neither too many requests in flight nor too many unsent reply bytes: new requests may start.
+  bool may_parse() const;
   size_t unsent() const { return out_.size() + in_flight_bytes_; }
+
+  // Reads of at least 16 KiB; a buffer that must grow grows by 64 KiB at least.
+  static constexpr size_t kReadRoom = 16 * 1024;
+  static constexpr size_t kReadGrowth = 64 * 1024;
 
   Worker& worker_;
   TierMode mode_;
@@ -73,9 +80,7 @@ class ClientConnection {
   } h_;
   proto::Protocol protocol_ = proto::Protocol::kText;
   bool protocol_known_ = false;
-  std::vector<char> in_;
-  size_t in_start_ = 0;
-  size_t in_end_ = 0;
+  ReadBuffer in_{kReadRoom, kReadGrowth};
   uint64_t swallow_ = 0;
   std::deque<std::shared_ptr<Op>> pending_;
   std::string out_;

@@ -65,7 +65,8 @@ struct WriteRule {
   proto::Command command;
   TierMode mode;
   L1Step after_l2_success;
-  L1Step after_l2_refusal;  // L2 answered but did not apply it (not found, exists, not stored)
+  L1Step after_l2_refusal;  // L2 answered that it did not apply it (not found, exists, not stored, not a number)
+  L1Step after_l2_error;    // L2 answered with an error of its own (a failed read or write, out of memory)
   bool l1_miss_is_fine;     // an L1 step that finds nothing leaves nothing stale
 };
 
@@ -91,30 +92,30 @@ inline constexpr ReadRule kReadRules[] = {
 };
 
 inline constexpr WriteRule kWriteRules[] = {
-    // command                mode                  after L2 success     after L2 refusal     L1 miss fine
-    {proto::Command::kSet,      TierMode::kL1L2,      L1Step::kSet,       L1Step::kNone,       false},
-    {proto::Command::kSet,      TierMode::kL1L2Batch, L1Step::kReplace,   L1Step::kNone,       true},
-    {proto::Command::kAdd,      TierMode::kL1L2,      L1Step::kSet,       L1Step::kNone,       false},
-    {proto::Command::kAdd,      TierMode::kL1L2Batch, L1Step::kReplace,   L1Step::kNone,       true},
-    {proto::Command::kReplace,  TierMode::kL1L2,      L1Step::kReplace,   L1Step::kNone,       true},
-    {proto::Command::kReplace,  TierMode::kL1L2Batch, L1Step::kReplace,   L1Step::kNone,       true},
-    {proto::Command::kCas,      TierMode::kL1L2,      L1Step::kSet,       L1Step::kNone,       false},
-    {proto::Command::kCas,      TierMode::kL1L2Batch, L1Step::kReplace,   L1Step::kNone,       true},
-    {proto::Command::kAppend,   TierMode::kL1L2,      L1Step::kTombstone, L1Step::kNone,       true},
-    {proto::Command::kAppend,   TierMode::kL1L2Batch, L1Step::kTombstone, L1Step::kNone,       true},
-    {proto::Command::kPrepend,  TierMode::kL1L2,      L1Step::kTombstone, L1Step::kNone,       true},
-    {proto::Command::kPrepend,  TierMode::kL1L2Batch, L1Step::kTombstone, L1Step::kNone,       true},
-    {proto::Command::kIncr,     TierMode::kL1L2,      L1Step::kTombstone, L1Step::kNone,       true},
-    {proto::Command::kIncr,     TierMode::kL1L2Batch, L1Step::kTombstone, L1Step::kNone,       true},
-    {proto::Command::kDecr,     TierMode::kL1L2,      L1Step::kTombstone, L1Step::kNone,       true},
-    {proto::Command::kDecr,     TierMode::kL1L2Batch, L1Step::kTombstone, L1Step::kNone,       true},
-    {proto::Command::kDelete,   TierMode::kL1L2,      L1Step::kTombstone, L1Step::kTombstone,  true},
-    {proto::Command::kDelete,   TierMode::kL1L2Batch, L1Step::kTombstone, L1Step::kTombstone,  true},
-    {proto::Command::kTouch,    TierMode::kL1L2,      L1Step::kTouch,     L1Step::kTombstone,  true},
-    {proto::Command::kTouch,    TierMode::kL1L2Batch, L1Step::kTouch,     L1Step::kTombstone,  true},
+    // command                mode                  after L2 success     after L2 refusal     after L2 error       L1 miss fine
+    {proto::Command::kSet,      TierMode::kL1L2,      L1Step::kSet,       L1Step::kNone,       L1Step::kNone,       false},
+    {proto::Command::kSet,      TierMode::kL1L2Batch, L1Step::kReplace,   L1Step::kNone,       L1Step::kNone,       true},
+    {proto::Command::kAdd,      TierMode::kL1L2,      L1Step::kSet,       L1Step::kNone,       L1Step::kNone,       false},
+    {proto::Command::kAdd,      TierMode::kL1L2Batch, L1Step::kReplace,   L1Step::kNone,       L1Step::kNone,       true},
+    {proto::Command::kReplace,  TierMode::kL1L2,      L1Step::kReplace,   L1Step::kNone,       L1Step::kNone,       true},
+    {proto::Command::kReplace,  TierMode::kL1L2Batch, L1Step::kReplace,   L1Step::kNone,       L1Step::kNone,       true},
+    {proto::Command::kCas,      TierMode::kL1L2,      L1Step::kSet,       L1Step::kNone,       L1Step::kNone,       false},
+    {proto::Command::kCas,      TierMode::kL1L2Batch, L1Step::kReplace,   L1Step::kNone,       L1Step::kNone,       true},
+    {proto::Command::kAppend,   TierMode::kL1L2,      L1Step::kTombstone, L1Step::kNone,       L1Step::kNone,       true},
+    {proto::Command::kAppend,   TierMode::kL1L2Batch, L1Step::kTombstone, L1Step::kNone,       L1Step::kNone,       true},
+    {proto::Command::kPrepend,  TierMode::kL1L2,      L1Step::kTombstone, L1Step::kNone,       L1Step::kNone,       true},
+    {proto::Command::kPrepend,  TierMode::kL1L2Batch, L1Step::kTombstone, L1Step::kNone,       L1Step::kNone,       true},
+    {proto::Command::kIncr,     TierMode::kL1L2,      L1Step::kTombstone, L1Step::kNone,       L1Step::kNone,       true},
+    {proto::Command::kIncr,     TierMode::kL1L2Batch, L1Step::kTombstone, L1Step::kNone,       L1Step::kNone,       true},
+    {proto::Command::kDecr,     TierMode::kL1L2,      L1Step::kTombstone, L1Step::kNone,       L1Step::kNone,       true},
+    {proto::Command::kDecr,     TierMode::kL1L2Batch, L1Step::kTombstone, L1Step::kNone,       L1Step::kNone,       true},
+    {proto::Command::kDelete,   TierMode::kL1L2,      L1Step::kTombstone, L1Step::kTombstone,  L1Step::kTombstone,  true},
+    {proto::Command::kDelete,   TierMode::kL1L2Batch, L1Step::kTombstone, L1Step::kTombstone,  L1Step::kTombstone,  true},
+    {proto::Command::kTouch,    TierMode::kL1L2,      L1Step::kTouch,     L1Step::kTombstone,  L1Step::kNone,       true},
+    {proto::Command::kTouch,    TierMode::kL1L2Batch, L1Step::kTouch,     L1Step::kTombstone,  L1Step::kNone,       true},
     // A set too large for the cache: L2 deletes the old value (as memcached drops it), and so does L1.
-    {proto::Command::kTooLarge, TierMode::kL1L2,      L1Step::kTombstone, L1Step::kTombstone,  true},
-    {proto::Command::kTooLarge, TierMode::kL1L2Batch, L1Step::kTombstone, L1Step::kTombstone,  true},
+    {proto::Command::kTooLarge, TierMode::kL1L2,      L1Step::kTombstone, L1Step::kTombstone,  L1Step::kTombstone,  true},
+    {proto::Command::kTooLarge, TierMode::kL1L2Batch, L1Step::kTombstone, L1Step::kTombstone,  L1Step::kTombstone,  true},
 };
 // clang-format on
 

@@ -218,9 +218,21 @@ class TieredWrite : public Op {
     l1_update_ = l1;
   }
 
+  // The row's L1 step for what L2 answered.
+  L1Step l1_step_after_l2() const {
+    switch (l2_status_) {
+      case bin::kSuccess: return rule_.after_l2_success;
+      case bin::kKeyNotFound:
+      case bin::kKeyExists:
+      case bin::kNotStored:
+      case bin::kDeltaBadValue: return rule_.after_l2_refusal;
+      default: return rule_.after_l2_error;
+    }
+  }
+
   Follow l1_follow_up() const {
     // Invalidate: reads go to L2 until the tombstone expires, then backfill the new value.
-    switch (l2_status_ == bin::kSuccess ? rule_.after_l2_success : rule_.after_l2_refusal) {
+    switch (l1_step_after_l2()) {
       case L1Step::kSet:
       case L1Step::kReplace:
       case L1Step::kTouch: return kFollowUpdate;

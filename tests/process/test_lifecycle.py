@@ -261,6 +261,11 @@ class FatalExitTest(ProcessTest):
         wait_until(lambda: len(rend.worker_pids()) == 2, 15, what="workers after the reload")
         c = self.client(rend.port)
         wait_until(lambda: c.call(b"get nothing\r\n") == b"END\r\n", 10, what="a worker answering")
+        # Each failed slot started once, on the new configuration: the reload's roll does not
+        # replace them again.
+        wait_until(lambda: json.loads(rend.rendctl("--json", "status").stdout)["supervisor"]["state"] == "running",
+                   15, what="the reload to settle")
+        self.assertNotIn("replaced: pid", rend.read_log())
 
 
 class SecondInstanceTest(ProcessTest):

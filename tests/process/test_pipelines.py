@@ -27,12 +27,13 @@ def rss_kb(pid):
 
 
 class PipelineTest(ProcessTest):
-    def start(self, mode, memory_mb=64):
+    def start(self, mode, memory_mb=64, worker=None):
         """rend in the default shape; returns the port that serves `mode`."""
         if mode == "l1only":
-            self.rend = self.start_rend(workers=2, memory_mb=memory_mb)
+            self.rend = self.start_rend(workers=2, memory_mb=memory_mb, config={"worker": worker or {}})
             return self.rend.port
         self.rend = self.start_rend(workers=2, memory_mb=memory_mb, config={
+            "worker": worker or {},
             "l2": {"enabled": True, "data_dir": os.path.join(self.tmp, f"l2-{mode}"),
                    "address": os.path.join(self.tmp, "run", "rend-l2.sock")},
             "listen": {"batch_port": free_port()},
@@ -125,6 +126,28 @@ class PipelineTest(ProcessTest):
                     self.bulk_load(self.start(mode), 300_000)
                 finally:
                     self.rend.stop()
+
+    def test_a_client_that_never_reads_its_replies_is_held_back(self):
+        # Gets of a 10 KiB value, far more than the output high-water mark (4 MiB) allows, sent in
+        # one go after a 1 MiB value has grown the connection's buffer, so that a read holds
+        # thousands of them: rend must stop executing them once their unread replies pass the
+        # mark, not build a reply for each request a read brought in. A small in-flight limit
+        # (64) keeps what is legitimately in flight small next to that.
+        port = self.start("l1only", worker={"max_pending_requests": 64})
+        pids = self.rend.worker_pids()
+        c = self.client(port, timeout=30)
+        self.assertEqual(c.set(b"grow", b"g" * ((1 << 20) - 4096)), b"STORED\r\n")
+        self.assertEqual(c.set(b"v", b"v" * 10240), b"STORED\r\n")
+        before = {pid: rss_kb(pid) for pid in pids.values()}
+        c.send(b"get v\r\n" * 100_000)
+        time.sleep(3)
+        growth = max(rss_kb(pid) - before[pid] for pid in pids.values())
+        print(f"\nworker RSS grew by {growth} KiB with 100,000 unread gets of a 10 KiB value")
+        self.assertLess(growth, 40 * 1024, "rend built replies far past the output high-water mark")
+        # Held back, not cut off: reading the replies lets the rest run.
+        reply = c.read_exact(1000 * (len(b"VALUE v 0 10240\r\n") + 10240 + 2 + len(b"END\r\n")))
+        self.assertEqual(reply.count(b"END\r\n"), 1000)
+        self.assertEqual(self.rend.worker_pids(), pids)
 
     def test_binary_setq_load_without_reading(self):
         port = self.start("l1only")

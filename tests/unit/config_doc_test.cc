@@ -38,13 +38,15 @@ TEST(ConfigReload, OnlyRestartOnlyKeysAreReported) {
                                     {"log_level", "debug"}});
   EXPECT_TRUE(restart_only_changes(running, reloadable).empty());
   const Config restart = parsed({{"listen", {{"port", 12000}}},
+                                 {"worker", {{"max_item_size", 2 << 20}}},
+                                 {"l1", {{"chunked", true}}},
                                  {"memcached", {{"memory_mb", 64}}},
                                  {"l2", {{"data_dir", "elsewhere"}}},
                                  {"control", {{"socket", "x.ctl"}}},
                                  {"metrics", {{"listen", ""}}}});
   EXPECT_EQ(restart_only_changes(running, restart),
-            (std::vector<std::string>{"listen.port", "l2.data_dir", "memcached.memory_mb", "metrics.listen",
-                                      "control.socket"}));
+            (std::vector<std::string>{"listen.port", "worker.max_item_size", "l1.chunked", "l2.data_dir",
+                                      "memcached.memory_mb", "metrics.listen", "control.socket"}));
 }
 
 }  // namespace

@@ -99,7 +99,7 @@ TEST(TierRules, TheWriteTableOfTheDocsIsTheHeaders) {
   std::vector<std::string> expected;
   for (const WriteRule& r : kWriteRules) {
     expected.push_back(row({name(r.command), name(r.mode), name(r.after_l2_success), name(r.after_l2_refusal),
-                            yes_no(r.l1_miss_is_fine)}));
+                            name(r.after_l2_error), yes_no(r.l1_miss_is_fine)}));
   }
   EXPECT_EQ(doc_rows("<!-- writes:"), expected);
 }
