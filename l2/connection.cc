@@ -16,12 +16,6 @@
 
 namespace rend::l2 {
 
-struct Connection::WriteRequest {
-  uv_write_t req;
-  std::string data;
-  Connection* owner;
-};
-
 Connection::Connection(Server& server, bool tcp) : server_(server) {
   if (tcp) {
     uv_tcp_init(server_.loop(), &h_.tcp);
@@ -163,7 +157,7 @@ void Connection::run_batch() {
   InlineBudget& budget = server_.inline_budget();
   if (budget.read_keys > 0 || budget.write_keys > 0) {
     batch_->run_inline(budget);
-    out_.append(batch_->reply());
+    out_.buffer().append(batch_->reply());
     batch_->reply().clear();
     if (batch_->finished()) {
       finish_batch();
@@ -195,7 +189,7 @@ void Connection::on_batch_done(Batch* batch) {
     if (handle_closed_) on_handle_closed();  // the close callback already ran: finish the job
     return;
   }
-  out_.append(batch->reply());
+  out_.buffer().append(batch->reply());
   batch->reply().clear();
   if (batch->finished()) finish_batch();
   // One write per batch: the whole reply of a pipeline goes out in as few syscalls as it can.
@@ -223,41 +217,18 @@ void Connection::flush() {
 }
 
 void Connection::send_output() {
-  if (!out_.empty() && !write_in_flight_) {
-    uv_buf_t buf = uv_buf_init(out_.data(), static_cast<unsigned>(out_.size()));
-    int n = uv_try_write(&h_.stream, &buf, 1);
-    if (n == UV_EAGAIN) n = 0;
-    if (n < 0) {
-      close();
-      return;
-    }
-    server_.stats().add(L2Counter::bytes_written, static_cast<uint64_t>(n));
-    if (static_cast<size_t>(n) == out_.size()) {
-      out_.clear();
-    } else {
-      auto* w = new WriteRequest();
-      w->data.assign(out_, static_cast<size_t>(n));
-      w->owner = this;
-      w->req.data = w;
-      out_.clear();
-      in_flight_bytes_ = w->data.size();
-      write_in_flight_ = true;
-      uv_buf_t rest = uv_buf_init(w->data.data(), static_cast<unsigned>(w->data.size()));
-      uv_write(&w->req, &h_.stream, &rest, 1, [](uv_write_t* req, int status) {
-        auto* w = static_cast<WriteRequest*>(req->data);
-        Connection* self = w->owner;
-        const size_t bytes = w->data.size();
-        delete w;
-        if (status == 0) self->server_.stats().add(L2Counter::bytes_written, bytes);
-        self->on_write_done(status);
-      });
-    }
+  const int n = out_.flush(&h_.stream, [this](int status, size_t bytes) {
+    if (status == 0) server_.stats().add(L2Counter::bytes_written, bytes);
+    on_write_done(status);
+  });
+  if (n < 0) {
+    close();
+    return;
   }
+  server_.stats().add(L2Counter::bytes_written, static_cast<uint64_t>(n));
 }
 
 void Connection::on_write_done(int status) {
-  write_in_flight_ = false;
-  in_flight_bytes_ = 0;
   if (status < 0) {
     close();
     return;
@@ -272,7 +243,7 @@ void Connection::drain() {
 
 void Connection::maybe_close() {
   if (closing_) return;
-  const bool flushed = out_.empty() && !write_in_flight_;
+  const bool flushed = out_.idle();
   if (close_when_flushed_ && flushed && !batch_) {
     close();
     return;

@@ -29,6 +29,7 @@
 
 #include "common/protocol/request.h"
 #include "common/read_buffer.h"
+#include "common/write_queue.h"
 #include "l2/executor.h"
 #include "l2/write_history.h"
 
@@ -66,7 +67,6 @@ class Connection {
   WriteHistory::Accessor accessor() const { return accessor_; }
 
  private:
-  struct WriteRequest;
   void on_alloc(uv_buf_t* buf);
   void on_read(ssize_t nread);
   void swallow_input();
@@ -85,7 +85,7 @@ class Connection {
   void maybe_close();
   bool bytes_waiting();
   void on_handle_closed();
-  size_t unsent() const { return out_.size() + in_flight_bytes_; }
+  size_t unsent() const { return out_.unsent(); }
   size_t buffered() const { return in_.size(); }
 
   Server& server_;
@@ -101,9 +101,7 @@ class Connection {
   uint64_t swallow_ = 0;
   std::unique_ptr<Batch> batch_;  // the batch in flight, or one waiting for output to drain
   bool batch_running_ = false;
-  std::string out_;
-  size_t in_flight_bytes_ = 0;
-  bool write_in_flight_ = false;
+  WriteQueue out_;
   bool reading_ = false;
   WriteHistory::Accessor accessor_ = 0;
   bool closing_ = false;

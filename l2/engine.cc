@@ -8,6 +8,7 @@
 
 #include "common/get_reply_limit.h"
 #include "common/item_rules.h"
+#include "common/local_reply.h"
 #include "common/protocol/binary_format.h"
 #include "common/protocol/command_traits.h"
 #include "common/protocol/reply_compose.h"
@@ -270,7 +271,7 @@ void Engine::run_local(const Request& r, std::string& out) {
     stats_.add(L2Counter::cmd_set);
     stats_.add(L2Counter::store_too_large);
   }
-  append_local_reply(out, r);
+  append_local_reply(out, r);  // version, verbosity, noop, quit, errors, a too-large add/replace/...
 }
 
 }  // namespace rend::l2

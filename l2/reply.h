@@ -24,8 +24,4 @@ void append_change_reply(std::string& out, const proto::Request& r, const Change
 // The storage layer failed: memcached-style SERVER_ERROR (text) / Internal error (binary).
 void append_failure(std::string& out, const proto::Request& r, std::string_view what);
 
-// Requests answered without the store: version, verbosity, noop, quit, parse errors, unknown
-// opcodes, and a too-large value that is not a set.
-void append_local_reply(std::string& out, const proto::Request& r);
-
 }  // namespace rend::l2

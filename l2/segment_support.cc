@@ -59,20 +59,16 @@ void count_get(L2Stats& s, Found f, bool touching) {
 
 void count_change(L2Stats& s, const Request& r, const Change& c, bool existed) {
   const bool ok = c.status == bin::kSuccess;
+  if (proto::traits(r.command).stores) {
+    s.add(L2Counter::cmd_set);
+    if (ok) s.add(L2Counter::total_items);
+    // A cas, or a binary set/add/replace carrying a CAS (append/prepend ignore theirs).
+    if (r.command == Command::kCas || (r.cas != 0 && r.command != Command::kAppend && r.command != Command::kPrepend)) {
+      s.add(ok ? L2Counter::cas_hits : c.status == bin::kKeyExists ? L2Counter::cas_badval : L2Counter::cas_misses);
+    }
+    return;
+  }
   switch (r.command) {
-    case Command::kSet:
-    case Command::kAdd:
-    case Command::kReplace:
-    case Command::kAppend:
-    case Command::kPrepend:
-    case Command::kCas:
-      s.add(L2Counter::cmd_set);
-      if (ok) s.add(L2Counter::total_items);
-      if (r.command == Command::kCas ||
-          (r.cas != 0 && r.command != Command::kAppend && r.command != Command::kPrepend)) {
-        s.add(ok ? L2Counter::cas_hits : c.status == bin::kKeyExists ? L2Counter::cas_badval : L2Counter::cas_misses);
-      }
-      break;
     case Command::kTooLarge:
       s.add(L2Counter::cmd_set);
       s.add(L2Counter::store_too_large);

@@ -5,9 +5,9 @@
 #include <optional>
 #include <vector>
 
+#include "common/local_reply.h"
 #include "common/protocol/binary_format.h"
 #include "common/protocol/request_compose.h"
-#include "common/version.h"
 #include "worker/backend_connection.h"
 #include "worker/backend_pool.h"
 #include "worker/client_connection.h"
@@ -23,12 +23,9 @@ namespace rend::worker {
 using proto::append_binary_relay;
 using proto::append_binary_status;
 using proto::append_line;
-using proto::append_text_value;
 using proto::Command;
 using proto::Protocol;
 using proto::Request;
-using proto::response_flags;
-using proto::text_status_line;
 namespace bin = proto::bin;
 
 namespace {
@@ -273,41 +270,7 @@ void answer_locally(Worker& worker, ClientConnection& conn, const Request& r) {
   if (r.command == Command::kError || r.command == Command::kUnknown || r.command == Command::kGetE) {
     op->result = Result::kError;
   }
-  std::string& out = op->reply;
-  const bool binary = r.protocol == Protocol::kBinary;
-  switch (r.command) {
-    case Command::kVersion:
-      if (binary) {
-        bin::append_packet(out, bin::kResponseMagic, r.opcode, bin::kSuccess, r.opaque, 0, {}, {}, reported_version());
-      } else {
-        append_line(out, fmt::format("VERSION {}", reported_version()));
-      }
-      break;
-    case Command::kVerbosity:
-    case Command::kNoop:
-      if (binary) {
-        append_binary_status(out, r.opcode, r.opaque, bin::kSuccess);
-      } else if (!r.quiet) {
-        append_line(out, "OK");
-      }
-      break;
-    case Command::kQuit:
-      if (binary && r.opcode == bin::kQuit) append_binary_status(out, r.opcode, r.opaque, bin::kSuccess);
-      break;
-    case Command::kGetE:
-      // Rend's get-with-expiry needs an L2 that keeps expiry times; plain memcached has none.
-      append_binary_status(out, r.opcode, r.opaque, bin::kUnknownCommand);
-      break;
-    case Command::kError:
-    case Command::kUnknown:
-      if (binary) {
-        append_binary_status(out, r.opcode, r.opaque, r.error_status);
-      } else if (!r.quiet) {
-        append_line(out, r.error_text);
-      }
-      break;
-    default: append_line(out, "ERROR"); break;
-  }
+  append_local_reply(op->reply, r);
   op->finish();
 }
 

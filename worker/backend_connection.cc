@@ -26,13 +26,6 @@ struct BackendConnection::Socket {
   BackendConnection* owner;
 };
 
-struct BackendConnection::WriteRequest {
-  uv_write_t req;
-  std::string data;
-  BackendConnection* owner;
-  Socket* socket;
-};
-
 namespace {
 
 bool is_unix_address(const std::string& a) { return a.starts_with("unix:") || a.find('/') != std::string::npos; }
@@ -134,7 +127,7 @@ void BackendConnection::on_connected(int status) {
         auto* self = static_cast<Socket*>(s->data)->owner;
         if (self != nullptr) self->on_read(nread, buf);
       });
-  if (!out_.empty()) worker_.mark_dirty(this);
+  if (!out_.buffer().empty()) worker_.mark_dirty(this);
 }
 
 Counter BackendConnection::counter(Counter c) const {
@@ -162,37 +155,13 @@ void BackendConnection::expect(std::shared_ptr<Op> op, uint32_t tag, ExpectKind 
 }
 
 void BackendConnection::flush() {
-  if (state_ != State::kConnected || write_in_flight_ || out_.empty()) return;
-  uv_buf_t buf = uv_buf_init(out_.data(), static_cast<unsigned>(out_.size()));
-  int n = uv_try_write(&socket_->h.stream, &buf, 1);
-  if (n == UV_EAGAIN) n = 0;
-  if (n < 0) {
+  if (state_ != State::kConnected) return;
+  if (out_.flush(&socket_->h.stream, [this](int status, size_t) { on_write_done(status); }) < 0) {
     fail(BackendFailure::kUnavailable, "write");
-    return;
   }
-  if (static_cast<size_t>(n) == out_.size()) {
-    out_.clear();
-    return;
-  }
-  auto* w = new WriteRequest();
-  w->data = out_.substr(static_cast<size_t>(n));
-  out_.clear();
-  w->owner = this;
-  w->socket = socket_;
-  w->req.data = w;
-  uv_buf_t rest = uv_buf_init(w->data.data(), static_cast<unsigned>(w->data.size()));
-  write_in_flight_ = true;
-  uv_write(&w->req, &socket_->h.stream, &rest, 1, [](uv_write_t* req, int status) {
-    auto* w = static_cast<WriteRequest*>(req->data);
-    BackendConnection* owner = w->socket->owner;
-    const bool current = owner != nullptr && owner->socket_ == w->socket;
-    delete w;
-    if (current) owner->on_write_done(status);
-  });
 }
 
 void BackendConnection::on_write_done(int status) {
-  write_in_flight_ = false;
   if (status < 0) {
     fail(BackendFailure::kUnavailable, "write");
     return;
@@ -275,9 +244,8 @@ void BackendConnection::fail(BackendFailure why, const char* what) {
       why == BackendFailure::kUnavailable && state_ == State::kConnected ? BackendFailure::kLost : why;
   std::deque<Expectation> failed;
   failed.swap(expect_);
-  out_.clear();
+  out_.reset();  // a write in flight on the old socket then changes nothing when it ends
   in_.clear();
-  write_in_flight_ = false;
   close_socket();
   if (state_ != State::kStopped) {
     state_ = State::kWaiting;
@@ -354,7 +322,7 @@ void BackendConnection::send_burials() {
     proto::Request flush;
     flush.command = proto::Command::kFlushAll;
     flush.opcode = proto::bin::kFlush;
-    proto::compose_binary_request(flush, out_);
+    proto::compose_binary_request(flush, out_.buffer());
     expect(std::make_shared<Burial>(*this, std::string(), true), 0, ExpectKind::kSingle, MetricCommand::kFlushAll);
     return;
   }
@@ -370,7 +338,7 @@ void BackendConnection::send_burials() {
       // broken head, which the chunked layer deletes.
       send_l1(worker_, tombstone, burial, 0);
     } else {
-      proto::compose_binary_request(tombstone, out_);
+      proto::compose_binary_request(tombstone, out_.buffer());
       expect(burial, 0, ExpectKind::kSingle, MetricCommand::kSet);
     }
   }

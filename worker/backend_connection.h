@@ -22,6 +22,7 @@
 #include "common/config.h"
 #include "common/read_buffer.h"
 #include "common/shared_stats.h"
+#include "common/write_queue.h"
 #include "worker/op.h"
 
 namespace rend::worker {
@@ -49,7 +50,7 @@ class BackendConnection {
   bool idle() const { return expect_.empty(); }
   bool closed() const { return state_ == State::kStopped && socket_ == nullptr; }
 
-  std::string& out() { return out_; }
+  std::string& out() { return out_.buffer(); }
   void expect(std::shared_ptr<Op> op, uint32_t tag, ExpectKind kind, MetricCommand command);
   Tier tier() const { return tier_; }
   void flush();
@@ -74,7 +75,6 @@ class BackendConnection {
     uint64_t sent_ns;
   };
   struct Socket;
-  struct WriteRequest;
 
   void connect();
   void on_connected(int status);
@@ -103,8 +103,7 @@ class BackendConnection {
   Socket* socket_ = nullptr;  // owned; freed in the close callback
   uv_timer_t reconnect_timer_;
   uint64_t backoff_ms_;
-  std::string out_;
-  bool write_in_flight_ = false;
+  WriteQueue out_;
   std::deque<Expectation> expect_;
   ReadBuffer in_{64 * 1024, 64 * 1024};  // responses may be large (a chunked value's batch)
   bool logged_down_ = false;

@@ -20,12 +20,6 @@ namespace {
 size_t buffer_cap(size_t max_item_size) { return max_item_size + proto::kMaxTextGetLine + 4096; }
 }  // namespace
 
-struct ClientConnection::WriteRequest {
-  uv_write_t req;
-  std::string data;
-  ClientConnection* owner;
-};
-
 void Op::finish() {
   done = true;
   if (metrics != nullptr) record_request(*metrics, Tier::kClient, metric_command, result, metric_clock_since(start_ns));
@@ -173,10 +167,11 @@ void ClientConnection::on_op_finished() {
   while (!pending_.empty() && pending_.front()->done) {
     Op& op = *pending_.front();
     op.before_send();
-    if (out_.empty()) {
-      out_.swap(op.reply);  // a large reply is handed over, not copied
+    std::string& out = out_.buffer();
+    if (out.empty()) {
+      out.swap(op.reply);  // a large reply is handed over, not copied
     } else {
-      out_.append(op.reply);
+      out.append(op.reply);
     }
     any = true;
     if (op.close_after) {
@@ -195,36 +190,15 @@ void ClientConnection::on_op_finished() {
 
 void ClientConnection::flush() {
   if (closing_) return;
-  if (!out_.empty() && !write_in_flight_) {
-    uv_buf_t buf = uv_buf_init(out_.data(), static_cast<unsigned>(out_.size()));
-    int n = uv_try_write(&h_.stream, &buf, 1);
-    if (n == UV_EAGAIN) n = 0;
-    if (n < 0) {
-      close();
-      return;
-    }
-    bump(worker_.stats(), Counter::bytes_written, static_cast<uint64_t>(n));
-    if (static_cast<size_t>(n) == out_.size()) {
-      out_.clear();
-    } else {
-      auto* w = new WriteRequest();
-      w->data.assign(out_, static_cast<size_t>(n));
-      w->owner = this;
-      w->req.data = w;
-      out_.clear();
-      in_flight_bytes_ = w->data.size();
-      write_in_flight_ = true;
-      uv_buf_t rest = uv_buf_init(w->data.data(), static_cast<unsigned>(w->data.size()));
-      uv_write(&w->req, &h_.stream, &rest, 1, [](uv_write_t* req, int status) {
-        auto* w = static_cast<WriteRequest*>(req->data);
-        ClientConnection* self = w->owner;
-        const size_t bytes = w->data.size();
-        delete w;
-        if (status == 0) bump(self->worker_.stats(), Counter::bytes_written, bytes);
-        self->on_write_done(status);
-      });
-    }
+  const int n = out_.flush(&h_.stream, [this](int status, size_t bytes) {
+    if (status == 0) bump(worker_.stats(), Counter::bytes_written, bytes);
+    on_write_done(status);
+  });
+  if (n < 0) {
+    close();
+    return;
   }
+  bump(worker_.stats(), Counter::bytes_written, static_cast<uint64_t>(n));
   update_reading();
   maybe_close();
   // A flush was waiting for this client's earlier requests, or later ones for the flush.
@@ -242,8 +216,6 @@ void ClientConnection::flush() {
 }
 
 void ClientConnection::on_write_done(int status) {
-  write_in_flight_ = false;
-  in_flight_bytes_ = 0;
   if (status < 0) {
     close();
     return;
@@ -260,7 +232,7 @@ void ClientConnection::drain() {
 
 void ClientConnection::maybe_close() {
   if (closing_) return;
-  const bool flushed = out_.empty() && !write_in_flight_;
+  const bool flushed = out_.idle();
   const bool answered = pending_.empty() && flushed;
   // Closing for unframeable input or after a quit: first every earlier request gets its reply.
   if (close_when_flushed_ && answered) {

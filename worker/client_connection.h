@@ -19,6 +19,7 @@
 
 #include "common/protocol/request.h"
 #include "common/read_buffer.h"
+#include "common/write_queue.h"
 #include "worker/op.h"
 #include "worker/tiered.h"
 
@@ -52,7 +53,6 @@ class ClientConnection {
   bool counted = false;  // included in curr_connections
 
  private:
-  struct WriteRequest;
   void on_alloc(uv_buf_t* buf);
   void on_read(ssize_t nread);
   void process_input();
@@ -64,7 +64,7 @@ class ClientConnection {
   bool at_pending_limit() const;
   // Neither too many requests in flight nor too many unsent reply bytes: new requests may start.
   bool may_parse() const;
-  size_t unsent() const { return out_.size() + in_flight_bytes_; }
+  size_t unsent() const { return out_.unsent(); }
 
   // Reads of at least 16 KiB; a buffer that must grow grows by 64 KiB at least.
   static constexpr size_t kReadRoom = 16 * 1024;
@@ -83,9 +83,7 @@ class ClientConnection {
   ReadBuffer in_{kReadRoom, kReadGrowth};
   uint64_t swallow_ = 0;
   std::deque<std::shared_ptr<Op>> pending_;
-  std::string out_;
-  size_t in_flight_bytes_ = 0;
-  bool write_in_flight_ = false;
+  WriteQueue out_;
   bool reading_ = false;
   bool closing_ = false;
   bool input_done_ = false;  // EOF, quit, protocol error or drain: read nothing more

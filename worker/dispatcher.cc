@@ -43,6 +43,10 @@ void Dispatcher::dispatch(ClientConnection& conn, const Request& r) {
 
 void Dispatcher::count_request(const Request& r) {
   WorkerSlot& s = worker_.stats();
+  if (proto::traits(r.command).stores) {
+    bump(s, Counter::cmd_set);
+    return;
+  }
   switch (r.command) {
     case Command::kGet:
     case Command::kGets:
@@ -56,12 +60,6 @@ void Dispatcher::count_request(const Request& r) {
         bump(s, Counter::cmd_touch);
       }
       break;
-    case Command::kSet:
-    case Command::kAdd:
-    case Command::kReplace:
-    case Command::kAppend:
-    case Command::kPrepend:
-    case Command::kCas: bump(s, Counter::cmd_set); break;
     case Command::kTouch: bump(s, Counter::cmd_touch); break;
     case Command::kFlushAll: bump(s, Counter::cmd_flush); break;
     case Command::kTooLarge:

@@ -20,7 +20,6 @@
 namespace rend::worker {
 
 using proto::append_binary_relay;
-using proto::append_binary_status;
 using proto::append_line;
 using proto::append_text_value;
 using proto::Command;

@@ -25,12 +25,13 @@
 #include "worker/worker.h"
 
 namespace rend::worker {
-namespace {
 
+namespace bin = proto::bin;
 using proto::Command;
 using proto::Protocol;
 using proto::Request;
-namespace bin = proto::bin;
+
+namespace {
 
 // A write through the tiers: L2 first; if L2 took it, L1 is brought in line.
 class TieredWrite : public Op {

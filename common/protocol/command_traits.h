@@ -4,6 +4,7 @@
 #pragma once
 
 #include <cstddef>
+#include <string_view>
 
 #include "common/protocol/request.h"
 
@@ -11,41 +12,43 @@ namespace rend::proto {
 
 struct CommandTraits {
   Command command;
-  bool reads_key;    // answers with an item's value (get, gets, gat, gats, GetE)
-  bool writes_key;   // may change what is stored under a key (gat/gats and touch change its TTL)
-  bool returns_cas;  // a text reply carries the CAS (gets, gats)
-  bool multi_key;    // a text line may name several keys (get, gets, gat, gats)
-  bool touches;      // sets a new TTL (touch, gat, gats)
+  std::string_view name;  // memcached's name for it (a label for the internal ones)
+  bool reads_key;         // answers with an item's value (get, gets, gat, gats, GetE)
+  bool writes_key;        // may change what is stored under a key (gat/gats and touch change its TTL)
+  bool returns_cas;       // a text reply carries the CAS (gets, gats)
+  bool multi_key;         // a text line may name several keys (get, gets, gat, gats)
+  bool touches;           // sets a new TTL (touch, gat, gats)
+  bool stores;            // a storage command, with a value (set, add, replace, append, prepend, cas)
 };
 
 // clang-format off
 inline constexpr CommandTraits kCommandTraits[] = {
-    // command            reads  writes cas    multi  touches
-    {Command::kGet,       true,  false, false, true,  false},
-    {Command::kGets,      true,  false, true,  true,  false},
-    {Command::kGat,       true,  true,  false, true,  true},
-    {Command::kGats,      true,  true,  true,  true,  true},
-    {Command::kGetE,      true,  false, false, false, false},
-    {Command::kSet,       false, true,  false, false, false},
-    {Command::kAdd,       false, true,  false, false, false},
-    {Command::kReplace,   false, true,  false, false, false},
-    {Command::kAppend,    false, true,  false, false, false},
-    {Command::kPrepend,   false, true,  false, false, false},
-    {Command::kCas,       false, true,  false, false, false},
-    {Command::kDelete,    false, true,  false, false, false},
-    {Command::kIncr,      false, true,  false, false, false},
-    {Command::kDecr,      false, true,  false, false, false},
-    {Command::kTouch,     false, true,  false, false, true},
-    {Command::kFlushAll,  false, false, false, false, false},
-    {Command::kVersion,   false, false, false, false, false},
-    {Command::kVerbosity, false, false, false, false, false},
-    {Command::kStats,     false, false, false, false, false},
-    {Command::kNoop,      false, false, false, false, false},
-    {Command::kQuit,      false, false, false, false, false},
+    // command           name             reads  writes cas    multi  touches stores
+    {Command::kGet,       "get",           true,  false, false, true,  false, false},
+    {Command::kGets,      "gets",          true,  false, true,  true,  false, false},
+    {Command::kGat,       "gat",           true,  true,  false, true,  true, false},
+    {Command::kGats,      "gats",          true,  true,  true,  true,  true, false},
+    {Command::kGetE,      "GetE",          true,  false, false, false, false, false},
+    {Command::kSet,       "set",           false, true,  false, false, false, true},
+    {Command::kAdd,       "add",           false, true,  false, false, false, true},
+    {Command::kReplace,   "replace",       false, true,  false, false, false, true},
+    {Command::kAppend,    "append",        false, true,  false, false, false, true},
+    {Command::kPrepend,   "prepend",       false, true,  false, false, false, true},
+    {Command::kCas,       "cas",           false, true,  false, false, false, true},
+    {Command::kDelete,    "delete",        false, true,  false, false, false, false},
+    {Command::kIncr,      "incr",          false, true,  false, false, false, false},
+    {Command::kDecr,      "decr",          false, true,  false, false, false, false},
+    {Command::kTouch,     "touch",         false, true,  false, false, true, false},
+    {Command::kFlushAll,  "flush_all",     false, false, false, false, false, false},
+    {Command::kVersion,   "version",       false, false, false, false, false, false},
+    {Command::kVerbosity, "verbosity",     false, false, false, false, false, false},
+    {Command::kStats,     "stats",         false, false, false, false, false, false},
+    {Command::kNoop,      "noop",          false, false, false, false, false, false},
+    {Command::kQuit,      "quit",          false, false, false, false, false, false},
     // A set too large for the cache drops the old value, as memcached does: a key write.
-    {Command::kTooLarge,  false, true,  false, false, false},
-    {Command::kError,     false, false, false, false, false},
-    {Command::kUnknown,   false, false, false, false, false},
+    {Command::kTooLarge,  "too large set", false, true,  false, false, false, false},
+    {Command::kError,     "error",         false, false, false, false, false, false},
+    {Command::kUnknown,   "unknown",       false, false, false, false, false, false},
 };
 // clang-format on
 

@@ -5,6 +5,7 @@
 
 #include "common/protocol/binary_format.h"
 #include "common/protocol/binary_parser.h"
+#include "common/local_reply.h"
 #include "l2/reply.h"
 
 namespace rend::l2 {

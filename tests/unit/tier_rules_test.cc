@@ -16,27 +16,7 @@ namespace {
 
 using proto::Command;
 
-std::string name(Command c) {
-  switch (c) {
-    case Command::kGet: return "get";
-    case Command::kGets: return "gets";
-    case Command::kGat: return "gat";
-    case Command::kGats: return "gats";
-    case Command::kGetE: return "GetE";
-    case Command::kSet: return "set";
-    case Command::kAdd: return "add";
-    case Command::kReplace: return "replace";
-    case Command::kAppend: return "append";
-    case Command::kPrepend: return "prepend";
-    case Command::kCas: return "cas";
-    case Command::kDelete: return "delete";
-    case Command::kIncr: return "incr";
-    case Command::kDecr: return "decr";
-    case Command::kTouch: return "touch";
-    case Command::kTooLarge: return "too large set";
-    default: return "?";
-  }
-}
+std::string name(Command c) { return std::string(proto::traits(c).name); }
 std::string name(TierMode m) {
   return m == TierMode::kL1L2 ? "l1l2" : m == TierMode::kL1L2Batch ? "l1l2batch" : "l1only";
 }
