@@ -3,9 +3,9 @@
 
 #include <span>
 
+#include "common/local_reply.h"
 #include "common/protocol/binary_format.h"
 #include "common/protocol/binary_parser.h"
-#include "common/local_reply.h"
 #include "l2/reply.h"
 
 namespace rend::l2 {
