@@ -142,7 +142,16 @@ class Rend:
             c = Client(self.port)
             wait_until(lambda: c.call(b"version\r\n").startswith(b"VERSION"), 10, what="a worker answering")
             c.close()
+            wait_until(self.all_workers_ready, 15, what="every worker ready")
         return self
+
+    def all_workers_ready(self):
+        """True once rendctl reports every configured worker slot ready (not starting, not failed)."""
+        out = self.rendctl("--json", "status", timeout=10)
+        if out.returncode != 0:
+            return False
+        workers = json.loads(out.stdout).get("workers", [])
+        return len(workers) == self.config["workers"] and all(w.get("state") == "ready" for w in workers)
 
     def read_log(self):
         try:
