@@ -8,7 +8,6 @@
 #include "common/local_reply.h"
 #include "common/protocol/binary_format.h"
 #include "common/protocol/request_compose.h"
-#include "worker/backend_connection.h"
 #include "worker/backend_pool.h"
 #include "worker/client_connection.h"
 #include "worker/l1_access.h"
@@ -161,13 +160,7 @@ class CasZeroOp : public Op {
         send_l1(self->worker_, wire, self, 0, L1Lock::kTake);
         return;
       }
-      BackendConnection& b = self->worker_.l2().for_key(self->key_);
-      if (!b.accepting()) {
-        self->on_failure(0, BackendFailure::kUnavailable);
-        return;
-      }
-      proto::compose_binary_request(wire, b.out());
-      b.expect(self, 0, ExpectKind::kSingle, MetricCommand::kGet);
+      self->worker_.l2().send(wire, self, 0, MetricCommand::kGet);
     };
     locked_ = lock;
     if (lock) {
@@ -206,27 +199,24 @@ class CasZeroOp : public Op {
 
 void flush_all(Worker& worker, ClientConnection& conn, const Request& r) {
   // Every connection of every tier: each flush is ordered after the writes already sent on it.
-  std::vector<BackendConnection*> all;
-  for (size_t i = 0; i < worker.l1().size(); ++i) all.push_back(&worker.l1().at(i));
-  if (has_l2(conn.mode())) {
-    for (size_t i = 0; i < worker.l2().size(); ++i) all.push_back(&worker.l2().at(i));
-  }
-  auto op = std::make_shared<FanOutOp>(r, static_cast<int>(all.size()));
+  std::vector<BackendPool*> pools{&worker.l1()};
+  if (has_l2(conn.mode())) pools.push_back(&worker.l2());
+  size_t total = 0;
+  for (BackendPool* pool : pools) total += pool->size();
+  auto op = std::make_shared<FanOutOp>(r, static_cast<int>(total));
   track_request(worker, *op, r);
   conn.enqueue(op);
-  for (size_t i = 0; i < all.size(); ++i) {
-    BackendConnection& b = *all[i];
-    if (!b.accepting()) {
-      op->on_failure(static_cast<uint32_t>(i), BackendFailure::kUnavailable);
-      continue;
+  Request wire;
+  wire.command = Command::kFlushAll;
+  wire.opcode = bin::kFlush;
+  wire.has_exptime = r.has_exptime;
+  wire.exptime = r.exptime;
+  uint32_t tag = 0;
+  for (BackendPool* pool : pools) {
+    for (size_t i = 0; i < pool->size(); ++i) {
+      pool->send_batch(i, op, tag++, ExpectKind::kSingle, MetricCommand::kFlushAll,
+                       [&](std::string& out) { proto::compose_binary_request(wire, out); });
     }
-    Request wire;
-    wire.command = Command::kFlushAll;
-    wire.opcode = bin::kFlush;
-    wire.has_exptime = r.has_exptime;
-    wire.exptime = r.exptime;
-    proto::compose_binary_request(wire, b.out());
-    b.expect(op, static_cast<uint32_t>(i), ExpectKind::kSingle, MetricCommand::kFlushAll);
   }
 }
 
@@ -234,17 +224,12 @@ void stats_group(Worker& worker, ClientConnection& conn, const Request& r) {
   auto op = std::make_shared<StatsGroupOp>(r, r.stats_group == "reset");
   track_request(worker, *op, r);
   conn.enqueue(op);
-  BackendConnection& b = worker.l1().at(0);
-  if (!b.accepting()) {
-    op->on_failure(0, BackendFailure::kUnavailable);
-    return;
-  }
   Request wire;
   wire.command = Command::kStats;
   wire.opcode = bin::kStat;
   wire.stats_group = r.stats_group;
-  proto::compose_binary_request(wire, b.out());
-  b.expect(op, 0, ExpectKind::kUntilStatEnd, MetricCommand::kStats);
+  worker.l1().send_batch(0, op, 0, ExpectKind::kUntilStatEnd, MetricCommand::kStats,
+                         [&](std::string& out) { proto::compose_binary_request(wire, out); });
 }
 
 void too_large(Worker& worker, ClientConnection& conn, const Request& r) {

@@ -1,7 +1,8 @@
 // One pipelined memcached-binary-protocol connection from a worker to a backend: L1 memcached or
-// rend-l2 (the same protocol, plus GetE and the race-tracking data-type bit).
+// rend-l2 (the same protocol, plus GetE and the race-tracking data-type bit). The real Backend
+// (backend.h), reached only through BackendPool.
 //
-// Requests are appended to out() by the caller, followed by expect(): responses come back in
+// Requests are appended to out() by the pool, followed by expect(): responses come back in
 // request order, so a FIFO of expectations matches them. Everything appended in one loop turn is
 // written with one write (the worker calls flush() from its check handle).
 //
@@ -23,46 +24,37 @@
 #include "common/read_buffer.h"
 #include "common/shared_stats.h"
 #include "common/write_queue.h"
+#include "worker/backend.h"
 #include "worker/op.h"
 
 namespace rend::worker {
 
-enum class ExpectKind : uint8_t {
-  kSingle,        // exactly one response
-  kUntilNoop,     // quiet gets: any number of hits, then the NOOP that ends the batch
-  kUntilStatEnd,  // stats: responses until the one with an empty key (or an error)
-};
-
 class Worker;
 
-class BackendConnection {
+class BackendConnection final : public Backend {
  public:
   BackendConnection(Worker& worker, Tier tier, std::string name, const BackendConfig& config, size_t max_body);
   BackendConnection(const BackendConnection&) = delete;
   BackendConnection& operator=(const BackendConnection&) = delete;
-  ~BackendConnection();
+  ~BackendConnection() override;
 
-  void start();
+  void start() override;
   // Closes the socket and stops reconnecting; outstanding requests fail.
-  void shutdown();
-  bool accepting() const { return state_ == State::kConnected || state_ == State::kConnecting; }
-  bool connected() const { return state_ == State::kConnected; }
-  bool idle() const { return expect_.empty(); }
-  bool closed() const { return state_ == State::kStopped && socket_ == nullptr; }
+  void shutdown() override;
+  bool accepting() const override { return state_ == State::kConnected || state_ == State::kConnecting; }
+  bool idle() const override { return expect_.empty(); }
+  bool closed() const override { return state_ == State::kStopped && socket_ == nullptr; }
 
-  std::string& out() { return out_.buffer(); }
-  void expect(std::shared_ptr<Op> op, uint32_t tag, ExpectKind kind, MetricCommand command);
-  Tier tier() const { return tier_; }
-  void flush();
-  void check_deadline(uint64_t now_ms);
+  std::string& out() override { return out_.buffer(); }
+  void expect(std::shared_ptr<Op> op, uint32_t tag, ExpectKind kind, MetricCommand command) override;
+  void flush() override;
+  void check_deadline(uint64_t now_ms) override;
 
-  // L1 only. A step that should have updated or buried `key`'s copy failed on this connection
-  // (a timeout, a broken connection): memcached may still hold the old value, which it would go
-  // on serving to every worker. A tombstone (l1_envelope.h) goes out now if connected, or as the
-  // first request after reconnecting. Past kMaxBuryKeys keys a flush_all goes instead.
-  void bury(std::string key);
-  // Every key at once (a flush_all of L1): past kMaxBuryKeys, or when such a flush was lost.
-  void bury_all();
+  // A timeout or a broken connection leaves L1's copy possibly stale, which memcached would go on
+  // serving to every worker: the tombstone goes out now, or first thing after reconnecting. Past
+  // kMaxBuryKeys keys a flush_all goes instead (bury_all: also when such a flush was lost).
+  void bury(std::string key) override;
+  void bury_all() override;
 
  private:
   enum class State : uint8_t { kWaiting, kConnecting, kConnected, kStopped };

@@ -14,7 +14,6 @@
 #include "common/protocol/binary_format.h"
 #include "common/protocol/reply_compose.h"
 #include "common/protocol/request_compose.h"
-#include "worker/backend_connection.h"
 #include "worker/backend_pool.h"
 #include "worker/chunked_l1.h"
 #include "worker/key_lock.h"
@@ -42,6 +41,13 @@ inline uint32_t unix_now() { return static_cast<uint32_t>(std::time(nullptr)); }
 
 // Requests on chunk items, composed straight into the connection's output: a value of many
 // chunks would otherwise cost a temporary key and value string per chunk.
+inline void append_noop(std::string& out) {
+  proto::Request noop;
+  noop.command = proto::Command::kNoop;
+  noop.opcode = proto::bin::kNoop;
+  proto::compose_binary_request(noop, out);
+}
+
 inline void append_chunk_request(std::string& out, uint8_t opcode, uint32_t opaque, const chunks::Token& token,
                                  uint32_t index, size_t extras_and_value) {
   bin::Header h;
@@ -89,13 +95,19 @@ class ChunkedCommand : public Op {
   enum Tag : uint32_t { kHeadRead = 1, kChunkRead, kWrite, kDeleteHead, kCleanup };
 
   std::shared_ptr<ChunkedCommand> shared_self();
-  BackendConnection& connection() { return worker_.l1().for_key(key_); }
   int max_read_retries() const { return is_plain_read(req_.command) ? kMaxGetRetries : kMaxAttempts; }
   const chunks::Layout& layout() const { return store_.layout(); }
 
-  // Queues `wire` on the key's connection; false (and the command failed) when L1 is down.
-  bool queue(const proto::Request& wire);
-  void expect(uint32_t tag, ExpectKind kind, MetricCommand command);
+  // Sends the requests `compose(std::string&)` appends on the key's L1 connection, answered under
+  // `tag` as `kind` says. When L1 is down the command fails at once (on_failure; a cleanup's
+  // failure is ignored there) and this returns false.
+  template <class Compose>
+  bool send(uint32_t tag, ExpectKind kind, MetricCommand command, Compose&& compose) {
+    BackendPool& l1 = worker_.l1();
+    return l1.send_batch(l1.index_for_key(key_), shared_self(), tag, kind, command, std::forward<Compose>(compose));
+  }
+  // One request.
+  bool send(const proto::Request& wire, uint32_t tag, MetricCommand command);
 
   void begin();
 

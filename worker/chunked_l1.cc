@@ -13,7 +13,6 @@
 #include "common/protocol/binary_format.h"
 #include "common/protocol/reply_compose.h"
 #include "common/protocol/request_compose.h"
-#include "worker/backend_connection.h"
 #include "worker/backend_pool.h"
 #include "worker/key_lock.h"
 #include "worker/op.h"

@@ -41,18 +41,8 @@ std::shared_ptr<ChunkedCommand> ChunkedCommand::shared_self() {
   return std::static_pointer_cast<ChunkedCommand>(self_weak_.lock());
 }
 
-bool ChunkedCommand::queue(const Request& wire) {
-  BackendConnection& b = connection();
-  if (!b.accepting()) {
-    fail(BackendFailure::kUnavailable);
-    return false;
-  }
-  proto::compose_binary_request(wire, b.out());
-  return true;
-}
-
-void ChunkedCommand::expect(uint32_t tag, ExpectKind kind, MetricCommand command) {
-  connection().expect(shared_self(), tag, kind, command);
+bool ChunkedCommand::send(const Request& wire, uint32_t tag, MetricCommand command) {
+  return send(tag, ExpectKind::kSingle, command, [&](std::string& out) { proto::compose_binary_request(wire, out); });
 }
 
 void ChunkedCommand::begin() {
@@ -77,8 +67,7 @@ void ChunkedCommand::read() {
   get.command = Command::kGet;
   get.opcode = bin::kGetK;
   get.key = key_;
-  if (!queue(get)) return;
-  expect(kHeadRead, ExpectKind::kSingle, MetricCommand::kGet);
+  send(get, kHeadRead, MetricCommand::kGet);
 }
 
 void ChunkedCommand::head_read(const proto::BinaryResponse& r) {
@@ -108,17 +97,10 @@ void ChunkedCommand::head_read(const proto::BinaryResponse& r) {
   }
   current_.resize(head_.length);
   received_ = 0;
-  BackendConnection& b = connection();
-  if (!b.accepting()) {
-    fail(BackendFailure::kUnavailable);
-    return;
-  }
-  for (uint32_t i = 0; i < head_.chunks; ++i) append_chunk_request(b.out(), bin::kGetKQ, i, head_.token, i, 0);
-  Request noop;
-  noop.command = Command::kNoop;
-  noop.opcode = bin::kNoop;
-  proto::compose_binary_request(noop, b.out());
-  expect(kChunkRead, ExpectKind::kUntilNoop, MetricCommand::kGet);
+  send(kChunkRead, ExpectKind::kUntilNoop, MetricCommand::kGet, [&](std::string& out) {
+    for (uint32_t i = 0; i < head_.chunks; ++i) append_chunk_request(out, bin::kGetKQ, i, head_.token, i, 0);
+    append_noop(out);
+  });
 }
 
 void ChunkedCommand::chunk_read(const proto::BinaryResponse& r) {
@@ -181,8 +163,7 @@ void ChunkedCommand::after_read() {
       del.opcode = bin::kDelete;
       del.key = key_;
       del.cas = head_cas_;
-      if (!queue(del)) return;
-      expect(kDeleteHead, ExpectKind::kSingle, MetricCommand::kDelete);
+      send(del, kDeleteHead, MetricCommand::kDelete);
       return;
     }
   }
@@ -194,10 +175,7 @@ void ChunkedCommand::delete_head_if_unchanged(uint64_t cas) {
   del.opcode = bin::kDelete;
   del.key = key_;
   del.cas = cas;
-  BackendConnection& b = connection();
-  if (!b.accepting()) return;
-  proto::compose_binary_request(del, b.out());
-  b.expect(shared_self(), kCleanup, ExpectKind::kSingle, MetricCommand::kDelete);
+  send(del, kCleanup, MetricCommand::kDelete);
 }
 
 void ChunkedCommand::delete_response(const proto::BinaryResponse& r) {

@@ -15,47 +15,39 @@ void ChunkedCommand::write_item(uint32_t flags, uint32_t expiry, std::string_vie
   chunk_error_ = 0;
   new_cas_ = 0;
   old_head_valid_ = false;
-  BackendConnection& b = connection();
-  if (!b.accepting()) {
-    fail(BackendFailure::kUnavailable);
-    return;
-  }
-  if (blind) {
-    // The value this write replaces, so its chunks can be deleted once the new head is in.
-    Request get;
-    get.command = Command::kGet;
-    get.opcode = bin::kGetK;
-    get.key = key_;
-    get.opaque = kOldHeadOpaque;
-    proto::compose_binary_request(get, b.out());
-  }
-  // memcached's own exptime of every item: the value's absolute expiry (0 = never), so all of
-  // a value's items expire in the same second. Client flags live in the head.
-  std::string& out = b.out();
-  const size_t chunk_value = chunks::kChunkHeaderSize + layout().tail_payload();
-  for (uint32_t i = 0; i < written_chunks_; ++i) {
-    const size_t at = out.size();
-    // Loud: each chunk's answer is also the progress that keeps a long batch from timing out.
-    append_chunk_request(out, bin::kSet, i, written_token_, i, 8 + chunk_value);
-    bin::store32(out.data() + at + bin::kHeaderSize + 4, expiry);
-    layout().append_chunk(out, key_, value, written_token_, i);
-  }
-  Request set;
-  const std::string bytes = layout().encode_head(key_, value, flags, expiry, written_token_);
-  set.command = head_opcode == bin::kAdd ? Command::kAdd : Command::kSet;
-  set.opcode = head_opcode;
-  set.exptime = expiry;
-  set.key = key_;
-  set.value = bytes;
-  set.cas = cas;
-  set.opaque = kHeadOpaque;
-  proto::compose_binary_request(set, b.out());
-  Request noop;
-  noop.command = Command::kNoop;
-  noop.opcode = bin::kNoop;
-  proto::compose_binary_request(noop, b.out());
   written_flags_ = flags;
-  expect(kWrite, ExpectKind::kUntilNoop, MetricCommand::kSet);
+  send(kWrite, ExpectKind::kUntilNoop, MetricCommand::kSet, [&](std::string& out) {
+    if (blind) {
+      // The value this write replaces, so its chunks can be deleted once the new head is in.
+      Request get;
+      get.command = Command::kGet;
+      get.opcode = bin::kGetK;
+      get.key = key_;
+      get.opaque = kOldHeadOpaque;
+      proto::compose_binary_request(get, out);
+    }
+    // memcached's own exptime of every item: the value's absolute expiry (0 = never), so all of
+    // a value's items expire in the same second. Client flags live in the head.
+    const size_t chunk_value = chunks::kChunkHeaderSize + layout().tail_payload();
+    for (uint32_t i = 0; i < written_chunks_; ++i) {
+      const size_t at = out.size();
+      // Loud: each chunk's answer is also the progress that keeps a long batch from timing out.
+      append_chunk_request(out, bin::kSet, i, written_token_, i, 8 + chunk_value);
+      bin::store32(out.data() + at + bin::kHeaderSize + 4, expiry);
+      layout().append_chunk(out, key_, value, written_token_, i);
+    }
+    Request set;
+    const std::string bytes = layout().encode_head(key_, value, flags, expiry, written_token_);
+    set.command = head_opcode == bin::kAdd ? Command::kAdd : Command::kSet;
+    set.opcode = head_opcode;
+    set.exptime = expiry;
+    set.key = key_;
+    set.value = bytes;
+    set.cas = cas;
+    set.opaque = kHeadOpaque;
+    proto::compose_binary_request(set, out);
+    append_noop(out);
+  });
 }
 
 void ChunkedCommand::write_response(const proto::BinaryResponse& r) {
@@ -116,14 +108,10 @@ void ChunkedCommand::written_ok() {
 
 void ChunkedCommand::cleanup_chunks(const chunks::Token& token, uint32_t count) {
   if (count == 0) return;
-  BackendConnection& b = connection();
-  if (!b.accepting()) return;
-  for (uint32_t i = 0; i < count; ++i) append_chunk_request(b.out(), bin::kDelete, 0, token, i, 0);
-  Request noop;
-  noop.command = Command::kNoop;
-  noop.opcode = bin::kNoop;
-  proto::compose_binary_request(noop, b.out());
-  b.expect(shared_self(), kCleanup, ExpectKind::kUntilNoop, MetricCommand::kDelete);
+  send(kCleanup, ExpectKind::kUntilNoop, MetricCommand::kDelete, [&](std::string& out) {
+    for (uint32_t i = 0; i < count; ++i) append_chunk_request(out, bin::kDelete, 0, token, i, 0);
+    append_noop(out);
+  });
 }
 
 }  // namespace rend::worker

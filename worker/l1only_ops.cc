@@ -9,7 +9,6 @@
 #include "common/protocol/binary_format.h"
 #include "common/protocol/command_traits.h"
 #include "common/protocol/request_compose.h"
-#include "worker/backend_connection.h"
 #include "worker/backend_pool.h"
 #include "worker/client_connection.h"
 #include "worker/l1_access.h"
@@ -263,9 +262,12 @@ void l1only_multi_get(Worker& worker, ClientConnection& conn, const Request& r) 
   }
   BackendPool& pool = worker.l1();
   std::vector<int> used(pool.size(), 0);
+  std::vector<uint32_t> connection_of_key;  // by the key's position in the request
+  connection_of_key.reserve(count);
   int batches = 0;
   proto::for_each_key(r.keys, [&](std::string_view k) {
     const size_t i = pool.index_for_key(k);
+    connection_of_key.push_back(static_cast<uint32_t>(i));
     if (used[i] == 0) batches++;
     used[i] = 1;
   });
@@ -277,33 +279,29 @@ void l1only_multi_get(Worker& worker, ClientConnection& conn, const Request& r) 
     op->finish();
     return;
   }
-  const uint8_t opcode = is_touching_read(r.command) ? bin::kGatKQ : bin::kGetKQ;
-  uint32_t index = 0;
-  proto::for_each_key(r.keys, [&](std::string_view k) {
-    BackendConnection& b = pool.at(pool.index_for_key(k));
-    if (b.accepting()) {
-      Request wire;
-      wire.command = is_touching_read(r.command) ? Command::kGat : Command::kGet;
-      wire.opcode = opcode;
-      wire.key = k;
-      wire.exptime = r.exptime;
-      wire.opaque = index;
-      proto::compose_binary_request(wire, b.out());
-    }
-    ++index;
-  });
+  // One batch per connection: its keys' quiet gets (opaque = the key's position), then a noop.
+  Request wire;
+  wire.command = is_touching_read(r.command) ? Command::kGat : Command::kGet;
+  wire.opcode = is_touching_read(r.command) ? bin::kGatKQ : bin::kGetKQ;
+  wire.exptime = r.exptime;
+  Request noop;
+  noop.command = Command::kNoop;
+  noop.opcode = bin::kNoop;
   for (size_t i = 0; i < pool.size(); ++i) {
     if (used[i] == 0) continue;
-    BackendConnection& b = pool.at(i);
-    if (!b.accepting()) {
-      op->on_failure(static_cast<uint32_t>(i), BackendFailure::kUnavailable);
-      continue;
-    }
-    Request noop;
-    noop.command = Command::kNoop;
-    noop.opcode = bin::kNoop;
-    proto::compose_binary_request(noop, b.out());
-    b.expect(op, static_cast<uint32_t>(i), ExpectKind::kUntilNoop, metric_command_for(r.command));
+    pool.send_batch(i, op, static_cast<uint32_t>(i), ExpectKind::kUntilNoop, metric_command_for(r.command),
+                    [&](std::string& out) {
+                      uint32_t index = 0;
+                      proto::for_each_key(r.keys, [&](std::string_view k) {
+                        if (connection_of_key[index] == i) {
+                          wire.key = k;
+                          wire.opaque = index;
+                          proto::compose_binary_request(wire, out);
+                        }
+                        ++index;
+                      });
+                      proto::compose_binary_request(noop, out);
+                    });
   }
 }
 

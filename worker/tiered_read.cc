@@ -12,7 +12,6 @@
 #include "common/protocol/binary_format.h"
 #include "common/protocol/command_traits.h"
 #include "common/protocol/request_compose.h"
-#include "worker/backend_connection.h"
 #include "worker/backend_pool.h"
 #include "worker/client_connection.h"
 #include "worker/key_lock.h"
@@ -100,10 +99,10 @@ class KeyRead : public Op {
       case kSideEffect:
       case kL1Touch:
         // An L1 touch or burial that did not arrive: a copy L2 no longer backs may remain.
-        worker_.l1().for_key(key_).bury(key_);
+        worker_.l1().bury(key_);
         release();
         return;
-      case kRestoreTombstone: worker_.l1().for_key(key_).bury(key_); return;  // the read goes on
+      case kRestoreTombstone: worker_.l1().bury(key_); return;  // the read goes on
       case kBackfill:
         bump(worker_.stats(), Counter::backfill_errors);
         release();
@@ -146,7 +145,7 @@ class KeyRead : public Op {
         Request touch = wire_request(Command::kTouch, bin::kTouch, key_);
         touch.exptime = exptime_;
         touch.track_races = true;
-        send(worker_.l2(), touch, shared_from_op(), kL2Touch);
+        worker_.l2().send(touch, shared_from_op(), kL2Touch);
         return;
       }
       release();
@@ -253,7 +252,7 @@ class KeyRead : public Op {
     // that a write racing them on another worker is flagged (l2/write_history.h).
     w.track_races = rule_.track_races;
     l2_sent_ns_ = uv_hrtime();
-    send(worker_.l2(), w, shared_from_op(), kL2Read);
+    worker_.l2().send(w, shared_from_op(), kL2Read);
   }
 
   void after_l2_hit() {

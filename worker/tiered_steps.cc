@@ -4,7 +4,6 @@
 
 #include "common/protocol/binary_format.h"
 #include "common/protocol/request_compose.h"
-#include "worker/backend_connection.h"
 #include "worker/backend_pool.h"
 #include "worker/metric_mapping.h"
 #include "worker/worker.h"
@@ -22,23 +21,6 @@ Request wire_request(Command command, uint8_t opcode, std::string_view key) {
   w.opcode = opcode;
   w.key = key;
   return w;
-}
-
-void send(BackendPool& pool, std::string_view key, std::string_view bytes, const std::shared_ptr<Op>& op, uint32_t tag,
-          MetricCommand command) {
-  BackendConnection& b = pool.for_key(key);
-  if (!b.accepting()) {
-    op->on_failure(tag, BackendFailure::kUnavailable);
-    return;
-  }
-  b.out().append(bytes);
-  b.expect(op, tag, ExpectKind::kSingle, command);
-}
-
-void send(BackendPool& pool, const Request& wire, const std::shared_ptr<Op>& op, uint32_t tag) {
-  std::string bytes;
-  proto::compose_binary_request(wire, bytes);
-  send(pool, wire.key, bytes, op, tag, metric_command_for_opcode(wire.opcode));
 }
 
 void bury_again_if_raced(Worker& worker, std::string_view key, const proto::BinaryResponse& r) {

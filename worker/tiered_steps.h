@@ -1,5 +1,5 @@
-// The steps every tiered path shares: composing a backend request, sending it where its key
-// maps, and the race checks that decide whether an L1 copy must be buried again.
+// The steps every tiered path shares: composing a backend request (BackendPool sends it), and
+// the race checks that decide whether an L1 copy must be buried again.
 #pragma once
 
 #include <cstdint>
@@ -29,12 +29,6 @@ struct Item {
 enum class Outcome : uint8_t { kHit, kMiss, kFailed };
 
 proto::Request wire_request(proto::Command command, uint8_t opcode, std::string_view key);
-
-// Sends `bytes` (one composed request) to the connection `key` maps to in `pool`. A backend that
-// is down fails the step at once, through the same path as a connection that breaks later.
-void send(BackendPool& pool, std::string_view key, std::string_view bytes, const std::shared_ptr<Op>& op, uint32_t tag,
-          MetricCommand command);
-void send(BackendPool& pool, const proto::Request& wire, const std::shared_ptr<Op>& op, uint32_t tag);
 
 // rend-l2 flags a tracked write that came within the race window after another worker's
 // tracked access to the key, a write or a read it backfills (l2/write_history.h): that worker's

@@ -12,7 +12,6 @@
 #include "common/protocol/binary_format.h"
 #include "common/protocol/command_traits.h"
 #include "common/protocol/request_compose.h"
-#include "worker/backend_connection.h"
 #include "worker/backend_pool.h"
 #include "worker/client_connection.h"
 #include "worker/key_lock.h"
@@ -122,7 +121,7 @@ class TieredWrite : public Op {
       // Nor can it be told whether it raced another worker's write (bury_again_if_raced), so it
       // is buried again once the race window has passed, too.
       if (why != BackendFailure::kUnavailable) {
-        worker_.l1().for_key(key_).bury(key_);
+        worker_.l1().bury(key_);
         worker_.bury_after_race_window(key_);
       }
       complete();
@@ -131,7 +130,7 @@ class TieredWrite : public Op {
     // L1 failed after L2 took the write: the write stands (L2 is authoritative). But memcached
     // may be alive (a timeout, a dropped connection) and still hold the old value, so the key
     // is buried as soon as that connection is back, before anything else is sent on it.
-    worker_.l1().for_key(key_).bury(key_);
+    worker_.l1().bury(key_);
     complete();
   }
 
@@ -153,7 +152,7 @@ class TieredWrite : public Op {
 
   void begin() {
     l2_sent_ns_ = uv_hrtime();
-    send(worker_.l2(), key_, l2_request_, shared_self(), kL2, metric_command_for_opcode(l2_opcode_));
+    worker_.l2().send_composed(key_, l2_request_, shared_self(), kL2, metric_command_for_opcode(l2_opcode_));
   }
 
   void build_requests(const Request& r) {

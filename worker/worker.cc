@@ -14,7 +14,7 @@ namespace {
 constexpr uint64_t kTickMs = 50;  // how often backend deadlines are checked
 }
 
-Worker::Worker(uv_loop_t* loop, Config config, WorkerOptions options, SharedStats stats)
+Worker::Worker(uv_loop_t* loop, Config config, WorkerOptions options, SharedStats stats, const BackendFactory& backends)
     : loop_(loop),
       config_(std::move(config)),
       options_(options),
@@ -23,9 +23,9 @@ Worker::Worker(uv_loop_t* loop, Config config, WorkerOptions options, SharedStat
       dispatcher_(*this) {
   // Backend responses are bounded: the largest value L1 may hold plus headers.
   const size_t max_body = config_.worker.max_item_size + 64 * 1024;
-  l1_ = std::make_unique<BackendPool>(*this, Tier::kL1, "l1", config_.l1, max_body);
+  l1_ = std::make_unique<BackendPool>(*this, Tier::kL1, config_.l1, max_body, backends);
   if (config_.l1_chunked) chunk_store_ = std::make_unique<ChunkStore>(config_.l1_chunk_size);
-  if (config_.l2.enabled) l2_ = std::make_unique<BackendPool>(*this, Tier::kL2, "l2", config_.l2.backend, max_body);
+  if (config_.l2.enabled) l2_ = std::make_unique<BackendPool>(*this, Tier::kL2, config_.l2.backend, max_body, backends);
 }
 
 Worker::~Worker() = default;
@@ -108,7 +108,7 @@ void Worker::mark_dirty(ClientConnection* c) {
   dirty_clients_.push_back(c);
 }
 
-void Worker::mark_dirty(BackendConnection* b) { dirty_backends_.push_back(b); }
+void Worker::mark_dirty(Backend* b) { dirty_backends_.push_back(b); }
 
 void Worker::flush_dirty() {
   // Replies first: a reply flushed now may free room for more reads, whose requests then join
@@ -120,11 +120,11 @@ void Worker::flush_dirty() {
       c->dirty = false;
       c->flush();
     }
-    std::vector<BackendConnection*> backends;
+    std::vector<Backend*> backends;
     backends.swap(dirty_backends_);
     std::sort(backends.begin(), backends.end());
     backends.erase(std::unique(backends.begin(), backends.end()), backends.end());
-    for (BackendConnection* b : backends) b->flush();
+    for (Backend* b : backends) b->flush();
   }
 }
 
@@ -155,15 +155,12 @@ void Worker::bury_after_race_window(std::string key) {
   delayed_burials_.add(std::move(key), uv_hrtime() / 1000000);
 }
 
-bool Worker::backends_idle() {
-  for (BackendPool* pool : {l1_.get(), l2_.get()}) {
-    if (pool == nullptr) continue;
-    for (size_t i = 0; i < pool->size(); ++i) {
-      if (!pool->at(i).idle()) return false;
-    }
-  }
-  return true;
+void Worker::run_due_burials(uint64_t now_ms) {
+  delayed_burials_.run_due(
+      now_ms, [this](std::string key) { l1_->bury(std::move(key)); }, [this] { l1_->bury_all(); });
 }
+
+bool Worker::backends_idle() { return l1_->idle() && (l2_ == nullptr || l2_->idle()); }
 
 void Worker::maybe_finish_drain() {
   if (!draining_ || finished_ || !connections_.empty()) return;
@@ -188,6 +185,12 @@ void Worker::maybe_finish_drain() {
 }
 
 int Worker::run() {
+  if (!start()) return 1;
+  uv_run(loop_, UV_RUN_DEFAULT);
+  return 0;
+}
+
+bool Worker::start() {
   WorkerSlot& s = stats();
   s.pid.store(getpid(), std::memory_order_relaxed);
   s.started_unix.store(static_cast<int64_t>(time(nullptr)), std::memory_order_relaxed);
@@ -215,9 +218,7 @@ int Worker::run() {
         auto* self = static_cast<Worker*>(t->data);
         self->l1_->check_deadlines(uv_now(self->loop_));
         if (self->l2_) self->l2_->check_deadlines(uv_now(self->loop_));
-        self->delayed_burials_.run_due(
-            uv_now(self->loop_), [self](std::string key) { self->l1_->for_key(key).bury(std::move(key)); },
-            [self] { self->l1_->at(0).bury_all(); });
+        self->run_due_burials(uv_now(self->loop_));
         self->maybe_finish_drain();
       },
       kTickMs, kTickMs);
@@ -237,7 +238,7 @@ int Worker::run() {
   if (options_.tcp_listen_fd >= 0) ok = ok && listen_on(options_.tcp_listen_fd, true, main_mode);
   if (options_.batch_listen_fd >= 0 && l2_) ok = ok && listen_on(options_.batch_listen_fd, true, TierMode::kL1L2Batch);
   if (options_.unix_listen_fd >= 0) ok = ok && listen_on(options_.unix_listen_fd, false, main_mode);
-  if (!ok) return 1;
+  if (!ok) return false;
   if (options_.ready_fd >= 0) {
     const char msg[] = "ready\n";
     if (write(options_.ready_fd, msg, sizeof msg - 1) < 0) spdlog::warn("cannot signal readiness");
@@ -245,8 +246,7 @@ int Worker::run() {
   }
   spdlog::info("worker {} serving (l1 {} x{}{})", options_.slot, config_.l1.address, config_.l1.connections,
                l2_ ? fmt::format(", l2 {} x{}", config_.l2.backend.address, config_.l2.backend.connections) : "");
-  uv_run(loop_, UV_RUN_DEFAULT);
-  return 0;
+  return true;
 }
 
 }  // namespace rend::worker

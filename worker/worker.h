@@ -36,13 +36,19 @@ struct WorkerOptions {
 
 class Worker {
  public:
-  Worker(uv_loop_t* loop, Config config, WorkerOptions options, SharedStats stats);
+  // `backends` makes each backend connection: real sockets by default, a scripted fake in the
+  // worker's component tests.
+  Worker(uv_loop_t* loop, Config config, WorkerOptions options, SharedStats stats,
+         const BackendFactory& backends = real_backends());
   Worker(const Worker&) = delete;
   Worker& operator=(const Worker&) = delete;
   ~Worker();
 
   // Runs until drained. Returns the process exit code.
   int run();
+  // The part of run() before the loop: connects the backends, listens, announces readiness.
+  // False if a listening socket cannot be served.
+  bool start();
 
   uv_loop_t* loop() const { return loop_; }
   const Config& config() const { return config_; }
@@ -60,9 +66,13 @@ class Worker {
   // rend-l2 said a write of `key` raced another worker's: its L1 copy is buried again once the
   // race window has passed (DelayedBurials). A drain waits for these.
   void bury_after_race_window(std::string key);
+  // Sends the burials due by `now_ms` (the tick calls it; component tests pass a later time
+  // instead of waiting out the race window).
+  void run_due_burials(uint64_t now_ms);
+  bool burials_pending() const { return !delayed_burials_.empty(); }
 
   void mark_dirty(ClientConnection* c);
-  void mark_dirty(BackendConnection* b);
+  void mark_dirty(Backend* b);
   void on_connection_closed(ClientConnection* c);
 
  private:
@@ -87,7 +97,7 @@ class Worker {
   std::vector<uv_handle_t*> listeners_;
   std::unordered_set<ClientConnection*> connections_;
   std::vector<ClientConnection*> dirty_clients_;
-  std::vector<BackendConnection*> dirty_backends_;
+  std::vector<Backend*> dirty_backends_;
   uv_check_t flush_check_;
   uv_prepare_t clock_prepare_;  // begins the metric clock's batch for each poll (see MetricClockBatch)
   uv_timer_t tick_;
