@@ -3,7 +3,7 @@ BUILD_DIR ?= build
 JOBS ?= $(shell nproc)
 CONFIG ?= config/rend.json
 
-.PHONY: all deps build run test bench clean
+.PHONY: all deps build run test bench bench-connections fuzz clean
 
 all: build
 
@@ -24,5 +24,19 @@ bench: build
 	@./scripts/install-deps.sh --bench
 	./bench/run.sh $(BUILD_DIR)
 
+# Connection scale: memory per idle connection beside memcached, and 30,000 connections served.
+bench-connections: build
+	python3 ./bench/connections.py $(BUILD_DIR)
+
+# libFuzzer on every decoder of outside bytes, FUZZ_SECONDS per target, in its own clang build.
+FUZZ_DIR ?= build-fuzz
+FUZZ_SECONDS ?= 60
+fuzz: deps
+	@./scripts/install-deps.sh --fuzz
+	@CC=clang CXX=clang++ cmake -S . -B $(FUZZ_DIR) -G "Unix Makefiles" -DREND_FUZZ=ON -DCMAKE_BUILD_TYPE=RelWithDebInfo >/dev/null
+	@cmake --build $(FUZZ_DIR) -j $(JOBS) --target fuzz_text_request fuzz_binary_request fuzz_backend_response \
+	  fuzz_chunk_format fuzz_l2_value fuzz_config fuzz_control_request
+	./tests/fuzz/run.sh $(FUZZ_DIR) $(FUZZ_SECONDS)
+
 clean:
-	rm -rf $(BUILD_DIR)
+	rm -rf $(BUILD_DIR) $(FUZZ_DIR)

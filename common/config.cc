@@ -274,14 +274,18 @@ Status load_config_file(const std::string& path, Config& out, std::string* conte
   if (!in) return Status::error(fmt::format("{}: cannot open", path));
   const std::string content((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
   if (content_hash != nullptr) *content_hash = fmt::format("{:016x}", XXH3_64bits(content.data(), content.size()));
+  if (Status s = parse_config_text(content, out); !s) return Status::error(fmt::format("{}: {}", path, s.message()));
+  return Status::ok();
+}
+
+Status parse_config_text(std::string_view content, Config& out) {
   json parsed;
   try {
     parsed = json::parse(content, nullptr, true, /*ignore_comments=*/true);
   } catch (const json::parse_error& e) {
-    return Status::error(fmt::format("{}: invalid JSON: {}", path, e.what()));
+    return Status::error(fmt::format("invalid JSON: {}", e.what()));
   }
-  if (Status s = parse_config(parsed, out); !s) return Status::error(fmt::format("{}: {}", path, s.message()));
-  return Status::ok();
+  return parse_config(parsed, out);
 }
 
 std::vector<std::string> restart_only_changes(const Config& running, const Config& next) {

@@ -8,6 +8,7 @@
 #include <nlohmann/json.hpp>
 
 #include <string>
+#include <string_view>
 #include <vector>
 
 #include "common/status.h"
@@ -87,6 +88,8 @@ struct Config {
 Status parse_config(const nlohmann::json& input, Config& out);
 // `content_hash` (optional) receives a hash of the file's bytes, to tell which file version runs.
 Status load_config_file(const std::string& path, Config& out, std::string* content_hash = nullptr);
+// The same from the file's text (JSON, comments allowed).
+Status parse_config_text(std::string_view content, Config& out);
 
 // The options whose value differs between `running` and `next` although a reload cannot apply them
 // (the option table's restart-only column), as dotted paths.

@@ -3,6 +3,9 @@
 // not take at once goes out with one uv_write, and what is appended meanwhile waits for it, so at
 // most one write is in flight and unsent() is what the peer has not taken yet.
 //
+// Memory: once everything buffered has gone to the kernel, the buffer goes back to a few kept
+// aside by the thread, so an idle connection holds none, and the next one to reply reuses it.
+//
 // Lifetime: a write in flight holds only a weak reference to its queue, so the queue (and its
 // owner) may go away before the write finishes; reset() drops a write in flight on a stream that
 // is gone (a backend's reconnect), whose completion then changes nothing and calls nothing.
@@ -14,6 +17,7 @@
 #include <functional>
 #include <memory>
 #include <string>
+#include <vector>
 
 namespace rend {
 
@@ -22,7 +26,12 @@ class WriteQueue {
   // A write the kernel did not take at once has finished: its libuv status and its bytes.
   using Done = std::function<void(int status, size_t bytes)>;
 
-  std::string& buffer() { return state_->out; }  // appended bytes go out with the next flush
+  // Appended bytes go out with the next flush.
+  std::string& buffer() {
+    std::string& out = state_->out;
+    if (out.capacity() < kSmall) take_spare(out);
+    return out;
+  }
   bool writing() const { return state_->writing; }
   bool idle() const { return state_->out.empty() && !state_->writing; }
   size_t unsent() const { return state_->out.size() + state_->in_flight; }
@@ -47,11 +56,11 @@ class WriteQueue {
     if (n == UV_EAGAIN) n = 0;
     if (n < 0) return n;
     if (static_cast<size_t>(n) == s.out.size()) {
-      s.out.clear();
+      give_back(s.out);
       return n;
     }
     auto* w = new Request{{}, s.out.substr(static_cast<size_t>(n)), state_, s.generation, std::move(done)};
-    s.out.clear();
+    give_back(s.out);
     s.in_flight = w->data.size();
     s.writing = true;
     w->req.data = w;
@@ -68,6 +77,28 @@ class WriteQueue {
   }
 
  private:
+  static constexpr size_t kSmall = 64;            // below this a buffer is not worth keeping
+  static constexpr size_t kMaxSpare = 64 * 1024;  // larger buffers (a big value's reply) are freed
+  static std::vector<std::string>& spares() {
+    static thread_local std::vector<std::string> s;
+    return s;
+  }
+  static void take_spare(std::string& out) {
+    auto& s = spares();
+    if (s.empty() || !out.empty()) return;
+    out.swap(s.back());
+    s.pop_back();
+  }
+  static void give_back(std::string& out) {
+    out.clear();
+    auto& s = spares();
+    if (out.capacity() >= kSmall && out.capacity() <= kMaxSpare && s.size() < 8) {
+      s.emplace_back().swap(out);
+    } else {
+      std::string().swap(out);
+    }
+  }
+
   struct State {
     std::string out;
     size_t in_flight = 0;

@@ -14,6 +14,9 @@ packages=(
 if [[ "${1:-}" == "--bench" ]]; then
   packages+=(gnuplot-nox valgrind)
 fi
+if [[ "${1:-}" == "--fuzz" ]]; then
+  packages+=(clang libclang-rt-dev)
+fi
 
 missing=()
 for p in "${packages[@]}"; do

@@ -111,11 +111,9 @@ void ControlServer::on_connection() {
         while (!c->closed && (nl = c->in.find('\n')) != std::string::npos) {
           const std::string line = c->in.substr(0, nl);
           c->in.erase(0, nl + 1);
-          nlohmann::json request;
-          try {
-            request = nlohmann::json::parse(line);
-          } catch (const nlohmann::json::exception& e) {
-            c->send({{"ok", false}, {"error", fmt::format("invalid JSON request: {}", e.what())}});
+          ControlRequest request;
+          if (Status s = parse_control_request(line, request); !s) {
+            c->send({{"ok", false}, {"error", s.message()}});
             continue;
           }
           std::weak_ptr<Connection> weak = c->shared_from_this();

@@ -1,6 +1,6 @@
 // The supervisor's control socket: a unix stream socket (mode 0600), one JSON request per line,
-// one JSON reply per line. The handler may answer later (e.g. once a rolling restart is done);
-// if the client has gone by then, the reply is dropped.
+// one JSON reply per line (control_request.h checks each request before the handler sees it). The handler may answer
+// later (e.g. once a rolling restart is done); if the client has gone by then, the reply is dropped.
 #pragma once
 
 #include <uv.h>
@@ -11,13 +11,14 @@
 #include <string>
 
 #include "common/status.h"
+#include "supervisor/control_request.h"
 
 namespace rend::supervisor {
 
 class ControlServer {
  public:
   using Reply = std::function<void(const nlohmann::json&)>;
-  using Handler = std::function<void(const nlohmann::json& request, Reply reply)>;
+  using Handler = std::function<void(const ControlRequest& request, Reply reply)>;
 
   ControlServer(uv_loop_t* loop, Handler handler) : loop_(loop), handler_(std::move(handler)) {}
   ControlServer(const ControlServer&) = delete;

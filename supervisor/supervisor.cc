@@ -1,7 +1,5 @@
 #include "supervisor/supervisor.h"
 
-#include "common/exit_codes.h"
-
 #include <fmt/format.h>
 #include <fmt/ranges.h>
 #include <spdlog/spdlog.h>
@@ -17,6 +15,8 @@
 #include <filesystem>
 #include <fstream>
 
+#include "common/exit_codes.h"
+#include "common/fd_limit.h"
 #include "common/race_window.h"
 #include "common/version.h"
 #include "supervisor/listen_socket.h"
@@ -27,10 +27,6 @@ namespace {
 
 constexpr uint64_t kHealthyRunMs = 10000;  // a child that ran this long is no longer crash-looping
 constexpr int kCrashLoopReport = 5;
-
-std::string unix_path_of(const std::string& address) {
-  return address.starts_with("unix:") ? address.substr(5) : address;
-}
 
 std::string describe_exit(int64_t status, int signal) {
   return signal != 0 ? fmt::format("signal {}", signal) : fmt::format("status {}", status);
@@ -59,7 +55,6 @@ Supervisor::~Supervisor() {
   if (stats_fd_ >= 0) close(stats_fd_);
 }
 
-// Our executables sit next to rend once installed, or in their module's folder of the build tree.
 std::string sibling_binary(const std::string& name, const std::string& build_folder) {
   char self[PATH_MAX];
   const ssize_t n = readlink("/proc/self/exe", self, sizeof self - 1);
@@ -113,6 +108,9 @@ int Supervisor::run() {
     spdlog::critical("cannot create run_dir {}: {}", config_.run_dir, ec.message());
     return 1;
   }
+  // Children inherit the limit: workers raise theirs again for worker.max_connections (a reload
+  // may raise it), memcached for its -c.
+  log_fd_limit(raise_fd_limit(supervisor_descriptors(config_)), "rend", "the configuration");
   stats_fd_ = SharedStats::create(stats_);
   if (stats_fd_ < 0) {
     spdlog::critical("cannot create the shared stats block: {}", strerror(errno));
@@ -155,7 +153,7 @@ Status Supervisor::open_endpoints() {
     exporter_ = std::make_unique<MetricsExporter>(stats_, metrics_);
     if (Status s = exporter_->start(config_.metrics_listen); !s) return s;
   }
-  control_ = std::make_unique<ControlServer>(loop_, [this](const nlohmann::json& request, ControlServer::Reply reply) {
+  control_ = std::make_unique<ControlServer>(loop_, [this](const ControlRequest& request, ControlServer::Reply reply) {
     handle_control(request, std::move(reply));
   });
   return control_->start(config_.control_socket);
@@ -206,77 +204,6 @@ void Supervisor::install_handlers() {
         std::erase_if(self->retired_, [](const auto& c) { return c->finished(); });
       },
       1000, 1000);
-}
-
-// ---- memcached and rend-l2 --------------------------------------------------------------------------
-
-std::vector<std::string> Supervisor::memcached_argv() const {
-  const MemcachedConfig& m = config_.memcached;
-  std::vector<std::string> argv = {m.binary,
-                                   "-s",
-                                   unix_path_of(config_.l1.address),
-                                   "-a",
-                                   "0700",
-                                   "-m",
-                                   std::to_string(m.memory_mb),
-                                   "-t",
-                                   std::to_string(m.threads),
-                                   "-c",
-                                   std::to_string(m.max_connections)};
-  // Chunked L1 stores only items of l1.chunk_size, so memcached's item limit does not apply.
-  if (!config_.l1_chunked && config_.worker.max_item_size > 1024 * 1024) {
-    argv.push_back("-I");
-    argv.push_back(std::to_string(config_.worker.max_item_size + 4096));
-  }
-  if (geteuid() == 0) {
-    argv.push_back("-u");
-    argv.push_back("root");
-  }
-  argv.insert(argv.end(), m.extra_args.begin(), m.extra_args.end());
-  return argv;
-}
-
-std::vector<std::string> Supervisor::l2_argv() const {
-  // rend-l2 reads the effective config from a file of its own, so a reload can never hand it a
-  // config the supervisor did not validate.
-  const std::string path = (std::filesystem::path(config_.run_dir) / "rend-l2.json").string();
-  {
-    std::ofstream out(path);
-    out << config_.effective.dump(2) << "\n";
-  }
-  std::string binary = config_.l2.binary;
-  if (binary.empty()) binary = sibling_binary("rend-l2", "l2");
-  return {binary, "--config", path, "--stats-fd", "3"};
-}
-
-void Supervisor::start_services() {
-  auto one_ready = [this] {
-    if (--services_pending_ == 0) start_workers();
-  };
-  services_pending_ = 1 + (config_.memcached.enabled ? 1 : 0) + (config_.l2.enabled && config_.l2.supervised ? 1 : 0);
-  if (config_.memcached.enabled) {
-    memcached_ = std::make_unique<Service>(loop_, Service::Options{"memcached",
-                                                                   [this] { return memcached_argv(); },
-                                                                   {},
-                                                                   unix_path_of(config_.l1.address),
-                                                                   config_.supervisor,
-                                                                   &metrics_.memcached_restarts,
-                                                                   &metrics_.memcached_up,
-                                                                   kExitMemcachedUsage});
-    memcached_->start(one_ready);
-  }
-  if (config_.l2.enabled && config_.l2.supervised) {
-    l2_ = std::make_unique<Service>(loop_, Service::Options{"rend-l2",
-                                                            [this] { return l2_argv(); },
-                                                            {stats_fd_},
-                                                            unix_path_of(config_.l2.backend.address),
-                                                            config_.supervisor,
-                                                            &metrics_.l2_restarts,
-                                                            &metrics_.l2_up,
-                                                            kExitBadConfig});
-    l2_->start(one_ready);
-  }
-  one_ready();
 }
 
 // ---- workers -----------------------------------------------------------------------------------

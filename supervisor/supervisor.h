@@ -25,6 +25,10 @@
 
 namespace rend::supervisor {
 
+// The path of our executable `name`: next to rend once installed, or in its module's folder
+// (`build_folder`) of the build tree; `name` alone (looked up on PATH) when neither has it.
+std::string sibling_binary(const std::string& name, const std::string& build_folder);
+
 class Supervisor {
  public:
   Supervisor(uv_loop_t* loop, std::string config_path, std::string config_hash, Config config);
@@ -84,7 +88,7 @@ class Supervisor {
   void update_up_gauges();
 
   // Control commands (rendctl).
-  void handle_control(const nlohmann::json& request, ControlServer::Reply reply);
+  void handle_control(const ControlRequest& request, ControlServer::Reply reply);
   nlohmann::json status() const;
   // Calls `done` once no restart, scale or roll is in progress (every slot has a ready worker).
   void when_settled(std::function<void()> done);

@@ -88,8 +88,8 @@ json Supervisor::status() const {
   return out;
 }
 
-void Supervisor::handle_control(const json& request, ControlServer::Reply reply) {
-  const std::string cmd = request.value("cmd", "");
+void Supervisor::handle_control(const ControlRequest& request, ControlServer::Reply reply) {
+  const std::string& cmd = request.cmd;
   if (stopping_ && cmd != "status" && cmd != "version") {
     reply(failure("rend is stopping"));
     return;
@@ -110,7 +110,7 @@ void Supervisor::handle_control(const json& request, ControlServer::Reply reply)
     rolling_restart();
     when_settled([this, reply] { reply({{"ok", true}, {"workers", slots_.size()}}); });
   } else if (cmd == "restart-worker") {
-    const int slot = request.value("slot", -1);
+    const int slot = request.slot;
     const bool exists =
         std::any_of(slots_.begin(), slots_.end(), [&](const auto& s) { return s->index == slot && !s->retiring; });
     if (!exists) {
@@ -122,7 +122,7 @@ void Supervisor::handle_control(const json& request, ControlServer::Reply reply)
     if (!rolling_busy_) roll_next();
     when_settled([reply] { reply({{"ok", true}}); });
   } else if (cmd == "scale") {
-    const int n = request.value("workers", 0);
+    const int n = request.workers;
     if (n < 1 || n > static_cast<int>(kMaxWorkerSlots)) {
       reply(failure(fmt::format("workers: must be between 1 and {} (got {})", kMaxWorkerSlots, n)));
       return;

@@ -76,6 +76,7 @@ void ClientConnection::on_read(ssize_t nread) {
   bump(worker_.stats(), Counter::bytes_read, static_cast<uint64_t>(nread));
   in_.commit(static_cast<size_t>(nread));
   process_input();
+  in_.release_if_empty();  // an idle client holds no read buffer
   // Only an incomplete request counts here: complete ones that wait for their turn are the
   // client's pipeline, bounded by not reading while they wait.
   if (!closing_ && !parse_stalled_ && in_.size() > buffer_cap(worker_.config().worker.max_item_size)) {
@@ -164,8 +165,8 @@ void ClientConnection::enqueue(const std::shared_ptr<Op>& op) {
 
 void ClientConnection::on_op_finished() {
   bool any = false;
-  while (!pending_.empty() && pending_.front()->done) {
-    Op& op = *pending_.front();
+  while (!pending_.empty() && pending_.front().done) {
+    Op& op = pending_.front();
     op.before_send();
     std::string& out = out_.buffer();
     if (out.empty()) {
@@ -178,7 +179,7 @@ void ClientConnection::on_op_finished() {
       // Nothing after a quit or a fatal error is answered: memcached closes there too.
       close_when_flushed_ = true;
       input_done_ = true;
-      for (auto& rest : pending_) rest->conn = nullptr;
+      for (const auto& rest : pending_.ops()) rest->conn = nullptr;
       pending_.clear();
       break;
     }
@@ -259,7 +260,7 @@ bool ClientConnection::bytes_waiting() {
 void ClientConnection::close() {
   if (closing_) return;
   closing_ = true;
-  for (auto& op : pending_) op->conn = nullptr;
+  for (const auto& op : pending_.ops()) op->conn = nullptr;
   pending_.clear();
   if (reading_) uv_read_stop(&h_.stream);
   reading_ = false;

@@ -12,7 +12,6 @@
 
 #include <uv.h>
 
-#include <deque>
 #include <memory>
 #include <string>
 #include <vector>
@@ -21,6 +20,7 @@
 #include "common/read_buffer.h"
 #include "common/write_queue.h"
 #include "worker/op.h"
+#include "worker/reply_queue.h"
 #include "worker/tiered.h"
 
 namespace rend::worker {
@@ -82,7 +82,7 @@ class ClientConnection {
   bool protocol_known_ = false;
   ReadBuffer in_{kReadRoom, kReadGrowth};
   uint64_t swallow_ = 0;
-  std::deque<std::shared_ptr<Op>> pending_;
+  ReplyQueue pending_;
   WriteQueue out_;
   bool reading_ = false;
   bool closing_ = false;

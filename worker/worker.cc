@@ -5,6 +5,7 @@
 
 #include <algorithm>
 
+#include "common/fd_limit.h"
 #include "common/race_window.h"
 #include "worker/client_connection.h"
 
@@ -191,6 +192,8 @@ int Worker::run() {
 }
 
 bool Worker::start() {
+  log_fd_limit(raise_fd_limit(worker_descriptors(config_)), fmt::format("worker {}", options_.slot).c_str(),
+               "worker.max_connections");
   WorkerSlot& s = stats();
   s.pid.store(getpid(), std::memory_order_relaxed);
   s.started_unix.store(static_cast<int64_t>(time(nullptr)), std::memory_order_relaxed);

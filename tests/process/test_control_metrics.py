@@ -192,6 +192,26 @@ class RendctlTest(ProcessTest):
         self.assertEqual(rend.rendctl("restart-worker", "7").returncode, 1)
         self.assertEqual(rend.rendctl("scale", "0").returncode, 1)
 
+    def test_malformed_control_requests_are_refused_not_fatal(self):
+        # The control socket takes a JSON object per line; anything else (sent by any process of
+        # rend's user) gets an error reply and the supervisor carries on. `[1]` used to kill it.
+        import socket
+        rend = self.start_rend(workers=1)
+        lines = [b'[1]', b'"status"', b'5', b'{"cmd": 5}', b'{"cmd": "scale", "workers": "3"}',
+                 b'{"cmd": "scale", "workers": 1e300}', b'{"cmd": "restart-worker", "slot": 99999999999}',
+                 b'{"cmd": "restart-worker", "slot": [0]}', b'{', b'\xff\xfe', b'{"cmd": "nope"}']
+        for line in lines:
+            s = socket.socket(socket.AF_UNIX)
+            s.settimeout(10)
+            s.connect(rend.control_socket)
+            s.sendall(line + b"\n")
+            reply = json.loads(s.makefile("rb").readline())
+            s.close()
+            self.assertFalse(reply["ok"], line)
+            self.assertTrue(reply["error"], line)
+        self.assertIsNone(rend.proc.poll(), "the supervisor is still running")
+        self.assertEqual(rend.rendctl("status").returncode, 0)
+
     def test_stop_command(self):
         rend = self.start_rend(workers=1)
         out = rend.rendctl("stop")
