@@ -36,27 +36,29 @@ def rss_kb(pids):
     return total
 
 
-def client(port, first, count, ready, release, result):
-    """Opens `count` connections, stores and reads one key on each, holds them until released."""
+def client(port, first, count, work, ready, release, result, source):
+    """Opens `count` connections from `source` (a loopback address of its own, so that 30,000
+    connections do not run out of ephemeral ports), stores and reads one key on each, and holds
+    them until released."""
     soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
     resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))
     socks, ok = [], 0
     try:
         for i in range(count):
-            s = socket.create_connection(("127.0.0.1", port), timeout=30)
+            s = socket.create_connection(("127.0.0.1", port), timeout=30, source_address=(source, 0))
             socks.append(s)
         for i, s in enumerate(socks):
             key = b"conn-%d" % (first + i)
-            s.sendall(b"set " + key + b" 0 0 1\r\nx\r\nget " + key + b"\r\n")
-        want = b"STORED\r\nVALUE "
+            s.sendall(b"version\r\n" if work == "version" else b"set " + key + b" 0 0 1\r\nx\r\nget " + key + b"\r\n")
+        end = b"\r\n" if work == "version" else b"END\r\n"
         for i, s in enumerate(socks):
             got = b""
-            while not got.endswith(b"END\r\n"):
+            while not got.endswith(end):
                 chunk = s.recv(4096)
                 if not chunk:
                     break
                 got += chunk
-            ok += got.startswith(want) and got.endswith(b"x\r\nEND\r\n")
+            ok += got.startswith(b"VERSION") if work == "version" else got.endswith(b"x\r\nEND\r\n")
     except OSError as e:
         log(f"client: {e}")
     result.put(ok)
@@ -66,8 +68,21 @@ def client(port, first, count, ready, release, result):
         s.close()
 
 
-def measure(name, port, pids, n):
+def measure(name, port, pids, n, work):
+    """The growth of a freshly started target's memory (`pids`) while n connections sit idle,
+    each having been served `work` ("version", or "set+get" of a key of its own)."""
     before = rss_kb(pids())
+    served, after = hold(port, n, work, lambda: rss_kb(pids()))
+    per = (after - before) * 1024 / n
+    log(f"{name}: {n} connections, {served} served, RSS {before} -> {after} KiB, {per:.0f} B per connection")
+    return {"target": name, "connections": n, "work": work, "served": served, "before_kb": before,
+            "after_kb": after, "per_connection_b": round(per)}
+
+
+def hold(port, n, work, while_held=lambda: 0):
+    """Opens n connections over client processes, serves a set and a get on each, calls
+    `while_held()` once they are idle, closes them; returns (served, what while_held returned)."""
+    measure.round = getattr(measure, "round", 0) + 1
     ctx = multiprocessing.get_context("fork")
     release = ctx.Event()
     result = ctx.Queue()
@@ -76,23 +91,22 @@ def measure(name, port, pids, n):
     while first < n:
         count = min(PER_CLIENT_PROCESS, n - first)
         ready = ctx.Event()
-        p = ctx.Process(target=client, args=(port, first, count, ready, release, result))
+        source = f"127.0.{measure.round % 200 + 1}.{len(procs) + 1}"
+        p = ctx.Process(target=client, args=(port, first, count, work, ready, release, result, source))
         p.start()
         procs.append(p)
         readies.append(ready)
         first += count
     for r in readies:
         r.wait(300)
-    served = sum(result.get(timeout=10) for _ in procs)
-    time.sleep(1)
-    after = rss_kb(pids())
+    served = sum(result.get(timeout=60) for _ in procs)
+    time.sleep(2)  # idle: in-flight work done
+    held = while_held()
     release.set()
     for p in procs:
         p.join(60)
-    per = (after - before) * 1024 / n
-    log(f"{name}: {n} connections, {served} served, RSS {before} -> {after} KiB, {per:.0f} B per connection")
-    return {"target": name, "connections": n, "served": served, "before_kb": before, "after_kb": after,
-            "per_connection_b": round(per)}
+    time.sleep(1)  # the server has seen them close
+    return served, held
 
 
 def children_of(ppid):
@@ -122,55 +136,66 @@ def wait_port(port, timeout=20):
     raise SystemExit(f"nothing listens on {port}")
 
 
+def start_memcached(tmp):
+    port = free_port()
+    p = subprocess.Popen(["memcached", "-p", str(port), "-U", "0", "-l", "127.0.0.1", "-c", "19000", "-m", "64",
+                          "-t", "4"] + (["-u", "root"] if os.geteuid() == 0 else []))
+    wait_port(port)
+    return p, port, lambda: [p.pid]
+
+
+def start_rend(build, tmp):
+    """The default shape: two workers, two connections per backend, L2 on."""
+    port = free_port()
+    run = os.path.join(tmp, "run")
+    shutil.rmtree(run, ignore_errors=True)
+    shutil.rmtree(os.path.join(tmp, "l2"), ignore_errors=True)
+    cfg = {"workers": 2, "run_dir": run, "listen": {"port": port, "batch_port": free_port()},
+           "worker": {"max_connections": 19000}, "l1": {"address": os.path.join(run, "memcached.sock")},
+           "l2": {"enabled": True, "data_dir": os.path.join(tmp, "l2"), "address": os.path.join(run, "rend-l2.sock")},
+           "memcached": {"memory_mb": 64}, "metrics": {"listen": f"127.0.0.1:{free_port()}"},
+           "control": {"socket": os.path.join(run, "rend.ctl")}}
+    path = os.path.join(tmp, "rend.json")
+    with open(path, "w") as f:
+        json.dump(cfg, f)
+    p = subprocess.Popen([os.path.join(build, "supervisor", "rend"), "--config", path],
+                         stdout=open(os.path.join(tmp, "rend.log"), "a"), stderr=subprocess.STDOUT,
+                         start_new_session=True)
+    wait_port(port)
+    time.sleep(1)
+    return p, port, lambda: [p.pid] + [c for c, cmd in children_of(p.pid) if cmd.endswith(b"rend-worker")]
+
+
+def stop(p):
+    p.terminate()
+    try:
+        p.wait(30)
+    except subprocess.TimeoutExpired:
+        p.kill()
+        p.wait()
+
+
 def main():
     build = os.path.abspath(sys.argv[1] if len(sys.argv) > 1 else "build")
     tmp = tempfile.mkdtemp(prefix="rend-conns-")
-    started = []
     rows = []
+    plan = [("memcached 1.6", 15000, "version"), ("rend", 15000, "version"), ("memcached 1.6", 15000, "set+get"),
+            ("rend", 15000, "set+get"), ("rend", 30000, "set+get")]
     try:
-        mc_port = free_port()
-        mc = subprocess.Popen(["memcached", "-p", str(mc_port), "-U", "0", "-l", "127.0.0.1", "-c", "19000",
-                               "-m", "64", "-t", "4"] + (["-u", "root"] if os.geteuid() == 0 else []))
-        started.append(mc)
-        wait_port(mc_port)
-        rows.append(measure("memcached 1.6 (-c 19000)", mc_port, lambda: [mc.pid], 15000))
-
-        port = free_port()
-        cfg = {"workers": 2, "run_dir": os.path.join(tmp, "run"), "listen": {"port": port, "batch_port": free_port()},
-               "worker": {"max_connections": 19000},
-               "l1": {"address": os.path.join(tmp, "run", "memcached.sock")},
-               "l2": {"enabled": True, "data_dir": os.path.join(tmp, "l2"),
-                      "address": os.path.join(tmp, "run", "rend-l2.sock")},
-               "memcached": {"memory_mb": 64}, "metrics": {"listen": f"127.0.0.1:{free_port()}"},
-               "control": {"socket": os.path.join(tmp, "run", "rend.ctl")}}
-        path = os.path.join(tmp, "rend.json")
-        with open(path, "w") as f:
-            json.dump(cfg, f)
-        rend = subprocess.Popen([os.path.join(build, "supervisor", "rend"), "--config", path],
-                                stdout=open(os.path.join(tmp, "rend.log"), "w"), stderr=subprocess.STDOUT,
-                                start_new_session=True)
-        started.append(rend)
-        wait_port(port)
-        time.sleep(1)
-
-        def rend_pids():
-            return [rend.pid] + [p for p, cmd in children_of(rend.pid) if cmd.endswith(b"rend-worker")]
-
-        rows.append(measure("rend (2 workers, L2 on)", port, rend_pids, 15000))
-        rows.append(measure("rend (2 workers, L2 on)", port, rend_pids, 30000))
-    finally:
-        for p in started:
-            p.terminate()
-        for p in started:
+        for name, n, work in plan:
+            p, port, pids = start_memcached(tmp) if name.startswith("memcached") else start_rend(build, tmp)
             try:
-                p.wait(20)
-            except subprocess.TimeoutExpired:
-                p.kill()
+                rows.append(measure(name, port, pids, n, work))
+            finally:
+                stop(p)
+    finally:
         shutil.rmtree(tmp, ignore_errors=True)
-    print("\n| target | connections | served | RSS growth | per connection |")
-    print("|---|---:|---:|---:|---:|")
+    print("\nEach row a fresh start; rend: 2 workers, 2 connections per backend, L2 on.\n")
+    print("| target | connections | each served | served | RSS growth | per connection |")
+    print("|---|---:|---|---:|---:|---:|")
     for r in rows:
-        print(f"| {r['target']} | {r['connections']:,} | {r['served']:,} | {(r['after_kb'] - r['before_kb']) / 1024:.1f} MiB "
+        growth = (r["after_kb"] - r["before_kb"]) / 1024
+        print(f"| {r['target']} | {r['connections']:,} | {r['work']} | {r['served']:,} | {growth:.1f} MiB "
               f"| {r['per_connection_b']:,} B |")
     return 0 if all(r["served"] == r["connections"] for r in rows) else 1
 

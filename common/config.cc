@@ -53,6 +53,10 @@ const std::vector<Option>& options() {
        "from it",
        1, 1048576},
       {"worker.max_connections", 10000, "client connections per worker; further ones are closed at once", 1, 1000000},
+      {"worker.idle_timeout_s", 0,
+       "close a client connection that has sent nothing and has nothing in flight for this long, in seconds "
+       "(memcached's idle_timeout); 0 = never",
+       0, 86400 * 365},
       {"worker.key_ordering", true,
        "a multi-step (L2 then L1) operation on a key finishes before the next "
        "one on that key starts, within a worker"},
@@ -215,6 +219,7 @@ Status parse_config(const json& input, Config& out) {
   c.worker.output_high_water = e["worker"]["output_high_water"].get<size_t>();
   c.worker.max_pending_requests = e["worker"]["max_pending_requests"].get<int>();
   c.worker.max_connections = e["worker"]["max_connections"].get<int>();
+  c.worker.idle_timeout_s = e["worker"]["idle_timeout_s"].get<int>();
   c.worker.key_ordering = e["worker"]["key_ordering"].get<bool>();
   c.l1.address = e["l1"]["address"].get<std::string>();
   c.l1.connections = e["l1"]["connections"].get<int>();
@@ -282,7 +287,7 @@ Status parse_config_text(std::string_view content, Config& out) {
   json parsed;
   try {
     parsed = json::parse(content, nullptr, true, /*ignore_comments=*/true);
-  } catch (const json::parse_error& e) {
+  } catch (const json::exception& e) {  // parse_error, and out_of_range for a number like 1e999
     return Status::error(fmt::format("invalid JSON: {}", e.what()));
   }
   return parse_config(parsed, out);

@@ -36,6 +36,7 @@ struct WorkerConfig {
   size_t output_high_water = 0;
   int max_pending_requests = 0;
   int max_connections = 0;
+  int idle_timeout_s = 0;  // 0 = off
   bool key_ordering = true;
 };
 

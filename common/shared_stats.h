@@ -21,6 +21,8 @@ namespace rend {
   X(curr_connections, gauge)       \
   X(total_connections, counter)    \
   X(rejected_connections, counter) \
+  X(accept_pauses, counter)        \
+  X(idle_kicks, counter)           \
   X(cmd_get, counter)              \
   X(cmd_set, counter)              \
   X(cmd_flush, counter)            \

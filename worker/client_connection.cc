@@ -35,7 +35,10 @@ ClientConnection::ClientConnection(Worker& worker, bool tcp, TierMode mode) : wo
   h_.handle.data = this;
 }
 
-void ClientConnection::start() { update_reading(); }
+void ClientConnection::start() {
+  last_read_ms_ = uv_now(worker_.loop());
+  update_reading();
+}
 
 void ClientConnection::update_reading() {
   // While complete requests wait in the buffer (parsing stalled), reading more would only grow it:
@@ -74,6 +77,7 @@ void ClientConnection::on_read(ssize_t nread) {
     return;
   }
   bump(worker_.stats(), Counter::bytes_read, static_cast<uint64_t>(nread));
+  last_read_ms_ = uv_now(worker_.loop());
   in_.commit(static_cast<size_t>(nread));
   process_input();
   in_.release_if_empty();  // an idle client holds no read buffer

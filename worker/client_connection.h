@@ -48,6 +48,10 @@ class ClientConnection {
   void flush();
   // Stop between requests: close as soon as nothing is in flight.
   void drain();
+  // Nothing received since `cutoff_ms` (loop time) and nothing in flight: worker.idle_timeout_s.
+  bool idle_since(uint64_t cutoff_ms) const {
+    return last_read_ms_ <= cutoff_ms && pending_.empty() && out_.idle() && !closing_;
+  }
 
   bool dirty = false;    // on the worker's flush list
   bool counted = false;  // included in curr_connections
@@ -93,6 +97,7 @@ class ClientConnection {
   // Parsing stopped with requests still in the buffer (in-flight limit or a barrier): nothing is
   // read until they are parsed, so the buffer never holds more than one read beyond a request.
   bool parse_stalled_ = false;
+  uint64_t last_read_ms_ = 0;  // loop time of the last bytes received (or of the accept)
 };
 
 }  // namespace rend::worker

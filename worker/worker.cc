@@ -21,6 +21,9 @@ Worker::Worker(uv_loop_t* loop, Config config, WorkerOptions options, SharedStat
       options_(options),
       stats_(std::move(stats)),
       delayed_burials_(static_cast<uint64_t>(tier_race_window_ms(config_))),
+      acceptor_(
+          loop, [this](int fd, bool tcp, TierMode mode) { on_new_connection(fd, tcp, mode); },
+          [this] { bump(this->stats(), Counter::accept_pauses); }),
       dispatcher_(*this) {
   // Backend responses are bounded: the largest value L1 may hold plus headers.
   const size_t max_body = config_.worker.max_item_size + 64 * 1024;
@@ -31,48 +34,12 @@ Worker::Worker(uv_loop_t* loop, Config config, WorkerOptions options, SharedStat
 
 Worker::~Worker() = default;
 
-namespace {
-// What a listening handle serves: its transport and its orchestration mode.
-struct ListenerInfo {
-  Worker* worker;
-  bool tcp;
-  TierMode mode;
-};
-}  // namespace
-
-bool Worker::listen_on(int fd, bool tcp, TierMode mode) {
-  uv_stream_t* s;
-  int rc;
-  if (tcp) {
-    auto* h = new uv_tcp_t;
-    uv_tcp_init(loop_, h);
-    rc = uv_tcp_open(h, fd);
-    s = reinterpret_cast<uv_stream_t*>(h);
-  } else {
-    auto* h = new uv_pipe_t;
-    uv_pipe_init(loop_, h, 0);
-    rc = uv_pipe_open(h, fd);
-    s = reinterpret_cast<uv_stream_t*>(h);
-  }
-  s->data = new ListenerInfo{this, tcp, mode};
-  listeners_.push_back(reinterpret_cast<uv_handle_t*>(s));
-  if (rc == 0) {
-    rc = uv_listen(s, config_.listen.backlog, [](uv_stream_t* server, int status) {
-      if (status == 0) static_cast<ListenerInfo*>(server->data)->worker->on_new_connection(server);
-    });
-  }
+void Worker::on_new_connection(int fd, bool tcp, TierMode mode) {
+  auto* c = new ClientConnection(*this, tcp, mode);
+  const int rc = tcp ? uv_tcp_open(reinterpret_cast<uv_tcp_t*>(c->stream()), fd)
+                     : uv_pipe_open(reinterpret_cast<uv_pipe_t*>(c->stream()), fd);
   if (rc != 0) {
-    spdlog::error("cannot listen on fd {}: {}", fd, uv_strerror(rc));
-    return false;
-  }
-  return true;
-}
-
-void Worker::on_new_connection(uv_stream_t* server) {
-  const auto* info = static_cast<ListenerInfo*>(server->data);
-  const bool tcp = info->tcp;
-  auto* c = new ClientConnection(*this, tcp, info->mode);
-  if (uv_accept(server, c->stream()) != 0) {
+    close(fd);
     uv_close(reinterpret_cast<uv_handle_t*>(c->stream()),
              [](uv_handle_t* h) { delete static_cast<ClientConnection*>(h->data); });
     return;
@@ -95,6 +62,7 @@ void Worker::on_new_connection(uv_stream_t* server) {
 
 void Worker::on_connection_closed(ClientConnection* c) {
   connections_.erase(c);
+  acceptor_.resume();  // a descriptor is free again
   if (c->counted) {
     drop(stats(), Counter::curr_connections);
     bump(stats(), Counter::closed_connections);
@@ -133,18 +101,7 @@ void Worker::begin_drain() {
   if (draining_) return;
   draining_ = true;
   spdlog::info("draining {} connections", connections_.size());
-  for (uv_handle_t* h : listeners_) {
-    if (!uv_is_closing(h))
-      uv_close(h, [](uv_handle_t* h) {
-        delete static_cast<ListenerInfo*>(h->data);
-        if (h->type == UV_TCP) {
-          delete reinterpret_cast<uv_tcp_t*>(h);
-        } else {
-          delete reinterpret_cast<uv_pipe_t*>(h);
-        }
-      });
-  }
-  listeners_.clear();
+  acceptor_.close_all();
   std::vector<ClientConnection*> all(connections_.begin(), connections_.end());
   for (ClientConnection* c : all) c->drain();
   maybe_finish_drain();
@@ -154,6 +111,20 @@ void Worker::bury_after_race_window(std::string key) {
   // The clock now, not the loop's (which may lag by a busy turn): a burial must not come early.
   // The tick's loop time, compared against it, can only make it late.
   delayed_burials_.add(std::move(key), uv_hrtime() / 1000000);
+}
+
+void Worker::close_idle_connections(uint64_t now_ms) {
+  const uint64_t timeout_ms = static_cast<uint64_t>(config_.worker.idle_timeout_s) * 1000;
+  if (timeout_ms == 0 || now_ms < next_idle_scan_ms_ || now_ms < timeout_ms) return;
+  next_idle_scan_ms_ = now_ms + 1000;  // memcached looks once a second too
+  std::vector<ClientConnection*> idle;
+  for (ClientConnection* c : connections_) {
+    if (c->idle_since(now_ms - timeout_ms)) idle.push_back(c);
+  }
+  for (ClientConnection* c : idle) {
+    bump(stats(), Counter::idle_kicks);
+    c->close();
+  }
 }
 
 void Worker::run_due_burials(uint64_t now_ms) {
@@ -222,6 +193,7 @@ bool Worker::start() {
         self->l1_->check_deadlines(uv_now(self->loop_));
         if (self->l2_) self->l2_->check_deadlines(uv_now(self->loop_));
         self->run_due_burials(uv_now(self->loop_));
+        self->close_idle_connections(uv_now(self->loop_));
         self->maybe_finish_drain();
       },
       kTickMs, kTickMs);
@@ -238,9 +210,10 @@ bool Worker::start() {
   if (l2_) l2_->start();
   const TierMode main_mode = l2_ ? TierMode::kL1L2 : TierMode::kL1Only;
   bool ok = true;
-  if (options_.tcp_listen_fd >= 0) ok = ok && listen_on(options_.tcp_listen_fd, true, main_mode);
-  if (options_.batch_listen_fd >= 0 && l2_) ok = ok && listen_on(options_.batch_listen_fd, true, TierMode::kL1L2Batch);
-  if (options_.unix_listen_fd >= 0) ok = ok && listen_on(options_.unix_listen_fd, false, main_mode);
+  if (options_.tcp_listen_fd >= 0) ok = ok && acceptor_.add(options_.tcp_listen_fd, true, main_mode);
+  if (options_.batch_listen_fd >= 0 && l2_)
+    ok = ok && acceptor_.add(options_.batch_listen_fd, true, TierMode::kL1L2Batch);
+  if (options_.unix_listen_fd >= 0) ok = ok && acceptor_.add(options_.unix_listen_fd, false, main_mode);
   if (!ok) return false;
   if (options_.ready_fd >= 0) {
     const char msg[] = "ready\n";

@@ -15,6 +15,7 @@
 
 #include "common/config.h"
 #include "common/shared_stats.h"
+#include "worker/acceptor.h"
 #include "worker/backend_pool.h"
 #include "worker/chunked_l1.h"
 #include "worker/delayed_burials.h"
@@ -70,14 +71,15 @@ class Worker {
   // instead of waiting out the race window).
   void run_due_burials(uint64_t now_ms);
   bool burials_pending() const { return !delayed_burials_.empty(); }
+  // Closes the client connections idle for worker.idle_timeout_s (the tick calls it).
+  void close_idle_connections(uint64_t now_ms);
 
   void mark_dirty(ClientConnection* c);
   void mark_dirty(Backend* b);
   void on_connection_closed(ClientConnection* c);
 
  private:
-  bool listen_on(int fd, bool tcp, TierMode mode);
-  void on_new_connection(uv_stream_t* server);
+  void on_new_connection(int fd, bool tcp, TierMode mode);
   void flush_dirty();
   void begin_drain();
   void maybe_finish_drain();
@@ -93,8 +95,8 @@ class Worker {
   std::unique_ptr<ChunkStore> chunk_store_;
   KeyLock key_lock_;
   DelayedBurials delayed_burials_;
+  Acceptor acceptor_;
   Dispatcher dispatcher_;
-  std::vector<uv_handle_t*> listeners_;
   std::unordered_set<ClientConnection*> connections_;
   std::vector<ClientConnection*> dirty_clients_;
   std::vector<Backend*> dirty_backends_;
@@ -103,6 +105,7 @@ class Worker {
   uv_timer_t tick_;
   uv_signal_t sigterm_;
   uv_signal_t sigint_;
+  uint64_t next_idle_scan_ms_ = 0;
   bool draining_ = false;
   bool finished_ = false;
 };

@@ -4,6 +4,7 @@ import os
 import resource
 import socket
 import subprocess
+import time
 
 from rendtest import ProcessTest, wait_until
 from test_control_metrics import metric
@@ -102,3 +103,68 @@ class ConnectionScaleTest(ProcessTest):
             return False
         finally:
             s.close()
+
+
+def cpu_seconds(pid):
+    with open(f"/proc/{pid}/stat") as f:
+        fields = f.read().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+class DescriptorExhaustionTest(ProcessTest):
+    def test_out_of_descriptors_a_worker_pauses_accepting_and_resumes(self):
+        # memcached's behaviour: at EMFILE new clients wait in the listen backlog (not reset) and
+        # are served once descriptors free up; the worker does not spin meanwhile.
+        soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+        resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))
+        self.addCleanup(resource.setrlimit, resource.RLIMIT_NOFILE, (soft, hard))
+        rend = self.start_rend(workers=1, config={"worker": {"max_connections": 1000}})
+        worker = next(iter(rend.worker_pids().values()))
+        resource.prlimit(worker, resource.RLIMIT_NOFILE, (150, 150))
+        socks = [socket.create_connection(("127.0.0.1", rend.port), timeout=10) for _ in range(250)]
+        self.addCleanup(lambda: [s.close() for s in socks])
+        for s in socks:
+            s.sendall(b"version\r\n")
+        answered, waiting = [], []
+        for i, s in enumerate(socks):
+            s.settimeout(5 if i < 100 else 0.2)  # the first ones fit in the worker's descriptors
+            try:
+                reply = s.recv(100)
+            except socket.timeout:
+                waiting.append(s)
+                continue
+            self.assertTrue(reply.startswith(b"VERSION"), "a waiting client must not be reset")
+            answered.append(s)
+        self.assertGreater(len(answered), 50)
+        self.assertGreater(len(waiting), 50, "the worker ran out of descriptors")
+        before = cpu_seconds(worker)
+        time.sleep(1)
+        self.assertLess(cpu_seconds(worker) - before, 0.3, "a paused worker must not spin")
+        for s in answered:
+            s.close()
+        for s in waiting:
+            s.settimeout(10)
+            self.assertTrue(s.recv(100).startswith(b"VERSION"), "served once descriptors freed up")
+        self.assertGreaterEqual(metric(rend.scrape(), "rend_accept_pauses_total"), 1)
+
+
+class IdleTimeoutTest(ProcessTest):
+    def test_idle_connections_are_closed_only_when_asked_for(self):
+        rend = self.start_rend(workers=1, config={"worker": {"idle_timeout_s": 1}})
+        idle = socket.create_connection(("127.0.0.1", rend.port), timeout=10)
+        busy = self.client(rend.port)
+        started = time.time()
+        for _ in range(8):  # 4 s of a request every half second
+            self.assertEqual(busy.set(b"k", b"v"), b"STORED\r\n")
+            time.sleep(0.5)
+        self.assertEqual(idle.recv(100), b"", "the idle connection was closed")
+        self.assertLess(time.time() - started, 6)
+        self.assertEqual(busy.get(b"k"), b"v", "a connection in use stays")
+        wait_until(lambda: metric(rend.scrape(), "rend_client_connections_idle_closed_total") >= 1, 10,
+                   what="the idle close counted")
+
+    def test_off_by_default(self):
+        rend = self.start_rend(workers=1)
+        c = self.client(rend.port)
+        time.sleep(2.5)
+        self.assertEqual(c.call(b"version\r\n")[:7], b"VERSION")

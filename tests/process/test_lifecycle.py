@@ -309,6 +309,7 @@ class CheckConfigTest(ProcessTest):
             '{"listen": 5}': "listen: must be an object",
             '{"memcached": {"extra_args": [1]}}': "memcached.extra_args: must be an array of strings",
             '{"workers": 2,}': "invalid JSON",
+            '{"workers": 3e33333}': "number overflow",  # found by fuzzing: it used to abort rend
         }
         for text, message in cases.items():
             out = self.check(text)
