@@ -89,8 +89,25 @@ void ClientConnection::on_read(ssize_t nread) {
   }
 }
 
-bool ClientConnection::at_pending_limit() const {
-  return pending_.size() >= static_cast<size_t>(worker_.config().worker.max_pending_requests);
+bool ClientConnection::at_pending_limit() const { return pending_.size() >= window(); }
+
+size_t ClientConnection::window() const {
+  // The replies of requests in flight all come back into this worker's memory, whether or not the
+  // client reads them: a client pipelining reads of large values (or never reading) could have
+  // max_pending_requests of them at once, gigabytes, and hold up every other client of the
+  // backends meanwhile. So the requests in flight are bounded by about output_high_water bytes of
+  // replies, as far as this client's replies so far tell, and by max_pending_requests. Until a
+  // reply has told, a first burst gets kFirstWindow.
+  const size_t max = static_cast<size_t>(worker_.config().worker.max_pending_requests);
+  if (!reply_size_known_) return std::min(max, kFirstWindow);
+  const size_t by_bytes = worker_.config().worker.output_high_water / std::max<size_t>(reply_bytes_avg_, 1);
+  return std::clamp(by_bytes, std::min(max, kMinWindow), max);
+}
+
+void ClientConnection::note_reply_size(size_t bytes) {
+  // A moving average that follows a change of reply sizes within a few replies.
+  reply_bytes_avg_ = reply_size_known_ ? (reply_bytes_avg_ * 7 + bytes) / 8 : bytes;
+  reply_size_known_ = true;
 }
 
 bool ClientConnection::may_parse() const {
@@ -172,6 +189,7 @@ void ClientConnection::on_op_finished() {
   while (!pending_.empty() && pending_.front().done) {
     Op& op = pending_.front();
     op.before_send();
+    note_reply_size(op.reply.size());
     std::string& out = out_.buffer();
     if (out.empty()) {
       out.swap(op.reply);  // a large reply is handed over, not copied

@@ -66,6 +66,11 @@ class ClientConnection {
   bool bytes_waiting();
   bool is_barrier(const proto::Request& r) const;
   bool at_pending_limit() const;
+  // How many requests may be in flight (see the .cc), and what it is computed from.
+  size_t window() const;
+  void note_reply_size(size_t bytes);
+  static constexpr size_t kFirstWindow = 64;
+  static constexpr size_t kMinWindow = 8;
   // Neither too many requests in flight nor too many unsent reply bytes: new requests may start.
   bool may_parse() const;
   size_t unsent() const { return out_.unsent(); }
@@ -98,6 +103,8 @@ class ClientConnection {
   // read until they are parsed, so the buffer never holds more than one read beyond a request.
   bool parse_stalled_ = false;
   uint64_t last_read_ms_ = 0;  // loop time of the last bytes received (or of the accept)
+  size_t reply_bytes_avg_ = 0;
+  bool reply_size_known_ = false;
 };
 
 }  // namespace rend::worker

@@ -11,7 +11,7 @@ set -uo pipefail
 build=$1
 seconds=$2
 here=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
-targets=(text_request binary_request backend_response chunk_format l2_value config control_request)
+read -r -a targets <<<"${FUZZ_TARGETS:-text_request binary_request backend_response chunk_format l2_value config control_request}"
 mkdir -p "$build/crashes"
 failed=0
 summary=()
