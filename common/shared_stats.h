@@ -90,7 +90,8 @@ struct WorkerSlot {
   X(block_cache_hits)         \
   X(block_cache_misses)       \
   X(disk_bytes)               \
-  X(keys_estimate)
+  X(keys_estimate)            \
+  X(damaged_stores)
 
 enum class L2Gauge : uint16_t {
 #define REND_L2_GAUGE_ENUM(name) name,

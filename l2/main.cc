@@ -54,10 +54,14 @@ int main(int argc, char** argv) {
     return rend::kExitBadConfig;
   }
   std::unique_ptr<rend::l2::Store> store;
-  const rend::Status opened = rend::l2::Store::open(options.store, store);
+  std::string damaged;
+  const rend::Status opened = rend::l2::Store::open(options.store, store, &damaged);
   if (!opened) {
     spdlog::critical("{}", opened.message());
     return 1;
+  }
+  if (!damaged.empty() && shared.block() != nullptr) {
+    shared.block()->l2.values[static_cast<size_t>(rend::L2Gauge::damaged_stores)].fetch_add(1);
   }
   uv_loop_t loop;
   uv_loop_init(&loop);

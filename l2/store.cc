@@ -84,11 +84,26 @@ rocksdb::ColumnFamilyOptions items_options(const StoreOptions& o, const BudgetPl
 
 }  // namespace
 
-Status Store::open(const StoreOptions& options, std::unique_ptr<Store>& out) {
-  std::unique_ptr<Store> s(new Store());
-  s->options_ = options;
-  s->plan_ = plan_budget(options.max_bytes);
-  Status st = s->open_db();
+Status Store::open(const StoreOptions& options, std::unique_ptr<Store>& out, std::string* moved_aside) {
+  auto attempt = [&options](std::unique_ptr<Store>& s) {
+    s.reset(new Store());
+    s->options_ = options;
+    s->plan_ = plan_budget(options.max_bytes);
+    return s->open_db();
+  };
+  std::unique_ptr<Store> s;
+  Status st = attempt(s);
+  if (!st && s->damaged_) {
+    s.reset();  // closes what did open
+    const std::string aside = options.data_dir + ".damaged";
+    std::error_code ec;
+    std::filesystem::remove_all(aside, ec);
+    std::filesystem::rename(options.data_dir, aside, ec);
+    if (ec) return Status::error(st.message() + "; cannot move it aside to " + aside + ": " + ec.message());
+    spdlog::error("the L2 store is damaged ({}): moved to {}; starting empty", st.message(), aside);
+    if (moved_aside != nullptr) *moved_aside = st.message();
+    st = attempt(s);
+  }
   if (!st) return st;
   out = std::move(s);
   return Status::ok();
@@ -131,7 +146,10 @@ Status Store::open_db() {
   };
   std::vector<rocksdb::ColumnFamilyHandle*> handles;
   rocksdb::Status rs = rocksdb::DB::Open(db, options_.data_dir, families, &handles, &db_);
-  if (!rs.ok()) return Status::error("cannot open RocksDB in " + options_.data_dir + ": " + rs.ToString());
+  if (!rs.ok()) {
+    damaged_ = rs.IsCorruption() || rs.IsPathNotFound();
+    return Status::error("cannot open RocksDB in " + options_.data_dir + ": " + rs.ToString());
+  }
   items_ = handles[0];
   meta_ = handles[1];
   merger_->start(db_, items_);
@@ -142,9 +160,11 @@ Status Store::open_db() {
   rs = db_->Get(rocksdb::ReadOptions(), meta_, kFlushKey, &value);
   if (rs.ok()) {
     FlushState fs;
-    if (!fs.decode(value)) return Status::error("corrupt flush state in " + options_.data_dir);
+    damaged_ = !fs.decode(value);
+    if (damaged_) return Status::error("corrupt flush state in " + options_.data_dir);
     flush_->set(fs);
   } else if (!rs.IsNotFound()) {
+    damaged_ = rs.IsCorruption();
     return Status::error("cannot read the flush state: " + rs.ToString());
   }
   uint64_t lease = 0;
@@ -152,6 +172,7 @@ Status Store::open_db() {
   if (rs.ok() && value.size() == 8) {
     lease = proto::bin::load64(value.data());
   } else if (!rs.ok() && !rs.IsNotFound()) {
+    damaged_ = rs.IsCorruption();
     return Status::error("cannot read the CAS lease: " + rs.ToString());
   }
   cas_ = std::make_unique<CasSource>(std::max(now_micros(), lease), [this](uint64_t end) {

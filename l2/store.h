@@ -56,7 +56,11 @@ struct StoreFigures {
 
 class Store {
  public:
-  static Status open(const StoreOptions& options, std::unique_ptr<Store>& out);
+  // A store RocksDB finds damaged (a corrupt or missing file, an unreadable flush state or CAS
+  // lease) is moved aside to `<data_dir>.damaged` (replacing an older one) and an empty store is
+  // opened instead, as a cache may: `moved_aside` then says why. Other failures (another process
+  // holds the lock, no permission) are returned, and nothing is moved.
+  static Status open(const StoreOptions& options, std::unique_ptr<Store>& out, std::string* moved_aside = nullptr);
   Store(const Store&) = delete;
   Store& operator=(const Store&) = delete;
   ~Store();
@@ -98,6 +102,7 @@ class Store {
  private:
   Store() = default;
   Status open_db();
+  bool damaged_ = false;  // open_db failed on what RocksDB found in the files
   bool write_meta(const std::string& key, const std::string& value);
 
   StoreOptions options_;

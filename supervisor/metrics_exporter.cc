@@ -239,6 +239,8 @@ class MetricsExporter::Collector : public prometheus::Collectable {
            MetricType::Counter},
           {L2Gauge::disk_bytes, "rend_l2_disk_bytes", "Size of rend-l2's data directory on disk.", MetricType::Gauge},
           {L2Gauge::keys_estimate, "rend_l2_keys", "RocksDB estimate of the number of keys.", MetricType::Gauge},
+          {L2Gauge::damaged_stores, "rend_l2_damaged_stores_total",
+           "Times rend-l2 found its store damaged at start, moved it aside and started empty.", MetricType::Counter},
       };
       for (const auto& g : kL2) {
         auto f = family(g.name, g.help, g.type);
