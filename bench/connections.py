@@ -21,7 +21,7 @@ import tempfile
 import time
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from procs import free_port, log  # noqa: E402
+from procs import _comm, descendants, free_port, log  # noqa: E402
 
 PER_CLIENT_PROCESS = 15000
 
@@ -109,22 +109,6 @@ def hold(port, n, work, while_held=lambda: 0):
     return served, held
 
 
-def children_of(ppid):
-    out = []
-    for pid in os.listdir("/proc"):
-        if not pid.isdigit():
-            continue
-        try:
-            with open(f"/proc/{pid}/stat") as f:
-                stat = f.read()
-            if int(stat[stat.rindex(")") + 2:].split()[1]) == ppid:
-                with open(f"/proc/{pid}/cmdline", "rb") as f:
-                    out.append((int(pid), f.read().split(b"\0")[0]))
-        except (OSError, ValueError):
-            pass
-    return out
-
-
 def wait_port(port, timeout=20):
     deadline = time.time() + timeout
     while time.time() < deadline:
@@ -163,7 +147,7 @@ def start_rend(build, tmp):
                          start_new_session=True)
     wait_port(port)
     time.sleep(1)
-    return p, port, lambda: [p.pid] + [c for c, cmd in children_of(p.pid) if cmd.endswith(b"rend-worker")]
+    return p, port, lambda: [p.pid] + [c for c in descendants(p.pid) if _comm(c) == "rend-worker"]
 
 
 def stop(p):

@@ -20,6 +20,12 @@ Acceptor::Acceptor(uv_loop_t* loop, OnAccept on_accept, OnPause on_pause)
   retry_.data = this;
 }
 
+Acceptor::~Acceptor() {
+  for (auto& l : listeners_) {
+    if (l->fd >= 0) close(l->fd);
+  }
+}
+
 bool Acceptor::add(int fd, bool tcp, TierMode mode) {
   fcntl(fd, F_SETFL, fcntl(fd, F_GETFL) | O_NONBLOCK);
   auto l = std::make_unique<Listener>(Listener{this, fd, tcp, mode, {}});

@@ -29,6 +29,8 @@ class Acceptor {
   Acceptor(uv_loop_t* loop, OnAccept on_accept, OnPause on_pause);
   Acceptor(const Acceptor&) = delete;
   Acceptor& operator=(const Acceptor&) = delete;
+  // Closes the listening sockets close_all() has not (the loop has closed the handles by then).
+  ~Acceptor();
 
   // Starts accepting on a listening socket (owned from now on).
   bool add(int fd, bool tcp, TierMode mode);
@@ -41,7 +43,7 @@ class Acceptor {
  private:
   struct Listener {
     Acceptor* owner;
-    int fd;
+    int fd;  // -1 once closed
     bool tcp;
     TierMode mode;
     uv_poll_t poll;
