@@ -10,7 +10,7 @@ namespace rend {
 namespace {
 
 constexpr uint64_t kMagic = 0x52454e4453544154ull;  // "RENDSTAT"
-constexpr uint32_t kVersion = 3;                    // 3: RequestMetrics grouped by tier and command
+constexpr uint32_t kVersion = 4;                    // 4: rend-l2's write health gauges
 
 std::string_view kNames[] = {
 #define REND_COUNTER_NAME(name, kind) #name,

@@ -91,7 +91,10 @@ struct WorkerSlot {
   X(block_cache_misses)       \
   X(disk_bytes)               \
   X(keys_estimate)            \
-  X(damaged_stores)
+  X(damaged_stores)           \
+  X(write_errors)             \
+  X(write_stops)              \
+  X(writable)
 
 enum class L2Gauge : uint16_t {
 #define REND_L2_GAUGE_ENUM(name) name,

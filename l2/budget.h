@@ -19,7 +19,7 @@ struct BudgetPlan {
   int max_write_buffer_number = 0;  // memtables (one active, the rest waiting to be flushed)
   uint64_t max_merge_bytes = 0;     // largest TableMerger merge (merged file size bound)
   uint64_t max_total_wal_size = 0;  // WAL size at which RocksDB forces flushes
-  uint64_t misc_reserve = 0;        // MANIFEST + info LOG + OPTIONS
+  uint64_t misc_reserve = 0;        // MANIFEST + OPTIONS (RocksDB logs to rend-l2's log)
   uint64_t sst_budget = 0;          // FIFO's max_table_files_size
 };
 

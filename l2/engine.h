@@ -135,6 +135,7 @@ class Engine {
   bool run_writes(std::span<const proto::Request> segment, std::string& out, Where where, WriteHistory::Accessor who);
   struct WritePlan;       // which keys a write segment locks and reads, and their current items
   struct WriteDecisions;  // per key of each write request: what apply_change() decided
+  bool refuse_writes(std::span<const proto::Request> segment, std::string& out);
   WritePlan plan_writes(std::span<const proto::Request> segment);
   // Under the stripes: reads the current items (kLoop: false if one is not in memory).
   bool load_current(WritePlan& plan, uint32_t now, const FlushState& flush, bool on_loop);

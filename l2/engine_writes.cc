@@ -54,6 +54,7 @@ struct Engine::WriteDecisions {
 
 bool Engine::run_writes(std::span<const Request> segment, std::string& out, Where where, WriteHistory::Accessor who) {
   const bool on_loop = where == Where::kLoop;
+  if (store_.read_only()) return refuse_writes(segment, out);
   WritePlan plan = plan_writes(segment);
   if (on_loop && plan.value_bytes > kInlineWriteBytes) return false;  // the WriteBatch would be too
   WriteDecisions decisions;
@@ -87,9 +88,23 @@ bool Engine::run_writes(std::span<const Request> segment, std::string& out, Wher
     decisions.raced.assign(decisions.changes.size(), 0);
     if (written.ok() && batch.Count() > 0) note_races(decisions, who);
   }  // locks released: replies need no store access
-  if (!written.ok()) stats_.add(L2Counter::l2_write_errors);
+  if (!written.ok()) stats_.add(L2Counter::l2_write_errors, plan.writes);
   stats_.add(on_loop ? L2Counter::l2_inline_writes : L2Counter::l2_offloaded_writes, plan.writes);
   reply_writes(segment, decisions, written, out);
+  return true;
+}
+
+// A read-only store (its disk was full or read-only at start): every write fails at once, with
+// nothing read or decided, as a failed WriteBatch would fail it.
+bool Engine::refuse_writes(std::span<const Request> segment, std::string& out) {
+  for (const Request& r : segment) {
+    if (kind_of(r) != Kind::kWrite) {
+      run_local(r, out);
+      continue;
+    }
+    stats_.add(L2Counter::l2_write_errors);
+    append_failure(out, r, "write error");
+  }
   return true;
 }
 

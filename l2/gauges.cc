@@ -4,8 +4,9 @@
 
 namespace rend::l2 {
 
-GaugePublisher::GaugePublisher(uv_loop_t* loop, Executor& executor, const Store& store, SharedStats stats)
-    : executor_(executor), store_(store), stats_(std::move(stats)), timer_(new uv_timer_t) {
+GaugePublisher::GaugePublisher(uv_loop_t* loop, Executor& executor, const Store& store, const L2Stats& counters,
+                               SharedStats stats)
+    : executor_(executor), store_(store), counters_(counters), stats_(std::move(stats)), timer_(new uv_timer_t) {
   uv_timer_init(loop, timer_);
   timer_->data = this;
 }
@@ -45,6 +46,9 @@ void GaugePublisher::run() {
   set(L2Gauge::block_cache_misses, f.block_cache_misses);
   set(L2Gauge::disk_bytes, f.disk_bytes);
   set(L2Gauge::keys_estimate, f.keys_estimate);
+  set(L2Gauge::write_errors, counters_.get(L2Counter::l2_write_errors));
+  set(L2Gauge::write_stops, store_.write_stops());
+  set(L2Gauge::writable, store_.writable() ? 1 : 0);
 }
 
 }  // namespace rend::l2

@@ -13,6 +13,7 @@
 
 #include "common/shared_stats.h"
 #include "l2/executor.h"
+#include "l2/l2_stats.h"
 #include "l2/store.h"
 
 namespace rend::l2 {
@@ -21,7 +22,7 @@ class GaugePublisher : public Job {
  public:
   static constexpr uint64_t kIntervalMs = 1000;
 
-  GaugePublisher(uv_loop_t* loop, Executor& executor, const Store& store, SharedStats stats);
+  GaugePublisher(uv_loop_t* loop, Executor& executor, const Store& store, const L2Stats& counters, SharedStats stats);
   GaugePublisher(const GaugePublisher&) = delete;
   GaugePublisher& operator=(const GaugePublisher&) = delete;
 
@@ -33,6 +34,7 @@ class GaugePublisher : public Job {
  private:
   Executor& executor_;
   const Store& store_;
+  const L2Stats& counters_;
   SharedStats stats_;
   uv_timer_t* timer_;  // freed in its close callback
   bool busy_ = false;

@@ -79,7 +79,9 @@ class SegmentReads {
   // The loop: false, with nothing to use, when some key is not in memory.
   bool read_all_from_memory() {
     first_ = 0;
-    return store_.multi_get(keys_, values_, statuses_, /*no_wait=*/true);
+    if (!pin_.owns_lock()) pin_ = store_.try_pin();
+    if (!pin_.owns_lock()) return false;  // the store is being reopened: a worker will wait for it
+    return store_.multi_get(pin_, keys_, values_, statuses_, /*no_wait=*/true);
   }
   // Makes key `i` readable: reads the chunk that starts at it unless it is already there.
   void fetch(size_t i) {
@@ -87,7 +89,8 @@ class SegmentReads {
     first_ = i;
     chunk_.assign(keys_.begin() + static_cast<ptrdiff_t>(i),
                   keys_.begin() + static_cast<ptrdiff_t>(std::min(keys_.size(), i + kSegmentKeys)));
-    store_.multi_get(chunk_, values_, statuses_);
+    if (!pin_.owns_lock()) pin_ = store_.pin();
+    store_.multi_get(pin_, chunk_, values_, statuses_);
   }
   std::string_view key(size_t i) const { return std::string_view(keys_[i].data(), keys_[i].size()); }
   const rocksdb::Status& status(size_t i) const { return statuses_[i - first_]; }
@@ -96,6 +99,7 @@ class SegmentReads {
 
  private:
   Store& store_;
+  Store::Pin pin_;  // first, so it outlives (is destroyed after) the values it keeps valid
   std::vector<rocksdb::Slice> keys_;
   std::vector<rocksdb::Slice> chunk_;
   size_t first_ = 0;  // the index of values_[0]

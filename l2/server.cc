@@ -202,7 +202,7 @@ int Server::run() {
     return 1;
   }
   if (shared_.block() != nullptr) {
-    gauges_ = std::make_unique<GaugePublisher>(loop_, *executor_, store_, std::move(shared_));
+    gauges_ = std::make_unique<GaugePublisher>(loop_, *executor_, store_, stats_, std::move(shared_));
     gauges_->start();
   }
   if (options_.ready_fd >= 0) {

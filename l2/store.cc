@@ -9,11 +9,14 @@
 #include <sys/stat.h>
 
 #include <algorithm>
+#include <cassert>
 #include <chrono>
 #include <filesystem>
 
 #include "common/protocol/binary_format.h"
+#include "l2/disk_space.h"
 #include "l2/expiry_filter.h"
+#include "l2/rocksdb_logger.h"
 
 namespace rend::l2 {
 
@@ -89,7 +92,7 @@ Status Store::open(const StoreOptions& options, std::unique_ptr<Store>& out, std
     s.reset(new Store());
     s->options_ = options;
     s->plan_ = plan_budget(options.max_bytes);
-    return s->open_db();
+    return s->open_db(/*read_only=*/false);
   };
   std::unique_ptr<Store> s;
   Status st = attempt(s);
@@ -104,27 +107,38 @@ Status Store::open(const StoreOptions& options, std::unique_ptr<Store>& out, std
     if (moved_aside != nullptr) *moved_aside = st.message();
     st = attempt(s);
   }
+  if (!st && !s->damaged_ && disk_refuses_writes(options.data_dir, s->write_reserve())) {
+    // A full or read-only disk: serve the store as it is rather than not at all.
+    s->close_db();
+    const Status read_only = s->open_db(/*read_only=*/true);
+    if (!read_only) return Status::error(st.message() + "; read-only: " + read_only.message());
+    spdlog::error(
+        "the L2 disk cannot take writes ({}): store opened read-only, writes answer SERVER_ERROR until the "
+        "disk is writable with {} bytes free",
+        st.message(), s->write_reserve());
+    s->start_reopener();
+    st = Status::ok();
+  }
   if (!st) return st;
   out = std::move(s);
   return Status::ok();
 }
 
-Status Store::open_db() {
+Status Store::open_db(bool read_only) {
   std::error_code ec;
-  std::filesystem::create_directories(options_.data_dir, ec);
+  if (!read_only) std::filesystem::create_directories(options_.data_dir, ec);
   if (ec) return Status::error("cannot create " + options_.data_dir + ": " + ec.message());
 
   rocksdb::DBOptions db;
   db.create_if_missing = true;
   db.create_missing_column_families = true;
-  statistics_ = rocksdb::CreateDBStatistics();
+  if (!statistics_) statistics_ = rocksdb::CreateDBStatistics();  // counters carry on across a reopen
   db.statistics = statistics_;
   db.max_background_jobs = 2;
   db.max_total_wal_size = plan_.max_total_wal_size;
   // RocksDB's own small files live inside the budget too.
   db.max_manifest_file_size = plan_.misc_reserve / 2;
-  db.max_log_file_size = plan_.misc_reserve / 8;
-  db.keep_log_file_num = 2;
+  db.info_log = make_rocksdb_logger();
   // Every table reader, with its index and bloom filter, stays open and pinned (RocksDB's default,
   // stated because the event loop's no-wait reads rely on it: only data blocks are ever read).
   db.max_open_files = -1;
@@ -133,9 +147,12 @@ Status Store::open_db() {
   db.avoid_unnecessary_blocking_io = true;
   env_ = rocksdb::NewCompositeEnv(make_nowait_file_system(rocksdb::FileSystem::Default(), nowait_));
   db.env = env_.get();
-  merger_ =
-      std::make_unique<TableMerger>(MergePolicy{.fanin = 4, .max_ratio = 2.5, .max_output = plan_.max_merge_bytes});
-  db.listeners.push_back(merger_->listener());
+  db.listeners.push_back(health_);
+  if (!read_only) {
+    merger_ =
+        std::make_unique<TableMerger>(MergePolicy{.fanin = 4, .max_ratio = 2.5, .max_output = plan_.max_merge_bytes});
+    db.listeners.push_back(merger_->listener());
+  }
 
   auto filter = std::make_shared<ExpiryFilterFactory>(flush_, filter_dropped_);
   rocksdb::ColumnFamilyOptions meta;
@@ -145,19 +162,38 @@ Status Store::open_db() {
       {kMetaFamily, meta},
   };
   std::vector<rocksdb::ColumnFamilyHandle*> handles;
-  rocksdb::Status rs = rocksdb::DB::Open(db, options_.data_dir, families, &handles, &db_);
+  rocksdb::Status rs = read_only ? rocksdb::DB::OpenForReadOnly(db, options_.data_dir, families, &handles, &db_)
+                                 : rocksdb::DB::Open(db, options_.data_dir, families, &handles, &db_);
   if (!rs.ok()) {
     damaged_ = rs.IsCorruption() || rs.IsPathNotFound();
     return Status::error("cannot open RocksDB in " + options_.data_dir + ": " + rs.ToString());
   }
   items_ = handles[0];
   meta_ = handles[1];
-  merger_->start(db_, items_);
+  if (merger_) merger_->start(db_, items_);
   write_options_.disableWAL = !options_.wal;
   write_options_.sync = false;
 
+  uint64_t lease = 0;
+  if (Status st = read_meta(lease); !st) return st;
+  if (read_only) {
+    read_only_.store(true, std::memory_order_release);
+    read_only_opens_.fetch_add(1, std::memory_order_relaxed);
+    return Status::ok();  // no CAS is handed out: every write is refused
+  }
+  if (Status st = start_cas(lease); !st) return st;
+  // Only now: a write that sees the store writable finds its CAS source ready.
+  read_only_.store(false, std::memory_order_release);
+  spdlog::info("rocksdb open in {}: budget {} bytes (table files {}, memtable {}), wal {}, block cache {} MiB",
+               options_.data_dir, options_.max_bytes, plan_.sst_budget, plan_.write_buffer_size,
+               options_.wal ? "on" : "off", options_.block_cache_mb);
+  return Status::ok();
+}
+
+// The flush cutoffs and the persisted CAS lease, from the meta family.
+Status Store::read_meta(uint64_t& lease) {
   std::string value;
-  rs = db_->Get(rocksdb::ReadOptions(), meta_, kFlushKey, &value);
+  rocksdb::Status rs = db_->Get(rocksdb::ReadOptions(), meta_, kFlushKey, &value);
   if (rs.ok()) {
     FlushState fs;
     damaged_ = !fs.decode(value);
@@ -167,7 +203,6 @@ Status Store::open_db() {
     damaged_ = rs.IsCorruption();
     return Status::error("cannot read the flush state: " + rs.ToString());
   }
-  uint64_t lease = 0;
   rs = db_->Get(rocksdb::ReadOptions(), meta_, kCasLeaseKey, &value);
   if (rs.ok() && value.size() == 8) {
     lease = proto::bin::load64(value.data());
@@ -175,16 +210,28 @@ Status Store::open_db() {
     damaged_ = rs.IsCorruption();
     return Status::error("cannot read the CAS lease: " + rs.ToString());
   }
-  cas_ = std::make_unique<CasSource>(std::max(now_micros(), lease), [this](uint64_t end) {
-    std::string v(8, '\0');
-    proto::bin::store64(v.data(), end);
-    return write_meta(kCasLeaseKey, v);
-  });
-  if (!cas_->start()) return Status::error("cannot write the CAS lease in " + options_.data_dir);
-  spdlog::info("rocksdb open in {}: budget {} bytes (table files {}, memtable {}), wal {}, block cache {} MiB",
-               options_.data_dir, options_.max_bytes, plan_.sst_budget, plan_.write_buffer_size,
-               options_.wal ? "on" : "off", options_.block_cache_mb);
   return Status::ok();
+}
+
+Status Store::start_cas(uint64_t lease) {
+  // The lease is persisted under the shared lock, except for the first one, written here while
+  // open_db's caller holds the lock exclusively (at start, or in a reopen).
+  cas_ = std::make_unique<CasSource>(std::max(now_micros(), lease), [this](uint64_t end) {
+    if (opening_.load(std::memory_order_relaxed)) return write_cas_lease(end);
+    const Pin pin(db_mutex_);
+    return write_cas_lease(end);
+  });
+  opening_.store(true, std::memory_order_relaxed);
+  const bool leased = cas_->start();
+  opening_.store(false, std::memory_order_relaxed);
+  if (!leased) return Status::error("cannot write the CAS lease in " + options_.data_dir);
+  return Status::ok();
+}
+
+bool Store::write_cas_lease(uint64_t end) {
+  std::string v(8, '\0');
+  proto::bin::store64(v.data(), end);
+  return write_meta(kCasLeaseKey, v);
 }
 
 bool Store::write_meta(const std::string& key, const std::string& value) {
@@ -204,8 +251,11 @@ bool Store::write_meta(const std::string& key, const std::string& value) {
   return rs.ok();
 }
 
-bool Store::multi_get(const std::vector<rocksdb::Slice>& keys, std::vector<rocksdb::PinnableSlice>& values,
-                      std::vector<rocksdb::Status>& statuses, bool no_wait) {
+bool Store::multi_get(const Pin& pin, const std::vector<rocksdb::Slice>& keys,
+                      std::vector<rocksdb::PinnableSlice>& values, std::vector<rocksdb::Status>& statuses,
+                      bool no_wait) {
+  assert(pin.owns_lock() && pin.mutex() == &db_mutex_);
+  (void)pin;
   values.clear();
   values.resize(keys.size());
   statuses.assign(keys.size(), rocksdb::Status());
@@ -226,11 +276,16 @@ bool Store::multi_get(const std::vector<rocksdb::Slice>& keys, std::vector<rocks
 }
 
 rocksdb::Status Store::write(rocksdb::WriteBatch& batch) {
+  const Pin pin(db_mutex_);
+  if (read_only()) return rocksdb::Status::IOError("the L2 store is read-only: its disk is full or read-only");
   WriterCount counted(writers_);
   return db_->Write(write_options_, &batch);
 }
 
 rocksdb::Status Store::try_write_now(rocksdb::WriteBatch& batch) {
+  const Pin pin(db_mutex_, std::try_to_lock);
+  if (!pin.owns_lock()) return rocksdb::Status::Incomplete("the store is being reopened");
+  if (read_only()) return rocksdb::Status::IOError("the L2 store is read-only: its disk is full or read-only");
   int idle = 0;
   if (!writers_.compare_exchange_strong(idle, 1, std::memory_order_acq_rel)) {
     return rocksdb::Status::Incomplete("another write is in progress");
@@ -244,6 +299,8 @@ rocksdb::Status Store::try_write_now(rocksdb::WriteBatch& batch) {
 
 Status Store::flush_all(uint32_t now, uint32_t delay) {
   std::lock_guard<std::mutex> lock(flush_mutex_);
+  const Pin pin(db_mutex_);
+  if (read_only()) return Status::error("the L2 store is read-only: its disk is full or read-only");
   FlushState fs = flush_->get();
   fs.apply_flush(now, delay, cas_->next());
   // Visible to readers (and the compaction filter) only once it is durable.
@@ -254,6 +311,7 @@ Status Store::flush_all(uint32_t now, uint32_t delay) {
 
 uint64_t Store::estimated_items() const {
   uint64_t n = 0;
+  const Pin pin(db_mutex_);
   db_->GetIntProperty(items_, rocksdb::DB::Properties::kEstimateNumKeys, &n);
   return n;
 }
@@ -261,6 +319,8 @@ uint64_t Store::estimated_items() const {
 StoreFigures Store::figures() const {
   StoreFigures f;
   namespace P = rocksdb;
+  f.disk_bytes = disk_usage(options_.data_dir);
+  const Pin pin(db_mutex_);
   db_->GetIntProperty(items_, P::DB::Properties::kEstimateLiveDataSize, &f.live_data_bytes);
   db_->GetIntProperty(items_, P::DB::Properties::kTotalSstFilesSize, &f.sst_files_bytes);
   db_->GetIntProperty(items_, P::DB::Properties::kEstimatePendingCompactionBytes, &f.pending_compaction_bytes);
@@ -268,12 +328,12 @@ StoreFigures Store::figures() const {
   f.write_stall_micros = statistics_->getTickerCount(P::STALL_MICROS);
   f.block_cache_hits = statistics_->getTickerCount(P::BLOCK_CACHE_HIT);
   f.block_cache_misses = statistics_->getTickerCount(P::BLOCK_CACHE_MISS);
-  f.disk_bytes = disk_usage(options_.data_dir);
   return f;
 }
 
 void Store::append_report(Report& out) const {
   namespace P = rocksdb;
+  const Pin pin(db_mutex_);
   auto prop = [&](const std::string& name) {
     uint64_t v = 0;
     db_->GetIntProperty(items_, name, &v);
@@ -302,8 +362,9 @@ void Store::append_report(Report& out) const {
   }
   out.emplace_back("l2_loop_page_cache_reads", std::to_string(nowait_->reads.load(std::memory_order_relaxed)));
   out.emplace_back("l2_loop_would_block", std::to_string(nowait_->would_block.load(std::memory_order_relaxed)));
-  out.emplace_back("l2_table_merges", std::to_string(merger_->merges()));
-  out.emplace_back("l2_table_merged_bytes", std::to_string(merger_->merged_bytes()));
+  out.emplace_back("l2_table_merges", std::to_string(merger_ ? merger_->merges() : 0));
+  out.emplace_back("l2_table_merged_bytes", std::to_string(merger_ ? merger_->merged_bytes() : 0));
+  out.emplace_back("l2_writable", writable() ? "yes" : "no");
   out.emplace_back("l2_filter_dropped", std::to_string(filter_dropped_->load(std::memory_order_relaxed)));
   out.emplace_back("l2_max_bytes", std::to_string(options_.max_bytes));
   out.emplace_back("l2_fifo_max_table_files_size", std::to_string(plan_.sst_budget));
@@ -312,9 +373,20 @@ void Store::append_report(Report& out) const {
 }
 
 void Store::close() {
+  {
+    std::lock_guard<std::mutex> lock(reopen_mutex_);
+    closing_ = true;
+  }
+  reopen_wake_.notify_all();
+  if (reopener_.joinable()) reopener_.join();
+  const std::unique_lock<std::shared_mutex> lock(db_mutex_);
+  close_db();
+}
+
+void Store::close_db() {
   if (db_ == nullptr) return;
-  merger_->stop();
-  if (!options_.wal) {
+  if (merger_) merger_->stop();
+  if (!options_.wal && !read_only()) {
     rocksdb::FlushOptions fo;
     fo.allow_write_stall = true;
     rocksdb::Status rs = db_->Flush(fo, items_);
@@ -326,6 +398,7 @@ void Store::close() {
   if (!rs.ok()) spdlog::error("rocksdb close: {}", rs.ToString());
   delete db_;
   db_ = nullptr;
+  merger_.reset();
   spdlog::info("rocksdb closed");
 }
 

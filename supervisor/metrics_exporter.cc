@@ -241,6 +241,16 @@ class MetricsExporter::Collector : public prometheus::Collectable {
           {L2Gauge::keys_estimate, "rend_l2_keys", "RocksDB estimate of the number of keys.", MetricType::Gauge},
           {L2Gauge::damaged_stores, "rend_l2_damaged_stores_total",
            "Times rend-l2 found its store damaged at start, moved it aside and started empty.", MetricType::Counter},
+          {L2Gauge::write_errors, "rend_l2_store_write_errors_total",
+           "Write requests rend-l2 answered SERVER_ERROR because its store could not write them (a full or "
+           "read-only disk, an I/O error).",
+           MetricType::Counter},
+          {L2Gauge::write_stops, "rend_l2_store_write_stops_total",
+           "Times rend-l2's store stopped taking writes: a RocksDB background error, or a read-only open at start.",
+           MetricType::Counter},
+          {L2Gauge::writable, "rend_l2_store_writable",
+           "1 while rend-l2's store takes writes; 0 while its disk is full or read-only (reads are still served).",
+           MetricType::Gauge},
       };
       for (const auto& g : kL2) {
         auto f = family(g.name, g.help, g.type);

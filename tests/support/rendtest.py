@@ -197,6 +197,12 @@ class Rend:
                 return pid
         return None
 
+    def l2_pid(self):
+        for pid, cmd in self.children().items():
+            if cmd and os.path.basename(cmd[0]) == b"rend-l2":
+                return pid
+        return None
+
     def rendctl(self, *args, timeout=60):
         """Runs rendctl against this rend; returns the CompletedProcess."""
         return subprocess.run([RENDCTL, "--socket", self.control_socket, *args], capture_output=True, text=True,
