@@ -3,7 +3,7 @@ BUILD_DIR ?= build
 JOBS ?= $(shell nproc)
 CONFIG ?= config/rend.json
 
-.PHONY: all deps build run test bench bench-connections fuzz clean
+.PHONY: all deps build run test test-sanitize bench bench-connections soak fuzz clean
 
 all: build
 
@@ -27,6 +27,12 @@ bench: build
 # Connection scale: memory per idle connection beside memcached, and 30,000 connections served.
 bench-connections: build
 	python3 ./bench/connections.py $(BUILD_DIR)
+
+# A verifying mixed load for SOAK_MINUTES while workers, memcached and rend-l2 are killed at random;
+# prints requests, failures by kind, wrong values and memory, and fails on a wrong or lost value.
+SOAK_MINUTES ?= 30
+soak: build
+	python3 ./bench/soak.py $(BUILD_DIR) --minutes $(SOAK_MINUTES) --json $(BUILD_DIR)/soak.json
 
 # libFuzzer on every decoder of outside bytes, FUZZ_SECONDS per target, in its own clang build.
 FUZZ_DIR ?= build-fuzz

@@ -6,8 +6,7 @@ import socket
 import subprocess
 import time
 
-from rendtest import ProcessTest, wait_until
-from test_control_metrics import metric
+from rendtest import ProcessTest, metric, wait_until
 
 
 def soft_limit_of(pid):

@@ -1,29 +1,13 @@
 """rendctl and the Prometheus endpoint: exact counters, promtool, live changes under load."""
 import json
 import os
-import re
 import shutil
 import subprocess
 import time
 import unittest
 
-from rendtest import RENDCTL, Client, ProcessTest, free_port, wait_until
+from rendtest import RENDCTL, Client, ProcessTest, free_port, metric, wait_until
 from test_lifecycle import VerifyingLoad
-
-
-def metric(text, name, **labels):
-    """Sum of the samples of `name` whose labels include `labels`."""
-    total = 0.0
-    for line in text.splitlines():
-        if line.startswith("#"):
-            continue
-        m = re.match(r'([a-zA-Z_:][a-zA-Z0-9_:]*)(\{(.*)\})? (\S+)$', line)
-        if not m or m.group(1) != name:
-            continue
-        found = dict(re.findall(r'(\w+)="([^"]*)"', m.group(3) or ""))
-        if all(found.get(k) == v for k, v in labels.items()):
-            total += float(m.group(4))
-    return total
 
 
 def promtool_problems(scrape):

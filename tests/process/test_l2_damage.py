@@ -3,8 +3,7 @@ rend-l2 in a crash loop: as a cache it moves the store aside, starts empty, logs
 import glob
 import os
 
-from rendtest import ProcessTest, wait_until
-from test_control_metrics import metric
+from rendtest import ProcessTest, metric, wait_until
 
 
 class DamagedStoreTest(ProcessTest):

@@ -11,8 +11,7 @@ import signal
 import subprocess
 import unittest
 
-from rendtest import Client, ProcessTest, unix_accepts, wait_until
-from test_control_metrics import metric
+from rendtest import Client, ProcessTest, metric, unix_accepts, wait_until
 
 WRITE_FAILED = b"SERVER_ERROR backend error\r\n"
 

@@ -6,6 +6,7 @@ the REND_BUILD_DIR environment variable that CTest sets.
 """
 import json
 import os
+import re
 import shutil
 import signal
 import socket
@@ -19,6 +20,21 @@ BUILD_DIR = os.environ.get("REND_BUILD_DIR", os.path.join(os.path.dirname(__file
 REND = os.path.join(BUILD_DIR, "supervisor", "rend")
 RENDCTL = os.path.join(BUILD_DIR, "supervisor", "rendctl")
 MEMCACHED = shutil.which("memcached") or "/usr/bin/memcached"
+
+
+def metric(text, name, **labels):
+    """Sum of the samples of `name` whose labels include `labels`."""
+    total = 0.0
+    for line in text.splitlines():
+        if line.startswith("#"):
+            continue
+        m = re.match(r'([a-zA-Z_:][a-zA-Z0-9_:]*)(\{(.*)\})? (\S+)$', line)
+        if not m or m.group(1) != name:
+            continue
+        found = dict(re.findall(r'(\w+)="([^"]*)"', m.group(3) or ""))
+        if all(found.get(k) == v for k, v in labels.items()):
+            total += float(m.group(4))
+    return total
 
 
 def free_port():
