@@ -28,6 +28,18 @@ bench: build
 bench-connections: build
 	python3 ./bench/connections.py $(BUILD_DIR)
 
+# ASan + UBSan build (build-sanitize/, asserts on) and its tests; SANITIZE_SCOPE=unit runs only the
+# unit tests and fuzz replays (what .ci/run adds to make test), all adds the process tests.
+SANITIZE_DIR ?= build-sanitize
+SANITIZE_SCOPE ?= all
+SANITIZE_UNIT_TARGETS = unit_tests l2_unit_tests loadgen_unit_tests fuzz_text_request_replay \
+  fuzz_binary_request_replay fuzz_backend_response_replay fuzz_chunk_format_replay fuzz_l2_value_replay \
+  fuzz_config_replay fuzz_control_request_replay
+test-sanitize: deps
+	@cmake -S . -B $(SANITIZE_DIR) -G "Unix Makefiles" -DCMAKE_BUILD_TYPE=Debug -DREND_SANITIZE=ON >/dev/null
+	@cmake --build $(SANITIZE_DIR) -j $(JOBS) $(if $(filter unit,$(SANITIZE_SCOPE)),--target $(SANITIZE_UNIT_TARGETS))
+	./tests/sanitize/run.sh $(SANITIZE_DIR) $(SANITIZE_SCOPE)
+
 # A verifying mixed load for SOAK_MINUTES while workers, memcached and rend-l2 are killed at random;
 # prints requests, failures by kind, wrong values and memory, and fails on a wrong or lost value.
 SOAK_MINUTES ?= 30
@@ -45,4 +57,4 @@ fuzz: deps
 	./tests/fuzz/run.sh $(FUZZ_DIR) $(FUZZ_SECONDS)
 
 clean:
-	rm -rf $(BUILD_DIR) $(FUZZ_DIR)
+	rm -rf $(BUILD_DIR) $(FUZZ_DIR) $(SANITIZE_DIR)

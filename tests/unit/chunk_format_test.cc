@@ -78,7 +78,8 @@ TEST(ChunkFormat, AChunkOfAnotherWriteIsRefused) {
   const Layout layout(480);
   const std::string value = pattern(2000);
   Head head;
-  ASSERT_TRUE(layout.decode_head(layout.encode_head("k", value, 0, 0, token_of(1)), head));
+  const std::string encoded_head = layout.encode_head("k", value, 0, 0, token_of(1));  // head's views point here
+  ASSERT_TRUE(layout.decode_head(encoded_head, head));
   const std::string other = layout.encode_chunk("k", value, token_of(2), 0);
   std::string_view payload;
   EXPECT_FALSE(layout.chunk_payload(head, 0, other, payload));
@@ -114,11 +115,14 @@ TEST(ChunkFormat, AHeadWrittenWithAnotherChunkSizeStillReads) {
   const std::string value = pattern(5000);
   const Token token = token_of(9);
   Head head;
-  ASSERT_TRUE(large.decode_head(small.encode_head("k", value, 0, 0, token), head));
+  // Head and payload are views into what was decoded, which must outlive them.
+  const std::string encoded_head = small.encode_head("k", value, 0, 0, token);
+  ASSERT_TRUE(large.decode_head(encoded_head, head));
   std::string out(head.data);
   for (uint32_t i = 0; i < head.chunks; ++i) {
+    const std::string chunk = small.encode_chunk("k", value, token, i);
     std::string_view payload;
-    ASSERT_TRUE(large.chunk_payload(head, i, small.encode_chunk("k", value, token, i), payload));
+    ASSERT_TRUE(large.chunk_payload(head, i, chunk, payload));
     out.append(payload);
   }
   EXPECT_EQ(out, value);

@@ -104,7 +104,7 @@ TEST(TieredWrite, DeleteLeavesATombstoneThatOutlivesABackfill) {
   EXPECT_EQ(h.call("delete k\r\n"), "DELETED\r\n");
   EXPECT_EQ(h.l2().items.count("k"), 0u);
   ASSERT_TRUE(is_tombstone(h.l1(), "k"));
-  const SeenRequest& tombstone = h.l1().seen_for("k").back();
+  const SeenRequest tombstone = h.l1().seen_for("k").back();  // a copy: seen_for returns a temporary
   EXPECT_EQ(tombstone.opcode, bin::kSet);
   EXPECT_EQ(tombstone.exptime(), l1_tombstone_ttl_s(h.worker().config()));
 }
@@ -157,7 +157,7 @@ TEST(TieredRead, L1MissL2HitBackfillsL1WithL2sCasAndExpiry) {
   EXPECT_EQ(h.call("get k\r\n", "END\r\n"), "VALUE k 7 1\r\nv\r\nEND\r\n");
   EXPECT_EQ(opcodes(h.l1(), "k"), (std::vector<uint8_t>{bin::kGetK, bin::kAdd}));
   EXPECT_EQ(opcodes(h.l2(), "k"), std::vector<uint8_t>{bin::kGetE});
-  const SeenRequest& add = h.l1().seen_for("k").back();
+  const SeenRequest add = h.l1().seen_for("k").back();  // a copy: seen_for returns a temporary
   EXPECT_EQ(add.exptime(), 2000000000u) << "the L1 copy must not outlive L2's";
   EXPECT_EQ(add.flags(), 7u);
   EXPECT_EQ(l1_envelope_cas(add.value), 77u);
