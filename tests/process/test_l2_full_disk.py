@@ -53,6 +53,14 @@ class SmallDiskTest(ProcessTest):
                "listen": {"batch_port": 0}}
         return self.start_rend(workers=workers, config=cfg)
 
+    def start_with_values(self, mnt, count=300):
+        rend = self.start_on(mnt)
+        c = self.client(rend.port)
+        stored = {b"k%d" % i: value_for(i) for i in range(count)}
+        for key, value in stored.items():
+            self.assertEqual(c.set(key, value), b"STORED\r\n")
+        return rend, c, stored
+
     def l2_client(self):
         """Straight to rend-l2: its answers, not L1's copies."""
         c = Client(path=self.l2_socket, timeout=10)
@@ -110,11 +118,7 @@ class FullDiskTest(SmallDiskTest):
 
     def test_a_disk_full_at_start(self):
         mnt = self.mount_tmpfs()
-        rend = self.start_on(mnt)
-        c = self.client(rend.port)
-        stored = {b"k%d" % i: value_for(i) for i in range(300)}
-        for key, value in stored.items():
-            self.assertEqual(c.set(key, value), b"STORED\r\n")
+        rend, c, stored = self.start_with_values(mnt)
         filler = os.path.join(mnt, "filler")
         fill(filler)
         # rend-l2 dies with the disk full (here: killed) and is started again: it cannot open its
@@ -166,11 +170,7 @@ class ReadOnlyDiskTest(SmallDiskTest):
 
     def test_a_disk_that_goes_read_only(self):
         mnt = self.mount_ext4()
-        rend = self.start_on(mnt)
-        c = self.client(rend.port)
-        stored = {b"k%d" % i: value_for(i) for i in range(300)}
-        for key, value in stored.items():
-            self.assertEqual(c.set(key, value), b"STORED\r\n")
+        rend, c, stored = self.start_with_values(mnt)
         l2_pid = rend.l2_pid()
         with open(self.trigger, "w") as f:
             f.write("1")  # what ext4 does on a metadata error: no more writes, from anyone
