@@ -7,7 +7,7 @@ packages=(
   build-essential cmake pkg-config clang-format clang-tidy git
   libuv1-dev librocksdb-dev nlohmann-json3-dev prometheus-cpp-dev
   libspdlog-dev libfmt-dev libxxhash-dev libcli11-dev liburing-dev
-  libgtest-dev libgmock-dev
+  libgtest-dev libgmock-dev libsystemd-dev
   memcached libmemcached-tools nutcracker
   python3 procps prometheus
 )

@@ -124,7 +124,10 @@ int Supervisor::run() {
   }
   log_start();
   install_handlers();
+  notifier_ = std::make_unique<SystemdNotifier>(loop_);
   start_services();
+  // Settled means every worker serves, and workers start only once memcached and rend-l2 answer.
+  when_settled([this] { notify_ready(); });
   uv_run(loop_, UV_RUN_DEFAULT);
   return exit_code_;
 }
@@ -345,6 +348,7 @@ void Supervisor::stop() {
   if (stopping_) return;
   stopping_ = true;
   rolling_.clear();
+  if (notifier_) notifier_->stopping();
   spdlog::info("stopping: draining workers");
   for (auto& s : slots_) {
     if (s->restart_timer != nullptr) uv_timer_stop(s->restart_timer);

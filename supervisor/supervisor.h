@@ -22,6 +22,7 @@
 #include "supervisor/control_server.h"
 #include "supervisor/metrics_exporter.h"
 #include "supervisor/service.h"
+#include "supervisor/systemd_notifier.h"
 
 namespace rend::supervisor {
 
@@ -86,6 +87,7 @@ class Supervisor {
   void finish_stop();
   std::string worker_binary() const;
   void update_up_gauges();
+  void notify_ready();  // READY=1 to systemd, unless stopping
 
   // Control commands (rendctl).
   void handle_control(const ControlRequest& request, ControlServer::Reply reply);
@@ -103,6 +105,7 @@ class Supervisor {
   SupervisorMetrics metrics_;
   std::unique_ptr<MetricsExporter> exporter_;
   std::unique_ptr<ControlServer> control_;
+  std::unique_ptr<SystemdNotifier> notifier_;
   std::vector<std::function<void()>> settle_waiters_;
   uv_timer_t settle_timer_;
   SharedStats stats_;

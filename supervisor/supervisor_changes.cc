@@ -31,6 +31,7 @@ Status Supervisor::reload() {
                     fmt::join(changed, ", "), changed.size() == 1 ? "it" : "them"));
   }
   metrics_.reloads_ok++;
+  if (notifier_) notifier_->reloading();
   config_ = std::move(next);
   config_hash_ = hash;
   spdlog::info("reloading: rolling {} workers onto the new config", config_.workers);
@@ -46,6 +47,7 @@ Status Supervisor::reload() {
   }
   resize(config_.workers);
   queue_roll();
+  when_settled([this] { notify_ready(); });
   return Status::ok();
 }
 

@@ -35,6 +35,13 @@ void Supervisor::when_settled(std::function<void()> done) {
   }
 }
 
+void Supervisor::notify_ready() {
+  if (stopping_ || !notifier_) return;
+  int serving = 0;
+  for (const auto& slot : slots_) serving += slot->ready && !slot->retiring ? 1 : 0;
+  notifier_->ready(fmt::format("serving on port {} with {} workers", config_.listen.port, serving));
+}
+
 void Supervisor::check_settled() {
   if (!settled() && !stopping_) return;
   uv_timer_stop(&settle_timer_);

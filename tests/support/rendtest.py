@@ -114,8 +114,9 @@ class Rend:
     front of a memcached the test controls instead.
     """
 
-    def __init__(self, tmpdir, workers=2, l1_address=None, memory_mb=64, config=None, binary=None):
+    def __init__(self, tmpdir, workers=2, l1_address=None, memory_mb=64, config=None, binary=None, env=None):
         self.tmpdir = tmpdir
+        self.env = dict(os.environ, **(env or {}))
         self.binary = binary or REND  # the supervisor finds rend-worker and rend-l2 next to it
         self.port = free_port()
         self.metrics_port = free_port()
@@ -149,7 +150,7 @@ class Rend:
     def start(self, wait_workers=True):
         self.log = open(self.log_path, "ab")
         self.proc = subprocess.Popen([self.binary, "--config", self.config_path], stdout=self.log, stderr=self.log,
-                                     start_new_session=True)
+                                     start_new_session=True, env=self.env)
         wait_until(lambda: port_accepts(self.port) or self.proc.poll() is not None, 15, what="rend port")
         if self.proc.poll() is not None:
             raise AssertionError(f"rend exited with {self.proc.returncode}:\n{self.read_log()}")
