@@ -3,7 +3,7 @@ BUILD_DIR ?= build
 JOBS ?= $(shell nproc)
 CONFIG ?= config/rend.json
 
-.PHONY: all deps build run test test-sanitize bench bench-connections soak fuzz clean
+.PHONY: all deps build run test test-sanitize package bench bench-connections soak fuzz clean
 
 all: build
 
@@ -19,6 +19,10 @@ run: build
 
 test: build
 	cd $(BUILD_DIR) && ctest --output-on-failure --timeout 600 -j $(JOBS)
+
+# rend_<version>_amd64.deb in $(BUILD_DIR) (deploy/debian), checked with lintian by make test.
+package: build
+	cd $(BUILD_DIR) && cpack -G DEB
 
 bench: build
 	@./scripts/install-deps.sh --bench

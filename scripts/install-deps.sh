@@ -9,7 +9,7 @@ packages=(
   libspdlog-dev libfmt-dev libxxhash-dev libcli11-dev liburing-dev
   libgtest-dev libgmock-dev libsystemd-dev
   memcached libmemcached-tools nutcracker
-  python3 procps prometheus systemd e2fsprogs util-linux
+  python3 procps prometheus systemd e2fsprogs util-linux lintian
 )
 if [[ "${1:-}" == "--bench" ]]; then
   packages+=(gnuplot-nox valgrind)
