@@ -13,7 +13,7 @@ import struct
 import threading
 import time
 
-from rendtest import Client, ProcessTest, binary_request, free_port, read_binary_response, wait_until
+from rendtest import SANITIZED, Client, ProcessTest, binary_request, free_port, read_binary_response, wait_until
 
 MODES = ("l1only", "l1l2", "l1l2batch")
 
@@ -110,7 +110,8 @@ class PipelineTest(ProcessTest):
         growth = max(after[p] - before[p] for p in after)
         print(f"\n{count} noreply sets of {value_size} bytes in {elapsed:.1f} s; worker RSS grew by {growth} KiB at most")
         # Held back, not buffered: a worker's memory does not grow with the size of the load.
-        self.assertLess(growth, 64 * 1024, "a worker buffered the load instead of holding the client back")
+        if not SANITIZED:
+            self.assertLess(growth, 64 * 1024, "a worker buffered the load instead of holding the client back")
         self.assertEqual(self.rend.worker_pids(), pids, "a worker restarted during the load")
 
     def test_a_million_noreply_sets_without_reading_l1only(self):

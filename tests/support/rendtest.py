@@ -18,6 +18,9 @@ import unittest
 
 BUILD_DIR = os.environ.get("REND_BUILD_DIR", os.path.join(os.path.dirname(__file__), "..", "..", "build"))
 REND = os.path.join(BUILD_DIR, "supervisor", "rend")
+# Set by make test-sanitize: ASan holds freed memory in quarantine and adds its shadow, so what a
+# process's RSS says about rend's own buffers means nothing there.
+SANITIZED = os.environ.get("REND_SANITIZED") == "1"
 RENDCTL = os.path.join(BUILD_DIR, "supervisor", "rendctl")
 MEMCACHED = shutil.which("memcached") or "/usr/bin/memcached"
 
