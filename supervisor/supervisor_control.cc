@@ -39,6 +39,12 @@ void Supervisor::notify_ready() {
   if (stopping_ || !notifier_) return;
   int serving = 0;
   for (const auto& slot : slots_) serving += slot->ready && !slot->retiring ? 1 : 0;
+  // Settled with every worker left down (a config they cannot use) is not ready: systemd then
+  // fails the start after TimeoutStartSec instead of calling a service that serves nothing up.
+  if (serving == 0) {
+    notifier_->status("no worker serving: see rend's log");
+    return;
+  }
   notifier_->ready(fmt::format("serving on port {} with {} workers", config_.listen.port, serving));
 }
 

@@ -36,6 +36,8 @@ void SystemdNotifier::reloading() {
   send("RELOADING=1\nSTATUS=reloading\nMONOTONIC_USEC=" + std::to_string(usec));
 }
 
+void SystemdNotifier::status(const std::string& text) { send("STATUS=" + text); }
+
 void SystemdNotifier::stopping() { send("STOPPING=1\nSTATUS=stopping"); }
 
 void SystemdNotifier::send(const std::string& state) {

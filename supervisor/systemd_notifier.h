@@ -22,6 +22,7 @@ class SystemdNotifier {
   void ready(const std::string& status);
   void reloading();
   void stopping();
+  void status(const std::string& text);
 
  private:
   void send(const std::string& state);

@@ -2,11 +2,12 @@
 RELOADING=1 then READY=1 around a reload, STOPPING=1, and WATCHDOG=1 from the supervisor's loop.
 The test plays systemd: it owns the NOTIFY_SOCKET datagram socket and reads what rend sends."""
 import os
+import shutil
 import signal
 import socket
 import time
 
-from rendtest import Client, ProcessTest, Rend, wait_until
+from rendtest import REND, Client, ProcessTest, Rend, wait_until
 
 
 class Notifications:
@@ -39,14 +40,14 @@ class Notifications:
 
 
 class SystemdNotifyTest(ProcessTest):
-    def start(self, watchdog_usec=None):
+    def start(self, watchdog_usec=None, binary=None):
         path = os.path.join(self.tmp, "notify.sock")
         notes = Notifications(path)
         self.addCleanup(notes.close)
         env = {"NOTIFY_SOCKET": path}
         if watchdog_usec:
             env["WATCHDOG_USEC"] = str(watchdog_usec)
-        rend = Rend(self.tmp, workers=2, env=env)
+        rend = Rend(self.tmp, workers=2, env=env, binary=binary)
         self.addCleanup(self._stop_rend, rend)
         rend.start(wait_workers=False)
         return rend, notes
@@ -79,3 +80,18 @@ class SystemdNotifyTest(ProcessTest):
         notes.wait_for("READY", "1")
         wait_until(lambda: notes.drain() or sum(1 for _, f in notes.seen if f.get("WATCHDOG") == "1") >= 5, 10,
                    what="five keep-alives (every 200 ms)")
+
+    def test_not_ready_while_no_worker_can_serve(self):
+        # Workers that exit with rend's fatal status (a config they cannot use) are left down:
+        # settled, but serving nothing, so systemd must not hear READY=1.
+        bindir = os.path.join(self.tmp, "bin")
+        os.makedirs(bindir)
+        shutil.copy(REND, bindir)  # the supervisor starts the rend-worker next to its own binary
+        with open(os.path.join(bindir, "rend-worker"), "w") as f:
+            f.write("#!/bin/sh\necho \"rend-worker: bad configuration: (test)\" >&2\nexit 78\n")
+        os.chmod(os.path.join(bindir, "rend-worker"), 0o755)
+        rend, notes = self.start(binary=os.path.join(bindir, "rend"))
+        notes.wait_for("STATUS", "no worker serving: see rend's log")
+        self.assertEqual(rend.read_log().count("not restarting it"), 2)
+        notes.drain()
+        self.assertNotIn("1", [f.get("READY") for _, f in notes.seen])

@@ -17,7 +17,6 @@ set -euo pipefail
 
 build=$(cd "${1:?usage: run.sh BUILD_DIR [unit|all]}" && pwd)
 scope=${2:-all}
-src=$(cd "$(dirname "$0")/../.." && pwd)
 
 # Not meaningful under the sanitizers: per-connection memory against memcached's (ASan's shadow
 # memory and quarantine), and the package (lintian would judge a sanitized build). Other tests keep
@@ -31,7 +30,6 @@ trap 'rm -rf "$reports"' EXIT
 export ASAN_OPTIONS="log_path=$reports/asan:detect_leaks=1:strict_string_checks=1:detect_stack_use_after_return=1:check_initialization_order=1"
 export UBSAN_OPTIONS="log_path=$reports/ubsan:print_stacktrace=1:halt_on_error=1"
 export REND_SANITIZED=1  # tests skip their bounds on a process's RSS (rendtest.SANITIZED)
-export LSAN_OPTIONS="suppressions=$src/tests/sanitize/lsan.supp:print_suppressions=0"
 
 case "$scope" in
   unit) select=(-E '^(process\.|style\.)') ;;
