@@ -42,7 +42,8 @@ void SystemdNotifier::stopping() { send("STOPPING=1\nSTATUS=stopping"); }
 
 void SystemdNotifier::send(const std::string& state) {
   if (!enabled_) return;
-  // unset_environment 0: the variable stays for the next message (children get a cleaned copy).
+  // unset_environment 0: the variable stays for the next message. Children inherit it, which is
+  // harmless: none of them notifies, and the unit's NotifyAccess=main would ignore them anyway.
   if (const int rc = sd_notify(0, state.c_str()); rc < 0) spdlog::warn("sd_notify: {}", strerror(-rc));
 }
 
