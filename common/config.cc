@@ -274,11 +274,10 @@ Status parse_config(const json& input, Config& out) {
   return Status::ok();
 }
 
-Status load_config_file(const std::string& path, Config& out, std::string* content_hash) {
+Status load_config_file(const std::string& path, Config& out) {
   std::ifstream in(path);
   if (!in) return Status::error(fmt::format("{}: cannot open", path));
   const std::string content((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
-  if (content_hash != nullptr) *content_hash = fmt::format("{:016x}", XXH3_64bits(content.data(), content.size()));
   if (Status s = parse_config_text(content, out); !s) return Status::error(fmt::format("{}: {}", path, s.message()));
   return Status::ok();
 }
@@ -302,6 +301,23 @@ std::vector<std::string> restart_only_changes(const Config& running, const Confi
     }
   }
   return changed;
+}
+
+namespace {
+std::string hash_of(const json& value) {
+  const std::string text = value.dump();  // objects keep their keys sorted: one text per value
+  return fmt::format("{:016x}", XXH3_64bits(text.data(), text.size()));
+}
+}  // namespace
+
+std::string config_hash(const Config& config) { return hash_of(config.effective); }
+
+std::string restart_hash(const Config& config) {
+  json restart_only = json::object();
+  for (const auto& o : options()) {
+    if (o.restart_only) restart_only[o.path] = config.effective.value(json::json_pointer(to_pointer(o.path)), json());
+  }
+  return hash_of(restart_only);
 }
 
 std::string describe_options() {

@@ -87,14 +87,19 @@ struct Config {
 
 // Validates `input` against the option table and fills `out`.
 Status parse_config(const nlohmann::json& input, Config& out);
-// `content_hash` (optional) receives a hash of the file's bytes, to tell which file version runs.
-Status load_config_file(const std::string& path, Config& out, std::string* content_hash = nullptr);
+Status load_config_file(const std::string& path, Config& out);
 // The same from the file's text (JSON, comments allowed).
 Status parse_config_text(std::string_view content, Config& out);
 
 // The options whose value differs between `running` and `next` although a reload cannot apply them
 // (the option table's restart-only column), as dotted paths.
 std::vector<std::string> restart_only_changes(const Config& running, const Config& next);
+
+// Hashes that tell which configuration runs (rendctl status) and whether a new file needs a restart
+// (rend --check-config --json): of the whole effective config, and of its restart-only options.
+// Both are of the effective JSON, so layout, comments and spelled-out defaults change neither.
+std::string config_hash(const Config& config);
+std::string restart_hash(const Config& config);
 
 // The option reference as a Markdown table (header included): path, default, whether a reload
 // applies it, description. docs/operations.md shows it; config_doc_test keeps the two equal.

@@ -15,8 +15,12 @@ int main(int argc, char** argv) {
   std::string check_path;
   bool print_options = false;
   bool version = false;
+  bool as_json = false;
   app.add_option("-c,--config", config_path, "configuration file (JSON); defaults apply when omitted");
   app.add_option("--check-config", check_path, "validate this configuration file and exit");
+  app.add_flag("--json", as_json,
+               "with --check-config: print the result as JSON, with the file's config_hash and restart_hash "
+               "(compare them with rendctl --json status to tell whether a reload or a restart applies it)");
   app.add_flag("--print-options", print_options, "print every configuration option as a Markdown table row");
   app.add_flag("-V,--version", version, "print the version");
   CLI11_PARSE(app, argc, argv);
@@ -31,16 +35,22 @@ int main(int argc, char** argv) {
   }
   rend::Config config;
   if (!check_path.empty()) {
-    if (rend::Status s = rend::load_config_file(check_path, config); !s) {
+    const rend::Status s = rend::load_config_file(check_path, config);
+    if (as_json) {
+      const nlohmann::json out = s ? nlohmann::json{{"ok", true},
+                                                    {"config_hash", rend::config_hash(config)},
+                                                    {"restart_hash", rend::restart_hash(config)}}
+                                   : nlohmann::json{{"ok", false}, {"error", s.message()}};
+      std::printf("%s\n", out.dump().c_str());
+    } else if (s) {
+      std::printf("%s: ok\n", check_path.c_str());
+    } else {
       std::fprintf(stderr, "invalid: %s\n", s.message().c_str());
-      return 1;
     }
-    std::printf("%s: ok\n", check_path.c_str());
-    return 0;
+    return s ? 0 : 1;
   }
-  std::string hash;
   rend::Status loaded = config_path.empty() ? rend::parse_config(nlohmann::json::object(), config)
-                                            : rend::load_config_file(config_path, config, &hash);
+                                            : rend::load_config_file(config_path, config);
   if (!loaded) {
     std::fprintf(stderr, "rend: %s\n", loaded.message().c_str());
     return 1;
@@ -51,7 +61,7 @@ int main(int argc, char** argv) {
   uv_loop_init(&loop);
   int rc;
   {
-    rend::supervisor::Supervisor supervisor(&loop, config_path, hash, std::move(config));
+    rend::supervisor::Supervisor supervisor(&loop, config_path, std::move(config));
     rc = supervisor.run();
     // Handles live inside the supervisor's objects: close them all while those still exist.
     rend::close_loop(&loop);

@@ -78,8 +78,14 @@ void print_status(const json& r) {
             << s["state"].get<std::string>() << ", up " << duration(s["uptime_s"].get<uint64_t>()) << "\n";
   std::cout << "config "
             << (s["config_file"].get<std::string>().empty() ? "(defaults)" : s["config_file"].get<std::string>())
-            << (s["config_hash"].get<std::string>().empty() ? "" : " hash " + s["config_hash"].get<std::string>())
-            << "\n\n";
+            << " hash " << s["config_hash"].get<std::string>() << " (restart-only options "
+            << s["restart_hash"].get<std::string>() << ")\n";
+  if (!s["replaced_executables"].empty()) {
+    std::cout << "replaced on disk since started (a restart runs the new ones):";
+    for (const auto& name : s["replaced_executables"]) std::cout << " " << name.get<std::string>();
+    std::cout << "\n";
+  }
+  std::cout << "\n";
   std::printf("%-6s %-8s %-10s %-9s %-7s %s\n", "WORKER", "PID", "STATE", "UPTIME", "CONNS", "RESTARTS");
   for (const auto& w : r["workers"]) {
     std::printf("%-6d %-8d %-10s %-9s %-7llu %d\n", w["slot"].get<int>(), w["pid"].get<int>(),

@@ -40,10 +40,9 @@ uint64_t backoff_ms(const SupervisorConfig& c, int streak) {
 
 }  // namespace
 
-Supervisor::Supervisor(uv_loop_t* loop, std::string config_path, std::string config_hash, Config config)
+Supervisor::Supervisor(uv_loop_t* loop, std::string config_path, Config config)
     : loop_(loop),
       config_path_(std::move(config_path)),
-      config_hash_(std::move(config_hash)),
       config_(std::move(config)) {}
 
 Supervisor::~Supervisor() {

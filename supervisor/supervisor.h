@@ -32,7 +32,7 @@ std::string sibling_binary(const std::string& name, const std::string& build_fol
 
 class Supervisor {
  public:
-  Supervisor(uv_loop_t* loop, std::string config_path, std::string config_hash, Config config);
+  Supervisor(uv_loop_t* loop, std::string config_path, Config config);
   Supervisor(const Supervisor&) = delete;
   Supervisor& operator=(const Supervisor&) = delete;
   ~Supervisor();
@@ -92,6 +92,9 @@ class Supervisor {
   // Control commands (rendctl).
   void handle_control(const ControlRequest& request, ControlServer::Reply reply);
   nlohmann::json status() const;
+  // The processes (rend, rend-worker N, memcached, rend-l2) still running an executable that has
+  // since been replaced on disk, as a package upgrade does: they need a restart to run the new one.
+  nlohmann::json replaced_executables() const;
   // Calls `done` once no restart, scale or roll is in progress (every slot has a ready worker).
   void when_settled(std::function<void()> done);
   bool settled() const;
@@ -99,7 +102,6 @@ class Supervisor {
 
   uv_loop_t* loop_;
   std::string config_path_;
-  std::string config_hash_;
   Config config_;
   uint64_t started_ms_ = 0;
   SupervisorMetrics metrics_;

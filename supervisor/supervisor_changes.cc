@@ -15,9 +15,7 @@ namespace rend::supervisor {
 Status Supervisor::reload() {
   if (stopping_) return Status::error("stopping");
   Config next;
-  std::string hash;
-  Status loaded =
-      config_path_.empty() ? parse_config(nlohmann::json::object(), next) : load_config_file(config_path_, next, &hash);
+  Status loaded = config_path_.empty() ? parse_config(nlohmann::json::object(), next) : load_config_file(config_path_, next);
   if (!loaded) {
     metrics_.reloads_failed++;
     return loaded;
@@ -33,7 +31,6 @@ Status Supervisor::reload() {
   metrics_.reloads_ok++;
   if (notifier_) notifier_->reloading();
   config_ = std::move(next);
-  config_hash_ = hash;
   spdlog::info("reloading: rolling {} workers onto the new config", config_.workers);
   ++roll_generation_;  // workers started from here on run the new config and are not rolled again
   for (auto& slot : slots_) {

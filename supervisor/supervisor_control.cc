@@ -2,7 +2,10 @@
 // restart-worker, scale, stop, version.
 #include <fmt/format.h>
 #include <spdlog/spdlog.h>
+#include <limits.h>
 #include <unistd.h>
+
+#include <string_view>
 
 #include "common/version.h"
 #include "supervisor/supervisor.h"
@@ -15,6 +18,14 @@ namespace {
 constexpr uint64_t kSettleCheckMs = 20;
 
 json failure(const std::string& message) { return {{"ok", false}, {"error", message}}; }
+
+// Linux marks the link to a running program's executable " (deleted)" once that file is unlinked or
+// renamed over, which is how dpkg installs a new version.
+bool executable_replaced(int pid) {
+  char target[PATH_MAX + 16];
+  const ssize_t n = readlink(fmt::format("/proc/{}/exe", pid).c_str(), target, sizeof(target) - 1);
+  return n > 0 && std::string_view(target, static_cast<size_t>(n)).ends_with(" (deleted)");
+}
 }  // namespace
 
 bool Supervisor::settled() const {
@@ -56,6 +67,18 @@ void Supervisor::check_settled() {
   for (auto& w : waiters) w();
 }
 
+json Supervisor::replaced_executables() const {
+  json replaced = json::array();
+  auto check = [&replaced](int pid, const std::string& name) {
+    if (pid > 0 && executable_replaced(pid)) replaced.push_back(name);
+  };
+  check(getpid(), "rend");
+  for (const auto& s : slots_) check(s->worker ? s->worker->pid() : 0, fmt::format("rend-worker {}", s->index));
+  if (memcached_) check(memcached_->pid(), "memcached");
+  if (l2_) check(l2_->pid(), "rend-l2");
+  return replaced;
+}
+
 json Supervisor::status() const {
   const uint64_t now = uv_now(loop_);
   json workers = json::array();
@@ -83,7 +106,9 @@ json Supervisor::status() const {
         {"version", kVersion},
         {"uptime_s", (now - started_ms_) / 1000},
         {"config_file", config_path_},
-        {"config_hash", config_hash_},
+        {"config_hash", config_hash(config_)},
+        {"restart_hash", restart_hash(config_)},
+        {"replaced_executables", replaced_executables()},
         {"state", stopping_   ? "stopping"
                   : settled() ? "running"
                               : "changing"}}},
@@ -117,7 +142,7 @@ void Supervisor::handle_control(const ControlRequest& request, ControlServer::Re
       reply(failure(s.message()));
       return;
     }
-    when_settled([this, reply] { reply({{"ok", true}, {"workers", slots_.size()}, {"config_hash", config_hash_}}); });
+    when_settled([this, reply] { reply({{"ok", true}, {"workers", slots_.size()}, {"config_hash", config_hash(config_)}}); });
   } else if (cmd == "restart") {
     spdlog::info("rolling restart requested");
     rolling_restart();

@@ -6,7 +6,7 @@ import subprocess
 import time
 import unittest
 
-from rendtest import RENDCTL, Client, ProcessTest, free_port, metric, wait_until
+from rendtest import BUILD_DIR, REND, RENDCTL, Client, ProcessTest, free_port, metric, wait_until
 from test_lifecycle import VerifyingLoad
 
 
@@ -130,6 +130,68 @@ class RendctlTest(ProcessTest):
         self.assertRegex(js["supervisor"]["config_hash"], r"^[0-9a-f]{16}$")
         self.assertEqual(js["memcached"]["pid"], rend.memcached_pid())
         self.assertIn("0.1.0", rend.rendctl("version").stdout)
+
+    def check_config(self, path):
+        out = subprocess.run([REND, "--check-config", path, "--json"], capture_output=True, text=True, timeout=30)
+        return out.returncode, json.loads(out.stdout)
+
+    def test_config_hashes_tell_a_reload_from_a_restart(self):
+        # What deploy/ansible decides by: the file's hashes (rend --check-config --json) against the
+        # running ones (rendctl --json status).
+        rend = self.start_rend(workers=2)
+        running = json.loads(rend.rendctl("--json", "status").stdout)["supervisor"]
+        rc, file = self.check_config(rend.config_path)
+        self.assertEqual(rc, 0)
+        self.assertEqual((file["config_hash"], file["restart_hash"]), (running["config_hash"], running["restart_hash"]))
+
+        # Layout, key order and a default spelled out change neither hash.
+        spelled = dict(reversed(list(rend.config.items())), log_level="info")
+        with open(rend.config_path, "w") as f:
+            json.dump(spelled, f, indent=4)
+        self.assertEqual(self.check_config(rend.config_path)[1], file)
+
+        rend.config["l1"]["connections"] = 3  # a reload applies it
+        rend.write_config(rend.config)
+        reloadable = self.check_config(rend.config_path)[1]
+        self.assertNotEqual(reloadable["config_hash"], file["config_hash"])
+        self.assertEqual(reloadable["restart_hash"], file["restart_hash"])
+        self.assertEqual(rend.rendctl("reload").returncode, 0)
+        running = json.loads(rend.rendctl("--json", "status").stdout)["supervisor"]
+        self.assertEqual(running["config_hash"], reloadable["config_hash"])
+
+        rend.config["listen"]["batch_port"] = free_port()  # only a restart applies it
+        rend.write_config(rend.config)
+        self.assertNotEqual(self.check_config(rend.config_path)[1]["restart_hash"], file["restart_hash"])
+
+        with open(rend.config_path, "w") as f:
+            f.write('{"wrokers": 2}')
+        rc, bad = self.check_config(rend.config_path)
+        self.assertEqual(rc, 1)
+        self.assertFalse(bad["ok"])
+        self.assertIn("wrokers", bad["error"])
+
+    def test_status_names_processes_whose_executable_was_replaced(self):
+        # A package upgrade renames new files over the running ones; status says who still runs an
+        # old one, and a rolling restart moves the workers onto the new one.
+        bin_dir = os.path.join(self.tmp, "bin")
+        os.mkdir(bin_dir)
+        for name in ("rend", "rend-worker"):
+            shutil.copy(os.path.join(BUILD_DIR, "supervisor" if name == "rend" else "worker", name), bin_dir)
+        rend = self.start_rend(workers=2, binary=os.path.join(bin_dir, "rend"))
+
+        def replaced():
+            return json.loads(rend.rendctl("--json", "status").stdout)["supervisor"]["replaced_executables"]
+
+        self.assertEqual(replaced(), [])
+        for name in ("rend-worker", "rend"):
+            shutil.copy(os.path.join(bin_dir, name), os.path.join(bin_dir, name + ".new"))
+            os.rename(os.path.join(bin_dir, name + ".new"), os.path.join(bin_dir, name))
+            if name == "rend-worker":
+                self.assertEqual(sorted(replaced()), ["rend-worker 0", "rend-worker 1"])
+                self.assertIn("replaced on disk", rend.rendctl("status").stdout)
+                self.assertEqual(rend.rendctl("restart").returncode, 0)
+                self.assertEqual(replaced(), [])
+        self.assertEqual(replaced(), ["rend"])
 
     def test_restart_reload_and_scale_under_load_lose_nothing(self):
         rend = self.start_rend(workers=2)
