@@ -31,6 +31,8 @@ set(CPACK_PACKAGE_VENDOR "the rend developers")
 set(CPACK_PACKAGE_CONTACT "rend developers <rend@example.org>")
 set(CPACK_PACKAGING_INSTALL_PREFIX /usr)
 set(CPACK_STRIP_FILES ON)
+# rend_<version>_amd64.deb.sha256 beside it: deploy/ansible checks the release against it.
+set(CPACK_PACKAGE_CHECKSUM SHA256)
 set(CPACK_DEBIAN_FILE_NAME DEB-DEFAULT)
 set(CPACK_DEBIAN_PACKAGE_SECTION database)
 set(CPACK_DEBIAN_PACKAGE_PRIORITY optional)
