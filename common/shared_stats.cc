@@ -10,7 +10,7 @@ namespace rend {
 namespace {
 
 constexpr uint64_t kMagic = 0x52454e4453544154ull;  // "RENDSTAT"
-constexpr uint32_t kVersion = 4;                    // 4: rend-l2's write health gauges
+constexpr uint32_t kVersion = 5;                    // 5: an entry per worker process, 4 per slot
 
 std::string_view kNames[] = {
 #define REND_COUNTER_NAME(name, kind) #name,
@@ -88,12 +88,28 @@ SharedStats::~SharedStats() {
   if (block_ != nullptr) munmap(block_, sizeof(SharedStatsBlock));
 }
 
-uint64_t SharedStats::total(Counter c) const {
-  uint64_t sum = 0;
-  for (size_t i = 0; i < kMaxWorkerSlots; ++i) {
-    sum += block_->slot[i].values[static_cast<size_t>(c)].load(std::memory_order_relaxed);
+bool SharedStats::slot_used(size_t slot) const {
+  for (const WorkerSlot& e : block_->entry[slot]) {
+    if (e.pid.load(std::memory_order_relaxed) != 0) return true;
   }
-  return sum;
+  return false;
+}
+
+uint64_t SharedStats::value(size_t slot, Counter c) const {
+  return sum(slot,
+             [c](const WorkerSlot& e) { return e.values[static_cast<size_t>(c)].load(std::memory_order_relaxed); });
+}
+
+uint64_t SharedStats::total(Counter c) const {
+  uint64_t total = 0;
+  for (size_t i = 0; i < kMaxWorkerSlots; ++i) total += value(i, c);
+  return total;
+}
+
+void SharedStats::clear_gauges(size_t slot, size_t k) const {
+  for (size_t i = 0; i < kCounterCount; ++i) {
+    if (counter_is_gauge(static_cast<Counter>(i))) set_value(entry(slot, k), static_cast<Counter>(i), 0);
+  }
 }
 
 }  // namespace rend

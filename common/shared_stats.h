@@ -74,12 +74,19 @@ inline constexpr size_t kMaxWorkerSlots = 64;
 std::string_view counter_name(Counter c);
 bool counter_is_gauge(Counter c);
 
+// One worker process's counters. Each entry has a single writer, the worker that owns it, so
+// updates need no locked instruction. A worker slot has kEntriesPerSlot entries because a roll
+// overlaps two processes in one slot (the draining worker and its replacement): the supervisor
+// gives each new process an entry no live process owns. Counters carry on in an entry from one
+// owner to the next and readers sum a slot's entries; gauges describe the owner alone, and the
+// supervisor zeroes them when it exits, however it exits.
 struct WorkerSlot {
   std::atomic<int64_t> pid;
   std::atomic<int64_t> started_unix;
   std::atomic<uint64_t> values[kCounterCount];
   RequestMetrics requests;
 };
+inline constexpr size_t kEntriesPerSlot = 4;
 
 // rend-l2 publishes its RocksDB figures here (gauges, refreshed periodically by rend-l2).
 #define REND_L2_GAUGES(X)     \
@@ -115,7 +122,7 @@ struct SharedStatsBlock {
   uint32_t version;
   uint32_t slots;
   int64_t supervisor_started_unix;
-  WorkerSlot slot[kMaxWorkerSlots];
+  WorkerSlot entry[kMaxWorkerSlots][kEntriesPerSlot];
   L2Slot l2;
 };
 
@@ -135,9 +142,23 @@ class SharedStats {
   ~SharedStats();
 
   SharedStatsBlock* block() const { return block_; }
-  WorkerSlot& slot(size_t i) const { return block_->slot[i]; }
-  // Sum of one counter over every slot.
+  WorkerSlot& entry(size_t slot, size_t k) const { return block_->entry[slot][k]; }
+  // Whether a worker ever ran in the slot (its counters are then reported, even at zero).
+  bool slot_used(size_t slot) const;
+  // The sum over a slot's entries of what `read` reads from each (entries never used skipped).
+  template <class Read>
+  uint64_t sum(size_t slot, Read read) const {
+    uint64_t total = 0;
+    for (const WorkerSlot& e : block_->entry[slot]) {
+      if (e.pid.load(std::memory_order_relaxed) != 0) total += read(e);
+    }
+    return total;
+  }
+  // One counter or gauge of a slot, and over every slot.
+  uint64_t value(size_t slot, Counter c) const;
   uint64_t total(Counter c) const;
+  // Zeroes an entry's gauges: its owner has exited.
+  void clear_gauges(size_t slot, size_t k) const;
 
  private:
   SharedStatsBlock* block_ = nullptr;

@@ -82,7 +82,7 @@ class MetricsExporter::Collector : public prometheus::Collectable {
     std::vector<size_t> slots;
     for (size_t i = 0; i < kMaxWorkerSlots; ++i) {
       // A slot that ever had a worker keeps reporting, so its counters never vanish or go back.
-      if (stats_.slot(i).pid.load(std::memory_order_relaxed) != 0) slots.push_back(i);
+      if (stats_.slot_used(i)) slots.push_back(i);
     }
     auto info = family("rend_build_info", "rend's version.", MetricType::Gauge);
     add_value(info, {label("version", kVersion), label("protocol", kProtocolVersion)}, 1);
@@ -104,12 +104,15 @@ class MetricsExporter::Collector : public prometheus::Collectable {
         family("rend_request_duration_seconds",
                "Request latency by tier and command: client = received to reply ready.", MetricType::Histogram);
     for (size_t s : slots) {
-      const RequestMetrics& rm = stats_.slot(s).requests;
+      // The slot's figures are the sums over its entries (one per worker process it has had).
+      auto metrics_of = [&](size_t t, size_t c, auto read) {
+        return stats_.sum(s, [&](const WorkerSlot& e) { return read(e.requests.by[t][c]); });
+      };
       for (size_t t = 0; t < kTiers; ++t) {
         for (size_t c = 0; c < kMetricCommands; ++c) {
           uint64_t total = 0;
           for (size_t r = 0; r < kResults; ++r) {
-            const uint64_t v = rm.by[t][c].requests[r].load(relaxed);
+            const uint64_t v = metrics_of(t, c, [&](const CommandMetrics& m) { return m.requests[r].load(relaxed); });
             total += v;
             if (v == 0) continue;
             add_value(requests,
@@ -119,19 +122,20 @@ class MetricsExporter::Collector : public prometheus::Collectable {
                       static_cast<double>(v));
           }
           if (total == 0) continue;
-          const CommandMetrics& h = rm.by[t][c];
           ClientMetric m;
           m.label = {label("worker", std::to_string(s)), label("tier", std::string(tier_name(Tier(t)))),
                      label("command", std::string(metric_command_name(MetricCommand(c))))};
           uint64_t cumulative = 0;
           for (size_t b = 0; b < kLatencyBuckets; ++b) {
-            cumulative += h.buckets[b].load(relaxed);
+            cumulative += metrics_of(t, c, [&](const CommandMetrics& h) { return h.buckets[b].load(relaxed); });
             const double bound =
                 b < kLatencyBoundsUs.size() ? kLatencyBoundsUs[b] / 1e6 : std::numeric_limits<double>::infinity();
             m.histogram.bucket.push_back({cumulative, bound});
           }
           m.histogram.sample_count = cumulative;
-          m.histogram.sample_sum = static_cast<double>(h.sum_ns.load(relaxed)) / 1e9;
+          m.histogram.sample_sum =
+              static_cast<double>(metrics_of(t, c, [&](const CommandMetrics& h) { return h.sum_ns.load(relaxed); })) /
+              1e9;
           latency.metric.push_back(std::move(m));
         }
       }
@@ -142,20 +146,17 @@ class MetricsExporter::Collector : public prometheus::Collectable {
 
   // Connections, bytes and the other per-worker counters.
   void collect_worker_counters(const std::vector<size_t>& slots, std::vector<MetricFamily>& out) const {
-    const auto relaxed = std::memory_order_relaxed;
     auto connections = family("rend_client_connections", "Client connections open now.", MetricType::Gauge);
     for (size_t s : slots) {
-      add_value(
-          connections, {label("worker", std::to_string(s))},
-          static_cast<double>(stats_.slot(s).values[static_cast<size_t>(Counter::curr_connections)].load(relaxed)));
+      add_value(connections, {label("worker", std::to_string(s))},
+                static_cast<double>(stats_.value(s, Counter::curr_connections)));
     }
     out.push_back(std::move(connections));
 
     for (const auto& e : kCounterExports) {
       auto f = family(e.name, e.help, MetricType::Counter);
       for (size_t s : slots) {
-        add_value(f, {label("worker", std::to_string(s))},
-                  static_cast<double>(stats_.slot(s).values[static_cast<size_t>(e.counter)].load(relaxed)));
+        add_value(f, {label("worker", std::to_string(s))}, static_cast<double>(stats_.value(s, e.counter)));
       }
       out.push_back(std::move(f));
     }
@@ -163,13 +164,12 @@ class MetricsExporter::Collector : public prometheus::Collectable {
 
   // Backend connections per worker and tier.
   void collect_backends(const std::vector<size_t>& slots, std::vector<MetricFamily>& out) const {
-    const auto relaxed = std::memory_order_relaxed;
     auto backend_counter = [&](const char* name, const char* help, Counter l1, Counter l2) {
       auto f = family(name, help, MetricType::Counter);
       for (size_t s : slots) {
         for (auto [tier, c] : {std::pair{"l1", l1}, std::pair{"l2", l2}}) {
           add_value(f, {label("worker", std::to_string(s)), label("tier", tier)},
-                    static_cast<double>(stats_.slot(s).values[static_cast<size_t>(c)].load(relaxed)));
+                    static_cast<double>(stats_.value(s, c)));
         }
       }
       out.push_back(std::move(f));
@@ -185,7 +185,7 @@ class MetricsExporter::Collector : public prometheus::Collectable {
       for (auto [tier, c] :
            {std::pair{"l1", Counter::l1_connections_up}, std::pair{"l2", Counter::l2_connections_up}}) {
         add_value(up, {label("worker", std::to_string(s)), label("tier", tier)},
-                  static_cast<double>(stats_.slot(s).values[static_cast<size_t>(c)].load(relaxed)));
+                  static_cast<double>(stats_.value(s, c)));
       }
     }
     out.push_back(std::move(up));

@@ -41,9 +41,7 @@ uint64_t backoff_ms(const SupervisorConfig& c, int streak) {
 }  // namespace
 
 Supervisor::Supervisor(uv_loop_t* loop, std::string config_path, Config config)
-    : loop_(loop),
-      config_path_(std::move(config_path)),
-      config_(std::move(config)) {}
+    : loop_(loop), config_path_(std::move(config_path)), config_(std::move(config)) {}
 
 Supervisor::~Supervisor() {
   for (auto& s : slots_) {
@@ -68,12 +66,28 @@ std::string sibling_binary(const std::string& name, const std::string& build_fol
 
 std::string Supervisor::worker_binary() const { return sibling_binary("rend-worker", "worker"); }
 
+size_t Supervisor::free_stats_entry(const Slot& slot) const {
+  for (size_t k = 0; k < kEntriesPerSlot; ++k) {
+    if (slot.stats_owners[k] == nullptr) return k;
+  }
+  // Only when more processes of one slot are alive than it has entries (a roll of a roll of a
+  // roll): two then share an entry, and its figures can be off until they exit.
+  spdlog::warn("worker {}: {} of its processes are alive; two share a stats entry", slot.index, kEntriesPerSlot + 1);
+  return kEntriesPerSlot - 1;
+}
+
+void Supervisor::release_stats_entry(Slot& slot, const ChildProcess* child) {
+  for (size_t k = 0; k < kEntriesPerSlot; ++k) {
+    if (slot.stats_owners[k] != child) continue;
+    stats_.clear_gauges(static_cast<size_t>(slot.index), k);
+    slot.stats_owners[k] = nullptr;
+  }
+}
+
 void Supervisor::remove_slot(Slot& slot) {
   // Scaled down: the slot's socket goes away with its worker, and its gauges read zero (its
   // counters stay, so no Prometheus counter ever goes backwards).
-  for (size_t i = 0; i < kCounterCount; ++i) {
-    if (counter_is_gauge(static_cast<Counter>(i))) set_value(stats_.slot(slot.index), static_cast<Counter>(i), 0);
-  }
+  for (size_t k = 0; k < kEntriesPerSlot; ++k) stats_.clear_gauges(static_cast<size_t>(slot.index), k);
   close_slot_sockets(slot);
   if (slot.restart_timer != nullptr) {
     uv_close(reinterpret_cast<uv_handle_t*>(slot.restart_timer),
@@ -218,9 +232,12 @@ void Supervisor::start_workers() {
 
 Status Supervisor::spawn_worker(Slot& slot, std::unique_ptr<ChildProcess>& out, std::function<void()> on_ready) {
   std::vector<int> inherit = {stats_fd_, slot.tcp_fd};
+  const size_t stats_entry = free_stats_entry(slot);
   std::vector<std::string> argv = {worker_binary(),
                                    "--slot",
                                    std::to_string(slot.index),
+                                   "--stats-entry",
+                                   std::to_string(stats_entry),
                                    "--config-json",
                                    config_.effective.dump(),
                                    "--stats-fd",
@@ -251,6 +268,7 @@ Status Supervisor::spawn_worker(Slot& slot, std::unique_ptr<ChildProcess>& out, 
     retire(std::move(child));
     return s;
   }
+  slot.stats_owners[stats_entry] = raw;
   out = std::move(child);
   return Status::ok();
 }
@@ -273,6 +291,7 @@ void Supervisor::start_slot(Slot& slot) {
 }
 
 void Supervisor::on_worker_exit(Slot& slot, ChildProcess* child, int64_t status, int signal) {
+  release_stats_entry(slot, child);
   if (slot.worker.get() != child) {
     // A replaced or retiring worker finished draining, or a roll's replacement died starting.
     if (slot.replacement == child) slot.replacement = nullptr;

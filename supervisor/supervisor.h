@@ -11,6 +11,7 @@
 
 #include <uv.h>
 
+#include <array>
 #include <deque>
 #include <memory>
 #include <string>
@@ -61,6 +62,8 @@ class Supervisor {
     int crash_streak = 0;
     uint64_t started_ms = 0;
     uv_timer_t* restart_timer = nullptr;
+    // The live worker process owning each of the slot's stats entries (SharedStats), or null.
+    std::array<ChildProcess*, kEntriesPerSlot> stats_owners{};
   };
 
   Status open_listeners();  // the ports (checked free), each slot's sockets, the unix socket
@@ -86,6 +89,10 @@ class Supervisor {
   void maybe_finish_stop();
   void finish_stop();
   std::string worker_binary() const;
+  // A stats entry of the slot that no live process owns, for a new worker of it.
+  size_t free_stats_entry(const Slot& slot) const;
+  // `child` has exited: its entry's gauges are zeroed and the entry is free again.
+  void release_stats_entry(Slot& slot, const ChildProcess* child);
   void update_up_gauges();
   void notify_ready();  // READY=1 to systemd, unless stopping
 

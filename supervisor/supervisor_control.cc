@@ -1,8 +1,8 @@
 // The supervisor's answers to control commands (rendctl): status, reload, restart,
 // restart-worker, scale, stop, version.
 #include <fmt/format.h>
-#include <spdlog/spdlog.h>
 #include <limits.h>
+#include <spdlog/spdlog.h>
 #include <unistd.h>
 
 #include <string_view>
@@ -93,9 +93,7 @@ json Supervisor::status() const {
         {"pid", s->worker ? s->worker->pid() : 0},
         {"state", state},
         {"uptime_s", s->worker ? (now - s->started_ms) / 1000 : 0},
-        {"connections", stats_.slot(static_cast<size_t>(s->index))
-                            .values[static_cast<size_t>(Counter::curr_connections)]
-                            .load(std::memory_order_relaxed)},
+        {"connections", stats_.value(static_cast<size_t>(s->index), Counter::curr_connections)},
         {"restarts", s->restarts},
     });
   }
@@ -142,7 +140,9 @@ void Supervisor::handle_control(const ControlRequest& request, ControlServer::Re
       reply(failure(s.message()));
       return;
     }
-    when_settled([this, reply] { reply({{"ok", true}, {"workers", slots_.size()}, {"config_hash", config_hash(config_)}}); });
+    when_settled([this, reply] {
+      reply({{"ok", true}, {"workers", slots_.size()}, {"config_hash", config_hash(config_)}});
+    });
   } else if (cmd == "restart") {
     spdlog::info("rolling restart requested");
     rolling_restart();

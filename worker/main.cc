@@ -21,6 +21,8 @@ int main(int argc, char** argv) {
   app.add_option("--batch-fd", options.batch_listen_fd, "inherited batch-port listening socket");
   app.add_option("--unix-fd", options.unix_listen_fd, "inherited unix listening socket");
   app.add_option("--stats-fd", stats_fd, "inherited shared stats memory")->required();
+  app.add_option("--stats-entry", options.stats_entry, "this process's entry among the slot's stats entries")
+      ->check(CLI::Range(0, static_cast<int>(rend::kEntriesPerSlot) - 1));
   app.add_option("--ready-fd", options.ready_fd, "pipe to announce readiness on");
   CLI11_PARSE(app, argc, argv);
 

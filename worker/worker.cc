@@ -168,7 +168,7 @@ bool Worker::start() {
   WorkerSlot& s = stats();
   s.pid.store(getpid(), std::memory_order_relaxed);
   s.started_unix.store(static_cast<int64_t>(time(nullptr)), std::memory_order_relaxed);
-  // Gauges describe this process only; counters carry on from the previous worker in the slot.
+  // Gauges describe this process only; counters carry on from the entry's previous owner.
   for (size_t i = 0; i < kCounterCount; ++i) {
     if (counter_is_gauge(static_cast<Counter>(i))) set_value(s, static_cast<Counter>(i), 0);
   }

@@ -29,6 +29,7 @@ class ClientConnection;
 
 struct WorkerOptions {
   int slot = 0;
+  int stats_entry = 0;  // which of the slot's stats entries this process owns (the supervisor picks)
   int tcp_listen_fd = -1;
   int batch_listen_fd = -1;
   int unix_listen_fd = -1;
@@ -54,7 +55,9 @@ class Worker {
   uv_loop_t* loop() const { return loop_; }
   const Config& config() const { return config_; }
   int slot() const { return options_.slot; }
-  WorkerSlot& stats() const { return stats_.slot(static_cast<size_t>(options_.slot)); }
+  WorkerSlot& stats() const {
+    return stats_.entry(static_cast<size_t>(options_.slot), static_cast<size_t>(options_.stats_entry));
+  }
   const SharedStats& shared_stats() const { return stats_; }
   BackendPool& l1() { return *l1_; }
   // Non-null when L1 is chunked (l1.chunked).

@@ -193,6 +193,30 @@ class RendctlTest(ProcessTest):
                 self.assertEqual(replaced(), [])
         self.assertEqual(replaced(), ["rend"])
 
+    def test_gauges_stay_exact_across_a_roll(self):
+        # A roll overlaps the draining worker and its replacement in one slot: each keeps gauges of
+        # its own, so the old one closing its connections does not take the new one's count below
+        # zero (it read 2^64 - 3 when they shared the slot's figures).
+        rend = self.start_rend(workers=2)
+        old = [self.client(rend.port) for _ in range(6)]
+        for c in old:
+            self.assertEqual(c.call(b"version\r\n")[:7], b"VERSION")
+        wait_until(lambda: metric(rend.scrape(), "rend_client_connections") == 6, 10, what="6 connections")
+        self.assertEqual(rend.rendctl("restart").returncode, 0)
+        new = [self.client(rend.port) for _ in range(3)]
+        for c in new:
+            self.assertEqual(c.call(b"version\r\n")[:7], b"VERSION")
+
+        def connections():
+            return sum(w["connections"] for w in json.loads(rend.rendctl("--json", "status").stdout)["workers"])
+
+        wait_until(lambda: connections() == 3, 10, what="the 3 new connections counted, the 6 closed ones not")
+        scrape = rend.scrape()
+        self.assertEqual(metric(scrape, "rend_client_connections"), 3)
+        # Each worker holds l1.connections (2) to memcached.
+        self.assertEqual(metric(scrape, "rend_backend_connections_up", tier="l1"), 4)
+        self.assertGreater(metric(scrape, "rend_requests_total", command="version"), 9 - 1)
+
     def test_restart_reload_and_scale_under_load_lose_nothing(self):
         rend = self.start_rend(workers=2)
         load = VerifyingLoad(rend.port, clients=6).start()

@@ -1,7 +1,7 @@
 """What the rend role needs to know about a host, read in one go (every task costs a round trip):
-the installed release, the unit, the running supervisor's status, the configuration file and the
-candidate one (both checked and hashed by rend), descriptor limits, the previous release, and the
-release file. Prints one JSON object. Usage: python3 - PARAMS_JSON, candidate text base64 in REND_CANDIDATE
+the installed release, the unit, the running supervisor's status, the configuration file (its text
+too, for a snapshot) and the candidate one (both checked and hashed by rend), descriptor limits,
+the previous release, and the release file. Prints one JSON object. Usage: python3 - PARAMS_JSON, candidate text base64 in REND_CANDIDATE
 (the role feeds this file on stdin)."""
 import base64
 import hashlib
@@ -34,12 +34,17 @@ def check(path):
         return {"ok": False, "error": (stdout + " " + stderr).strip() or f"rend exited with {rc}"}
 
 
-def sha1(path):
+def read(path):
     try:
         with open(path, "rb") as f:
-            return hashlib.sha1(f.read()).hexdigest()
+            return f.read()
     except OSError:
-        return ""
+        return None
+
+
+def sha1(path):
+    content = read(path)
+    return hashlib.sha1(content).hexdigest() if content is not None else ""
 
 
 with open("/etc/os-release") as f:
@@ -58,7 +63,9 @@ if out["installed_version"] and out["active"] == "active":
     if rc == 0:
         out["status"] = json.loads(stdout)
 
-out["file"] = {"exists": os.path.exists(params["config_file"]), "sha1": sha1(params["config_file"])}
+config_text = read(params["config_file"])
+out["file"] = {"exists": config_text is not None, "sha1": sha1(params["config_file"]),
+               "text": config_text.decode(errors="replace") if config_text is not None else ""}
 out["candidate"] = {"sha1": hashlib.sha1(candidate_text).hexdigest()}
 if out["installed_version"]:
     if out["file"]["exists"]:
@@ -80,9 +87,9 @@ out["nofile_running"] = nofile(out["status"]["supervisor"]["pid"])[0] if out["st
 out["dropin"] = sha1(f"/etc/systemd/system/{params['unit']}.d/limits.conf")
 
 try:
-    with open(os.path.join(params["previous_dir"], "version")) as f:
-        out["previous_version"] = f.read().strip()
-except OSError:
+    with open(os.path.join(params["previous_dir"], "snapshot.json")) as f:
+        out["previous_version"] = json.load(f)["version"]
+except (OSError, ValueError, KeyError):
     out["previous_version"] = ""
 release = os.path.join(params["releases_dir"], params["package_file"])
 out["release_sha256"] = hashlib.sha256(open(release, "rb").read()).hexdigest() if os.path.exists(release) else ""

@@ -1,0 +1,212 @@
+"""deploy/ansible on a fleet of three real systemd hosts (fleet.py): converge from nothing, a second
+run and a --check --diff run that change nothing, a configuration rend rejects refused with the
+running rend untouched, a reloadable change reloaded in place, a restart-only change and a new
+release rolled host by host, a failure on the second host rolled back with the play stopped before
+the third, and a reboot that brings rend back with its L2 data. Throughout every change a verifying
+client per host (one retry on a broken connection, paused by the drain hook) must see no failed
+request and no wrong value.
+
+The steps build on each other and run in order (test_1 ... test_9)."""
+import json
+import os
+import shutil
+import subprocess
+import tempfile
+import time
+import unittest
+
+import fleet
+
+BUILD_DIR = os.environ.get("REND_BUILD_DIR", os.path.join(os.path.dirname(__file__), "..", "..", "build"))
+HOSTS = ["h1", "h2", "h3"]
+
+
+def missing_tools():
+    return [t for t in ("systemd-nspawn", "ansible-playbook", "debootstrap", "cpack", "dpkg-deb")
+            if shutil.which(t) is None]
+
+
+@unittest.skipUnless(os.geteuid() == 0, "the fleet needs root (overlay mounts, network namespaces)")
+class FleetTest(unittest.TestCase):
+    @classmethod
+    def setUpClass(cls):
+        assert not missing_tools(), f"missing {missing_tools()} (make test installs them)"
+        cls.tmp = tempfile.mkdtemp(prefix="rend-fleet-", dir="/tmp")
+        built = subprocess.run(["cpack", "-G", "DEB", "--config", os.path.join(BUILD_DIR, "CPackConfig.cmake"),
+                                "-B", os.path.join(cls.tmp, "cpack")], capture_output=True, text=True, timeout=300)
+        assert built.returncode == 0, built.stdout + built.stderr
+        deb = [f for f in os.listdir(os.path.join(cls.tmp, "cpack")) if f.endswith(".deb")][0]
+        deb = os.path.join(cls.tmp, "cpack", deb)
+        releases = os.path.join(cls.tmp, "releases")
+        cls.release = fleet.copy_release(deb, releases)
+        cls.version = os.path.basename(cls.release).split("_")[1]
+        cls.next_release = fleet.copy_release(deb, releases, version=cls.version + "+fleet2")
+        started = time.monotonic()
+        rootfs = fleet.host_image(deb)
+        print(f"\n  host image {rootfs} ready in {time.monotonic() - started:.1f} s", flush=True)
+        cls.fleet = fleet.Fleet(HOSTS, rootfs, cls.tmp)
+        try:
+            started = time.monotonic()
+            cls.fleet.boot()
+            print(f"  {len(HOSTS)} hosts booted in {time.monotonic() - started:.1f} s", flush=True)
+        except BaseException:
+            cls.tearDownClass()
+            raise
+
+    @classmethod
+    def tearDownClass(cls):
+        cls.fleet.destroy()
+        shutil.rmtree(cls.tmp, ignore_errors=True)
+
+    def setUp(self):
+        for step in ("converged",):
+            if not getattr(FleetTest, step, True) and self._testMethodName != "test_1_converge_from_nothing":
+                self.skipTest("the fleet did not converge")
+
+    def play(self, name="site.yml", package=None, **kw):
+        return self.fleet.playbook(name, package or self.release, **kw)
+
+    def assert_clean_clients(self, clients):
+        for name, counts in clients.counts.items():
+            self.assertGreater(counts["requests"], 0, name)
+            self.assertEqual((counts["failed"], counts["wrong"]), (0, 0), f"{name}: {counts}")
+
+    def host_config(self, host):
+        return json.loads(self.fleet.hosts[host].sh("cat /etc/rend/rend.json").stdout)
+
+    def assert_serving(self, host):
+        h = self.fleet.hosts[host]
+        self.assertEqual(h.sh("systemctl is-active rend", check=False).stdout.strip(), "active", host)
+        status = h.rend_status()
+        self.assertTrue(status and all(w["state"] == "ready" for w in status["workers"]), f"{host}: {status}")
+        key = f"probe-{host}".encode()
+        self.assertEqual(h.memcached(b"set %s 0 0 2\r\nok\r\nget %s\r\n" % (key, key)),
+                         b"STORED\r\nVALUE %s 0 2\r\nok\r\nEND\r\n" % key)
+
+    def test_1_converge_from_nothing(self):
+        FleetTest.converged = False
+        rc, out, recap = self.play()
+        self.assertEqual(rc, 0, out[-6000:])
+        for host in HOSTS:
+            self.assertGreater(recap[host]["changed"], 0)
+            self.assert_serving(host)
+            h = self.fleet.hosts[host]
+            # Debian's memcached (started when the image installed it) no longer holds 11211.
+            self.assertEqual(h.sh("readlink /etc/systemd/system/memcached.service").stdout.strip(), "/dev/null")
+            self.assertEqual(h.sh("systemctl is-enabled rend").stdout.strip(), "enabled")
+            self.assertEqual(h.sh("dpkg-query -W -f='${Version}' rend").stdout, self.version)
+        FleetTest.converged = True
+
+    def test_2_second_run_changes_nothing(self):
+        rc, out, recap = self.play()
+        self.assertEqual(rc, 0, out[-6000:])
+        self.assertEqual({h: recap[h]["changed"] for h in HOSTS}, {h: 0 for h in HOSTS}, out[-6000:])
+
+    def test_3_check_diff_changes_nothing(self):
+        rc, out, recap = self.play(args=["--check", "--diff"])
+        self.assertEqual(rc, 0, out[-6000:])
+        self.assertEqual({h: recap[h]["changed"] for h in HOSTS}, {h: 0 for h in HOSTS}, out[-6000:])
+
+    def test_4_bad_config_is_refused_and_rend_untouched(self):
+        pids = {h: self.fleet.hosts[h].supervisor_pid() for h in HOSTS}
+        files = {h: self.fleet.hosts[h].sh("sha256sum /etc/rend/rend.json").stdout for h in HOSTS}
+        for args in (["--check"], []):
+            rc, out, recap = self.play(extra_vars={"rend_config": {"workers": 65}}, args=args)
+            self.assertNotEqual(rc, 0)
+            self.assertIn("rend refuses the configuration", out)
+            self.assertIn("workers", out)
+            self.assertEqual({h: recap[h]["failed"] for h in HOSTS}, {h: 1 for h in HOSTS}, args)
+        for h in HOSTS:
+            self.assertEqual(self.fleet.hosts[h].supervisor_pid(), pids[h])
+            self.assertEqual(self.fleet.hosts[h].sh("sha256sum /etc/rend/rend.json").stdout, files[h])
+
+    def test_5_reloadable_change_reloads_in_place(self):
+        pids = {h: self.fleet.hosts[h].supervisor_pid() for h in HOSTS}
+        with self.fleet.start_clients() as clients:
+            rc, out, recap = self.play(extra_vars={"rend_config": {"workers": 3}})
+        self.assertEqual(rc, 0, out[-6000:])
+        for h in HOSTS:
+            self.assertEqual(self.fleet.hosts[h].supervisor_pid(), pids[h], f"{h} was reloaded, not restarted")
+            self.assertEqual(len(self.fleet.hosts[h].rend_status()["workers"]), 3)
+        self.assertEqual(self.rolled_host_by_host(out), [])
+        self.assert_clean_clients(clients)
+        FleetTest.config = {"workers": 3}
+
+    def rolled_host_by_host(self, out):
+        """Each restart task of the run restarted one host, and each host once."""
+        restarted = []
+        for block in out.split("TASK [rend : Service | restart]")[1:]:
+            block = block.split("TASK [")[0]
+            changed = [line.split("[")[1].split("]")[0] for line in block.splitlines() if line.startswith("changed:")]
+            self.assertLessEqual(len(changed), 1, block)
+            restarted += changed
+        return restarted
+
+    def test_6_restart_only_change_rolls_host_by_host(self):
+        pids = {h: self.fleet.hosts[h].supervisor_pid() for h in HOSTS}
+        config = dict(FleetTest.config, memcached={"memory_mb": 512})
+        with self.fleet.start_clients() as clients:
+            rc, out, recap = self.play(extra_vars={"rend_config": config})
+        self.assertEqual(rc, 0, out[-6000:])
+        self.assertEqual(sorted(self.rolled_host_by_host(out)), HOSTS)
+        for h in HOSTS:
+            self.assertNotEqual(self.fleet.hosts[h].supervisor_pid(), pids[h])
+            self.assertIn("-m 512", self.fleet.hosts[h].sh("ps -o args= -C memcached").stdout)
+        self.assertEqual(sum(c["drains"] for c in clients.counts.values()), len(HOSTS))
+        self.assert_clean_clients(clients)
+        FleetTest.config = config
+
+    def test_7_new_release_rolls_host_by_host(self):
+        pids = {h: self.fleet.hosts[h].supervisor_pid() for h in HOSTS}
+        with self.fleet.start_clients() as clients:
+            rc, out, recap = self.play(package=self.next_release, extra_vars={"rend_config": FleetTest.config})
+        self.assertEqual(rc, 0, out[-6000:])
+        for h in HOSTS:
+            host = self.fleet.hosts[h]
+            self.assertEqual(host.sh("dpkg-query -W -f='${Version}' rend").stdout, self.version + "+fleet2")
+            self.assertNotEqual(host.supervisor_pid(), pids[h])
+            self.assertEqual(host.rend_status()["supervisor"]["replaced_executables"], [])
+        self.assertEqual(sum(c["drains"] for c in clients.counts.values()), len(HOSTS))
+        self.assert_clean_clients(clients)
+
+    def test_8_failure_on_the_second_host_rolls_it_back_and_stops(self):
+        # The new batch port is taken on h2: its rend cannot start on the new configuration.
+        taken = 11213
+        holder = subprocess.Popen(self.fleet.hosts["h2"].in_netns(
+            ["python3", "-c", f"import socket,time;s=socket.socket();s.bind(('127.0.0.1',{taken}));"
+                              "s.listen();print('held',flush=True);time.sleep(600)"]),
+            stdout=subprocess.PIPE, text=True)
+        self.addCleanup(holder.kill)
+        self.assertEqual(holder.stdout.readline().strip(), "held")
+        pids = {h: self.fleet.hosts[h].supervisor_pid() for h in HOSTS}
+        config = dict(FleetTest.config, listen={"batch_port": taken})
+        with self.fleet.start_clients() as clients:
+            rc, out, recap = self.play(package=self.next_release, extra_vars={"rend_config": config})
+        self.assertNotEqual(rc, 0)
+        self.assertEqual(self.host_config("h1")["listen"]["batch_port"], taken)
+        self.assertEqual((recap["h2"]["failed"], recap["h2"]["rescued"]), (1, 1), out[-6000:])
+        self.assertIn("rolled back", out)
+        self.assertEqual(self.host_config("h2")["listen"]["batch_port"], 11212)
+        self.assert_serving("h2")
+        self.assertEqual(recap["h3"]["changed"], 0, "the play stopped before the third host")
+        self.assertEqual(self.fleet.hosts["h3"].supervisor_pid(), pids["h3"])
+        self.assertEqual(self.host_config("h3")["listen"]["batch_port"], 11212)
+        self.assert_clean_clients(clients)
+
+    def test_9_reboot_brings_rend_back_with_its_l2_data(self):
+        h3 = self.fleet.hosts["h3"]
+        keys = [b"reboot-%d" % i for i in range(50)]
+        for k in keys:
+            self.assertEqual(h3.memcached(b"set %s 0 0 %d\r\n%s\r\n" % (k, len(k), k)), b"STORED\r\n")
+        started = time.monotonic()
+        h3.poweroff()
+        h3.boot()
+        fleet.wait_until(lambda: h3.rend_status() is not None, 60, "rend on the rebooted h3")
+        print(f"  h3 rebooted and serving in {time.monotonic() - started:.1f} s", flush=True)
+        self.assert_serving("h3")
+        for k in keys:  # memcached starts empty: these come from rend-l2's RocksDB
+            self.assertEqual(h3.memcached(b"get %s\r\n" % k), b"VALUE %s 0 %d\r\n%s\r\nEND\r\n" % (k, len(k), k))
+
+
+if __name__ == "__main__":
+    unittest.main()
