@@ -15,7 +15,8 @@ namespace rend::supervisor {
 Status Supervisor::reload() {
   if (stopping_) return Status::error("stopping");
   Config next;
-  Status loaded = config_path_.empty() ? parse_config(nlohmann::json::object(), next) : load_config_file(config_path_, next);
+  Status loaded =
+      config_path_.empty() ? parse_config(nlohmann::json::object(), next) : load_config_file(config_path_, next);
   if (!loaded) {
     metrics_.reloads_failed++;
     return loaded;
