@@ -52,7 +52,7 @@ class AnsibleStaticTest(unittest.TestCase):
             self.assertIn(name, specs["main"]["options"])
 
     def test_host_scripts_compile(self):
-        for script in ("host_state.py", "probe.py"):
+        for script in ("host_state.py", "verify.py"):
             with open(os.path.join(ROLE, "files", script)) as f:
                 compile(f.read(), script, "exec")
 

@@ -19,8 +19,9 @@ build=$(cd "${1:?usage: run.sh BUILD_DIR [unit|all]}" && pwd)
 scope=${2:-all}
 
 # Not meaningful under the sanitizers: per-connection memory against memcached's (ASan's shadow
-# memory and quarantine), and the package (lintian would judge a sanitized build). Other tests keep
-# running but skip their RSS bounds (REND_SANITIZED).
+# memory and quarantine), the package (lintian would judge a sanitized build), and the fleet tests
+# (they deploy the package; their rend is the release build's). Other tests keep running but skip
+# their RSS bounds (REND_SANITIZED).
 PROCESS_SKIPPED='test_connections|test_package'
 
 reports=$(mktemp -d /tmp/rend-sanitize-XXXXXX)
@@ -32,8 +33,8 @@ export UBSAN_OPTIONS="log_path=$reports/ubsan:print_stacktrace=1:halt_on_error=1
 export REND_SANITIZED=1  # tests skip their bounds on a process's RSS (rendtest.SANITIZED)
 
 case "$scope" in
-  unit) select=(-E '^(process\.|style\.)') ;;
-  all) select=(-E "^(style\.|process\.($PROCESS_SKIPPED)\$)") ;;
+  unit) select=(-E '^(process\.|style\.|fleet\.)') ;;
+  all) select=(-E "^(style\.|fleet\.|process\.($PROCESS_SKIPPED)\$)") ;;
   *) echo "run.sh: scope must be unit or all, not $scope" >&2; exit 2 ;;
 esac
 

@@ -91,6 +91,8 @@ try:
         out["previous_version"] = json.load(f)["version"]
 except (OSError, ValueError, KeyError):
     out["previous_version"] = ""
+out["previous_dir"] = os.path.isdir(params["previous_dir"])
+out["releases_dir"] = os.path.isdir(params["releases_dir"])
 release = os.path.join(params["releases_dir"], params["package_file"])
 out["release_sha256"] = hashlib.sha256(open(release, "rb").read()).hexdigest() if os.path.exists(release) else ""
 print(json.dumps(out))
