@@ -10,7 +10,7 @@ packages=(
   libgtest-dev libgmock-dev libsystemd-dev
   memcached libmemcached-tools nutcracker
   python3 procps prometheus systemd e2fsprogs util-linux lintian
-  ansible ansible-lint systemd-container debootstrap iproute2
+  ansible ansible-lint python3-yaml systemd-container debootstrap iproute2
 )
 if [[ "${1:-}" == "--bench" ]]; then
   packages+=(gnuplot-nox valgrind)

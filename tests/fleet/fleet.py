@@ -236,11 +236,11 @@ class Clients:
                 host.in_netns(["python3", os.path.join(HERE, "verifying_client.py"), name, "11211",
                                self.fleet.signal_dir, out]), stdout=log, stderr=log), out)
             log.close()
-        time.sleep(1)  # every client is sending before the change starts
+        time.sleep(0.3)  # every client is sending before the change starts
         return self
 
     def __exit__(self, *exc):
-        time.sleep(1)  # and goes on after it
+        time.sleep(0.3)  # and goes on after it
         for name, (proc, out) in self.procs.items():
             proc.send_signal(signal.SIGTERM)
             proc.wait(30)
