@@ -78,11 +78,14 @@ void print_status(const json& r) {
             << s["state"].get<std::string>() << ", up " << duration(s["uptime_s"].get<uint64_t>()) << "\n";
   std::cout << "config "
             << (s["config_file"].get<std::string>().empty() ? "(defaults)" : s["config_file"].get<std::string>())
-            << " hash " << s["config_hash"].get<std::string>() << " (restart-only options "
-            << s["restart_hash"].get<std::string>() << ")\n";
-  if (!s["replaced_executables"].empty()) {
+            << " hash " << s["config_hash"].get<std::string>();
+  // An older rend (still running after a package upgrade replaced rendctl) reports neither.
+  if (s.contains("restart_hash")) std::cout << " (restart-only options " << s["restart_hash"].get<std::string>() << ")";
+  std::cout << "\n";
+  const json replaced = s.value("replaced_executables", json::array());
+  if (!replaced.empty()) {
     std::cout << "replaced on disk since started (a restart runs the new ones):";
-    for (const auto& name : s["replaced_executables"]) std::cout << " " << name.get<std::string>();
+    for (const auto& name : replaced) std::cout << " " << name.get<std::string>();
     std::cout << "\n";
   }
   std::cout << "\n";

@@ -170,6 +170,35 @@ class RendctlTest(ProcessTest):
         self.assertFalse(bad["ok"])
         self.assertIn("wrokers", bad["error"])
 
+    def test_status_of_an_older_rend_still_prints(self):
+        # After a package upgrade, the new rendctl may talk to the old rend until the restart: a
+        # status without the newer fields still prints.
+        import socket
+        import threading
+        path = os.path.join(self.tmp, "old.ctl")
+        server = socket.socket(socket.AF_UNIX)
+        server.bind(path)
+        server.listen()
+        self.addCleanup(server.close)
+        old = {"ok": True, "supervisor": {"pid": 7, "version": "0.0.9", "uptime_s": 5, "config_file": "",
+                                          "config_hash": "abc", "state": "running"},
+               "workers": [{"slot": 0, "pid": 8, "state": "ready", "uptime_s": 5, "connections": 1, "restarts": 0}]}
+
+        def answer():
+            conn, _ = server.accept()
+            conn.recv(4096)
+            conn.sendall(json.dumps(old).encode() + b"\n")
+            conn.close()
+
+        threading.Thread(target=answer, daemon=True).start()
+        config = os.path.join(self.tmp, "old.json")
+        with open(config, "w") as f:
+            json.dump({"control": {"socket": path}}, f)
+        out = subprocess.run([RENDCTL, "--config", config, "status"], capture_output=True, text=True, timeout=30)
+        self.assertEqual(out.returncode, 0, out.stderr)
+        self.assertIn("rend 0.0.9 (pid 7)", out.stdout)
+        self.assertIn("hash abc", out.stdout)
+
     def test_status_names_processes_whose_executable_was_replaced(self):
         # A package upgrade renames new files over the running ones; status says who still runs an
         # old one, and a rolling restart moves the workers onto the new one.
