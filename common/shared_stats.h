@@ -59,7 +59,8 @@ namespace rend {
   X(backfill_errors, counter)      \
   X(l2_fallbacks, counter)         \
   X(l2_write_failures, counter)    \
-  X(raced_writes, counter)
+  X(raced_writes, counter)         \
+  X(handed_over_connections, counter)
 
 enum class Counter : uint16_t {
 #define REND_COUNTER_ENUM(name, kind) name,

@@ -2,11 +2,20 @@
 
 #include <fmt/format.h>
 #include <spdlog/spdlog.h>
+#include <unistd.h>
+
+#include "common/fd_passing.h"
 
 namespace rend::supervisor {
 
 ChildProcess::~ChildProcess() {
   if (!finished_ && running_) spdlog::error("child {} object destroyed while running", pid_);
+  if (command_fd_ >= 0) close(command_fd_);
+}
+
+bool ChildProcess::send_command(std::string_view command, int fd) {
+  if (command_fd_ < 0 || !running_) return false;
+  return send_with_fd(command_fd_, {command.data(), command.size()}, fd) == static_cast<ssize_t>(command.size());
 }
 
 Status ChildProcess::spawn(const std::vector<std::string>& argv, const std::vector<int>& inherit, bool ready_pipe,
@@ -26,6 +35,8 @@ Status ChildProcess::spawn(const std::vector<std::string>& argv, const std::vect
   options.exit_cb = [](uv_process_t* p, int64_t status, int signal) {
     auto* self = static_cast<ChildProcess*>(p->data);
     self->running_ = false;
+    if (self->command_fd_ >= 0) close(self->command_fd_);
+    self->command_fd_ = -1;
     if (self->on_exit_) self->on_exit_(status, signal);
     self->close_process_handle();
   };

@@ -9,6 +9,7 @@
 
 #include <functional>
 #include <string>
+#include <string_view>
 #include <vector>
 
 #include "common/status.h"
@@ -30,6 +31,12 @@ class ChildProcess {
   Status spawn(const std::vector<std::string>& argv, const std::vector<int>& inherit, bool ready_pipe,
                int& ready_fd_number, ReadyFn on_ready, ExitFn on_exit);
   void kill(int signum);
+  // A socket for commands to the child (its other end was passed to it), owned from now on and
+  // closed when the child exits.
+  void set_command_socket(int fd) { command_fd_ = fd; }
+  // Sends one command message, with `fd` attached unless negative. False if the child cannot get
+  // it (no command socket, exited, or its socket is full).
+  bool send_command(std::string_view command, int fd);
   int pid() const { return pid_; }
   bool running() const { return running_; }
   bool finished() const { return finished_; }
@@ -52,6 +59,7 @@ class ChildProcess {
   bool running_ = false;
   bool finished_ = false;
   int pid_ = 0;
+  int command_fd_ = -1;
   std::string ready_buffer_;
   ReadyFn on_ready_;
   ExitFn on_exit_;

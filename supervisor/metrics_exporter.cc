@@ -32,6 +32,9 @@ constexpr CounterExport kCounterExports[] = {
      "Client connections closed at once: over worker.max_connections, or arriving during a drain."},
     {Counter::accept_pauses, "rend_accept_pauses_total",
      "Times a worker stopped accepting, out of descriptors (new clients wait in the listen backlog)."},
+    {Counter::handed_over_connections, "rend_client_connections_handed_over_total",
+     "Client connections a departing worker (rolled, reloaded or scaled down) handed to another at a "
+     "request boundary, socket and unread input included."},
     {Counter::idle_kicks, "rend_client_connections_idle_closed_total",
      "Client connections closed for being idle past worker.idle_timeout_s."},
     {Counter::bytes_read, "rend_client_read_bytes_total", "Bytes read from clients."},

@@ -1,5 +1,6 @@
 #include "supervisor/supervisor.h"
 
+#include <fcntl.h>
 #include <fmt/format.h>
 #include <fmt/ranges.h>
 #include <spdlog/spdlog.h>
@@ -254,6 +255,16 @@ Status Supervisor::spawn_worker(Slot& slot, std::unique_ptr<ChildProcess>& out, 
     argv.push_back("--unix-fd");
     argv.push_back(std::to_string(2 + inherit.size()));
   }
+  // The command socket: the supervisor tells the worker to hand its clients over, or to take
+  // another's (worker/supervisor_channel.h).
+  int commands[2];
+  if (socketpair(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0, commands) != 0) {
+    return Status::error(fmt::format("cannot create a command socket: {}", strerror(errno)));
+  }
+  fcntl(commands[0], F_SETFL, fcntl(commands[0], F_GETFL) | O_NONBLOCK);
+  inherit.push_back(commands[1]);
+  argv.push_back("--command-fd");
+  argv.push_back(std::to_string(2 + inherit.size()));
   const int ready_fd = static_cast<int>(3 + inherit.size());
   argv.push_back("--ready-fd");
   argv.push_back(std::to_string(ready_fd));
@@ -264,10 +275,13 @@ Status Supervisor::spawn_worker(Slot& slot, std::unique_ptr<ChildProcess>& out, 
   Status s = child->spawn(
       argv, inherit, true, got_ready_fd, std::move(on_ready),
       [this, slot_ptr, raw](int64_t status, int signal) { on_worker_exit(*slot_ptr, raw, status, signal); });
+  close(commands[1]);
   if (!s) {
+    close(commands[0]);
     retire(std::move(child));
     return s;
   }
+  child->set_command_socket(commands[0]);
   slot.stats_owners[stats_entry] = raw;
   out = std::move(child);
   return Status::ok();

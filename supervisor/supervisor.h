@@ -86,6 +86,11 @@ class Supervisor {
   void roll_next();
   void queue_roll();  // every slot into the roll; those already on roll_generation_ are skipped
   void retire(std::unique_ptr<ChildProcess> child);
+  // Tells `from` to hand its clients to `to` at their next request boundaries and then exit
+  // (worker/connection_handoff.h). False if either cannot be told: stop `from` with SIGTERM then.
+  bool hand_clients_over(ChildProcess& from, ChildProcess& to);
+  // The worker that takes a scaled-down slot's clients; null if none is ready.
+  Slot* successor_for(const Slot& leaving);
   void maybe_finish_stop();
   void finish_stop();
   std::string worker_binary() const;

@@ -4,7 +4,12 @@
 #include <fmt/ranges.h>
 #include <spdlog/spdlog.h>
 
+#include <sys/socket.h>
+#include <unistd.h>
+
 #include <algorithm>
+#include <cerrno>
+#include <cstring>
 
 #include "supervisor/supervisor.h"
 
@@ -68,22 +73,55 @@ void Supervisor::resize(int workers) {
     if (workers_started_) start_slot(ref);
     active++;
   }
-  std::vector<Slot*> idle;  // restarting or failed: nothing to drain
+  // All leaving slots are marked first, so none is chosen to take another's clients.
+  std::vector<Slot*> leaving;
   for (auto it = slots_.rbegin(); it != slots_.rend() && active > workers; ++it) {
     Slot& s = **it;
     if (s.retiring) continue;
     s.retiring = true;
     active--;
     if (s.restart_timer != nullptr) uv_timer_stop(s.restart_timer);
-    if (s.worker) {
-      s.worker->kill(SIGTERM);  // removed once it has drained (on_worker_exit)
-    } else if (s.replacement == nullptr) {
-      idle.push_back(&s);
+    leaving.push_back(&s);
+  }
+  std::vector<Slot*> idle;  // restarting or failed: nothing to drain
+  for (Slot* s : leaving) {
+    if (s->worker) {
+      // Its clients move to a worker that stays; it is removed once it has left (on_worker_exit).
+      Slot* successor = successor_for(*s);
+      if (successor == nullptr || !hand_clients_over(*s->worker, *successor->worker)) s->worker->kill(SIGTERM);
+    } else if (s->replacement == nullptr) {
+      idle.push_back(s);
     } else {
-      s.replacement->kill(SIGTERM);  // a roll's replacement still starting: removed when it exits
+      s->replacement->kill(SIGTERM);  // a roll's replacement still starting: removed when it exits
     }
   }
   for (Slot* s : idle) remove_slot(*s);
+}
+
+bool Supervisor::hand_clients_over(ChildProcess& from, ChildProcess& to) {
+  int pair[2];
+  if (socketpair(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0, pair) != 0) {
+    spdlog::error("cannot create a handoff socket: {}; worker {} closes its clients instead", strerror(errno),
+                  from.pid());
+    return false;
+  }
+  // The receiver first: connections sent before it polls wait in the socket.
+  const bool ok = to.send_command("take-over", pair[1]) && from.send_command("hand-off", pair[0]);
+  close(pair[0]);
+  close(pair[1]);
+  if (ok) spdlog::info("worker pid {} hands its clients over to pid {}", from.pid(), to.pid());
+  return ok;
+}
+
+Supervisor::Slot* Supervisor::successor_for(const Slot& leaving) {
+  // Spread over the workers that stay, one leaving slot after another.
+  std::vector<Slot*> staying;
+  for (auto& s : slots_) {
+    if (s.get() != &leaving && !s->retiring && s->worker && s->ready && s->worker->running())
+      staying.push_back(s.get());
+  }
+  if (staying.empty()) return nullptr;
+  return staying[static_cast<size_t>(leaving.index) % staying.size()];
 }
 
 void Supervisor::rolling_restart() {
@@ -122,7 +160,7 @@ void Supervisor::roll_next() {
       p->started_ms = uv_now(loop_);
       if (old) {
         spdlog::info("worker {} replaced: pid {} -> {}", p->index, old->pid(), p->worker->pid());
-        old->kill(SIGTERM);
+        if (!hand_clients_over(*old, *p->worker)) old->kill(SIGTERM);
         retire(std::move(old));
       } else {
         spdlog::info("worker {} started (pid {}) in place of one that died", p->index, p->worker->pid());

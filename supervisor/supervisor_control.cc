@@ -156,6 +156,7 @@ void Supervisor::handle_control(const ControlRequest& request, ControlServer::Re
       return;
     }
     spdlog::info("restart of worker {} requested", slot);
+    ++roll_generation_;  // a worker started by the last roll is replaced too: it was asked for
     rolling_.push_back(slot);
     if (!rolling_busy_) roll_next();
     when_settled([reply] { reply({{"ok", true}}); });

@@ -2,6 +2,7 @@
 
 #include <spdlog/spdlog.h>
 
+#include <fcntl.h>
 #include <sys/ioctl.h>
 
 #include <algorithm>
@@ -37,13 +38,44 @@ ClientConnection::ClientConnection(Worker& worker, bool tcp, TierMode mode) : wo
 
 void ClientConnection::start() {
   last_read_ms_ = uv_now(worker_.loop());
-  update_reading();
+  if (!in_.empty()) {
+    process_input();  // input a previous worker read and did not parse
+  } else {
+    update_reading();
+  }
+}
+
+void ClientConnection::adopt(const HandedConnection& from) {
+  protocol_known_ = from.protocol_known;
+  protocol_ = from.protocol;
+  swallow_ = from.swallow;
+  for (size_t at = 0; at < from.unparsed.size();) {
+    const uv_buf_t room = in_.next_read();
+    const size_t n = std::min<size_t>(room.len, from.unparsed.size() - at);
+    std::memcpy(room.base, from.unparsed.data() + at, n);
+    in_.commit(n);
+    at += n;
+  }
+}
+
+HandedConnection ClientConnection::handoff_state() {
+  HandedConnection h;
+  uv_os_fd_t fd;
+  if (uv_fileno(&h_.handle, &fd) == 0) h.fd = fcntl(fd, F_DUPFD_CLOEXEC, 0);
+  h.tcp = h_.handle.type == UV_TCP;
+  h.mode = mode_;
+  h.protocol_known = protocol_known_;
+  h.protocol = protocol_;
+  h.swallow = swallow_;
+  const std::span<const char> rest = in_.unparsed();
+  h.unparsed.assign(rest.data(), rest.size());
+  return h;
 }
 
 void ClientConnection::update_reading() {
   // While complete requests wait in the buffer (parsing stalled), reading more would only grow it:
   // a client that pipelines faster than its requests finish is held back by TCP, never cut off.
-  const bool want = !closing_ && !input_done_ && !barrier_ && !parse_stalled_ && may_parse();
+  const bool want = !closing_ && !input_done_ && !handing_off_ && !barrier_ && !parse_stalled_ && may_parse();
   if (want && !reading_) {
     reading_ = true;
     uv_read_start(
@@ -119,7 +151,7 @@ bool ClientConnection::may_parse() const {
 void ClientConnection::process_input() {
   const size_t max_item = worker_.config().worker.max_item_size;
   parse_stalled_ = false;
-  while (!closing_ && !input_done_ && !in_.empty()) {
+  while (!closing_ && !input_done_ && !handing_off_ && !in_.empty()) {
     if (swallow_ > 0) {
       const size_t n = static_cast<size_t>(std::min<uint64_t>(swallow_, in_.size()));
       in_.consume(n);
@@ -253,6 +285,13 @@ void ClientConnection::drain() {
   maybe_close();
 }
 
+void ClientConnection::hand_off() {
+  draining_ = true;
+  handing_off_ = true;
+  update_reading();
+  maybe_close();
+}
+
 void ClientConnection::maybe_close() {
   if (closing_) return;
   const bool flushed = out_.idle();
@@ -265,6 +304,12 @@ void ClientConnection::maybe_close() {
   // EOF: nothing more can arrive, so a value being swallowed will never finish either.
   if (answered && input_done_) {
     close();
+    return;
+  }
+  if (answered && handing_off_) {
+    // A request boundary: what was parsed is answered and written; the rest goes with the socket.
+    handed_off = worker_.hand_over(*this);
+    close();  // handed over, or (the handoff failed) closed between requests as a drain would
     return;
   }
   if (answered && draining_ && swallow_ == 0 && in_.empty() && !bytes_waiting()) close();

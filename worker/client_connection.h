@@ -19,6 +19,7 @@
 #include "common/protocol/request.h"
 #include "common/read_buffer.h"
 #include "common/write_queue.h"
+#include "worker/connection_handoff.h"
 #include "worker/op.h"
 #include "worker/reply_queue.h"
 #include "worker/tiered.h"
@@ -48,13 +49,23 @@ class ClientConnection {
   void flush();
   // Stop between requests: close as soon as nothing is in flight.
   void drain();
+  // Stop parsing now, answer what was parsed, then pass the connection to the worker's handoff
+  // (Worker::hand_over) instead of closing it. A connection the client already closed, or one
+  // closing after a quit or a protocol error, just closes.
+  void hand_off();
+  // A connection handed over by another worker: its protocol, a value being swallowed and the
+  // input that worker had read but not parsed. Before start().
+  void adopt(const HandedConnection& from);
+  // The connection's state for the next worker: a duplicate of its socket and its unparsed input.
+  HandedConnection handoff_state();
   // Nothing received since `cutoff_ms` (loop time) and nothing in flight: worker.idle_timeout_s.
   bool idle_since(uint64_t cutoff_ms) const {
     return last_read_ms_ <= cutoff_ms && pending_.empty() && out_.idle() && !closing_;
   }
 
-  bool dirty = false;    // on the worker's flush list
-  bool counted = false;  // included in curr_connections
+  bool dirty = false;       // on the worker's flush list
+  bool counted = false;     // included in curr_connections
+  bool handed_off = false;  // closed here because another worker serves it now
 
  private:
   void on_alloc(uv_buf_t* buf);
@@ -97,6 +108,7 @@ class ClientConnection {
   bool closing_ = false;
   bool input_done_ = false;  // EOF, quit, protocol error or drain: read nothing more
   bool draining_ = false;
+  bool handing_off_ = false;
   bool close_when_flushed_ = false;
   bool barrier_ = false;  // a flush_all waits for, or holds back, this client's other requests
   // Parsing stopped with requests still in the buffer (in-flight limit or a barrier): nothing is

@@ -24,6 +24,7 @@ int main(int argc, char** argv) {
   app.add_option("--stats-entry", options.stats_entry, "this process's entry among the slot's stats entries")
       ->check(CLI::Range(0, static_cast<int>(rend::kEntriesPerSlot) - 1));
   app.add_option("--ready-fd", options.ready_fd, "pipe to announce readiness on");
+  app.add_option("--command-fd", options.command_fd, "socket the supervisor sends commands on");
   CLI11_PARSE(app, argc, argv);
 
   rend::Config config;

@@ -34,7 +34,7 @@ Worker::Worker(uv_loop_t* loop, Config config, WorkerOptions options, SharedStat
 
 Worker::~Worker() = default;
 
-void Worker::on_new_connection(int fd, bool tcp, TierMode mode) {
+ClientConnection* Worker::open_connection(int fd, bool tcp, TierMode mode) {
   auto* c = new ClientConnection(*this, tcp, mode);
   const int rc = tcp ? uv_tcp_open(reinterpret_cast<uv_tcp_t*>(c->stream()), fd)
                      : uv_pipe_open(reinterpret_cast<uv_pipe_t*>(c->stream()), fd);
@@ -42,9 +42,15 @@ void Worker::on_new_connection(int fd, bool tcp, TierMode mode) {
     close(fd);
     uv_close(reinterpret_cast<uv_handle_t*>(c->stream()),
              [](uv_handle_t* h) { delete static_cast<ClientConnection*>(h->data); });
-    return;
+    return nullptr;
   }
   connections_.insert(c);
+  return c;
+}
+
+void Worker::on_new_connection(int fd, bool tcp, TierMode mode) {
+  ClientConnection* c = open_connection(fd, tcp, mode);
+  if (c == nullptr) return;
   if (draining_ || connections_.size() > static_cast<size_t>(config_.worker.max_connections)) {
     bump(stats(), Counter::rejected_connections);
     c->close();
@@ -60,12 +66,58 @@ void Worker::on_new_connection(int fd, bool tcp, TierMode mode) {
   c->start();
 }
 
+void Worker::on_handed_connection(HandedConnection h) {
+  if (h.mode == TierMode::kL1L2Batch && !l2_) {
+    close(h.fd);  // cannot happen within one rend (L2 on or off needs a restart); never serve it wrongly
+    return;
+  }
+  // Not held to worker.max_connections: the client was admitted already, and the total over the
+  // workers does not change.
+  ClientConnection* c = open_connection(h.fd, h.tcp, h.mode);
+  if (c == nullptr) return;
+  c->adopt(h);
+  c->counted = true;
+  bump(stats(), Counter::curr_connections);
+  if (draining_) {
+    if (hand_off_) {
+      c->hand_off();  // passed straight on: this worker is leaving too
+    } else {
+      c->drain();
+    }
+  }
+  if (!c->closing()) c->start();
+}
+
+void Worker::take_over_from(int channel_fd) {
+  take_overs_.push_back(std::make_unique<HandoffReceiver>(
+      loop_, channel_fd, [this](HandedConnection h) { on_handed_connection(std::move(h)); },
+      [this] { maybe_finish_drain(); }));
+}
+
+void Worker::begin_hand_off(int channel_fd) {
+  if (draining_) {
+    close(channel_fd);  // already stopping (SIGTERM): its clients close between requests
+    return;
+  }
+  hand_off_ = std::make_unique<HandoffSender>(loop_, channel_fd);
+  begin_drain();
+}
+
+bool Worker::hand_over(ClientConnection& c) {
+  if (!hand_off_) return false;
+  HandedConnection h = c.handoff_state();
+  if (h.fd < 0) return false;
+  hand_off_->send(std::move(h));
+  bump(stats(), Counter::handed_over_connections);
+  return true;
+}
+
 void Worker::on_connection_closed(ClientConnection* c) {
   connections_.erase(c);
   acceptor_.resume();  // a descriptor is free again
   if (c->counted) {
     drop(stats(), Counter::curr_connections);
-    bump(stats(), Counter::closed_connections);
+    if (!c->handed_off) bump(stats(), Counter::closed_connections);
   }
   delete c;
   maybe_finish_drain();
@@ -100,10 +152,16 @@ void Worker::flush_dirty() {
 void Worker::begin_drain() {
   if (draining_) return;
   draining_ = true;
-  spdlog::info("draining {} connections", connections_.size());
+  spdlog::info("{} {} connections", hand_off_ ? "handing over" : "draining", connections_.size());
   acceptor_.close_all();
   std::vector<ClientConnection*> all(connections_.begin(), connections_.end());
-  for (ClientConnection* c : all) c->drain();
+  for (ClientConnection* c : all) {
+    if (hand_off_) {
+      c->hand_off();
+    } else {
+      c->drain();
+    }
+  }
   maybe_finish_drain();
 }
 
@@ -136,6 +194,14 @@ bool Worker::backends_idle() { return l1_->idle() && (l2_ == nullptr || l2_->idl
 
 void Worker::maybe_finish_drain() {
   if (!draining_ || finished_ || !connections_.empty()) return;
+  // Connections another worker is still handing over would arrive with nobody to serve them.
+  for (const auto& r : take_overs_) {
+    if (r->open()) return;
+  }
+  if (hand_off_) {
+    if (!hand_off_->idle()) return;  // sent as the receiver reads; the tick comes back here
+    hand_off_->finish();             // the receiver sees the end: nothing more comes from here
+  }
   // Burials still to come (or unanswered) would leave stale L1 copies behind: they are part of
   // the writes this worker answered. So would an L2 write still in flight for a client that has
   // gone (its L1 step, or its burial if L2 times out, is still to come). The tick calls back
@@ -154,6 +220,7 @@ void Worker::maybe_finish_drain() {
   MetricClockBatch::end();
   uv_close(reinterpret_cast<uv_handle_t*>(&sigterm_), nullptr);
   uv_close(reinterpret_cast<uv_handle_t*>(&sigint_), nullptr);
+  if (commands_) commands_->close();
 }
 
 int Worker::run() {
@@ -206,6 +273,10 @@ bool Worker::start() {
   uv_signal_start(
       &sigint_, [](uv_signal_t* h, int) { static_cast<Worker*>(h->data)->begin_drain(); }, SIGINT);
 
+  if (options_.command_fd >= 0) {
+    commands_ = std::make_unique<SupervisorChannel>(
+        loop_, options_.command_fd, [this](int fd) { begin_hand_off(fd); }, [this](int fd) { take_over_from(fd); });
+  }
   l1_->start();
   if (l2_) l2_->start();
   const TierMode main_mode = l2_ ? TierMode::kL1L2 : TierMode::kL1Only;

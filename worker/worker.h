@@ -3,7 +3,9 @@
 //
 // Lifecycle: run() announces readiness on the ready fd once it accepts, and returns when the loop
 // ends. SIGTERM/SIGINT drain: stop accepting, answer every request already received, close each
-// client between requests, then exit. Nothing here is shared with another worker except the
+// client between requests, then exit. The supervisor's "hand-off" command drains too, but hands
+// each client to another worker at its next request boundary instead of closing it; "take-over"
+// receives such connections (worker/connection_handoff.h). Nothing here is shared with another worker except the
 // listening sockets (kernel-balanced) and this worker's own slot of the shared stats block.
 #pragma once
 
@@ -18,9 +20,11 @@
 #include "worker/acceptor.h"
 #include "worker/backend_pool.h"
 #include "worker/chunked_l1.h"
+#include "worker/connection_handoff.h"
 #include "worker/delayed_burials.h"
 #include "worker/dispatcher.h"
 #include "worker/key_lock.h"
+#include "worker/supervisor_channel.h"
 #include "worker/tiered.h"
 
 namespace rend::worker {
@@ -34,6 +38,7 @@ struct WorkerOptions {
   int batch_listen_fd = -1;
   int unix_listen_fd = -1;
   int ready_fd = -1;
+  int command_fd = -1;  // the supervisor's commands (worker/supervisor_channel.h)
 };
 
 class Worker {
@@ -80,9 +85,18 @@ class Worker {
   void mark_dirty(ClientConnection* c);
   void mark_dirty(Backend* b);
   void on_connection_closed(ClientConnection* c);
+  // Passes `c` (answered, between requests) to the worker this one hands its clients to. False if
+  // it cannot (no handoff under way, or no descriptor left to duplicate its socket).
+  bool hand_over(ClientConnection& c);
+  // Serve the connections another worker hands over `channel_fd` / hand ours over it and exit.
+  void take_over_from(int channel_fd);
+  void begin_hand_off(int channel_fd);
 
  private:
   void on_new_connection(int fd, bool tcp, TierMode mode);
+  // Wraps an accepted or handed-over socket; null (the socket closed) if libuv cannot take it.
+  ClientConnection* open_connection(int fd, bool tcp, TierMode mode);
+  void on_handed_connection(HandedConnection h);
   void flush_dirty();
   void begin_drain();
   void maybe_finish_drain();
@@ -99,6 +113,9 @@ class Worker {
   KeyLock key_lock_;
   DelayedBurials delayed_burials_;
   Acceptor acceptor_;
+  std::unique_ptr<SupervisorChannel> commands_;
+  std::unique_ptr<HandoffSender> hand_off_;  // set once this worker hands its clients over
+  std::vector<std::unique_ptr<HandoffReceiver>> take_overs_;
   Dispatcher dispatcher_;
   std::unordered_set<ClientConnection*> connections_;
   std::vector<ClientConnection*> dirty_clients_;

@@ -223,9 +223,9 @@ class RendctlTest(ProcessTest):
         self.assertEqual(replaced(), ["rend"])
 
     def test_gauges_stay_exact_across_a_roll(self):
-        # A roll overlaps the draining worker and its replacement in one slot: each keeps gauges of
-        # its own, so the old one closing its connections does not take the new one's count below
-        # zero (it read 2^64 - 3 when they shared the slot's figures).
+        # A roll overlaps the departing worker and its replacement in one slot: each keeps gauges of
+        # its own, so the old one letting go of its connections does not take the new one's count
+        # below zero (it read 2^64 - 3 when they shared the slot's figures).
         rend = self.start_rend(workers=2)
         old = [self.client(rend.port) for _ in range(6)]
         for c in old:
@@ -239,6 +239,11 @@ class RendctlTest(ProcessTest):
         def connections():
             return sum(w["connections"] for w in json.loads(rend.rendctl("--json", "status").stdout)["workers"])
 
+        # The 6 old connections were handed to the new workers, and counted once there.
+        wait_until(lambda: connections() == 9, 10, what="the 6 handed-over and 3 new connections, counted once")
+        for c in old:
+            self.assertEqual(c.call(b"version\r\n")[:7], b"VERSION")
+            c.close()
         wait_until(lambda: connections() == 3, 10, what="the 3 new connections counted, the 6 closed ones not")
         scrape = rend.scrape()
         self.assertEqual(metric(scrape, "rend_client_connections"), 3)

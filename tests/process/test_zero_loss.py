@@ -1,0 +1,99 @@
+"""Lifecycle operations no client can notice: a departing worker hands each client connection to
+another worker at a request boundary (socket and unread input), so clients that never retry see
+no failure across restarts, reloads and scaling, on both ports and both protocols."""
+import os
+import signal
+import threading
+import time
+
+from rendtest import Client, ProcessTest, free_port, metric, wait_until
+from strict_load import StrictLoad
+
+
+class ZeroLossTest(ProcessTest):
+    def start_tiered(self, workers=2):
+        self.batch_port = free_port()
+        return self.start_rend(workers=workers, config={
+            "l2": {"enabled": True, "data_dir": os.path.join(self.tmp, "l2"),
+                   "address": os.path.join(self.tmp, "run", "rend-l2.sock")},
+            "listen": {"batch_port": self.batch_port},
+        })
+
+    def run_step(self, rend, load, what, *command):
+        """Runs a rendctl command under the load; returns how many connections were handed over."""
+        before = load.ok
+        pids = set(rend.worker_pids().values())
+        handed = metric(rend.scrape(), "rend_client_connections_handed_over_total")
+        out = rend.rendctl(*command, timeout=60)
+        self.assertEqual(out.returncode, 0, f"{what}: {out.stdout}{out.stderr}")
+        # Every departing worker has finished handing over and exited.
+        wait_until(lambda: len(rend.worker_pids()) == rend.config["workers"], 30, what=f"{what}: workers settled")
+        time.sleep(0.5)
+        if command[0] != "scale":
+            self.assertFalse(pids & set(rend.worker_pids().values()), f"{what}: every worker was replaced")
+        self.assertGreater(load.ok, before + 100, f"{what}: the load kept being served")
+        handed = metric(rend.scrape(), "rend_client_connections_handed_over_total") - handed
+        print(f"after {what}: {load.summary()}, {handed:.0f} connections handed over")
+        return handed
+
+    def test_strict_clients_see_nothing_of_restart_reload_and_scaling(self):
+        rend = self.start_tiered()
+        load = StrictLoad([rend.port, self.batch_port], connections=16).start()
+        self.addCleanup(load.stop)
+        time.sleep(1.0)
+        self.assertEqual((load.failed, load.wrong), (0, 0), load.samples)
+        # Every worker leaves: all 16 connections move (sums over slots still in use).
+        self.assertEqual(self.run_step(rend, load, "restart", "restart"), 16)
+        rend.config["l1"]["connections"] = 3
+        rend.write_config(rend.config)
+        self.assertEqual(self.run_step(rend, load, "reload", "reload"), 16)
+        rend.config["workers"] = 4
+        self.run_step(rend, load, "scale 4", "scale", "4")
+        rend.config["workers"] = 1
+        self.run_step(rend, load, "scale 1", "scale", "1")
+        self.assertEqual(self.run_step(rend, load, "restart-worker 0", "restart-worker", "0"), 16)
+        c = self.client(rend.port)
+        self.assertEqual(c.stats()["curr_connections"], "17", "16 strict clients and this one, counted once")
+        load.stop()
+        print(f"strict clients: {load.summary()}")
+        self.assertEqual((load.failed, load.wrong), (0, 0), load.samples)
+        self.assertGreater(load.ok, 2000)
+        self.assertEqual(load.reconnects, 0)
+
+    def test_a_half_sent_value_and_a_long_pipeline_move_intact(self):
+        rend = self.start_tiered()
+        half = self.client(rend.port, timeout=20)
+        half.send(b"set half 0 0 10\r\nhello")
+        # A pipeline of 100k requests, written while rend is being restarted, read back in order.
+        piped = self.client(rend.port, timeout=60)
+        n = 100_000
+        requests = b"".join(b"set p%d 0 0 %d\r\n%d\r\nget p%d\r\n" % (i % 1000, len(b"%d" % i), i, i % 1000)
+                            for i in range(n))
+        writer = threading.Thread(target=piped.send, args=(requests,), daemon=True)
+        writer.start()
+        time.sleep(0.05)
+        before = rend.worker_pids()
+        out = rend.rendctl("restart", timeout=60)
+        self.assertEqual(out.returncode, 0, out.stderr)
+        wait_until(lambda: not set(before.values()) & set(rend.worker_pids().values())
+                   and len(rend.worker_pids()) == 2, 30, what="both workers replaced")
+        expected = b"".join(b"STORED\r\nVALUE p%d 0 %d\r\n%d\r\nEND\r\n" % (i % 1000, len(b"%d" % i), i)
+                            for i in range(n))
+        got = piped.read_exact(len(expected))
+        writer.join(30)
+        self.assertEqual(got, expected, "every request answered once, in order")
+        half.send(b"world\r\n")
+        self.assertEqual(half.read_line(), b"STORED\r\n")
+        self.assertEqual(half.get(b"half"), b"helloworld")
+        self.assertIn("hands its clients over", rend.read_log())
+
+    def test_stop_still_closes_clients_between_requests(self):
+        # Without a successor (SIGTERM to rend), a worker answers what it read and closes.
+        rend = self.start_tiered()
+        c = self.client(rend.port, timeout=20)
+        c.send(b"".join(b"set s%d 0 0 1\r\nx\r\n" % i for i in range(2000)))
+        self.assertEqual(c.read_line(), b"STORED\r\n")
+        rend.signal(signal.SIGTERM)
+        self.assertEqual(c.read_exact(8 * 1999), b"STORED\r\n" * 1999)
+        self.assertEqual(c.read_available(1.0), b"<CLOSED>")
+        self.assertEqual(rend.proc.wait(20), 0)

@@ -1,0 +1,57 @@
+#include "worker/supervisor_channel.h"
+
+#include <fcntl.h>
+#include <spdlog/spdlog.h>
+#include <unistd.h>
+
+#include <cerrno>
+#include <string_view>
+
+#include "common/fd_passing.h"
+
+namespace rend::worker {
+
+SupervisorChannel::SupervisorChannel(uv_loop_t* loop, int fd, OnSocket on_hand_off, OnSocket on_take_over)
+    : fd_(fd), on_hand_off_(std::move(on_hand_off)), on_take_over_(std::move(on_take_over)) {
+  fcntl(fd_, F_SETFL, fcntl(fd_, F_GETFL) | O_NONBLOCK);
+  fcntl(fd_, F_SETFD, FD_CLOEXEC);
+  uv_poll_init_socket(loop, &poll_, fd_);
+  poll_.data = this;
+  uv_poll_start(&poll_, UV_READABLE,
+                [](uv_poll_t* p, int, int) { static_cast<SupervisorChannel*>(p->data)->on_readable(); });
+}
+
+SupervisorChannel::~SupervisorChannel() {
+  if (!closed_) ::close(fd_);
+}
+
+void SupervisorChannel::close() {
+  if (closed_) return;
+  closed_ = true;
+  uv_close(reinterpret_cast<uv_handle_t*>(&poll_),
+           [](uv_handle_t* h) { ::close(static_cast<SupervisorChannel*>(h->data)->fd_); });
+}
+
+void SupervisorChannel::on_readable() {
+  char buffer[64];
+  while (!closed_) {
+    int fd = -1;
+    const ssize_t n = receive_with_fd(fd_, buffer, fd);
+    if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK)) return;
+    if (n <= 0) {
+      close();  // the supervisor is gone: nothing more will come
+      return;
+    }
+    const std::string_view command(buffer, static_cast<size_t>(n));
+    if (fd >= 0 && command == "hand-off") {
+      on_hand_off_(fd);
+    } else if (fd >= 0 && command == "take-over") {
+      on_take_over_(fd);
+    } else {
+      spdlog::warn("unknown command from the supervisor ({} bytes)", n);
+      if (fd >= 0) ::close(fd);
+    }
+  }
+}
+
+}  // namespace rend::worker
