@@ -19,8 +19,9 @@ struct Option {
   const char* description;
   int64_t min = 0;
   int64_t max = 0;  // numbers only; min == max == 0 means unchecked
-  // A reload cannot apply it: it names the listening sockets, the supervised memcached or what it
-  // was started with (restarting it would empty L1: its address, item size limit), how values are
+  // A reload cannot apply it: it names the listening sockets, whether memcached is supervised and
+  // where L1 is (a reload applies memcached's other settings with a warm restart of memcached, which
+  // keeps its items where it can; see Supervisor::restart_memcached), how values are
   // laid out in L1 (chunked or not, the chunk size: items written one way misread the other),
   // rend-l2's identity, or where the supervisor itself is reached. Changing it needs a restart of
   // rend; a reload that tries is refused with the key's name.
@@ -94,12 +95,14 @@ const std::vector<Option>& options() {
       {"l2.reconnect_max_ms", 1000, "cap of the reconnect delay", 1, 600000},
       {"memcached.enabled", true, "start and supervise memcached on l1.address (a unix socket path)", 0, 0,
        kRestartOnly},
-      {"memcached.binary", "memcached", "memcached executable (looked up on PATH)", 0, 0, kRestartOnly},
-      {"memcached.memory_mb", 1024, "memcached -m: cache memory in MiB", 8, 1048576, kRestartOnly},
-      {"memcached.threads", 4, "memcached -t: worker threads", 1, 256, kRestartOnly},
-      {"memcached.max_connections", 4096, "memcached -c: connection limit", 16, 1000000, kRestartOnly},
-      {"memcached.extra_args", json::array(), "further memcached arguments, e.g. [\"-o\", \"modern\"]", 0, 0,
-       kRestartOnly},
+      {"memcached.binary", "memcached", "memcached executable (looked up on PATH)"},
+      {"memcached.memory_mb", 1024, "memcached -m: cache memory in MiB (a change empties L1)", 8, 1048576},
+      {"memcached.threads", 4, "memcached -t: worker threads", 1, 256},
+      {"memcached.max_connections", 4096, "memcached -c: connection limit", 16, 1000000},
+      {"memcached.extra_args", json::array(), "further memcached arguments, e.g. [\"-o\", \"modern\"]"},
+      {"memcached.warm_restart", true,
+       "keep L1's items across planned restarts of memcached (memcached -e with a memory file in run_dir, "
+       "stopped with SIGUSR1); used only when run_dir is on a RAM filesystem with room for memory_mb"},
       {"metrics.enabled", true, "record per-request counters by result and latency histograms"},
       {"metrics.listen", "127.0.0.1:11299", "address of the Prometheus /metrics endpoint (empty = off)", 0, 0,
        kRestartOnly},
@@ -259,6 +262,7 @@ Status parse_config(const json& input, Config& out) {
   c.memcached.threads = e["memcached"]["threads"].get<int>();
   c.memcached.max_connections = e["memcached"]["max_connections"].get<int>();
   c.memcached.extra_args = e["memcached"]["extra_args"].get<std::vector<std::string>>();
+  c.memcached.warm_restart = e["memcached"]["warm_restart"].get<bool>();
   if (c.memcached.enabled && c.l1.address.find('/') == std::string::npos && !c.l1.address.starts_with("unix:")) {
     return Status::error("l1.address: must be a unix socket path when memcached.enabled is true");
   }

@@ -59,6 +59,7 @@ struct MemcachedConfig {
   int threads = 0;
   int max_connections = 0;
   std::vector<std::string> extra_args;
+  bool warm_restart = false;
 };
 
 struct SupervisorConfig {

@@ -109,15 +109,30 @@ void ChildProcess::watch_ready_pipe() {
         auto* self = static_cast<ChildProcess*>(s->data);
         if (n > 0) {
           self->ready_buffer_.append(buf->base, static_cast<size_t>(n));
-          if (self->ready_buffer_.find("ready\n") != std::string::npos && self->on_ready_) {
-            auto fn = std::move(self->on_ready_);
-            self->on_ready_ = nullptr;
-            fn();
-          }
+          self->take_lines();
           return;
         }
         if (n < 0) self->close_ready_pipe();
       });
+}
+
+void ChildProcess::take_lines() {
+  size_t end;
+  while ((end = ready_buffer_.find('\n')) != std::string::npos) {
+    const std::string line = ready_buffer_.substr(0, end);
+    ready_buffer_.erase(0, end + 1);
+    if (!ready_seen_ && line == "ready") {
+      ready_seen_ = true;
+      if (on_ready_) {
+        auto fn = std::move(on_ready_);
+        on_ready_ = nullptr;
+        fn();
+      }
+    } else if (ready_seen_ && on_message_) {
+      on_message_(line);
+    }
+  }
+  if (ready_buffer_.size() > 4096) ready_buffer_.clear();  // no line is that long: not ours
 }
 
 void ChildProcess::kill(int signum) {

@@ -31,6 +31,8 @@ class ChildProcess {
   Status spawn(const std::vector<std::string>& argv, const std::vector<int>& inherit, bool ready_pipe,
                int& ready_fd_number, ReadyFn on_ready, ExitFn on_exit);
   void kill(int signum);
+  // Lines the child writes on its ready pipe after "ready" (a worker's "l1-held").
+  void set_on_message(std::function<void(std::string_view line)> fn) { on_message_ = std::move(fn); }
   // A socket for commands to the child (its other end was passed to it), owned from now on and
   // closed when the child exits.
   void set_command_socket(int fd) { command_fd_ = fd; }
@@ -49,6 +51,8 @@ class ChildProcess {
   void close_process_handle();
   void close_ready_pipe();
   void watch_ready_pipe();
+  // Handles the complete lines received on the ready pipe.
+  void take_lines();
 
   uv_loop_t* loop_;
   uv_process_t process_{};
@@ -62,6 +66,8 @@ class ChildProcess {
   int command_fd_ = -1;
   std::string ready_buffer_;
   ReadyFn on_ready_;
+  bool ready_seen_ = false;
+  std::function<void(std::string_view)> on_message_;
   ExitFn on_exit_;
 };
 

@@ -126,6 +126,8 @@ int main(int argc, char** argv) {
   app.add_subcommand("scale", "run N workers, adding or draining them live")
       ->add_option("workers", workers, "number of workers")
       ->required();
+  app.add_subcommand("restart-memcached",
+                     "restart memcached, keeping its items (warm restart) while workers hold L1 requests");
   app.add_subcommand("stop", "graceful stop: finish in-flight requests, then exit");
   app.add_subcommand("version", "rend's version");
   CLI11_PARSE(app, argc, argv);

@@ -39,7 +39,13 @@ Service::~Service() = default;
 
 void Service::start(std::function<void()> on_first_ready) {
   on_first_ready_ = std::move(on_first_ready);
-  spawn();
+  const uint64_t delay = options_.start_delay_ms ? options_.start_delay_ms() : 0;
+  if (delay == 0) {
+    spawn();
+    return;
+  }
+  uv_timer_start(
+      &timer_, [](uv_timer_t* t) { static_cast<Service*>(t->data)->spawn(); }, delay, 0);
 }
 
 void Service::spawn() {
@@ -88,6 +94,22 @@ void Service::on_exit(int64_t status, int signal) {
   if (child_) retired_.push_back(std::move(child_));
   std::erase_if(retired_, [](const auto& c) { return c->finished(); });
   if (options_.up_metric != nullptr) *options_.up_metric = 0;
+  if (restarting_ && !stopping_) {
+    restarting_ = false;
+    const uint64_t delay = options_.start_delay_ms ? options_.start_delay_ms() : 0;
+    spdlog::info("{} stopped for its restart ({}); starting it again in {} ms", options_.name,
+                 signal != 0 ? fmt::format("signal {}", signal) : fmt::format("status {}", status), delay);
+    uv_timer_start(
+        &timer_, [](uv_timer_t* t) { static_cast<Service*>(t->data)->spawn(); }, delay, 0);
+    return;
+  }
+  if (on_restart_failed_ && on_first_ready_) {
+    // The restarted one died before it accepted: the restart failed; restarts go on as usual.
+    on_first_ready_ = nullptr;
+    auto failed = std::move(on_restart_failed_);
+    on_restart_failed_ = nullptr;
+    failed();
+  }
   if (stopping_) {
     if (on_stopped_) {
       auto done = std::move(on_stopped_);
@@ -133,7 +155,21 @@ void Service::stop(std::function<void()> on_stopped) {
     return;
   }
   on_stopped_ = std::move(on_stopped);
-  child_->kill(SIGTERM);
+  child_->kill(options_.stop_signal ? options_.stop_signal() : SIGTERM);
+}
+
+void Service::restart(std::function<void()> on_ready, std::function<void()> on_failed) {
+  if (stopping_ || restarting_ || failed_ || !running() || on_first_ready_) {
+    on_failed();
+    return;
+  }
+  restarting_ = true;
+  on_first_ready_ = [this, on_ready = std::move(on_ready)] {
+    on_restart_failed_ = nullptr;
+    on_ready();
+  };
+  on_restart_failed_ = std::move(on_failed);
+  child_->kill(options_.stop_signal ? options_.stop_signal() : SIGTERM);
 }
 
 void Service::kill_now() {

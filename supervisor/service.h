@@ -28,6 +28,11 @@ class Service {
     std::atomic<uint64_t>* restarts_metric = nullptr;
     std::atomic<int64_t>* up_metric = nullptr;
     int fatal_status = -1;  // an exit with this status is not retried (common/exit_codes.h)
+    // The signal of a graceful stop, asked at each stop (memcached with a memory file saves its
+    // cache on SIGUSR1); SIGTERM when unset.
+    std::function<int()> stop_signal;
+    // How long to wait before a start (the first, or a planned restart's); none when unset.
+    std::function<uint64_t()> start_delay_ms;
   };
 
   Service(uv_loop_t* loop, Options options);
@@ -40,6 +45,10 @@ class Service {
   // Graceful stop: SIGTERM, then `on_stopped` once it has exited.
   void stop(std::function<void()> on_stopped);
   void kill_now();
+  // A planned restart: a graceful stop, then a start at once (no backoff, not counted as a crash)
+  // with the command line as it is now; `on_ready` once the new one accepts, or `on_failed` if it
+  // is not running (down, failed, stopping) or the new one exits before it accepts.
+  void restart(std::function<void()> on_ready, std::function<void()> on_failed);
 
   bool running() const { return child_ && child_->running(); }
   // Exited with its fatal status: reported and left down until rend restarts.
@@ -65,6 +74,8 @@ class Service {
   bool failed_ = false;
   uint64_t started_ms_ = 0;
   bool stopping_ = false;
+  bool restarting_ = false;  // a planned restart: the exit is expected
+  std::function<void()> on_restart_failed_;
 };
 
 }  // namespace rend::supervisor

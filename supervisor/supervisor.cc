@@ -211,6 +211,8 @@ void Supervisor::install_handlers() {
       SIGHUP);
   uv_timer_init(loop_, &stop_timer_);
   stop_timer_.data = this;
+  uv_timer_init(loop_, &l1_hold_timer_);
+  l1_hold_timer_.data = this;
   uv_timer_init(loop_, &reap_timer_);
   reap_timer_.data = this;
   // Retired children are freed once libuv has closed their handles.
@@ -272,8 +274,16 @@ Status Supervisor::spawn_worker(Slot& slot, std::unique_ptr<ChildProcess>& out, 
   ChildProcess* raw = child.get();
   Slot* slot_ptr = &slot;
   int got_ready_fd = -1;
+  child->set_on_message([this, raw](std::string_view line) {
+    if (line == "l1-held") on_l1_held(raw);
+  });
+  auto ready = [this, raw, on_ready = std::move(on_ready)] {
+    // Started while memcached restarts: it holds its L1 requests like the others until the end.
+    if (memcached_restarting_) raw->send_command("l1-hold", -1);
+    on_ready();
+  };
   Status s = child->spawn(
-      argv, inherit, true, got_ready_fd, std::move(on_ready),
+      argv, inherit, true, got_ready_fd, std::move(ready),
       [this, slot_ptr, raw](int64_t status, int signal) { on_worker_exit(*slot_ptr, raw, status, signal); });
   close(commands[1]);
   if (!s) {
@@ -306,6 +316,7 @@ void Supervisor::start_slot(Slot& slot) {
 
 void Supervisor::on_worker_exit(Slot& slot, ChildProcess* child, int64_t status, int signal) {
   release_stats_entry(slot, child);
+  on_l1_held(child);  // a worker that is gone holds nothing
   if (slot.worker.get() != child) {
     // A replaced or retiring worker finished draining, or a roll's replacement died starting.
     if (slot.replacement == child) slot.replacement = nullptr;

@@ -75,7 +75,22 @@ class Supervisor {
   // A scaled-down slot whose worker is gone: its sockets close, its gauges read zero.
   void remove_slot(Slot& slot);
   void start_services();
-  std::vector<std::string> memcached_argv() const;
+  // memcached's command line for the current config; `report` logs why warm restarts are off.
+  std::vector<std::string> memcached_argv(bool report = false) const;
+  // Where memcached keeps its items for a warm restart (-e), or "" when it cannot (see config).
+  std::string memcached_memory_file(bool report) const;
+  int memcached_stop_signal() const;
+  uint64_t memcached_start_delay_ms() const;
+  // Restarts memcached with the current config, keeping L1's items where its memory file allows:
+  // every worker holds its L1 requests and says so once L1 has answered the ones it sent, memcached
+  // stops gracefully (SIGUSR1) and starts again, and the workers send what they held. `done` gets
+  // the outcome. One restart at a time; a request during one waits for it.
+  void restart_memcached(std::function<void(Status)> done);
+  void on_l1_held(ChildProcess* worker);
+  void restart_held_memcached();
+  void finish_memcached_restart(Status outcome);
+  // Every running worker process: slots' workers, roll replacements, and those still draining.
+  std::vector<ChildProcess*> running_workers() const;
   std::vector<std::string> l2_argv() const;
   void start_workers();
   Status spawn_worker(Slot& slot, std::unique_ptr<ChildProcess>& out, std::function<void()> on_ready);
@@ -128,6 +143,12 @@ class Supervisor {
   std::vector<std::unique_ptr<Slot>> slots_;
   std::vector<std::unique_ptr<ChildProcess>> retired_;  // stopping or stopped, kept until finished
   std::unique_ptr<Service> memcached_;
+  std::vector<std::string> memcached_running_argv_;  // what the running memcached was started with
+  bool memcached_started_warm_ = false;              // ... with a memory file
+  bool memcached_restarting_ = false;
+  std::vector<std::function<void(Status)>> memcached_restart_waiters_;
+  std::vector<ChildProcess*> l1_hold_pending_;  // workers yet to say "l1-held"
+  uv_timer_t l1_hold_timer_;
   std::unique_ptr<Service> l2_;
   int services_pending_ = 0;  // services not yet answering before the workers start
   std::deque<int> rolling_;   // slots still to roll

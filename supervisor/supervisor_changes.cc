@@ -37,6 +37,13 @@ Status Supervisor::reload() {
   metrics_.reloads_ok++;
   if (notifier_) notifier_->reloading();
   config_ = std::move(next);
+  // memcached's settings apply by a warm restart of memcached; the workers hold L1 meanwhile.
+  if (memcached_ && memcached_->running() && memcached_argv() != memcached_running_argv_) {
+    spdlog::info("reloading: memcached's command line changed; restarting it");
+    restart_memcached([](Status s) {
+      if (!s) spdlog::error("reload: memcached restart failed: {}", s.message());
+    });
+  }
   spdlog::info("reloading: rolling {} workers onto the new config", config_.workers);
   ++roll_generation_;  // workers started from here on run the new config and are not rolled again
   for (auto& slot : slots_) {

@@ -29,7 +29,7 @@ bool executable_replaced(int pid) {
 }  // namespace
 
 bool Supervisor::settled() const {
-  if (!rolling_.empty() || rolling_busy_) return false;
+  if (!rolling_.empty() || rolling_busy_ || memcached_restarting_) return false;
   for (const auto& s : slots_) {
     if (s->failed) continue;  // down until a reload: nothing is on its way
     if (s->retiring || !s->worker || !s->ready) return false;
@@ -147,6 +147,11 @@ void Supervisor::handle_control(const ControlRequest& request, ControlServer::Re
     spdlog::info("rolling restart requested");
     rolling_restart();
     when_settled([this, reply] { reply({{"ok", true}, {"workers", slots_.size()}}); });
+  } else if (cmd == "restart-memcached") {
+    spdlog::info("restart of memcached requested");
+    restart_memcached([reply](Status s) {
+      reply(s ? nlohmann::json{{"ok", true}} : nlohmann::json{{"ok", false}, {"error", s.message()}});
+    });
   } else if (cmd == "restart-worker") {
     const int slot = request.slot;
     const bool exists =

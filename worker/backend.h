@@ -41,6 +41,9 @@ class Backend {
   virtual void flush() = 0;
   // Fails everything outstanding if the oldest request is past its deadline.
   virtual void check_deadline(uint64_t now_ms) = 0;
+  // The backend is known to be back (a planned restart ended): a connection waiting out its
+  // reconnect delay connects now.
+  virtual void reconnect_now() {}
 
   // L1 only. A step that should have updated or buried `key`'s copy failed: memcached may still
   // hold the old value. A tombstone (l1_envelope.h) goes out now if connected, or as the first

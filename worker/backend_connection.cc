@@ -266,6 +266,13 @@ void BackendConnection::close_socket() {
   uv_close(&s->h.handle, [](uv_handle_t* h) { delete static_cast<Socket*>(h->data); });
 }
 
+void BackendConnection::reconnect_now() {
+  if (state_ != State::kWaiting) return;
+  uv_timer_stop(&reconnect_timer_);
+  backoff_ms_ = static_cast<uint64_t>(config_.reconnect_min_ms);
+  connect();
+}
+
 void BackendConnection::schedule_reconnect() {
   bump(worker_.stats(), counter(Counter::l1_reconnects));
   uv_timer_start(

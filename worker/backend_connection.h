@@ -49,6 +49,7 @@ class BackendConnection final : public Backend {
   void expect(std::shared_ptr<Op> op, uint32_t tag, ExpectKind kind, MetricCommand command) override;
   void flush() override;
   void check_deadline(uint64_t now_ms) override;
+  void reconnect_now() override;
 
   // A timeout or a broken connection leaves L1's copy possibly stale, which memcached would go on
   // serving to every worker: the tombstone goes out now, or first thing after reconnecting. Past

@@ -28,9 +28,15 @@ void BackendPool::start() {
 
 void BackendPool::shutdown() {
   for (auto& c : connections_) c->shutdown();
+  holding_ = false;
+  std::deque<Held> held;
+  held.swap(held_);
+  for (Held& h : held) h.op->on_failure(h.tag, BackendFailure::kUnavailable);
 }
 
-bool BackendPool::idle() const {
+bool BackendPool::idle() const { return held_.empty() && answered_all(); }
+
+bool BackendPool::answered_all() const {
   for (const auto& c : connections_) {
     if (!c->idle()) return false;
   }
@@ -58,6 +64,17 @@ void BackendPool::send(const proto::Request& wire, const std::shared_ptr<Op>& op
 void BackendPool::send_composed(std::string_view key, std::string_view bytes, const std::shared_ptr<Op>& op,
                                 uint32_t tag, MetricCommand command) {
   send_batch(index_for_key(key), op, tag, ExpectKind::kSingle, command, [&](std::string& out) { out.append(bytes); });
+}
+
+void BackendPool::release() {
+  if (!holding_) return;
+  holding_ = false;
+  for (auto& c : connections_) c->reconnect_now();
+  std::deque<Held> held;
+  held.swap(held_);
+  for (Held& h : held) {
+    send_batch(h.index, h.op, h.tag, h.kind, h.command, [&](std::string& out) { out.append(h.bytes); });
+  }
 }
 
 void BackendPool::bury(std::string key) {

@@ -4,8 +4,13 @@
 // A key always maps to the same connection (xxHash of the key), which keeps one key's operations
 // in order on the wire. A request for a connection that is down fails at once, through the op's
 // on_failure(tag, kUnavailable): the same path as a connection that breaks later.
+//
+// Held (a planned restart of the backend): requests are composed and kept here, in order, instead
+// of being sent; release() reconnects at once and sends them, so a restart of memcached that takes
+// less than the hold costs clients latency, not errors.
 #pragma once
 
+#include <deque>
 #include <memory>
 #include <string>
 #include <string_view>
@@ -21,7 +26,10 @@ class BackendPool {
   BackendPool(Worker& worker, Tier tier, const BackendConfig& config, size_t max_body, const BackendFactory& factory);
   void start();
   void shutdown();
+  // Nothing sent is unanswered, and nothing is held.
   bool idle() const;
+  // Everything sent has been answered (held requests aside).
+  bool answered_all() const;
 
   size_t size() const { return connections_.size(); }
   size_t index_for_key(std::string_view key) const;
@@ -39,6 +47,12 @@ class BackendPool {
   template <class Compose>
   bool send_batch(size_t index, const std::shared_ptr<Op>& op, uint32_t tag, ExpectKind kind, MetricCommand command,
                   Compose&& compose) {
+    if (holding_) {
+      Held h{index, {}, op, tag, kind, command};
+      compose(h.bytes);
+      held_.push_back(std::move(h));
+      return true;
+    }
     Backend& b = *connections_[index];
     if (!b.accepting()) {
       op->on_failure(tag, BackendFailure::kUnavailable);
@@ -53,8 +67,23 @@ class BackendPool {
   void bury(std::string key);
   void bury_all();
 
+  // Keep new requests here instead of sending them / send what was kept (see above).
+  void hold() { holding_ = true; }
+  void release();
+  bool holding() const { return holding_; }
+
  private:
+  struct Held {
+    size_t index;
+    std::string bytes;
+    std::shared_ptr<Op> op;
+    uint32_t tag;
+    ExpectKind kind;
+    MetricCommand command;
+  };
   std::vector<std::unique_ptr<Backend>> connections_;
+  bool holding_ = false;
+  std::deque<Held> held_;
 };
 
 // The BackendFactory of a running worker: real sockets.

@@ -11,8 +11,8 @@
 
 namespace rend::worker {
 
-SupervisorChannel::SupervisorChannel(uv_loop_t* loop, int fd, OnSocket on_hand_off, OnSocket on_take_over)
-    : fd_(fd), on_hand_off_(std::move(on_hand_off)), on_take_over_(std::move(on_take_over)) {
+SupervisorChannel::SupervisorChannel(uv_loop_t* loop, int fd, Handlers handlers)
+    : fd_(fd), handlers_(std::move(handlers)) {
   fcntl(fd_, F_SETFL, fcntl(fd_, F_GETFL) | O_NONBLOCK);
   fcntl(fd_, F_SETFD, FD_CLOEXEC);
   uv_poll_init_socket(loop, &poll_, fd_);
@@ -44,9 +44,13 @@ void SupervisorChannel::on_readable() {
     }
     const std::string_view command(buffer, static_cast<size_t>(n));
     if (fd >= 0 && command == "hand-off") {
-      on_hand_off_(fd);
+      handlers_.hand_off(fd);
     } else if (fd >= 0 && command == "take-over") {
-      on_take_over_(fd);
+      handlers_.take_over(fd);
+    } else if (fd < 0 && command == "l1-hold") {
+      handlers_.hold_l1();
+    } else if (fd < 0 && command == "l1-release") {
+      handlers_.release_l1();
     } else {
       spdlog::warn("unknown command from the supervisor ({} bytes)", n);
       if (fd >= 0) ::close(fd);

@@ -3,7 +3,10 @@
 //
 //   "hand-off"   + socket: drain by handing every client connection over that socket (to another
 //                worker) at its next request boundary, then exit;
-//   "take-over"  + socket: serve the connections another worker hands over that socket.
+//   "take-over"  + socket: serve the connections another worker hands over that socket;
+//   "l1-hold"    memcached is about to restart: keep new L1 requests, and say "l1-held" on the
+//                ready pipe once every L1 request sent has been answered;
+//   "l1-release" memcached is back: reconnect and send what was kept.
 //
 // SIGTERM stays the way to stop without a successor (clients are closed between requests).
 #pragma once
@@ -16,9 +19,14 @@ namespace rend::worker {
 
 class SupervisorChannel {
  public:
-  using OnSocket = std::function<void(int fd)>;
+  struct Handlers {
+    std::function<void(int fd)> hand_off;
+    std::function<void(int fd)> take_over;
+    std::function<void()> hold_l1;
+    std::function<void()> release_l1;
+  };
   // Takes ownership of `fd`.
-  SupervisorChannel(uv_loop_t* loop, int fd, OnSocket on_hand_off, OnSocket on_take_over);
+  SupervisorChannel(uv_loop_t* loop, int fd, Handlers handlers);
   SupervisorChannel(const SupervisorChannel&) = delete;
   SupervisorChannel& operator=(const SupervisorChannel&) = delete;
   ~SupervisorChannel();
@@ -31,8 +39,7 @@ class SupervisorChannel {
   int fd_;
   uv_poll_t poll_;
   bool closed_ = false;
-  OnSocket on_hand_off_;
-  OnSocket on_take_over_;
+  Handlers handlers_;
 };
 
 }  // namespace rend::worker

@@ -4,6 +4,8 @@
 #include <unistd.h>
 
 #include <algorithm>
+#include <cerrno>
+#include <cstring>
 
 #include "common/fd_limit.h"
 #include "common/race_window.h"
@@ -13,7 +15,10 @@ namespace rend::worker {
 
 namespace {
 constexpr uint64_t kTickMs = 50;  // how often backend deadlines are checked
-}
+// A hold of L1 that the supervisor did not release by then (it died mid-restart) ends here: held
+// requests are sent, or fail if memcached is still down.
+constexpr uint64_t kMaxL1HoldMs = 30000;
+}  // namespace
 
 Worker::Worker(uv_loop_t* loop, Config config, WorkerOptions options, SharedStats stats, const BackendFactory& backends)
     : loop_(loop),
@@ -101,6 +106,40 @@ void Worker::begin_hand_off(int channel_fd) {
   }
   hand_off_ = std::make_unique<HandoffSender>(loop_, channel_fd);
   begin_drain();
+}
+
+void Worker::hold_l1() {
+  if (l1_->holding()) return;
+  spdlog::info("memcached restarting: holding L1 requests");
+  l1_->hold();
+  l1_hold_told_ = false;
+  l1_hold_until_ms_ = uv_now(loop_) + kMaxL1HoldMs;
+  check_l1_hold(uv_now(loop_));
+}
+
+void Worker::release_l1() {
+  if (!l1_->holding()) return;
+  spdlog::info("memcached is back: sending the held L1 requests");
+  l1_->release();
+  maybe_finish_drain();
+}
+
+void Worker::check_l1_hold(uint64_t now_ms) {
+  if (!l1_->holding()) return;
+  if (!l1_hold_told_ && l1_->answered_all()) {
+    l1_hold_told_ = true;
+    tell_supervisor("l1-held\n");
+  }
+  if (now_ms >= l1_hold_until_ms_) {
+    spdlog::warn("L1 held for {} ms without a release; sending the held requests", kMaxL1HoldMs);
+    release_l1();
+  }
+}
+
+void Worker::tell_supervisor(const char* line) {
+  if (options_.ready_fd < 0) return;
+  if (write(options_.ready_fd, line, strlen(line)) < 0)
+    spdlog::warn("cannot write to the supervisor: {}", strerror(errno));
 }
 
 bool Worker::hand_over(ClientConnection& c) {
@@ -261,6 +300,7 @@ bool Worker::start() {
         if (self->l2_) self->l2_->check_deadlines(uv_now(self->loop_));
         self->run_due_burials(uv_now(self->loop_));
         self->close_idle_connections(uv_now(self->loop_));
+        self->check_l1_hold(uv_now(self->loop_));
         self->maybe_finish_drain();
       },
       kTickMs, kTickMs);
@@ -274,8 +314,13 @@ bool Worker::start() {
       &sigint_, [](uv_signal_t* h, int) { static_cast<Worker*>(h->data)->begin_drain(); }, SIGINT);
 
   if (options_.command_fd >= 0) {
-    commands_ = std::make_unique<SupervisorChannel>(
-        loop_, options_.command_fd, [this](int fd) { begin_hand_off(fd); }, [this](int fd) { take_over_from(fd); });
+    commands_ = std::make_unique<SupervisorChannel>(loop_, options_.command_fd,
+                                                    SupervisorChannel::Handlers{
+                                                        [this](int fd) { begin_hand_off(fd); },
+                                                        [this](int fd) { take_over_from(fd); },
+                                                        [this] { hold_l1(); },
+                                                        [this] { release_l1(); },
+                                                    });
   }
   l1_->start();
   if (l2_) l2_->start();
@@ -286,11 +331,7 @@ bool Worker::start() {
     ok = ok && acceptor_.add(options_.batch_listen_fd, true, TierMode::kL1L2Batch);
   if (options_.unix_listen_fd >= 0) ok = ok && acceptor_.add(options_.unix_listen_fd, false, main_mode);
   if (!ok) return false;
-  if (options_.ready_fd >= 0) {
-    const char msg[] = "ready\n";
-    if (write(options_.ready_fd, msg, sizeof msg - 1) < 0) spdlog::warn("cannot signal readiness");
-    close(options_.ready_fd);
-  }
+  tell_supervisor("ready\n");  // the pipe stays open for later messages (l1-held)
   spdlog::info("worker {} serving (l1 {} x{}{})", options_.slot, config_.l1.address, config_.l1.connections,
                l2_ ? fmt::format(", l2 {} x{}", config_.l2.backend.address, config_.l2.backend.connections) : "");
   return true;

@@ -91,6 +91,10 @@ class Worker {
   // Serve the connections another worker hands over `channel_fd` / hand ours over it and exit.
   void take_over_from(int channel_fd);
   void begin_hand_off(int channel_fd);
+  // A planned restart of memcached: L1 requests are kept until release (BackendPool::hold), and
+  // the supervisor is told once every L1 request already sent has been answered.
+  void hold_l1();
+  void release_l1();
 
  private:
   void on_new_connection(int fd, bool tcp, TierMode mode);
@@ -100,6 +104,11 @@ class Worker {
   void flush_dirty();
   void begin_drain();
   void maybe_finish_drain();
+  // Says "l1-held" once L1 has answered everything sent before the hold; ends a hold the
+  // supervisor never released.
+  void check_l1_hold(uint64_t now_ms);
+  // A line to the supervisor on the ready pipe (kept open after "ready" for these).
+  void tell_supervisor(const char* line);
   // L1 and L2 have answered everything sent to them (burials included).
   bool backends_idle();
 
@@ -126,6 +135,8 @@ class Worker {
   uv_signal_t sigterm_;
   uv_signal_t sigint_;
   uint64_t next_idle_scan_ms_ = 0;
+  bool l1_hold_told_ = false;
+  uint64_t l1_hold_until_ms_ = 0;
   bool draining_ = false;
   bool finished_ = false;
 };

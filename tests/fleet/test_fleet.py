@@ -150,10 +150,10 @@ class FleetTest(unittest.TestCase):
 
     def test_6_new_release_and_restart_only_change_roll_host_by_host(self):
         # Both need a restart, which the converge play leaves to the rolling play: each host in turn
-        # is drained, upgraded, restarted on the new memcached size, checked and undrained. (A
-        # restart-only change alone rolls in test_7, whose first host gets it.)
+        # is drained, upgraded, restarted on the new listen backlog and memcached size, checked and
+        # undrained. (A restart-only change alone rolls in test_7, whose first host gets it.)
         pids = {h: self.fleet.hosts[h].supervisor_pid() for h in HOSTS}
-        config = dict(FleetTest.config, memcached={"memory_mb": 512})
+        config = dict(FleetTest.config, memcached={"memory_mb": 512}, listen={"backlog": 2048})
         with self.fleet.start_clients() as clients:
             rc, out, recap = self.play(package=self.next_release, extra_vars={"rend_config": config})
         self.assertEqual(rc, 0, out[-6000:])

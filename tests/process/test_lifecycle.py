@@ -206,12 +206,12 @@ class LifecycleTest(ProcessTest):
     def test_reload_of_a_restart_only_key_is_refused_with_its_name(self):
         rend = self.start_rend(workers=2)
         before = rend.worker_pids()
-        rend.config["memcached"]["memory_mb"] = 128
+        rend.config["listen"]["backlog"] = 128
         rend.config["l1"]["connections"] = 3  # reloadable, but the whole reload is refused
         rend.write_config(rend.config)
         out = rend.rendctl("reload")
         self.assertEqual(out.returncode, 1, out.stdout + out.stderr)
-        self.assertIn("memcached.memory_mb: cannot change on reload", out.stdout + out.stderr)
+        self.assertIn("listen.backlog: cannot change on reload", out.stdout + out.stderr)
         self.assertEqual(rend.worker_pids(), before)
 
     def test_unix_socket_listener(self):

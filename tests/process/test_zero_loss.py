@@ -2,11 +2,13 @@
 another worker at a request boundary (socket and unread input), so clients that never retry see
 no failure across restarts, reloads and scaling, on both ports and both protocols."""
 import os
+import shutil
 import signal
+import tempfile
 import threading
 import time
 
-from rendtest import Client, ProcessTest, free_port, metric, wait_until
+from rendtest import Client, ProcessTest, Rend, free_port, metric, wait_until
 from strict_load import StrictLoad
 
 
@@ -97,3 +99,126 @@ class ZeroLossTest(ProcessTest):
         self.assertEqual(c.read_exact(8 * 1999), b"STORED\r\n" * 1999)
         self.assertEqual(c.read_available(1.0), b"<CLOSED>")
         self.assertEqual(rend.proc.wait(20), 0)
+
+
+class MemcachedWarmRestartTest(ProcessTest):
+    """memcached restarts (planned) without errors for clients and without emptying L1."""
+
+    def setUp(self):
+        super().setUp()
+        # memcached's memory file belongs on a RAM filesystem: rend uses one only there.
+        self.shm = tempfile.mkdtemp(prefix="rendtest-", dir="/dev/shm")
+        self.addCleanup(shutil.rmtree, self.shm, ignore_errors=True)
+
+    def start_warm(self, tiered=True):
+        config = {"run_dir": os.path.join(self.shm, "run"),
+                  "control": {"socket": os.path.join(self.shm, "run", "rend.ctl")},
+                  "l1": {"address": os.path.join(self.shm, "run", "memcached.sock")}}
+        if tiered:
+            self.batch_port = free_port()
+            config["l2"] = {"enabled": True, "data_dir": os.path.join(self.tmp, "l2"),
+                            "address": os.path.join(self.shm, "run", "rend-l2.sock")}
+            config["listen"] = {"batch_port": self.batch_port}
+        rend = Rend(self.tmp, workers=2, memory_mb=64, config=config)
+        rend.control_socket = config["control"]["socket"]
+        self.addCleanup(self._stop_rend, rend)
+        rend.start()
+        self.assertIn(b"-e", b" ".join(rend.children()[rend.memcached_pid()]), "memcached runs with a memory file")
+        return rend
+
+    def l1_keys(self, rend, keys):
+        """How many of `keys` memcached itself holds (any value: rend's envelope or a tombstone)."""
+        c = Client(path=rend.config["l1"]["address"], timeout=10)
+        try:
+            found = 0
+            for i in range(0, len(keys), 100):
+                reply = c.call(b"get " + b" ".join(keys[i:i + 100]) + b"\r\n")
+                found += reply.count(b"VALUE ")
+            return found
+        finally:
+            c.close()
+
+    def restart_memcached_under_load(self, rend, ports):
+        before = [b"warm-%d" % i for i in range(2000)]
+        c = self.client(rend.port)
+        c.send(b"".join(b"set %s 0 0 3\r\nold\r\n" % k for k in before))
+        self.assertEqual(c.read_exact(8 * len(before)), b"STORED\r\n" * len(before))
+        self.assertEqual(self.l1_keys(rend, before), len(before))
+        load = StrictLoad(ports, connections=16).start()
+        self.addCleanup(load.stop)
+        # Another client rewrites the first 500 keys all through the restart.
+        rewritten = before[:500]
+        stop = threading.Event()
+        errors = []
+
+        def rewrite():
+            w = Client(rend.port, timeout=15)
+            while not stop.is_set():
+                for k in rewritten:
+                    if w.set(k, b"new") != b"STORED\r\n":
+                        errors.append(k)
+            w.close()
+
+        writer = threading.Thread(target=rewrite, daemon=True)
+        writer.start()
+        time.sleep(0.5)
+        old_pid = rend.memcached_pid()
+        started = time.monotonic()
+        out = rend.rendctl("restart-memcached", timeout=60)
+        took = time.monotonic() - started
+        self.assertEqual(out.returncode, 0, out.stdout + out.stderr)
+        self.assertNotEqual(rend.memcached_pid(), old_pid, "memcached was restarted")
+        time.sleep(0.5)
+        stop.set()
+        writer.join(30)
+        load.stop()
+        print(f"restart-memcached took {took:.2f}s; strict clients: {load.summary()}")
+        self.assertEqual((load.failed, load.wrong), (0, 0), load.samples)
+        self.assertEqual(errors, [])
+        kept = self.l1_keys(rend, before[500:])
+        print(f"L1 holds {kept} of {len(before) - 500} keys written before the restart")
+        self.assertGreaterEqual(kept, 0.95 * (len(before) - 500))
+        # Nothing written meanwhile reads old, through rend or from L1 itself.
+        for k in rewritten:
+            self.assertEqual(c.get(k), b"new", k)
+        direct = Client(path=rend.config["l1"]["address"], timeout=10)
+        self.addCleanup(direct.close)
+        for k in rewritten:
+            self.assertNotIn(b"old\r\n", direct.call(b"get " + k + b"\r\n"), k)
+        self.assertIn("memcached restarted", rend.read_log())
+
+    def test_restart_memcached_tiered(self):
+        rend = self.start_warm(tiered=True)
+        self.restart_memcached_under_load(rend, [rend.port, self.batch_port])
+
+    def test_restart_memcached_l1_only(self):
+        rend = self.start_warm(tiered=False)
+        self.restart_memcached_under_load(rend, [rend.port])
+
+    def test_reload_of_a_memcached_setting_restarts_it_warm(self):
+        rend = self.start_warm(tiered=False)
+        c = self.client(rend.port)
+        keys = [b"reload-%d" % i for i in range(1000)]
+        for k in keys:
+            self.assertEqual(c.set(k, b"v"), b"STORED\r\n")
+        old_pid = rend.memcached_pid()
+        rend.config["memcached"]["threads"] = 3
+        rend.write_config(rend.config)
+        out = rend.rendctl("reload")
+        self.assertEqual(out.returncode, 0, out.stderr)
+        self.assertNotEqual(rend.memcached_pid(), old_pid)
+        self.assertIn(b"3", rend.children()[rend.memcached_pid()][rend.children()[rend.memcached_pid()].index(b"-t") + 1])
+        self.assertGreaterEqual(self.l1_keys(rend, keys), 950)
+
+    def test_a_full_restart_of_rend_keeps_l1(self):
+        rend = self.start_warm(tiered=False)
+        c = Client(rend.port)
+        keys = [b"full-%d" % i for i in range(1000)]
+        for k in keys:
+            self.assertEqual(c.set(k, b"v"), b"STORED\r\n")
+        c.close()
+        rend.stop()
+        self.assertTrue(os.path.exists(os.path.join(self.shm, "run", "memcached.memory.meta")),
+                        "memcached saved its index on the way out")
+        rend.start()
+        self.assertGreaterEqual(self.l1_keys(rend, keys), 950)

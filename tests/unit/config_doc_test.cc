@@ -40,13 +40,13 @@ TEST(ConfigReload, OnlyRestartOnlyKeysAreReported) {
   const Config restart = parsed({{"listen", {{"port", 12000}}},
                                  {"worker", {{"max_item_size", 2 << 20}}},
                                  {"l1", {{"chunked", true}}},
-                                 {"memcached", {{"memory_mb", 64}}},
+                                 {"memcached", {{"enabled", false}}},
                                  {"l2", {{"data_dir", "elsewhere"}}},
                                  {"control", {{"socket", "x.ctl"}}},
                                  {"metrics", {{"listen", ""}}}});
   EXPECT_EQ(restart_only_changes(running, restart),
             (std::vector<std::string>{"listen.port", "worker.max_item_size", "l1.chunked", "l2.data_dir",
-                                      "memcached.memory_mb", "metrics.listen", "control.socket"}));
+                                      "memcached.enabled", "metrics.listen", "control.socket"}));
 }
 
 }  // namespace
