@@ -50,6 +50,9 @@ Supervisor::~Supervisor() {
     if (s->batch_fd >= 0) close(s->batch_fd);
   }
   if (unix_fd_ >= 0) close(unix_fd_);
+  for (int fd : {activated_.main_fd, activated_.batch_fd}) {
+    if (fd >= 0) close(fd);
+  }
   if (stats_fd_ >= 0) close(stats_fd_);
 }
 
@@ -106,9 +109,15 @@ void Supervisor::close_slot_sockets(Slot& slot) {
 }
 
 Status Supervisor::open_slot_socket(Slot& slot) {
-  Status s = open_tcp_listener(config_.listen.host, config_.listen.port, config_.listen.backlog, slot.tcp_fd);
+  // A socket systemd holds is shared by every slot (a duplicate each); the others are the slot's own.
+  auto open = [this](int activated, int port, int& fd) {
+    if (activated < 0) return open_tcp_listener(config_.listen.host, port, config_.listen.backlog, fd);
+    fd = fcntl(activated, F_DUPFD_CLOEXEC, 0);
+    return fd >= 0 ? Status::ok() : Status::error(fmt::format("cannot duplicate a socket: {}", strerror(errno)));
+  };
+  Status s = open(activated_.main_fd, config_.listen.port, slot.tcp_fd);
   if (s && config_.l2.enabled && config_.listen.batch_port != 0) {
-    s = open_tcp_listener(config_.listen.host, config_.listen.batch_port, config_.listen.backlog, slot.batch_fd);
+    s = open(activated_.batch_fd, config_.listen.batch_port, slot.batch_fd);
   }
   // Never half open: a socket no worker accepts on would take connections that then hang.
   if (!s) close_slot_sockets(slot);
@@ -147,7 +156,10 @@ int Supervisor::run() {
 }
 
 Status Supervisor::open_listeners() {
-  for (int port : {config_.listen.port, config_.l2.enabled ? config_.listen.batch_port : 0}) {
+  activated_ = ActivatedSockets::take(config_.listen.host, config_.listen.port,
+                                      config_.l2.enabled ? config_.listen.batch_port : 0, config_.listen.unix_socket);
+  for (int port : {activated_.main_fd < 0 ? config_.listen.port : 0,
+                   config_.l2.enabled && activated_.batch_fd < 0 ? config_.listen.batch_port : 0}) {
     if (port == 0) continue;
     if (Status s = ensure_port_free(config_.listen.host, port); !s) return s;
   }
@@ -158,7 +170,11 @@ Status Supervisor::open_listeners() {
     if (Status s = open_slot_socket(*slot); !s) return s;
     slots_.push_back(std::move(slot));
   }
-  if (!config_.listen.unix_socket.empty()) {
+  if (activated_.unix_fd >= 0) {
+    unix_fd_ = activated_.unix_fd;
+    activated_.unix_fd = -1;  // owned as unix_fd_ from here on
+  } else if (!config_.listen.unix_socket.empty()) {
+    unix_socket_bound_here_ = true;
     return open_unix_listener(config_.listen.unix_socket, config_.listen.backlog, unix_fd_);
   }
   return Status::ok();
@@ -466,7 +482,8 @@ void Supervisor::finish_stop() {
   uv_timer_stop(&settle_timer_);
   for (auto& w : settle_waiters_) w();
   settle_waiters_.clear();
-  if (!config_.listen.unix_socket.empty()) unlink(config_.listen.unix_socket.c_str());
+  // systemd's socket stays where it is, for the next start.
+  if (unix_socket_bound_here_) unlink(config_.listen.unix_socket.c_str());
   uv_stop(loop_);
 }
 

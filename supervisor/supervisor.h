@@ -19,6 +19,7 @@
 
 #include "common/config.h"
 #include "common/shared_stats.h"
+#include "supervisor/activated_sockets.h"
 #include "supervisor/child_process.h"
 #include "supervisor/control_server.h"
 #include "supervisor/metrics_exporter.h"
@@ -140,6 +141,8 @@ class Supervisor {
   SharedStats stats_;
   int stats_fd_ = -1;
   int unix_fd_ = -1;
+  bool unix_socket_bound_here_ = false;  // not systemd's: removed at stop
+  ActivatedSockets activated_;           // sockets systemd holds for rend (socket activation)
   std::vector<std::unique_ptr<Slot>> slots_;
   std::vector<std::unique_ptr<ChildProcess>> retired_;  // stopping or stopped, kept until finished
   std::unique_ptr<Service> memcached_;

@@ -21,7 +21,8 @@ add_custom_command(
   DEPENDS ${deb}/changelog)
 add_custom_target(package_files ALL DEPENDS ${CMAKE_BINARY_DIR}/package/rend@.service
                                             ${CMAKE_BINARY_DIR}/package/changelog.gz)
-install(FILES ${units}/rend.service ${CMAKE_BINARY_DIR}/package/rend@.service DESTINATION /lib/systemd/system)
+install(FILES ${units}/rend.service ${units}/rend.socket ${CMAKE_BINARY_DIR}/package/rend@.service
+        DESTINATION /lib/systemd/system)
 install(FILES ${deb}/README.Debian ${deb}/copyright ${CMAKE_BINARY_DIR}/package/changelog.gz
         DESTINATION share/doc/rend)
 

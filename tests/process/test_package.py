@@ -45,7 +45,8 @@ class PackageTest(ProcessTest):
         files = {line.split()[-1].lstrip(".") for line in self.dpkg_deb("-c").splitlines()}
         for path in ["/usr/bin/rend", "/usr/bin/rend-worker", "/usr/bin/rend-l2", "/usr/bin/rendctl",
                      "/usr/bin/rend-loadgen", "/etc/rend/rend.json", "/lib/systemd/system/rend.service",
-                     "/lib/systemd/system/rend@.service", "/usr/share/doc/rend/README.Debian",
+                     "/lib/systemd/system/rend@.service", "/lib/systemd/system/rend.socket",
+                     "/usr/share/doc/rend/README.Debian",
                      "/usr/share/doc/rend/copyright"]:
             self.assertIn(path, files)
 

@@ -4,6 +4,8 @@ no failure across restarts, reloads and scaling, on both ports and both protocol
 import os
 import shutil
 import signal
+import socket
+import subprocess
 import tempfile
 import threading
 import time
@@ -222,3 +224,55 @@ class MemcachedWarmRestartTest(ProcessTest):
                         "memcached saved its index on the way out")
         rend.start()
         self.assertGreaterEqual(self.l1_keys(rend, keys), 950)
+
+
+class SocketActivationTest(ProcessTest):
+    """With systemd socket activation, clients that connect while rend is stopped are not refused:
+    they wait in the backlog of the socket systemd holds and are served once rend is back. The test
+    plays systemd's part: it holds the sockets and starts rend with LISTEN_FDS, twice."""
+
+    def listener(self):
+        s = socket.socket()
+        s.bind(("127.0.0.1", 0))
+        s.listen(1024)
+        self.addCleanup(s.close)
+        return s
+
+    def start_activated(self, rend, sockets):
+        # fds 3, 4, ... in rend, and LISTEN_PID set to rend's own pid, as systemd does.
+        moves = " ".join(f"{3 + i}<&{s.fileno()}" for i, s in enumerate(sockets))
+        script = (f'exec {moves}; export LISTEN_PID=$$ LISTEN_FDS={len(sockets)}; '
+                  f'exec "$0" --config "$1"')
+        rend.log = open(rend.log_path, "ab")
+        rend.proc = subprocess.Popen(["sh", "-c", script, rend.binary, rend.config_path], stdout=rend.log,
+                                     stderr=rend.log, start_new_session=True, env=rend.env,
+                                     pass_fds=[s.fileno() for s in sockets])
+        wait_until(lambda: len(rend.worker_pids()) == 2 and rend.all_workers_ready(), 20, what="workers ready")
+
+    def test_connections_during_a_stop_wait_and_are_served(self):
+        main, batch = self.listener(), self.listener()
+        port, batch_port = main.getsockname()[1], batch.getsockname()[1]
+        rend = Rend(self.tmp, workers=2, config={
+            "listen": {"port": port, "batch_port": batch_port},
+            "l2": {"enabled": True, "data_dir": os.path.join(self.tmp, "l2"),
+                   "address": os.path.join(self.tmp, "run", "rend-l2.sock")}})
+        self.addCleanup(self._stop_rend, rend)
+        self.start_activated(rend, [main, batch])
+        self.assertIn("socket activation: systemd holds the main port the batch port", rend.read_log())
+        c = Client(port)
+        self.assertEqual(c.set(b"k", b"before"), b"STORED\r\n")
+        c.close()
+        rend.stop()
+        # rend is gone; the port is still there.
+        waiting = []
+        for i in range(20):
+            w = Client(port if i % 2 == 0 else batch_port, timeout=30)
+            w.send(b"set wait-%d 0 0 2\r\nok\r\nget k\r\n" % i)
+            waiting.append(w)
+        time.sleep(0.5)
+        self.start_activated(rend, [main, batch])
+        for i, w in enumerate(waiting):
+            self.assertEqual(w.read_line(), b"STORED\r\n", f"client {i}")
+            self.assertEqual(w.read_until(b"END\r\n"), b"VALUE k 0 6\r\nbefore\r\nEND\r\n")
+            w.close()
+        self.assertNotIn("cannot listen", rend.read_log())
