@@ -5,8 +5,8 @@
 // Worker slots: slot i owns one SO_REUSEPORT socket for the client port, created here and kept
 // here for the slot's whole life, so the kernel keeps queueing connections for a slot whose worker
 // is being restarted; the new worker accepts them. Rolling restarts start the replacement on the
-// same socket first and stop the old worker only once the new one is ready: no connection is
-// refused at any point.
+// same socket first, and once it is ready the old worker hands it its clients (hand_clients_over):
+// no connection is refused or closed at any point.
 #pragma once
 
 #include <uv.h>
