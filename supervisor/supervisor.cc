@@ -407,6 +407,8 @@ void Supervisor::stop() {
   if (stopping_) return;
   stopping_ = true;
   rolling_.clear();
+  // Workers holding L1 requests for a memcached restart send them now, and drain.
+  if (memcached_restarting_) finish_memcached_restart(Status::error("rend is stopping"));
   if (notifier_) notifier_->stopping();
   spdlog::info("stopping: draining workers");
   for (auto& s : slots_) {
