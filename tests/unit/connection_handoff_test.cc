@@ -13,27 +13,30 @@
 namespace rend::worker {
 namespace {
 
-struct Pair {
-  int sender = -1;
-  int receiver = -1;
-  Pair() {
+// A connected pair of unix sockets of `type`: `a` and `b`.
+struct SocketPair {
+  int a = -1;
+  int b = -1;
+  explicit SocketPair(int type) {
     int fds[2];
-    EXPECT_EQ(socketpair(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0, fds), 0);
-    sender = fds[0];
-    receiver = fds[1];
+    EXPECT_EQ(socketpair(AF_UNIX, type | SOCK_CLOEXEC, 0, fds), 0);
+    a = fds[0];
+    b = fds[1];
   }
 };
 
-// A connected socket pair standing for a client connection: `client` is the client's end.
-struct FakeClient {
-  int client = -1;
-  int server = -1;
-  FakeClient() {
-    int fds[2];
-    EXPECT_EQ(socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, fds), 0);
-    client = fds[0];
-    server = fds[1];
-  }
+// The channel between two workers: the sender's end and the receiver's.
+struct Pair : SocketPair {
+  Pair() : SocketPair(SOCK_SEQPACKET) {}
+  int sender() const { return a; }
+  int receiver() const { return b; }
+};
+
+// A client connection: `client` is the client's end, `server` the one a worker hands over.
+struct FakeClient : SocketPair {
+  FakeClient() : SocketPair(SOCK_STREAM) {}
+  int client() const { return a; }
+  int server() const { return b; }
 };
 
 TEST(ConnectionHandoff, ConnectionsArriveWholeAndInOrder) {
@@ -43,15 +46,15 @@ TEST(ConnectionHandoff, ConnectionsArriveWholeAndInOrder) {
   std::vector<HandedConnection> got;
   bool ended = false;
   HandoffReceiver receiver(
-      &loop, channel.receiver, [&](HandedConnection c) { got.push_back(std::move(c)); }, [&] { ended = true; });
-  HandoffSender sender(&loop, channel.sender);
+      &loop, channel.receiver(), [&](HandedConnection c) { got.push_back(std::move(c)); }, [&] { ended = true; });
+  HandoffSender sender(&loop, channel.sender());
 
   std::vector<FakeClient> clients(3);
   // Larger than the socket's buffer in total, and than one message each: the sender waits for room.
   const std::string big(300 * 1024, 'v');
   for (size_t i = 0; i < clients.size(); ++i) {
     HandedConnection c;
-    c.fd = clients[i].server;
+    c.fd = clients[i].server();
     c.tcp = i == 0;
     c.mode = i == 2 ? TierMode::kL1L2Batch : TierMode::kL1L2;
     c.protocol_known = i > 0;
@@ -75,12 +78,12 @@ TEST(ConnectionHandoff, ConnectionsArriveWholeAndInOrder) {
     EXPECT_EQ(got[i].unparsed, i == 1 ? big : "set k 0 0 10\r\nhello" + std::to_string(i));
     // The received descriptor is the same connection: the client's bytes arrive on it.
     ASSERT_GE(got[i].fd, 0);
-    ASSERT_EQ(write(clients[i].client, "x", 1), 1);
+    ASSERT_EQ(write(clients[i].client(), "x", 1), 1);
     char c = 0;
     ASSERT_EQ(read(got[i].fd, &c, 1), 1);
     EXPECT_EQ(c, 'x');
     close(got[i].fd);
-    close(clients[i].client);
+    close(clients[i].client());
   }
   uv_walk(
       &loop,
@@ -96,19 +99,19 @@ TEST(ConnectionHandoff, ABrokenChannelClosesWhatItCouldNotSend) {
   uv_loop_t loop;
   uv_loop_init(&loop);
   Pair channel;
-  close(channel.receiver);  // the receiving worker died
-  HandoffSender sender(&loop, channel.sender);
+  close(channel.receiver());  // the receiving worker died
+  HandoffSender sender(&loop, channel.sender());
   FakeClient client;
   HandedConnection c;
-  c.fd = client.server;
+  c.fd = client.server();
   c.unparsed = "get k\r\n";
   sender.send(std::move(c));
   EXPECT_TRUE(sender.idle());
   EXPECT_EQ(sender.lost(), 1u);
   // The client sees its connection closed rather than left hanging.
   char buf[1];
-  EXPECT_EQ(read(client.client, buf, 1), 0);
-  close(client.client);
+  EXPECT_EQ(read(client.client(), buf, 1), 0);
+  close(client.client());
   uv_run(&loop, UV_RUN_DEFAULT);
   EXPECT_EQ(uv_loop_close(&loop), 0);
 }
