@@ -138,6 +138,30 @@ class FleetTest(unittest.TestCase):
         self.assert_clean_clients(clients)
         FleetTest.config = {"workers": 3}
 
+    def test_5b_a_replaced_memcached_restarts_warm_without_a_restart_of_rend(self):
+        # A memcached package upgrade renames a new binary over the running one: rend restarts
+        # memcached alone, warm, and L1 keeps what it held.
+        host = self.fleet.hosts["h1"]
+        self.assertIn(b"STORED", host.memcached(b"set kept 0 0 4\r\nkept\r\n"))
+        host.sh("cp -p /usr/bin/memcached /usr/bin/memcached.new && mv /usr/bin/memcached.new /usr/bin/memcached")
+        self.assertEqual(host.rend_status()["supervisor"]["replaced_executables"], ["memcached"])
+        pid, memcached_pid = host.supervisor_pid(), host.rend_status()["memcached"]["pid"]
+        with self.fleet.start_clients() as clients:
+            rc, out, recap = self.play(extra_vars={"rend_config": FleetTest.config}, args=("--limit", "h1"))
+        self.assertEqual(rc, 0, out[-6000:])
+        self.assertIn("restart memcached, keeping its items", out)
+        status = host.rend_status()
+        self.assertEqual(host.supervisor_pid(), pid, "rend itself was not restarted")
+        self.assertNotEqual(status["memcached"]["pid"], memcached_pid)
+        self.assertEqual(status["supervisor"]["replaced_executables"], [])
+        probe = ("import socket;s=socket.socket(socket.AF_UNIX);s.connect('/run/rend/memcached.sock');"
+                 "s.sendall(b'get kept\\r\\n');b=b''\n"
+                 "while not b.endswith(b'END\\r\\n'): b+=s.recv(4096)\n"
+                 "print(b.endswith(b'kept\\r\\nEND\\r\\n'))")
+        self.assertEqual(host.sh(f"python3 -c \"{probe}\"").stdout.strip(), "True",
+                         "memcached came back with its items")
+        self.assert_clean_clients(clients)
+
     def rolled_host_by_host(self, out):
         """Each restart task of the run restarted one host, and each host once."""
         restarted = []
