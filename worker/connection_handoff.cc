@@ -18,6 +18,9 @@ constexpr char kMagic[4] = {'R', 'H', 'C', '1'};
 // Input bytes per message: well under a SOCK_SEQPACKET socket's default send buffer, so any
 // message fits once the receiver has read what was before it.
 constexpr size_t kChunk = 32 * 1024;
+// More unparsed input than any worker buffers (a value of the largest max_item_size and its line):
+// a header claiming it is not one of ours, and is refused rather than believed.
+constexpr uint64_t kMaxUnparsed = uint64_t{1} << 30;
 
 struct HandoffHeader {
   char magic[4];
@@ -174,7 +177,7 @@ bool HandoffReceiver::take(const char* data, size_t n, int fd) {
     }
     std::memcpy(&h, data, sizeof h);
     if (std::memcmp(h.magic, kMagic, sizeof kMagic) != 0 || h.mode > static_cast<uint8_t>(TierMode::kL1L2Batch) ||
-        h.protocol > 2 || n - sizeof h > h.unparsed) {
+        h.protocol > 2 || n - sizeof h > h.unparsed || h.unparsed > kMaxUnparsed) {
       if (fd >= 0) close(fd);
       return false;
     }
@@ -185,7 +188,6 @@ bool HandoffReceiver::take(const char* data, size_t n, int fd) {
     current_.protocol_known = h.protocol != 0;
     current_.protocol = h.protocol == 2 ? proto::Protocol::kBinary : proto::Protocol::kText;
     current_.swallow = h.swallow;
-    current_.unparsed.reserve(h.unparsed);
     current_.unparsed.assign(data + sizeof h, n - sizeof h);
     fd_lost_ = h.has_fd != 0 && fd < 0;
     remaining_ = h.unparsed - (n - sizeof h);

@@ -7,6 +7,7 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
+#include <cstring>
 #include <string>
 #include <vector>
 
@@ -112,6 +113,26 @@ TEST(ConnectionHandoff, ABrokenChannelClosesWhatItCouldNotSend) {
   char buf[1];
   EXPECT_EQ(read(client.client(), buf, 1), 0);
   close(client.client());
+  uv_run(&loop, UV_RUN_DEFAULT);
+  EXPECT_EQ(uv_loop_close(&loop), 0);
+}
+
+TEST(ConnectionHandoff, AMalformedHeaderEndsTheChannelWithoutBelievingIt) {
+  uv_loop_t loop;
+  uv_loop_init(&loop);
+  Pair channel;
+  bool ended = false;
+  int received = 0;
+  HandoffReceiver receiver(
+      &loop, channel.receiver(), [&](HandedConnection) { received++; }, [&] { ended = true; });
+  // Right magic, but 2^62 bytes of input announced: neither allocated nor waited for.
+  char header[32] = {'R', 'H', 'C', '1', 1, 0, 0, 1};
+  const uint64_t huge = uint64_t{1} << 62;
+  std::memcpy(header + 16, &huge, sizeof huge);
+  ASSERT_EQ(write(channel.sender(), header, sizeof header), static_cast<ssize_t>(sizeof header));
+  while (!ended) uv_run(&loop, UV_RUN_ONCE);
+  EXPECT_EQ(received, 0);
+  close(channel.sender());
   uv_run(&loop, UV_RUN_DEFAULT);
   EXPECT_EQ(uv_loop_close(&loop), 0);
 }
