@@ -2,15 +2,80 @@
 
 #include <fmt/format.h>
 #include <spdlog/spdlog.h>
+#include <sys/wait.h>
 #include <unistd.h>
+
+#include <algorithm>
+#include <csignal>
 
 #include "common/fd_passing.h"
 
 namespace rend::supervisor {
 
+namespace {
+// Adopted children still running, for reap_adopted (the supervisor is single-threaded).
+std::vector<ChildProcess*>& adopted_children() {
+  static std::vector<ChildProcess*> children;
+  return children;
+}
+}  // namespace
+
 ChildProcess::~ChildProcess() {
   if (!finished_ && running_) spdlog::error("child {} object destroyed while running", pid_);
   if (command_fd_ >= 0) close(command_fd_);
+  std::erase(adopted_children(), this);
+}
+
+Status ChildProcess::adopt(int pid, int ready_fd, int command_fd, ExitFn on_exit) {
+  on_exit_ = std::move(on_exit);
+  pid_ = pid;
+  adopted_ = true;
+  if (ready_fd >= 0) {
+    uv_pipe_init(loop_, &ready_, 0);
+    ready_.data = this;
+    has_ready_pipe_ = true;
+    ready_closed_ = false;
+    if (const int rc = uv_pipe_open(&ready_, ready_fd); rc != 0) {
+      close_ready_pipe();
+      return Status::error(fmt::format("cannot watch the ready pipe of pid {}: {}", pid, uv_strerror(rc)));
+    }
+    ready_seen_ = true;
+    watch_ready_pipe();
+  }
+  command_fd_ = command_fd;
+  running_ = true;
+  adopted_children().push_back(this);
+  return Status::ok();
+}
+
+void ChildProcess::reap_adopted() {
+  const std::vector<ChildProcess*> children = adopted_children();  // on_exit may change the list
+  for (ChildProcess* c : children) {
+    int status = 0;
+    if (!c->running_ || waitpid(c->pid_, &status, WNOHANG) != c->pid_) continue;
+    std::erase(adopted_children(), c);
+    if (WIFSIGNALED(status)) {
+      c->exited(0, WTERMSIG(status));
+    } else {
+      c->exited(WEXITSTATUS(status), 0);
+    }
+    c->maybe_finished();
+  }
+}
+
+int ChildProcess::ready_pipe_fd() const {
+  uv_os_fd_t fd = -1;
+  if (!has_ready_pipe_ || ready_closed_ || uv_fileno(reinterpret_cast<const uv_handle_t*>(&ready_), &fd) != 0) {
+    return -1;
+  }
+  return fd;
+}
+
+void ChildProcess::exited(int64_t status, int signal) {
+  running_ = false;
+  if (command_fd_ >= 0) close(command_fd_);
+  command_fd_ = -1;
+  if (on_exit_) on_exit_(status, signal);
 }
 
 bool ChildProcess::send_command(std::string_view command, int fd) {
@@ -34,10 +99,7 @@ Status ChildProcess::spawn(const std::vector<std::string>& argv, const std::vect
   options.stdio = stdio.data();
   options.exit_cb = [](uv_process_t* p, int64_t status, int signal) {
     auto* self = static_cast<ChildProcess*>(p->data);
-    self->running_ = false;
-    if (self->command_fd_ >= 0) close(self->command_fd_);
-    self->command_fd_ = -1;
-    if (self->on_exit_) self->on_exit_(status, signal);
+    self->exited(status, signal);
     self->close_process_handle();
   };
   process_.data = this;
@@ -136,7 +198,12 @@ void ChildProcess::take_lines() {
 }
 
 void ChildProcess::kill(int signum) {
-  if (running_) uv_process_kill(&process_, signum);
+  if (!running_) return;
+  if (adopted_) {
+    ::kill(pid_, signum);
+  } else {
+    uv_process_kill(&process_, signum);
+  }
 }
 
 void ChildProcess::maybe_finished() {

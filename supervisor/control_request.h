@@ -14,9 +14,12 @@
 namespace rend::supervisor {
 
 struct ControlRequest {
-  std::string cmd;  // status, version, reload, restart, restart-worker, scale, stop
+  std::string cmd;  // status, version, reload, restart, restart-worker, scale, stop, upgrade, ..., upgrade
   int slot = -1;    // restart-worker
   int workers = 0;  // scale
+  // The requesting connection's descriptor, set by the control server: an in-place upgrade hands
+  // it to the next image, which answers on it.
+  int connection_fd = -1;
 };
 
 // Parses one request line (without its newline).

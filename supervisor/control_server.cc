@@ -67,20 +67,65 @@ Status ControlServer::start(const std::string& path) {
   server_->data = this;
   // Only the owner may control rend: create the socket with a 0600 mode from the start.
   const mode_t old_mask = umask(0177);
-  int rc = uv_pipe_bind(server_, path.c_str());
+  const int rc = uv_pipe_bind(server_, path.c_str());
   umask(old_mask);
-  if (rc == 0) {
-    rc = uv_listen(reinterpret_cast<uv_stream_t*>(server_), 16, [](uv_stream_t* s, int status) {
-      if (status == 0) static_cast<ControlServer*>(s->data)->on_connection();
-    });
-  }
   if (rc != 0) {
     uv_close(reinterpret_cast<uv_handle_t*>(server_), [](uv_handle_t* h) { delete reinterpret_cast<uv_pipe_t*>(h); });
     server_ = nullptr;
     return Status::error(fmt::format("control.socket: cannot listen on {}: {}", path, uv_strerror(rc)));
   }
   chmod(path.c_str(), 0600);
+  return listen();
+}
+
+Status ControlServer::adopt(const std::string& path, int fd) {
+  path_ = path;
+  server_ = new uv_pipe_t;
+  uv_pipe_init(loop_, server_, 0);
+  server_->data = this;
+  if (const int rc = uv_pipe_open(server_, fd); rc != 0) {
+    close(fd);
+    uv_close(reinterpret_cast<uv_handle_t*>(server_), [](uv_handle_t* h) { delete reinterpret_cast<uv_pipe_t*>(h); });
+    server_ = nullptr;
+    return Status::error(fmt::format("control.socket: cannot take over {}: {}", path, uv_strerror(rc)));
+  }
+  return listen();
+}
+
+Status ControlServer::listen() {
+  const int rc = uv_listen(reinterpret_cast<uv_stream_t*>(server_), 16, [](uv_stream_t* s, int status) {
+    if (status == 0) static_cast<ControlServer*>(s->data)->on_connection();
+  });
+  if (rc != 0) {
+    uv_close(reinterpret_cast<uv_handle_t*>(server_), [](uv_handle_t* h) { delete reinterpret_cast<uv_pipe_t*>(h); });
+    server_ = nullptr;
+    return Status::error(fmt::format("control.socket: cannot listen on {}: {}", path_, uv_strerror(rc)));
+  }
   return Status::ok();
+}
+
+int ControlServer::listen_fd() const {
+  uv_os_fd_t fd = -1;
+  if (server_ == nullptr || uv_fileno(reinterpret_cast<const uv_handle_t*>(server_), &fd) != 0) return -1;
+  return fd;
+}
+
+ControlServer::Reply ControlServer::adopt_connection(int fd) {
+  auto c = std::make_shared<Connection>();
+  c->self = c;
+  c->server = this;
+  uv_pipe_init(loop_, &c->pipe, 0);
+  c->pipe.data = c.get();
+  if (uv_pipe_open(&c->pipe, fd) != 0) {
+    close(fd);
+    c->close();
+    return [](const nlohmann::json&) {};
+  }
+  serve(c);
+  std::weak_ptr<Connection> weak = c;
+  return [weak](const nlohmann::json& reply) {
+    if (auto conn = weak.lock()) conn->send(reply);
+  };
 }
 
 void ControlServer::on_connection() {
@@ -93,6 +138,10 @@ void ControlServer::on_connection() {
     c->close();
     return;
   }
+  serve(std::move(c));
+}
+
+void ControlServer::serve(std::shared_ptr<Connection> c) {
   uv_read_start(
       reinterpret_cast<uv_stream_t*>(&c->pipe),
       [](uv_handle_t*, size_t suggested, uv_buf_t* buf) {
@@ -116,6 +165,8 @@ void ControlServer::on_connection() {
             c->send({{"ok", false}, {"error", s.message()}});
             continue;
           }
+          uv_os_fd_t fd = -1;
+          if (uv_fileno(reinterpret_cast<const uv_handle_t*>(&c->pipe), &fd) == 0) request.connection_fd = fd;
           std::weak_ptr<Connection> weak = c->shared_from_this();
           c->server->handler_(request, [weak](const nlohmann::json& reply) {
             if (auto conn = weak.lock()) conn->send(reply);

@@ -25,11 +25,21 @@ class ControlServer {
   ControlServer& operator=(const ControlServer&) = delete;
 
   Status start(const std::string& path);
+  // Serves the listening socket `fd` bound at `path` by the supervisor's previous image (an
+  // in-place upgrade).
+  Status adopt(const std::string& path, int fd);
+  // Serves the client connection `fd` the previous image had a request of: the reply goes there.
+  Reply adopt_connection(int fd);
+  // The listening socket, for the next image (-1 if not serving).
+  int listen_fd() const;
   void stop();
 
  private:
   struct Connection;
   void on_connection();
+  Status listen();
+  // Reads the connection's requests and hands each to the handler.
+  void serve(std::shared_ptr<Connection> c);
 
   uv_loop_t* loop_;
   Handler handler_;

@@ -210,6 +210,11 @@ class MetricsExporter::Collector : public prometheus::Collectable {
     add_value(reloads, {label("result", "ok")}, sup_.reloads_ok.load(relaxed));
     add_value(reloads, {label("result", "failed")}, sup_.reloads_failed.load(relaxed));
     out.push_back(std::move(reloads));
+    auto upgrades = family("rend_upgrades_total", "In-place upgrades of rend's binary (rendctl upgrade) by result.",
+                           MetricType::Counter);
+    add_value(upgrades, {label("result", "ok")}, sup_.upgrades_ok.load(relaxed));
+    add_value(upgrades, {label("result", "failed")}, sup_.upgrades_failed.load(relaxed));
+    out.push_back(std::move(upgrades));
     auto children = family("rend_children_up", "Supervised processes running now.", MetricType::Gauge);
     add_value(children, {label("child", "worker")}, static_cast<double>(sup_.workers_up.load(relaxed)));
     add_value(children, {label("child", "memcached")}, static_cast<double>(sup_.memcached_up.load(relaxed)));

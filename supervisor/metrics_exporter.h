@@ -25,6 +25,8 @@ struct SupervisorMetrics {
   std::atomic<uint64_t> l2_restarts{0};
   std::atomic<uint64_t> reloads_ok{0};
   std::atomic<uint64_t> reloads_failed{0};
+  std::atomic<uint64_t> upgrades_ok{0};  // in-place upgrades (rendctl upgrade)
+  std::atomic<uint64_t> upgrades_failed{0};
   std::atomic<int64_t> workers_up{0};
   std::atomic<int64_t> memcached_up{0};
   std::atomic<int64_t> l2_up{0};

@@ -128,6 +128,9 @@ int main(int argc, char** argv) {
       ->required();
   app.add_subcommand("restart-memcached",
                      "restart memcached, keeping its items (warm restart) while workers hold L1 requests");
+  app.add_subcommand("upgrade",
+                     "re-execute rend's binary in place (after a package upgrade): same pid, sockets, memcached, "
+                     "rend-l2 and client connections; the workers are rolled onto the new rend-worker");
   app.add_subcommand("stop", "graceful stop: finish in-flight requests, then exit");
   app.add_subcommand("version", "rend's version");
   CLI11_PARSE(app, argc, argv);
@@ -175,6 +178,9 @@ int main(int argc, char** argv) {
     std::cout << "scaled to " << reply["workers"] << " workers\n";
   } else if (cmd == "stop") {
     std::cout << "stopping\n";
+  } else if (cmd == "upgrade") {
+    std::cout << "upgraded in place: rend " << reply.value("version", "?") << " (pid " << reply.value("pid", 0) << ", "
+              << reply.value("workers", 0) << " workers)\n";
   } else {
     std::cout << cmd << ": done\n";
   }

@@ -70,6 +70,20 @@ void Service::spawn() {
   if (on_first_ready_) poll_ready(kReadyPolls);
 }
 
+void Service::adopt(int pid, int restarts) {
+  auto child = std::make_unique<ChildProcess>(loop_);
+  ChildProcess* raw = child.get();
+  Status s = child->adopt(pid, -1, -1, [this, raw](int64_t status, int signal) {
+    if (child_.get() == raw) on_exit(status, signal);
+  });
+  if (!s) spdlog::error("{}: {}", options_.name, s.message());  // cannot happen without a ready pipe
+  child_ = std::move(child);
+  restarts_ = restarts;
+  started_ms_ = uv_now(loop_);
+  if (options_.up_metric != nullptr) *options_.up_metric = 1;
+  spdlog::info("{} adopted (pid {})", options_.name, pid);
+}
+
 void Service::poll_ready(int attempts_left) {
   if (stopping_ || !on_first_ready_) return;
   if (unix_socket_accepts(options_.socket_path) || attempts_left <= 0) {

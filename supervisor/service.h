@@ -42,6 +42,9 @@ class Service {
 
   // Starts the child; `on_first_ready` runs once, when its socket first accepts (or after ~10 s).
   void start(std::function<void()> on_first_ready);
+  // Takes on the running `pid`, started by the supervisor's previous image (an in-place upgrade),
+  // as if it had started it: ready, with `restarts` so far.
+  void adopt(int pid, int restarts);
   // Graceful stop: SIGTERM, then `on_stopped` once it has exited.
   void stop(std::function<void()> on_stopped);
   void kill_now();

@@ -42,7 +42,13 @@ uint64_t backoff_ms(const SupervisorConfig& c, int streak) {
 }  // namespace
 
 Supervisor::Supervisor(uv_loop_t* loop, std::string config_path, Config config)
-    : loop_(loop), config_path_(std::move(config_path)), config_(std::move(config)) {}
+    : loop_(loop), config_path_(std::move(config_path)), config_(std::move(config)) {
+  // Where rend was started from: a package upgrade puts the new binary there.
+  char self[PATH_MAX];
+  const ssize_t n = readlink("/proc/self/exe", self, sizeof self - 1);
+  self_path_ = n > 0 ? std::string(self, static_cast<size_t>(n)) : "rend";
+  if (self_path_.ends_with(" (deleted)")) self_path_.resize(self_path_.size() - std::string_view(" (deleted)").size());
+}
 
 Supervisor::~Supervisor() {
   for (auto& s : slots_) {
@@ -212,7 +218,9 @@ void Supervisor::install_handlers() {
   uv_signal_init(loop_, &sigterm_);
   uv_signal_init(loop_, &sigint_);
   uv_signal_init(loop_, &sighup_);
-  sigterm_.data = sigint_.data = sighup_.data = this;
+  uv_signal_init(loop_, &sigusr2_);
+  uv_signal_init(loop_, &sigchld_);
+  sigterm_.data = sigint_.data = sighup_.data = sigusr2_.data = this;
   uv_signal_start(
       &sigterm_, [](uv_signal_t* h, int) { static_cast<Supervisor*>(h->data)->stop(); }, SIGTERM);
   uv_signal_start(
@@ -225,6 +233,16 @@ void Supervisor::install_handlers() {
           spdlog::error("reload rejected, keeping the running config: {}", s.message());
       },
       SIGHUP);
+  uv_signal_start(
+      &sigusr2_,
+      [](uv_signal_t* h, int) {
+        static_cast<Supervisor*>(h->data)->upgrade([](Status) {}, -1);  // a failure is logged
+      },
+      SIGUSR2);
+  uv_signal_start(
+      &sigchld_, [](uv_signal_t*, int) { ChildProcess::reap_adopted(); }, SIGCHLD);
+  uv_timer_init(loop_, &upgrade_check_timer_);
+  upgrade_check_timer_.data = this;
   uv_timer_init(loop_, &stop_timer_);
   stop_timer_.data = this;
   uv_timer_init(loop_, &l1_hold_timer_);
@@ -236,7 +254,9 @@ void Supervisor::install_handlers() {
       &reap_timer_,
       [](uv_timer_t* t) {
         auto* self = static_cast<Supervisor*>(t->data);
+        ChildProcess::reap_adopted();  // in case a SIGCHLD was missed
         std::erase_if(self->retired_, [](const auto& c) { return c->finished(); });
+        std::erase_if(self->finished_checks_, [](const auto& c) { return c->finished(); });
       },
       1000, 1000);
 }
@@ -410,6 +430,7 @@ void Supervisor::stop() {
   // Workers holding L1 requests for a memcached restart send them now, and drain.
   if (memcached_restarting_) finish_memcached_restart(Status::error("rend is stopping"));
   if (notifier_) notifier_->stopping();
+  if (upgrade_check_) upgrade_check_->kill(SIGKILL);
   spdlog::info("stopping: draining workers");
   for (auto& s : slots_) {
     if (s->restart_timer != nullptr) uv_timer_stop(s->restart_timer);

@@ -25,12 +25,18 @@
 #include "supervisor/metrics_exporter.h"
 #include "supervisor/service.h"
 #include "supervisor/systemd_notifier.h"
+#include "supervisor/upgrade_state.h"
 
 namespace rend::supervisor {
 
 // The path of our executable `name`: next to rend once installed, or in its module's folder
 // (`build_folder`) of the build tree; `name` alone (looked up on PATH) when neither has it.
 std::string sibling_binary(const std::string& name, const std::string& build_folder);
+
+// rend --resume-fd: the supervisor's next image after an in-place upgrade, from the state in
+// `state_fd` (Supervisor::resume); `failed_upgrade` says why, when it is the previous image taking
+// its state back from a next one that could not. Returns the exit code once stopped.
+int resume_supervisor(int state_fd, const std::string& failed_upgrade);
 
 class Supervisor {
  public:
@@ -46,6 +52,18 @@ class Supervisor {
   Status reload();
   void rolling_restart();
   void stop();
+
+  // In-place upgrade (rendctl upgrade, SIGUSR2; supervisor_upgrade.cc). Once settled, the binary
+  // now at rend's path is checked against this supervisor's state in a child (--check-upgrade),
+  // then executed in place of this image: same pid, same sockets, memcached and rend-l2 adopted
+  // running, and the workers then rolled onto the new rend-worker with their clients handed over.
+  // `done` gets the failure if the upgrade does not happen (this image goes on); after the exec the
+  // next image answers on `reply_fd` (a duplicate of the asking connection, or -1).
+  void upgrade(std::function<void(Status)> done, int reply_fd);
+  // The next image's side (rend --resume-fd): takes over everything `state` names and runs. If it
+  // cannot, it executes the previous image's binary again with the same state (fall_back_to_previous).
+  // Returns the exit code once stopped.
+  int resume(UpgradeState state, int state_fd);
 
  private:
   struct Slot {
@@ -75,6 +93,7 @@ class Supervisor {
   void close_slot_sockets(Slot& slot);
   // A scaled-down slot whose worker is gone: its sockets close, its gauges read zero.
   void remove_slot(Slot& slot);
+  void create_services();  // memcached_ and l2_, not started
   void start_services();
   // memcached's command line for the current config; `report` logs why warm restarts are off.
   std::vector<std::string> memcached_argv(bool report = false) const;
@@ -116,6 +135,14 @@ class Supervisor {
   void release_stats_entry(Slot& slot, const ChildProcess* child);
   void update_up_gauges();
   void notify_ready();  // READY=1 to systemd, unless stopping
+
+  // In-place upgrade (supervisor_upgrade.cc).
+  UpgradeState capture_state(int reply_fd) const;
+  void check_new_binary(std::function<void(Status)> done, int reply_fd);
+  // Executes the new binary; returns only if that failed, with this image as it was.
+  Status exec_next_image(int reply_fd);
+  void adopt_workers(const UpgradeState& state);
+  void finish_upgrade(std::function<void(Status)>& done, int reply_fd, Status outcome);
 
   // Control commands (rendctl).
   void handle_control(const ControlRequest& request, ControlServer::Reply reply);
@@ -167,6 +194,13 @@ class Supervisor {
   uv_signal_t sigint_;
   uv_signal_t sighup_;
   uv_timer_t stop_timer_;
+  uv_signal_t sigusr2_;
+  uv_signal_t sigchld_;    // reaps the children adopted from the previous image
+  std::string self_path_;  // rend's executable as it was started: an upgrade executes what is there now
+  bool upgrading_ = false;
+  std::unique_ptr<ChildProcess> upgrade_check_;  // the new binary checking the state
+  std::vector<std::unique_ptr<ChildProcess>> finished_checks_;
+  uv_timer_t upgrade_check_timer_;
   uv_timer_t reap_timer_;
 };
 

@@ -1,5 +1,6 @@
 // The supervisor's answers to control commands (rendctl): status, reload, restart,
-// restart-worker, scale, stop, version.
+// restart-worker, scale, restart-memcached, upgrade, stop, version.
+#include <fcntl.h>
 #include <fmt/format.h>
 #include <limits.h>
 #include <spdlog/spdlog.h>
@@ -104,12 +105,14 @@ json Supervisor::status() const {
         {"version", kVersion},
         {"uptime_s", (now - started_ms_) / 1000},
         {"config_file", config_path_},
+        {"executable", self_path_},
         {"config_hash", config_hash(config_)},
         {"restart_hash", restart_hash(config_)},
         {"replaced_executables", replaced_executables()},
-        {"state", stopping_   ? "stopping"
-                  : settled() ? "running"
-                              : "changing"}}},
+        {"state", stopping_    ? "stopping"
+                  : upgrading_ ? "upgrading"
+                  : settled()  ? "running"
+                               : "changing"}}},
       {"workers", workers},
   };
   auto service = [](const Service& s) {
@@ -152,6 +155,10 @@ void Supervisor::handle_control(const ControlRequest& request, ControlServer::Re
     restart_memcached([reply](Status s) {
       reply(s ? nlohmann::json{{"ok", true}} : nlohmann::json{{"ok", false}, {"error", s.message()}});
     });
+  } else if (cmd == "upgrade") {
+    // The answer comes from the next image, on a duplicate of this connection that survives the exec.
+    const int reply_fd = request.connection_fd >= 0 ? fcntl(request.connection_fd, F_DUPFD_CLOEXEC, 0) : -1;
+    upgrade([reply](Status s) { reply(s ? nlohmann::json{{"ok", true}} : failure(s.message())); }, reply_fd);
   } else if (cmd == "restart-worker") {
     const int slot = request.slot;
     const bool exists =

@@ -122,11 +122,7 @@ uint64_t Supervisor::memcached_start_delay_ms() const {
   return 1000 - static_cast<uint64_t>(now.tv_nsec / 1000000) + 5;
 }
 
-void Supervisor::start_services() {
-  auto one_ready = [this] {
-    if (--services_pending_ == 0) start_workers();
-  };
-  services_pending_ = 1 + (config_.memcached.enabled ? 1 : 0) + (config_.l2.enabled && config_.l2.supervised ? 1 : 0);
+void Supervisor::create_services() {
   if (config_.memcached.enabled) {
     auto argv = [this] {
       memcached_running_argv_ = memcached_argv(true);
@@ -151,7 +147,6 @@ void Supervisor::start_services() {
                                                                    kExitMemcachedUsage,
                                                                    [this] { return memcached_stop_signal(); },
                                                                    [this] { return memcached_start_delay_ms(); }});
-    memcached_->start(one_ready);
   }
   if (config_.l2.enabled && config_.l2.supervised) {
     l2_ = std::make_unique<Service>(loop_, Service::Options{"rend-l2",
@@ -162,8 +157,17 @@ void Supervisor::start_services() {
                                                             &metrics_.l2_restarts,
                                                             &metrics_.l2_up,
                                                             kExitBadConfig});
-    l2_->start(one_ready);
   }
+}
+
+void Supervisor::start_services() {
+  create_services();
+  auto one_ready = [this] {
+    if (--services_pending_ == 0) start_workers();
+  };
+  services_pending_ = 1 + (memcached_ ? 1 : 0) + (l2_ ? 1 : 0);
+  if (memcached_) memcached_->start(one_ready);
+  if (l2_) l2_->start(one_ready);
   one_ready();
 }
 
