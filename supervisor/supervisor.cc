@@ -241,8 +241,8 @@ void Supervisor::install_handlers() {
       SIGUSR2);
   uv_signal_start(
       &sigchld_, [](uv_signal_t*, int) { ChildProcess::reap_adopted(); }, SIGCHLD);
-  uv_timer_init(loop_, &upgrade_check_timer_);
-  upgrade_check_timer_.data = this;
+  uv_timer_init(loop_, &upgrade_timer_);
+  upgrade_timer_.data = this;
   uv_timer_init(loop_, &stop_timer_);
   stop_timer_.data = this;
   uv_timer_init(loop_, &l1_hold_timer_);

@@ -138,11 +138,13 @@ class Supervisor {
 
   // In-place upgrade (supervisor_upgrade.cc).
   UpgradeState capture_state(int reply_fd) const;
-  void check_new_binary(std::function<void(Status)> done, int reply_fd);
+  void upgrade_when_settled();
+  void check_new_binary();
   // Executes the new binary; returns only if that failed, with this image as it was.
   Status exec_next_image(int reply_fd);
   void adopt_workers(const UpgradeState& state);
-  void finish_upgrade(std::function<void(Status)>& done, int reply_fd, Status outcome);
+  // The upgrade did not happen: tells who asked why, and this image goes on.
+  void finish_upgrade(Status outcome);
 
   // Control commands (rendctl).
   void handle_control(const ControlRequest& request, ControlServer::Reply reply);
@@ -198,9 +200,12 @@ class Supervisor {
   uv_signal_t sigchld_;    // reaps the children adopted from the previous image
   std::string self_path_;  // rend's executable as it was started: an upgrade executes what is there now
   bool upgrading_ = false;
+  std::function<void(Status)> upgrade_done_;
+  int upgrade_reply_fd_ = -1;
+  uint64_t upgrade_deadline_ms_ = 0;
   std::unique_ptr<ChildProcess> upgrade_check_;  // the new binary checking the state
   std::vector<std::unique_ptr<ChildProcess>> finished_checks_;
-  uv_timer_t upgrade_check_timer_;
+  uv_timer_t upgrade_timer_;  // waits for settling, then bounds the check
   uv_timer_t reap_timer_;
 };
 

@@ -31,6 +31,9 @@ namespace rend::supervisor {
 namespace {
 
 constexpr uint64_t kCheckTimeoutMs = 15000;
+// How long an upgrade waits for a roll, a scale or a worker restart in progress to finish.
+constexpr uint64_t kSettleWaitMs = 30000;
+constexpr uint64_t kSettlePollMs = 20;
 // The signals the supervisor handles: blocked across the exec, so one that arrives before the next
 // image has its handlers waits for them instead of killing rend.
 constexpr int kHandledSignals[] = {SIGTERM, SIGINT, SIGHUP, SIGUSR2};
@@ -75,75 +78,90 @@ void Supervisor::upgrade(std::function<void(Status)> done, int reply_fd) {
     return;
   }
   upgrading_ = true;
+  upgrade_done_ = std::move(done);
+  upgrade_reply_fd_ = reply_fd;
+  upgrade_deadline_ms_ = uv_now(loop_) + kSettleWaitMs;
   spdlog::info("upgrade requested: {} once nothing else is changing", self_path_);
-  when_settled([this, done = std::move(done), reply_fd]() mutable {
-    if (stopping_) {
-      finish_upgrade(done, reply_fd, Status::error("rend is stopping"));
-      return;
-    }
-    for (const Service* s : {memcached_.get(), l2_.get()}) {
-      if (s != nullptr && !s->running()) {
-        // Only a running child can be adopted; one being restarted would be lost between images.
-        finish_upgrade(done, reply_fd,
-                       Status::error("memcached or rend-l2 is not running (see rendctl status); try again once it is"));
-        return;
-      }
-    }
-    check_new_binary(std::move(done), reply_fd);
-  });
+  uv_timer_start(
+      &upgrade_timer_, [](uv_timer_t* t) { static_cast<Supervisor*>(t->data)->upgrade_when_settled(); }, 0,
+      kSettlePollMs);
 }
 
-void Supervisor::finish_upgrade(std::function<void(Status)>& done, int reply_fd, Status outcome) {
+void Supervisor::upgrade_when_settled() {
+  if (!stopping_ && !settled() && uv_now(loop_) < upgrade_deadline_ms_) return;
+  uv_timer_stop(&upgrade_timer_);
+  if (stopping_) {
+    finish_upgrade(Status::error("rend is stopping"));
+    return;
+  }
+  if (!settled()) {
+    finish_upgrade(Status::error(
+        fmt::format("rend is still changing after {} s (a roll, a scale, or a worker restarting: see rendctl status)",
+                    kSettleWaitMs / 1000)));
+    return;
+  }
+  for (const Service* s : {memcached_.get(), l2_.get()}) {
+    if (s != nullptr && !s->running()) {
+      // Only a running child can be adopted; one between restarts would be lost between images.
+      finish_upgrade(Status::error("memcached or rend-l2 is not running (see rendctl status); try again once it is"));
+      return;
+    }
+  }
+  check_new_binary();
+}
+
+void Supervisor::finish_upgrade(Status outcome) {
   upgrading_ = false;
-  if (reply_fd >= 0) close(reply_fd);
+  if (upgrade_reply_fd_ >= 0) close(upgrade_reply_fd_);
+  upgrade_reply_fd_ = -1;
   if (!outcome) {
     metrics_.upgrades_failed++;
     spdlog::error("upgrade not done, this rend goes on: {}", outcome.message());
   }
-  done(outcome);
+  auto done = std::move(upgrade_done_);
+  upgrade_done_ = nullptr;
+  if (done) done(outcome);
 }
 
-void Supervisor::check_new_binary(std::function<void(Status)> done, int reply_fd) {
+void Supervisor::check_new_binary() {
   int state_fd = -1;
   if (Status s = write_upgrade_state(capture_state(-1), state_fd); !s) {
-    finish_upgrade(done, reply_fd, s);
+    finish_upgrade(s);
     return;
   }
   upgrade_check_ = std::make_unique<ChildProcess>(loop_);
   int unused = -1;
-  auto on_exit = [this, done, reply_fd](int64_t status, int signal) mutable {
-    uv_timer_stop(&upgrade_check_timer_);
+  auto on_exit = [this](int64_t status, int signal) {
+    uv_timer_stop(&upgrade_timer_);
     finished_checks_.push_back(std::move(upgrade_check_));
     std::erase_if(finished_checks_, [](const auto& c) { return c->finished(); });
     if (stopping_) {
-      finish_upgrade(done, reply_fd, Status::error("rend is stopping"));
+      finish_upgrade(Status::error("rend is stopping"));
       return;
     }
     if (signal != 0 || status != 0) {
-      finish_upgrade(done, reply_fd,
-                     Status::error(fmt::format(
-                         "the new binary {} failed its check ({}; its message is in rend's log)", self_path_,
-                         signal != 0 ? fmt::format("signal {}", signal) : fmt::format("exit status {}", status))));
+      finish_upgrade(Status::error(
+          fmt::format("the new binary {} failed its check ({}; its message is in rend's log)", self_path_,
+                      signal != 0 ? fmt::format("signal {}", signal) : fmt::format("exit status {}", status))));
       return;
     }
-    // Nothing has changed since the check but what a state written now captures.
-    if (!settled() || stopping_) {
-      finish_upgrade(done, reply_fd, Status::error("rend changed during the check (a worker died?); try again"));
+    // The state is captured again at the exec; only a change in what it holds would matter.
+    if (!settled()) {
+      finish_upgrade(Status::error("rend changed during the check (a worker died?); try again"));
       return;
     }
-    Status s = exec_next_image(reply_fd);  // returns only if the exec failed
-    finish_upgrade(done, reply_fd, s);
+    finish_upgrade(exec_next_image(upgrade_reply_fd_));  // returns only if the exec failed
   };
   Status s = upgrade_check_->spawn({self_path_, "--check-upgrade", "3", "--check-stats-fd", "4"}, {state_fd, stats_fd_},
                                    false, unused, nullptr, std::move(on_exit));
   close(state_fd);
   if (!s) {
     finished_checks_.push_back(std::move(upgrade_check_));
-    finish_upgrade(done, reply_fd, s);
+    finish_upgrade(s);
     return;
   }
   uv_timer_start(
-      &upgrade_check_timer_,
+      &upgrade_timer_,
       [](uv_timer_t* t) {
         auto* self = static_cast<Supervisor*>(t->data);
         spdlog::error("the new binary's check did not finish in {} s; killing it", kCheckTimeoutMs / 1000);
@@ -201,8 +219,8 @@ Status Supervisor::exec_next_image(int reply_fd) {
   const std::vector<int> kept = state.descriptors();
   spdlog::info("upgrade: executing {} in place (pid {})", self_path_, getpid());
   if (notifier_) notifier_->reloading();
-  // The exporter's threads and socket do not survive the exec; the next image serves metrics again.
-  exporter_.reset();
+  // The metrics exporter is left running: civetweb's sockets are close-on-exec and its threads end
+  // with the exec, so the next image binds the port again at once (stopping it first takes a second).
   set_cloexec(kept, false);
   block_handled_signals(SIG_BLOCK);
   spdlog::default_logger()->flush();
@@ -214,10 +232,6 @@ Status Supervisor::exec_next_image(int reply_fd) {
   set_cloexec(kept, true);
   close(state_fd);
   if (state.fallback_exe_fd >= 0) close(state.fallback_exe_fd);
-  if (!config_.metrics_listen.empty()) {
-    exporter_ = std::make_unique<MetricsExporter>(stats_, metrics_);
-    if (Status s = exporter_->start(config_.metrics_listen); !s) spdlog::error("metrics: {}", s.message());
-  }
   when_settled([this] { notify_ready(); });
   return Status::error(fmt::format("cannot execute {}: {}", self_path_, strerror(err)));
 }
