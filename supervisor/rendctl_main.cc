@@ -128,6 +128,9 @@ int main(int argc, char** argv) {
       ->required();
   app.add_subcommand("restart-memcached",
                      "restart memcached, keeping its items (warm restart) while workers hold L1 requests");
+  app.add_subcommand("restart-l2",
+                     "restart rend-l2 (after a package upgrade) while workers hold their L2 requests; its data stays "
+                     "on disk");
   app.add_subcommand("upgrade",
                      "re-execute rend's binary in place (after a package upgrade): same pid, sockets, memcached, "
                      "rend-l2 and client connections; the workers are rolled onto the new rend-worker");

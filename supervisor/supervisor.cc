@@ -42,7 +42,13 @@ uint64_t backoff_ms(const SupervisorConfig& c, int streak) {
 }  // namespace
 
 Supervisor::Supervisor(uv_loop_t* loop, std::string config_path, Config config)
-    : loop_(loop), config_path_(std::move(config_path)), config_(std::move(config)) {
+    : loop_(loop),
+      config_path_(std::move(config_path)),
+      config_(std::move(config)),
+      l1_restart_(loop, {"l1", "memcached", [this] { return memcached_.get(); }, [this] { return running_workers(); },
+                         [this] { return static_cast<uint64_t>(config_.l1.timeout_ms) + 1000; }}),
+      l2_restart_(loop, {"l2", "rend-l2", [this] { return l2_.get(); }, [this] { return running_workers(); },
+                         [this] { return static_cast<uint64_t>(config_.l2.backend.timeout_ms) + 1000; }}) {
   // Where rend was started from: a package upgrade puts the new binary there.
   char self[PATH_MAX];
   const ssize_t n = readlink("/proc/self/exe", self, sizeof self - 1);
@@ -245,8 +251,6 @@ void Supervisor::install_handlers() {
   upgrade_timer_.data = this;
   uv_timer_init(loop_, &stop_timer_);
   stop_timer_.data = this;
-  uv_timer_init(loop_, &l1_hold_timer_);
-  l1_hold_timer_.data = this;
   uv_timer_init(loop_, &reap_timer_);
   reap_timer_.data = this;
   // Retired children are freed once libuv has closed their handles.
@@ -311,11 +315,12 @@ Status Supervisor::spawn_worker(Slot& slot, std::unique_ptr<ChildProcess>& out, 
   Slot* slot_ptr = &slot;
   int got_ready_fd = -1;
   child->set_on_message([this, raw](std::string_view line) {
-    if (line == "l1-held") on_l1_held(raw);
+    if (!l1_restart_.on_message(raw, line)) l2_restart_.on_message(raw, line);
   });
   auto ready = [this, raw, on_ready = std::move(on_ready)] {
-    // Started while memcached restarts: it holds its L1 requests like the others until the end.
-    if (memcached_restarting_) raw->send_command("l1-hold", -1);
+    // Started during a restart of memcached or rend-l2: it holds like the others until the end.
+    l1_restart_.worker_started(raw);
+    l2_restart_.worker_started(raw);
     on_ready();
   };
   Status s = child->spawn(
@@ -352,7 +357,8 @@ void Supervisor::start_slot(Slot& slot) {
 
 void Supervisor::on_worker_exit(Slot& slot, ChildProcess* child, int64_t status, int signal) {
   release_stats_entry(slot, child);
-  on_l1_held(child);  // a worker that is gone holds nothing
+  l1_restart_.worker_gone(child);  // a worker that is gone holds nothing
+  l2_restart_.worker_gone(child);
   if (slot.worker.get() != child) {
     // A replaced or retiring worker finished draining, or a roll's replacement died starting.
     if (slot.replacement == child) slot.replacement = nullptr;
@@ -421,14 +427,27 @@ void Supervisor::retire(std::unique_ptr<ChildProcess> child) {
   if (child) retired_.push_back(std::move(child));
 }
 
+std::vector<ChildProcess*> Supervisor::running_workers() const {
+  std::vector<ChildProcess*> out;
+  for (const auto& s : slots_) {
+    if (s->worker && s->worker->running()) out.push_back(s->worker.get());
+    if (s->replacement != nullptr && s->replacement->running()) out.push_back(s->replacement);
+  }
+  for (const auto& c : retired_) {
+    if (c->running()) out.push_back(c.get());
+  }
+  return out;
+}
+
 // ---- stop --------------------------------------------------------------------------------------
 
 void Supervisor::stop() {
   if (stopping_) return;
   stopping_ = true;
   rolling_.clear();
-  // Workers holding L1 requests for a memcached restart send them now, and drain.
-  if (memcached_restarting_) finish_memcached_restart(Status::error("rend is stopping"));
+  // Workers holding requests for a restart of memcached or rend-l2 send them now, and drain.
+  l1_restart_.abort(Status::error("rend is stopping"));
+  l2_restart_.abort(Status::error("rend is stopping"));
   if (notifier_) notifier_->stopping();
   if (upgrade_check_) upgrade_check_->kill(SIGKILL);
   spdlog::info("stopping: draining workers");

@@ -22,6 +22,7 @@
 #include "supervisor/activated_sockets.h"
 #include "supervisor/child_process.h"
 #include "supervisor/control_server.h"
+#include "supervisor/held_restart.h"
 #include "supervisor/metrics_exporter.h"
 #include "supervisor/service.h"
 #include "supervisor/systemd_notifier.h"
@@ -101,14 +102,6 @@ class Supervisor {
   std::string memcached_memory_file(bool report) const;
   int memcached_stop_signal() const;
   uint64_t memcached_start_delay_ms() const;
-  // Restarts memcached with the current config, keeping L1's items where its memory file allows:
-  // every worker holds its L1 requests and says so once L1 has answered the ones it sent, memcached
-  // stops gracefully (SIGUSR1) and starts again, and the workers send what they held. `done` gets
-  // the outcome. One restart at a time; a request during one waits for it.
-  void restart_memcached(std::function<void(Status)> done);
-  void on_l1_held(ChildProcess* worker);
-  void restart_held_memcached();
-  void finish_memcached_restart(Status outcome);
   // Every running worker process: slots' workers, roll replacements, and those still draining.
   std::vector<ChildProcess*> running_workers() const;
   std::vector<std::string> l2_argv() const;
@@ -177,10 +170,10 @@ class Supervisor {
   std::unique_ptr<Service> memcached_;
   std::vector<std::string> memcached_running_argv_;  // what the running memcached was started with
   bool memcached_started_warm_ = false;              // ... with a memory file
-  bool memcached_restarting_ = false;
-  std::vector<std::function<void(Status)>> memcached_restart_waiters_;
-  std::vector<ChildProcess*> l1_hold_pending_;  // workers yet to say "l1-held"
-  uv_timer_t l1_hold_timer_;
+  // Planned restarts of memcached (rendctl restart-memcached, a reload that changes its settings)
+  // and of rend-l2 (rendctl restart-l2), with the workers holding that tier's requests meanwhile.
+  HeldRestart l1_restart_;
+  HeldRestart l2_restart_;
   std::unique_ptr<Service> l2_;
   int services_pending_ = 0;  // services not yet answering before the workers start
   std::deque<int> rolling_;   // slots still to roll

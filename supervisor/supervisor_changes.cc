@@ -40,7 +40,7 @@ Status Supervisor::reload() {
   // memcached's settings apply by a warm restart of memcached; the workers hold L1 meanwhile.
   if (memcached_ && memcached_->running() && memcached_argv() != memcached_running_argv_) {
     spdlog::info("reloading: memcached's command line changed; restarting it");
-    restart_memcached([](Status s) {
+    l1_restart_.restart([](Status s) {
       if (!s) spdlog::error("reload: memcached restart failed: {}", s.message());
     });
   }

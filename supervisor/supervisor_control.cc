@@ -1,5 +1,5 @@
 // The supervisor's answers to control commands (rendctl): status, reload, restart,
-// restart-worker, scale, restart-memcached, upgrade, stop, version.
+// restart-worker, scale, restart-memcached, restart-l2, upgrade, stop, version.
 #include <fcntl.h>
 #include <fmt/format.h>
 #include <limits.h>
@@ -30,7 +30,7 @@ bool executable_replaced(int pid) {
 }  // namespace
 
 bool Supervisor::settled() const {
-  if (!rolling_.empty() || rolling_busy_ || memcached_restarting_) return false;
+  if (!rolling_.empty() || rolling_busy_ || l1_restart_.restarting() || l2_restart_.restarting()) return false;
   for (const auto& s : slots_) {
     if (s->failed) continue;  // down until a reload: nothing is on its way
     if (s->retiring || !s->worker || !s->ready) return false;
@@ -152,9 +152,10 @@ void Supervisor::handle_control(const ControlRequest& request, ControlServer::Re
     when_settled([this, reply] { reply({{"ok", true}, {"workers", slots_.size()}}); });
   } else if (cmd == "restart-memcached") {
     spdlog::info("restart of memcached requested");
-    restart_memcached([reply](Status s) {
-      reply(s ? nlohmann::json{{"ok", true}} : nlohmann::json{{"ok", false}, {"error", s.message()}});
-    });
+    l1_restart_.restart([reply](Status s) { reply(s ? nlohmann::json{{"ok", true}} : failure(s.message())); });
+  } else if (cmd == "restart-l2") {
+    spdlog::info("restart of rend-l2 requested");
+    l2_restart_.restart([reply](Status s) { reply(s ? nlohmann::json{{"ok", true}} : failure(s.message())); });
   } else if (cmd == "upgrade") {
     // The answer comes from the next image, on a duplicate of this connection that survives the exec.
     const int reply_fd = request.connection_fd >= 0 ? fcntl(request.connection_fd, F_DUPFD_CLOEXEC, 0) : -1;

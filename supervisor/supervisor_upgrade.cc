@@ -388,7 +388,7 @@ void Supervisor::adopt_workers(const UpgradeState& state) {
     ChildProcess* raw = child.get();
     Slot* slot_ptr = &slot;
     child->set_on_message([this, raw](std::string_view line) {
-      if (line == "l1-held") on_l1_held(raw);
+      if (!l1_restart_.on_message(raw, line)) l2_restart_.on_message(raw, line);
     });
     Status s = child->adopt(w.pid, w.ready_fd, w.command_fd, [this, slot_ptr, raw](int64_t status, int signal) {
       on_worker_exit(*slot_ptr, raw, status, signal);

@@ -47,10 +47,10 @@ void SupervisorChannel::on_readable() {
       handlers_.hand_off(fd);
     } else if (fd >= 0 && command == "take-over") {
       handlers_.take_over(fd);
-    } else if (fd < 0 && command == "l1-hold") {
-      handlers_.hold_l1();
-    } else if (fd < 0 && command == "l1-release") {
-      handlers_.release_l1();
+    } else if (fd < 0 && (command == "l1-hold" || command == "l2-hold")) {
+      handlers_.hold(command[1] == '1' ? Tier::kL1 : Tier::kL2);
+    } else if (fd < 0 && (command == "l1-release" || command == "l2-release")) {
+      handlers_.release(command[1] == '1' ? Tier::kL1 : Tier::kL2);
     } else {
       spdlog::warn("unknown command from the supervisor ({} bytes)", n);
       if (fd >= 0) ::close(fd);

@@ -6,7 +6,8 @@
 //   "take-over"  + socket: serve the connections another worker hands over that socket;
 //   "l1-hold"    memcached is about to restart: keep new L1 requests, and say "l1-held" on the
 //                ready pipe once every L1 request sent has been answered;
-//   "l1-release" memcached is back: reconnect and send what was kept.
+//   "l1-release" memcached is back: reconnect and send what was kept;
+//   "l2-hold", "l2-release": the same for a planned restart of rend-l2 ("l2-held").
 //
 // SIGTERM stays the way to stop without a successor (clients are closed between requests).
 #pragma once
@@ -15,6 +16,8 @@
 
 #include <functional>
 
+#include "common/request_metrics.h"
+
 namespace rend::worker {
 
 class SupervisorChannel {
@@ -22,8 +25,8 @@ class SupervisorChannel {
   struct Handlers {
     std::function<void(int fd)> hand_off;
     std::function<void(int fd)> take_over;
-    std::function<void()> hold_l1;
-    std::function<void()> release_l1;
+    std::function<void(Tier)> hold;
+    std::function<void(Tier)> release;
   };
   // Takes ownership of `fd`.
   SupervisorChannel(uv_loop_t* loop, int fd, Handlers handlers);

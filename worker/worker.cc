@@ -15,9 +15,9 @@ namespace rend::worker {
 
 namespace {
 constexpr uint64_t kTickMs = 50;  // how often backend deadlines are checked
-// A hold of L1 that the supervisor did not release by then (it died mid-restart) ends here: held
-// requests are sent, or fail if memcached is still down.
-constexpr uint64_t kMaxL1HoldMs = 30000;
+// A hold that the supervisor did not release by then (it died mid-restart) ends here: held
+// requests are sent, or fail if the service is still down.
+constexpr uint64_t kMaxHoldMs = 30000;
 }  // namespace
 
 Worker::Worker(uv_loop_t* loop, Config config, WorkerOptions options, SharedStats stats, const BackendFactory& backends)
@@ -108,31 +108,39 @@ void Worker::begin_hand_off(int channel_fd) {
   begin_drain();
 }
 
-void Worker::hold_l1() {
-  if (l1_->holding()) return;
-  spdlog::info("memcached restarting: holding L1 requests");
-  l1_->hold();
-  l1_hold_told_ = false;
-  l1_hold_until_ms_ = uv_now(loop_) + kMaxL1HoldMs;
-  check_l1_hold(uv_now(loop_));
+void Worker::hold(Tier tier) {
+  BackendPool* p = pool(tier);
+  if (p == nullptr || p->holding()) return;
+  spdlog::info("{} restarting: holding {} requests", tier == Tier::kL1 ? "memcached" : "rend-l2", tier_name(tier));
+  p->hold();
+  Hold& h = hold_of(tier);
+  h.told = false;
+  h.until_ms = uv_now(loop_) + kMaxHoldMs;
+  check_holds(uv_now(loop_));
 }
 
-void Worker::release_l1() {
-  if (!l1_->holding()) return;
-  spdlog::info("memcached is back: sending the held L1 requests");
-  l1_->release();
+void Worker::release(Tier tier) {
+  BackendPool* p = pool(tier);
+  if (p == nullptr || !p->holding()) return;
+  spdlog::info("{} is back: sending the held {} requests", tier == Tier::kL1 ? "memcached" : "rend-l2",
+               tier_name(tier));
+  p->release();
   maybe_finish_drain();
 }
 
-void Worker::check_l1_hold(uint64_t now_ms) {
-  if (!l1_->holding()) return;
-  if (!l1_hold_told_ && l1_->answered_all()) {
-    l1_hold_told_ = true;
-    tell_supervisor("l1-held\n");
-  }
-  if (now_ms >= l1_hold_until_ms_) {
-    spdlog::warn("L1 held for {} ms without a release; sending the held requests", kMaxL1HoldMs);
-    release_l1();
+void Worker::check_holds(uint64_t now_ms) {
+  for (Tier tier : {Tier::kL1, Tier::kL2}) {
+    BackendPool* p = pool(tier);
+    if (p == nullptr || !p->holding()) continue;
+    Hold& h = hold_of(tier);
+    if (!h.told && p->answered_all()) {
+      h.told = true;
+      tell_supervisor(tier == Tier::kL1 ? "l1-held\n" : "l2-held\n");
+    }
+    if (now_ms >= h.until_ms) {
+      spdlog::warn("{} held for {} ms without a release; sending the held requests", tier_name(tier), kMaxHoldMs);
+      release(tier);
+    }
   }
 }
 
@@ -300,7 +308,7 @@ bool Worker::start() {
         if (self->l2_) self->l2_->check_deadlines(uv_now(self->loop_));
         self->run_due_burials(uv_now(self->loop_));
         self->close_idle_connections(uv_now(self->loop_));
-        self->check_l1_hold(uv_now(self->loop_));
+        self->check_holds(uv_now(self->loop_));
         self->maybe_finish_drain();
       },
       kTickMs, kTickMs);
@@ -318,8 +326,8 @@ bool Worker::start() {
                                                     SupervisorChannel::Handlers{
                                                         [this](int fd) { begin_hand_off(fd); },
                                                         [this](int fd) { take_over_from(fd); },
-                                                        [this] { hold_l1(); },
-                                                        [this] { release_l1(); },
+                                                        [this](Tier tier) { hold(tier); },
+                                                        [this](Tier tier) { release(tier); },
                                                     });
   }
   l1_->start();
@@ -331,7 +339,7 @@ bool Worker::start() {
     ok = ok && acceptor_.add(options_.batch_listen_fd, true, TierMode::kL1L2Batch);
   if (options_.unix_listen_fd >= 0) ok = ok && acceptor_.add(options_.unix_listen_fd, false, main_mode);
   if (!ok) return false;
-  tell_supervisor("ready\n");  // the pipe stays open for later messages (l1-held)
+  tell_supervisor("ready\n");  // the pipe stays open for later messages (l1-held, l2-held)
   spdlog::info("worker {} serving (l1 {} x{}{})", options_.slot, config_.l1.address, config_.l1.connections,
                l2_ ? fmt::format(", l2 {} x{}", config_.l2.backend.address, config_.l2.backend.connections) : "");
   return true;

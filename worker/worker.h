@@ -91,10 +91,11 @@ class Worker {
   // Serve the connections another worker hands over `channel_fd` / hand ours over it and exit.
   void take_over_from(int channel_fd);
   void begin_hand_off(int channel_fd);
-  // A planned restart of memcached: L1 requests are kept until release (BackendPool::hold), and
-  // the supervisor is told once every L1 request already sent has been answered.
-  void hold_l1();
-  void release_l1();
+  // A planned restart of memcached (L1) or rend-l2 (L2): the tier's requests are kept until
+  // release (BackendPool::hold), and the supervisor is told ("l1-held", "l2-held") once every
+  // request already sent to the tier has been answered.
+  void hold(Tier tier);
+  void release(Tier tier);
 
  private:
   void on_new_connection(int fd, bool tcp, TierMode mode);
@@ -104,9 +105,11 @@ class Worker {
   void flush_dirty();
   void begin_drain();
   void maybe_finish_drain();
-  // Says "l1-held" once L1 has answered everything sent before the hold; ends a hold the
-  // supervisor never released.
-  void check_l1_hold(uint64_t now_ms);
+  // Says "l1-held" / "l2-held" once the tier has answered everything sent before the hold; ends
+  // a hold the supervisor never released.
+  void check_holds(uint64_t now_ms);
+  // The tier's pool, or null (L2 off).
+  BackendPool* pool(Tier tier) { return tier == Tier::kL1 ? l1_.get() : l2_.get(); }
   // A line to the supervisor on the ready pipe (kept open after "ready" for these).
   void tell_supervisor(const char* line);
   // L1 and L2 have answered everything sent to them (burials included).
@@ -135,8 +138,12 @@ class Worker {
   uv_signal_t sigterm_;
   uv_signal_t sigint_;
   uint64_t next_idle_scan_ms_ = 0;
-  bool l1_hold_told_ = false;
-  uint64_t l1_hold_until_ms_ = 0;
+  struct Hold {
+    bool told = false;  // the supervisor knows the tier has answered all
+    uint64_t until_ms = 0;
+  };
+  Hold holds_[2];  // L1's, L2's
+  Hold& hold_of(Tier tier) { return holds_[tier == Tier::kL1 ? 0 : 1]; }
   bool draining_ = false;
   bool finished_ = false;
 };
