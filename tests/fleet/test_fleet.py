@@ -1,7 +1,7 @@
 """deploy/ansible on a fleet of three real systemd hosts (fleet.py): converge from nothing, a second
 run and a --check --diff run that change nothing, a configuration rend rejects refused with the
-running rend untouched, a reloadable change reloaded in place, a new release with a restart-only
-change rolled host by host, a restart-only change that fails on the second host rolled back with
+running rend untouched, a reloadable change reloaded in place, a new release upgraded in place host
+by host (no restart, no drain), a restart-only change that fails on the second host rolled back with
 the play stopped before the third, rollback.yml putting a host's previous configuration back, and
 a reboot that brings rend back with its L2 data. Throughout every change a verifying client per
 host (one retry on a broken connection, paused by the drain hook) must see no failed request and
@@ -172,25 +172,27 @@ class FleetTest(unittest.TestCase):
             restarted += changed
         return restarted
 
-    def test_6_new_release_and_restart_only_change_roll_host_by_host(self):
-        # Both need a restart, which the converge play leaves to the rolling play: each host in turn
-        # is drained, upgraded, restarted on the new listen backlog and memcached size, checked and
-        # undrained. (A restart-only change alone rolls in test_7, whose first host gets it.)
+    def test_6_new_release_upgrades_each_host_in_place(self):
+        # A new release alone needs no restart: the rolling play takes each host in turn through
+        # rendctl upgrade (same supervisor, workers rolled with their clients handed over) and
+        # restart-l2, undrained, and reloads the reloadable change of the same run on top
+        # (memcached.memory_mb: memcached restarts warm). No client retries anything.
         pids = {h: self.fleet.hosts[h].supervisor_pid() for h in HOSTS}
-        config = dict(FleetTest.config, memcached={"memory_mb": 512}, listen={"backlog": 2048})
+        config = dict(FleetTest.config, memcached={"memory_mb": 512})
         with self.fleet.start_clients() as clients:
             rc, out, recap = self.play(package=self.next_release, extra_vars={"rend_config": config})
         self.assertEqual(rc, 0, out[-6000:])
-        self.assertEqual(sorted(self.rolled_host_by_host(out)), HOSTS)
-        self.assertIn("restart-only options changed", out)
+        self.assertEqual(out.count("TASK [rend : Service | upgrade in place]"), len(HOSTS), "one host at a time")
+        self.assertEqual(self.rolled_host_by_host(out), [], "no host was restarted")
         for h in HOSTS:
             host = self.fleet.hosts[h]
             self.assertEqual(host.sh("dpkg-query -W -f='${Version}' rend").stdout, self.version + "+fleet2")
-            self.assertNotEqual(host.supervisor_pid(), pids[h])
+            self.assertEqual(host.supervisor_pid(), pids[h], f"{h}: upgraded in place, not restarted")
             self.assertEqual(host.rend_status()["supervisor"]["replaced_executables"], [])
             self.assertIn("-m 512", host.sh("ps -o args= -C memcached").stdout)
-        self.assertEqual(sum(c["drains"] for c in clients.counts.values()), len(HOSTS))
+        self.assertEqual(sum(c["drains"] for c in clients.counts.values()), 0)
         self.assert_clean_clients(clients)
+        self.assertEqual(sum(c["retried"] for c in clients.counts.values()), 0, clients.counts)
         FleetTest.config = config
 
     def test_7_restart_only_change_fails_on_the_second_host_rolls_it_back_and_stops(self):
@@ -216,6 +218,7 @@ class FleetTest(unittest.TestCase):
         self.assertEqual(self.host_config("h2")["listen"]["batch_port"], 11212)
         self.assert_serving("h2")
         self.assertNotIn("h3", recap, "the play stopped before the third host")
+        self.assertEqual([clients.counts[h]["drains"] for h in HOSTS], [1, 1, 0], "restarts are drained")
         self.assertEqual(self.fleet.hosts["h3"].supervisor_pid(), pids["h3"])
         self.assertEqual(self.host_config("h3")["listen"]["batch_port"], 11212)
         self.assert_clean_clients(clients)
