@@ -45,13 +45,17 @@ int tcp_port_of(int fd, const std::string& host) {
 
 }  // namespace
 
-ActivatedSockets ActivatedSockets::take(const std::string& host, int port, int batch_port,
-                                        const std::string& unix_path) {
+ActivatedSockets ActivatedSockets::take(const std::string& host, int port, int batch_port, const std::string& unix_path,
+                                        const std::function<bool(const std::string& name, int fd)>& other) {
   ActivatedSockets out;
-  const int n = sd_listen_fds(1);
+  char** names = nullptr;
+  const int n = sd_listen_fds_with_names(1, &names);
   if (n <= 0) return out;
+  size_t others = 0;
   for (int fd = SD_LISTEN_FDS_START; fd < SD_LISTEN_FDS_START + n; ++fd) {
     fcntl(fd, F_SETFD, FD_CLOEXEC);
+    const std::string name =
+        names != nullptr && names[fd - SD_LISTEN_FDS_START] != nullptr ? names[fd - SD_LISTEN_FDS_START] : "";
     const int tcp_port = tcp_port_of(fd, host);
     if (tcp_port != 0 && tcp_port == port && out.main_fd < 0) {
       out.main_fd = fd;
@@ -60,13 +64,22 @@ ActivatedSockets ActivatedSockets::take(const std::string& host, int port, int b
     } else if (!unix_path.empty() && out.unix_fd < 0 &&
                sd_is_socket_unix(fd, SOCK_STREAM, 1, unix_path.c_str(), 0) > 0) {
       out.unix_fd = fd;
+    } else if (other(name, fd)) {
+      ++others;
     } else {
       spdlog::warn("systemd passed a socket (fd {}) that matches no listener of the configuration; closing it", fd);
       close(fd);
     }
   }
-  spdlog::info("socket activation: systemd holds{}{}{}", out.main_fd >= 0 ? " the main port" : "",
-               out.batch_fd >= 0 ? " the batch port" : "", out.unix_fd >= 0 ? " the unix socket" : "");
+  if (names != nullptr) {
+    for (int i = 0; i < n; ++i) free(names[i]);
+    free(names);
+  }
+  if (out.any()) {
+    spdlog::info("socket activation: systemd holds{}{}{}", out.main_fd >= 0 ? " the main port" : "",
+                 out.batch_fd >= 0 ? " the batch port" : "", out.unix_fd >= 0 ? " the unix socket" : "");
+  }
+  if (others > 0) spdlog::info("systemd passed back {} descriptors rend stored at its last stop", others);
   return out;
 }
 

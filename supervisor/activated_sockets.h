@@ -10,6 +10,7 @@
 // the kernel's SO_REUSEPORT spreading needs sockets created by one user, and systemd creates these.
 #pragma once
 
+#include <functional>
 #include <string>
 
 namespace rend::supervisor {
@@ -21,8 +22,11 @@ struct ActivatedSockets {
 
   // Takes the sockets systemd passed to this process, if any, and clears LISTEN_* from the
   // environment so that children do not take them too. `host` and the ports are the configured
-  // ones (0 = not listening there).
-  static ActivatedSockets take(const std::string& host, int port, int batch_port, const std::string& unix_path);
+  // ones (0 = not listening there). Descriptors that are not listeners are offered to `other` by
+  // their name (LISTEN_FDNAMES: those rend stored itself, connection_store.h), and closed if it
+  // does not take them.
+  static ActivatedSockets take(const std::string& host, int port, int batch_port, const std::string& unix_path,
+                               const std::function<bool(const std::string& name, int fd)>& other);
   bool any() const { return main_fd >= 0 || batch_fd >= 0 || unix_fd >= 0; }
 };
 

@@ -45,6 +45,7 @@ Supervisor::Supervisor(uv_loop_t* loop, std::string config_path, Config config)
     : loop_(loop),
       config_path_(std::move(config_path)),
       config_(std::move(config)),
+      store_(loop),
       l1_restart_(loop, {"l1", "memcached", [this] { return memcached_.get(); }, [this] { return running_workers(); },
                          [this] { return static_cast<uint64_t>(config_.l1.timeout_ms) + 1000; }}),
       l2_restart_(loop, {"l2", "rend-l2", [this] { return l2_.get(); }, [this] { return running_workers(); },
@@ -162,14 +163,18 @@ int Supervisor::run() {
   notifier_ = std::make_unique<SystemdNotifier>(loop_);
   start_services();
   // Settled means every worker serves, and workers start only once memcached and rend-l2 answer.
-  when_settled([this] { notify_ready(); });
+  when_settled([this] {
+    restore_stored_clients();
+    notify_ready();
+  });
   uv_run(loop_, UV_RUN_DEFAULT);
   return exit_code_;
 }
 
 Status Supervisor::open_listeners() {
   activated_ = ActivatedSockets::take(config_.listen.host, config_.listen.port,
-                                      config_.l2.enabled ? config_.listen.batch_port : 0, config_.listen.unix_socket);
+                                      config_.l2.enabled ? config_.listen.batch_port : 0, config_.listen.unix_socket,
+                                      [this](const std::string& name, int fd) { return store_.take(name, fd); });
   for (int port : {activated_.main_fd < 0 ? config_.listen.port : 0,
                    config_.l2.enabled && activated_.batch_fd < 0 ? config_.listen.batch_port : 0}) {
     if (port == 0) continue;
@@ -453,7 +458,8 @@ void Supervisor::stop() {
   spdlog::info("stopping: draining workers");
   for (auto& s : slots_) {
     if (s->restart_timer != nullptr) uv_timer_stop(s->restart_timer);
-    if (s->worker) s->worker->kill(SIGTERM);
+    if (s->worker && !hand_clients_to_store(*s->worker)) s->worker->kill(SIGTERM);
+    if (s->replacement != nullptr) s->replacement->kill(SIGTERM);
   }
   for (auto& c : retired_) c->kill(SIGTERM);
   uv_timer_start(
@@ -470,6 +476,49 @@ void Supervisor::stop() {
       },
       static_cast<uint64_t>(config_.supervisor.stop_timeout_ms), 0);
   maybe_finish_stop();
+}
+
+bool Supervisor::hand_clients_to_store(ChildProcess& worker) {
+  if (!notifier_ || !notifier_->enabled() || !worker.running()) return false;
+  int pair[2];
+  if (socketpair(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC | SOCK_NONBLOCK, 0, pair) != 0) return false;
+  const bool sent = worker.send_command("hand-off", pair[0]);
+  close(pair[0]);
+  if (!sent) {
+    close(pair[1]);
+    return false;
+  }
+  store_.collect_from(pair[1], [this] { maybe_finish_stop(); });
+  return true;
+}
+
+void Supervisor::restore_stored_clients() {
+  if (store_.stored() == 0) return;
+  // Spread over the workers, each over a handoff channel of its own, as a departing worker would.
+  std::vector<int> channels;
+  size_t next = 0;
+  std::vector<ChildProcess*> workers;
+  for (auto& s : slots_) {
+    if (s->worker && s->ready && s->worker->running()) workers.push_back(s->worker.get());
+  }
+  for (ChildProcess* w : workers) {
+    int pair[2];
+    if (socketpair(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0, pair) != 0) continue;
+    // Blocking, with a bound: the worker reads as its loop turns.
+    const timeval bound{5, 0};
+    setsockopt(pair[0], SOL_SOCKET, SO_SNDTIMEO, &bound, sizeof bound);
+    if (w->send_command("take-over", pair[1])) {
+      channels.push_back(pair[0]);
+    } else {
+      close(pair[0]);
+    }
+    close(pair[1]);
+  }
+  const size_t stored = store_.stored();
+  const size_t sent =
+      store_.replay([&]() -> int { return channels.empty() ? -1 : channels[next++ % channels.size()]; });
+  for (int fd : channels) close(fd);  // each worker's receiver ends here
+  spdlog::info("{} of {} client connections kept by systemd since the last stop handed to the workers", sent, stored);
 }
 
 void Supervisor::update_up_gauges() {
@@ -490,8 +539,11 @@ void Supervisor::maybe_finish_stop() {
     if (c->running()) return;
   }
   // Workers are gone, so every in-flight request has been answered: the backends can go.
-  if (services_stopping_) return;
+  if (services_stopping_ || store_.collecting()) return;
   services_stopping_ = true;
+  if (const size_t kept = store_.store(); kept > 0) {
+    spdlog::info("{} client connections kept in systemd's store for the next start", kept);
+  }
   auto pending = std::make_shared<int>(2);
   auto one_stopped = [this, pending] {
     if (--*pending == 0) finish_stop();

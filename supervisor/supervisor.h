@@ -21,6 +21,7 @@
 #include "common/shared_stats.h"
 #include "supervisor/activated_sockets.h"
 #include "supervisor/child_process.h"
+#include "supervisor/connection_store.h"
 #include "supervisor/control_server.h"
 #include "supervisor/held_restart.h"
 #include "supervisor/metrics_exporter.h"
@@ -119,6 +120,10 @@ class Supervisor {
   bool hand_clients_over(ChildProcess& from, ChildProcess& to);
   // The worker that takes a scaled-down slot's clients; null if none is ready.
   Slot* successor_for(const Slot& leaving);
+  // At a stop under systemd: `worker` hands its clients to the store instead of closing them.
+  bool hand_clients_to_store(ChildProcess& worker);
+  // At a start: the connections systemd kept since the last stop go to the workers.
+  void restore_stored_clients();
   void maybe_finish_stop();
   void finish_stop();
   std::string worker_binary() const;
@@ -165,6 +170,7 @@ class Supervisor {
   int unix_fd_ = -1;
   bool unix_socket_bound_here_ = false;  // not systemd's: removed at stop
   ActivatedSockets activated_;           // sockets systemd holds for rend (socket activation)
+  ConnectionStore store_;                // clients kept in systemd's store across a restart of rend
   std::vector<std::unique_ptr<Slot>> slots_;
   std::vector<std::unique_ptr<ChildProcess>> retired_;  // stopping or stopped, kept until finished
   std::unique_ptr<Service> memcached_;

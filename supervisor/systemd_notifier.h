@@ -22,6 +22,8 @@ class SystemdNotifier {
   void ready(const std::string& status);
   void reloading();
   void stopping();
+  // Running under systemd (NOTIFY_SOCKET set).
+  bool enabled() const { return enabled_; }
   void status(const std::string& text);
 
  private:

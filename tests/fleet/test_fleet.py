@@ -1,6 +1,7 @@
 """deploy/ansible on a fleet of three real systemd hosts (fleet.py): converge from nothing, a second
 run and a --check --diff run that change nothing, a configuration rend rejects refused with the
-running rend untouched, a reloadable change reloaded in place, a new release upgraded in place host
+running rend untouched, a reloadable change reloaded in place, memcached replaced and restarted warm,
+a restart of rend that keeps its clients' connections open, a new release upgraded in place host
 by host (no restart, no drain), a restart-only change that fails on the second host rolled back with
 the play stopped before the third, rollback.yml putting a host's previous configuration back, and
 a reboot that brings rend back with its L2 data. Throughout every change a verifying client per
@@ -161,6 +162,24 @@ class FleetTest(unittest.TestCase):
         self.assertEqual(host.sh(f"python3 -c \"{probe}\"").stdout.strip(), "True",
                          "memcached came back with its items")
         self.assert_clean_clients(clients)
+
+    def test_5c_a_restart_of_rend_keeps_open_connections(self):
+        # systemctl restart: rend keeps its clients' connections in systemd's file descriptor store
+        # and the next rend serves them; the verifying client, which retries a broken request once
+        # on a new connection, has nothing to retry.
+        host = self.fleet.hosts["h1"]
+        pid = host.supervisor_pid()
+        with self.fleet.start_clients() as clients:
+            time.sleep(0.5)
+            started = time.monotonic()
+            host.sh("systemctl restart rend")
+            print(f"  systemctl restart rend: {time.monotonic() - started:.1f} s", flush=True)
+            time.sleep(1.0)
+        self.assertNotEqual(host.supervisor_pid(), pid)
+        self.assert_clean_clients(clients)
+        self.assertEqual(clients.counts["h1"]["retried"], 0, clients.counts)
+        log = host.sh("journalctl -u rend -n 200 --no-pager").stdout
+        self.assertRegex(log, r"([1-9]\d*) of \1 client connections kept by systemd since the last stop handed to")
 
     def rolled_host_by_host(self, out):
         """Each restart task of the run restarted one host, and each host once."""

@@ -235,17 +235,22 @@ class MemcachedWarmRestartTest(ProcessTest):
         self.assertGreaterEqual(self.l1_keys(rend, keys), 950)
 
 
+def held_listener(test):
+    """A listening socket as systemd's rend.socket holds it, closed when the test ends."""
+    s = socket.socket()
+    s.bind(("127.0.0.1", 0))
+    s.listen(1024)
+    test.addCleanup(s.close)
+    return s
+
+
 class SocketActivationTest(ProcessTest):
     """With systemd socket activation, clients that connect while rend is stopped are not refused:
     they wait in the backlog of the socket systemd holds and are served once rend is back. The test
     plays systemd's part: it holds the sockets and starts rend with LISTEN_FDS, twice."""
 
     def listener(self):
-        s = socket.socket()
-        s.bind(("127.0.0.1", 0))
-        s.listen(1024)
-        self.addCleanup(s.close)
-        return s
+        return held_listener(self)
 
     def start_activated(self, rend, sockets):
         # fds 3, 4, ... in rend, and LISTEN_PID set to rend's own pid, as systemd does.
@@ -285,3 +290,114 @@ class SocketActivationTest(ProcessTest):
             self.assertEqual(w.read_until(b"END\r\n"), b"VALUE k 0 6\r\nbefore\r\nEND\r\n")
             w.close()
         self.assertNotIn("cannot listen", rend.read_log())
+
+
+class FakeSystemd:
+    """systemd's part in a stop and start of rend: the notify socket (NOTIFY_SOCKET) with its file
+    descriptor store (FDSTORE=1 / FDSTOREREMOVE=1 by FDNAME), and the start of rend with the sockets
+    it holds and the stored descriptors (LISTEN_FDS, LISTEN_FDNAMES, LISTEN_PID)."""
+
+    def __init__(self, tmp):
+        self.path = os.path.join(tmp, "notify.sock")
+        self.sock = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
+        self.sock.bind(self.path)
+        self.sock.settimeout(0.2)
+        self.store = []  # (name, fd), in the order stored
+        self.lock = threading.Lock()
+        self.running = True
+        self.thread = threading.Thread(target=self.serve, daemon=True)
+        self.thread.start()
+
+    def serve(self):
+        while self.running:
+            try:
+                msg, fds, _, _ = socket.recv_fds(self.sock, 65536, 64)
+            except (socket.timeout, OSError):
+                continue
+            fields = dict(line.split("=", 1) for line in msg.decode().splitlines() if "=" in line)
+            with self.lock:
+                if fields.get("FDSTORE") == "1":
+                    self.store += [(fields.get("FDNAME", "stored"), fd) for fd in fds]
+                    fds = []
+                if fields.get("FDSTOREREMOVE") == "1":
+                    for name, fd in [e for e in self.store if e[0] == fields.get("FDNAME")]:
+                        os.close(fd)
+                        self.store.remove((name, fd))
+            for fd in fds:
+                os.close(fd)
+
+    def names(self):
+        with self.lock:
+            return [name for name, _ in self.store]
+
+    def start(self, rend, listeners):
+        """Starts rend with the listening sockets first (named rend.socket), then the store."""
+        with self.lock:
+            passed = [(s.fileno(), "rend.socket") for s in listeners] + [(fd, name) for name, fd in self.store]
+
+        def move_to_3():
+            for i, (fd, _) in enumerate(passed):
+                os.dup2(fd, 500 + i)
+            for i in range(len(passed)):
+                os.dup2(500 + i, 3 + i)
+                os.close(500 + i)
+
+        names = ":".join(name for _, name in passed)
+        script = (f'export LISTEN_PID=$$ LISTEN_FDS={len(passed)} LISTEN_FDNAMES={names}; '
+                  f'exec "$0" --config "$1"')
+        rend.log = open(rend.log_path, "ab")
+        rend.proc = subprocess.Popen(["sh", "-c", script, rend.binary, rend.config_path], stdout=rend.log,
+                                     stderr=rend.log, start_new_session=True, close_fds=False,
+                                     preexec_fn=move_to_3, env=dict(rend.env, NOTIFY_SOCKET=self.path))
+        wait_until(lambda: len(rend.worker_pids()) == 2 and rend.all_workers_ready(), 20, what="workers ready")
+
+    def close(self):
+        self.running = False
+        self.thread.join()
+        self.sock.close()
+        for _, fd in self.store:
+            os.close(fd)
+
+
+class RestartKeepsConnectionsTest(ProcessTest):
+    """Under systemd, a stop and start of rend (systemctl restart) keeps every open client
+    connection: the workers hand them to the supervisor at request boundaries, which keeps them in
+    systemd's file descriptor store with what the workers had read but not parsed, and the next rend
+    takes them back. Clients that never retry see nothing."""
+
+    def test_strict_clients_see_nothing_of_a_restart_of_rend(self):
+        main, batch = held_listener(self), held_listener(self)
+        port, batch_port = main.getsockname()[1], batch.getsockname()[1]
+        systemd = FakeSystemd(self.tmp)
+        self.addCleanup(systemd.close)
+        rend = Rend(self.tmp, workers=2, config={
+            "listen": {"port": port, "batch_port": batch_port},
+            "l2": {"enabled": True, "data_dir": os.path.join(self.tmp, "l2"),
+                   "address": os.path.join(self.tmp, "run", "rend-l2.sock")}})
+        self.addCleanup(self._stop_rend, rend)
+        systemd.start(rend, [main, batch])
+        load = StrictLoad([port, batch_port], connections=16).start()
+        self.addCleanup(load.stop)
+        time.sleep(1.0)
+        half = Client(port, timeout=30)
+        self.addCleanup(half.close)
+        half.send(b"set half 0 0 10\r\nhello")  # a value half sent when rend stops
+        time.sleep(0.2)
+        pid = rend.proc.pid
+        before = load.ok
+        rend.stop()
+        self.assertEqual(rend.proc.returncode, 0, rend.read_log()[-3000:])
+        names = systemd.names()
+        self.assertEqual(sum(n.startswith("rend-client-") for n in names), 17, names)
+        self.assertIn("rend-handoff", names)
+        half.send(b"world\r\nget half\r\n")  # sent while rend is down
+        systemd.start(rend, [main, batch])
+        self.assertNotEqual(rend.proc.pid, pid)
+        self.assertEqual(half.read_until(b"END\r\n"), b"STORED\r\nVALUE half 0 10\r\nhelloworld\r\nEND\r\n")
+        wait_until(lambda: systemd.names() == [], 10, what="the store emptied")
+        time.sleep(1.0)
+        load.stop()
+        print(f"strict clients across a stop and start: {load.summary()}")
+        self.assertGreater(load.ok, before + 100, "the load went on after the start")
+        self.assertEqual((load.failed, load.wrong, load.reconnects), (0, 0, 0), load.samples)
+        self.assertIn("17 of 17 client connections kept by systemd", rend.read_log())
