@@ -1,6 +1,7 @@
 #include "common/shared_stats.h"
 
 #include <sys/mman.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include <ctime>
@@ -61,6 +62,9 @@ int SharedStats::create(SharedStats& out) {
 }
 
 bool SharedStats::attach(int fd, SharedStats& out) {
+  // Smaller than this layout (another version's, or not ours): mapping it would fault on access.
+  struct stat st {};
+  if (fstat(fd, &st) != 0 || st.st_size < static_cast<off_t>(sizeof(SharedStatsBlock))) return false;
   void* p = mmap(nullptr, sizeof(SharedStatsBlock), PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0);
   if (p == MAP_FAILED) return false;
   auto* block = static_cast<SharedStatsBlock*>(p);

@@ -27,24 +27,31 @@ ChildProcess::~ChildProcess() {
 }
 
 Status ChildProcess::adopt(int pid, int ready_fd, int command_fd, ExitFn on_exit) {
+  if (pid <= 0) {
+    for (int fd : {ready_fd, command_fd}) {
+      if (fd >= 0) close(fd);
+    }
+    return Status::error(fmt::format("no process {} to adopt", pid));
+  }
   on_exit_ = std::move(on_exit);
   pid_ = pid;
   adopted_ = true;
-  if (ready_fd >= 0) {
-    uv_pipe_init(loop_, &ready_, 0);
-    ready_.data = this;
-    has_ready_pipe_ = true;
-    ready_closed_ = false;
-    if (const int rc = uv_pipe_open(&ready_, ready_fd); rc != 0) {
-      close_ready_pipe();
-      return Status::error(fmt::format("cannot watch the ready pipe of pid {}: {}", pid, uv_strerror(rc)));
-    }
-    ready_seen_ = true;
-    watch_ready_pipe();
-  }
   command_fd_ = command_fd;
   running_ = true;
-  adopted_children().push_back(this);
+  adopted_children().push_back(this);  // reaped whatever else fails
+  if (ready_fd < 0) return Status::ok();
+  uv_pipe_init(loop_, &ready_, 0);
+  ready_.data = this;
+  has_ready_pipe_ = true;
+  ready_closed_ = false;
+  if (const int rc = uv_pipe_open(&ready_, ready_fd); rc != 0) {
+    // Managed without its messages: a hold it confirms ends at its timeout instead.
+    close(ready_fd);
+    close_ready_pipe();
+    return Status::error(fmt::format("cannot watch the ready pipe of pid {}: {}", pid, uv_strerror(rc)));
+  }
+  ready_seen_ = true;
+  watch_ready_pipe();
   return Status::ok();
 }
 

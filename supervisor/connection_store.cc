@@ -10,24 +10,24 @@
 #include <cerrno>
 #include <cstring>
 #include <map>
+#include <set>
 
 #include "common/fd_passing.h"
+#include "common/handoff_wire.h"
 
 namespace rend::supervisor {
 
 namespace {
 
 constexpr char kClientPrefix[] = "rend-client-";
-constexpr char kMessagesName[] = "rend-handoff";
-// Larger than any handoff message (a header and 32 KiB of input).
-constexpr size_t kMaxMessage = 64 * 1024;
+constexpr char kMessagesPrefix[] = "rend-handoff-";
+constexpr size_t kMaxMessage = sizeof(HandoffHeader) + kHandoffChunk;
 
-// The messages file: per message, whether it opens a connection (and that connection's number in
-// the store) and its bytes. Little-endian on the one host that writes and reads it.
-struct RecordHead {
-  uint32_t opens;  // 1: the first message of connection `id`, whose socket is rend-client-<id>
+// The messages file, per connection: a head, then each message as its size and its bytes. The
+// socket is rend-client-<batch>-<id>. Written and read on one host.
+struct ConnectionHead {
   uint32_t id;
-  uint32_t size;
+  uint32_t messages;
 };
 
 void append(std::string& out, const void* data, size_t size) { out.append(static_cast<const char*>(data), size); }
@@ -68,16 +68,19 @@ struct ConnectionStore::Channel {
   uv_poll_t poll{};
   bool open = true;
   std::function<void()> on_end;
+  Connection current;      // being received
+  uint64_t remaining = 0;  // input bytes of `current` still to come
   ~Channel() {
     if (fd >= 0) close(fd);
+    if (current.fd >= 0) close(current.fd);
   }
 };
 
 ConnectionStore::ConnectionStore(uv_loop_t* loop) : loop_(loop) {}
 
 ConnectionStore::~ConnectionStore() {
-  for (auto& m : messages_) {
-    if (m.fd >= 0) close(m.fd);
+  for (auto& c : collected_) {
+    if (c.fd >= 0) close(c.fd);
   }
   for (auto& [name, fd] : passed_) close(fd);
 }
@@ -109,82 +112,132 @@ void ConnectionStore::on_readable(Channel& c) {
     int fd = -1;
     const ssize_t n = receive_with_fd(c.fd, buffer, fd);
     if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK)) return;
-    if (n <= 0) {
-      // The worker has sent everything and exited (or the channel broke).
+    const std::string_view message(buffer, n > 0 ? static_cast<size_t>(n) : 0);
+    HandoffHeader h;
+    uint64_t rest = 0;
+    bool ok = n > 0;
+    if (ok && c.current.messages.empty()) {
+      // A new connection: its header, with its socket.
+      ok = fd >= 0 && read_handoff_header(message, h, rest);
+      c.current.fd = fd;
+      c.remaining = rest;
+    } else if (ok) {
+      if (fd >= 0) close(fd);
+      ok = message.size() <= c.remaining;
+      c.remaining -= ok ? message.size() : 0;
+    }
+    if (!ok) {
+      // The worker has sent everything and exited, or the channel broke: a connection it had not
+      // finished sending is left out (it closes).
+      if (n > 0) spdlog::error("a worker's connection handoff to the supervisor was malformed; stopped reading it");
       c.open = false;
       uv_close(reinterpret_cast<uv_handle_t*>(&c.poll), nullptr);
       if (c.on_end) c.on_end();
       return;
     }
-    messages_.push_back({std::string(buffer, static_cast<size_t>(n)), fd});
+    c.current.messages.emplace_back(message);
+    if (c.remaining == 0) {
+      collected_.push_back(std::move(c.current));
+      c.current = Connection{};
+    }
   }
 }
 
 size_t ConnectionStore::store() {
+  if (collected_.empty()) return 0;
+  const int batch = getpid();
   std::string records;
-  size_t stored = 0;
-  uint32_t id = 0;
-  bool skipping = false;  // the connection's socket could not be stored: its messages go too
-  for (Message& m : messages_) {
-    const bool opens = m.fd >= 0;
-    if (opens) {
-      ++id;
-      skipping = !store_fd(m.fd, fmt::format("{}{}", kClientPrefix, id));
-      close(m.fd);
-      m.fd = -1;
-      stored += skipping ? 0 : 1;
-    }
-    if (skipping) continue;
-    const RecordHead head{opens ? 1u : 0u, id, static_cast<uint32_t>(m.data.size())};
+  for (size_t i = 0; i < collected_.size(); ++i) {
+    const ConnectionHead head{static_cast<uint32_t>(i), static_cast<uint32_t>(collected_[i].messages.size())};
     append(records, &head, sizeof head);
-    records += m.data;
-  }
-  messages_.clear();
-  if (stored == 0) return 0;
-  const int file = memfd_create(kMessagesName, MFD_CLOEXEC);
-  if (file < 0 || !write_all(file, records) || !store_fd(file, kMessagesName)) {
-    spdlog::error("cannot keep the client connections' state in systemd: {}", strerror(errno));
-    for (uint32_t i = 1; i <= id; ++i) {
-      sd_notify(0, fmt::format("FDSTOREREMOVE=1\nFDNAME={}{}", kClientPrefix, i).c_str());
+    for (const std::string& m : collected_[i].messages) {
+      const auto size = static_cast<uint32_t>(m.size());
+      append(records, &size, sizeof size);
+      records += m;
     }
-    stored = 0;
+  }
+  // The messages first: past FileDescriptorStoreMax systemd drops what comes last, and a socket
+  // without its messages is useless, while messages without their socket are skipped.
+  size_t stored = 0;
+  const int file = memfd_create("rend-handoff", MFD_CLOEXEC);
+  if (file >= 0 && write_all(file, records) && store_fd(file, fmt::format("{}{}", kMessagesPrefix, batch))) {
+    for (size_t i = 0; i < collected_.size(); ++i) {
+      stored += store_fd(collected_[i].fd, fmt::format("{}{}-{}", kClientPrefix, batch, i)) ? 1 : 0;
+    }
+  } else {
+    spdlog::error("cannot keep the client connections in systemd's store: {}", strerror(errno));
   }
   if (file >= 0) close(file);
+  for (auto& c : collected_) close(c.fd);
+  collected_.clear();
   return stored;
 }
 
+bool ConnectionStore::take(const std::string& name, int fd) {
+  if (!name.starts_with(kClientPrefix) && !name.starts_with(kMessagesPrefix)) return false;
+  passed_.emplace_back(name, fd);
+  return true;
+}
+
+size_t ConnectionStore::stored() const {
+  size_t n = 0;
+  for (const auto& [name, fd] : passed_) n += name.starts_with(kClientPrefix) ? 1 : 0;
+  return n;
+}
+
 size_t ConnectionStore::replay(const std::function<int()>& channel_for) {
-  std::map<uint32_t, int> sockets;
-  int file = -1;
+  std::map<std::string, int> sockets;
+  std::vector<std::pair<std::string, int>> files;  // batch, memfd
   for (auto& [name, fd] : passed_) {
-    if (name == kMessagesName) {
-      file = fd;
+    if (name.starts_with(kMessagesPrefix)) {
+      files.emplace_back(name.substr(std::strlen(kMessagesPrefix)), fd);
     } else {
-      const std::string number = name.substr(std::strlen(kClientPrefix));
-      sockets[static_cast<uint32_t>(std::strtoul(number.c_str(), nullptr, 10))] = fd;
+      sockets[name] = fd;
     }
   }
-  const std::string records = file >= 0 ? read_all(file) : std::string();
   size_t sent = 0;
-  int channel = -1;
-  bool skipping = true;
-  for (size_t at = 0; at + sizeof(RecordHead) <= records.size();) {
-    RecordHead head;
-    std::memcpy(&head, records.data() + at, sizeof head);
-    at += sizeof head;
-    if (head.size > kMaxMessage || at + head.size > records.size()) break;  // not ours: stop there
-    const std::string_view data(records.data() + at, head.size);
-    at += head.size;
-    if (head.opens == 1) {
-      // A socket systemd dropped (the client hung up while rend was down) takes its messages along.
-      auto it = sockets.find(head.id);
-      skipping = it == sockets.end();
-      if (skipping) continue;
-      channel = channel_for();
-      skipping = channel < 0 || send_with_fd(channel, data, it->second) != static_cast<ssize_t>(data.size());
-      sent += skipping ? 0 : 1;
-    } else if (!skipping) {
-      send_with_fd(channel, data, -1);
+  std::set<int> broken;  // channels to workers that stopped taking connections
+  for (const auto& [batch, file] : files) {
+    const std::string records = read_all(file);
+    size_t at = 0;
+    auto read = [&](void* out, size_t size) {
+      if (at + size > records.size()) return false;
+      std::memcpy(out, records.data() + at, size);
+      at += size;
+      return true;
+    };
+    ConnectionHead head;
+    while (read(&head, sizeof head)) {
+      std::vector<std::string_view> messages;
+      uint32_t size = 0;
+      for (uint32_t m = 0;
+           m < head.messages && read(&size, sizeof size) && size <= kMaxMessage && at + size <= records.size(); ++m) {
+        messages.emplace_back(records.data() + at, size);
+        at += size;
+      }
+      if (messages.size() != head.messages) break;  // not ours: stop there
+      // A socket systemd dropped (the client hung up while rend was down) leaves its messages.
+      auto socket = sockets.find(fmt::format("{}{}-{}", kClientPrefix, batch, head.id));
+      if (socket == sockets.end() || messages.empty()) continue;
+      int channel = -1;
+      for (int tries = 0; tries < 64 && channel < 0; ++tries) {
+        const int c = channel_for();
+        if (c < 0) break;
+        if (!broken.contains(c)) channel = c;
+      }
+      if (channel < 0) break;
+      bool ok = true;
+      for (size_t m = 0; m < messages.size() && ok; ++m) {
+        ok = send_with_fd(channel, messages[m], m == 0 ? socket->second : -1) ==
+             static_cast<ssize_t>(messages[m].size());
+      }
+      // A worker that does not take a whole connection gets no more: its receiver sees the
+      // channel end mid-connection and closes that one alone.
+      if (!ok) {
+        shutdown(channel, SHUT_WR);
+        broken.insert(channel);
+      }
+      sent += ok ? 1 : 0;
     }
   }
   // The store keeps a copy of each socket until told: one left there would never close.
@@ -194,18 +247,6 @@ size_t ConnectionStore::replay(const std::function<int()>& channel_for) {
   }
   passed_.clear();
   return sent;
-}
-
-bool ConnectionStore::take(const std::string& name, int fd) {
-  if (!name.starts_with(kClientPrefix) && name != kMessagesName) return false;
-  passed_.emplace_back(name, fd);
-  return true;
-}
-
-size_t ConnectionStore::stored() const {
-  size_t n = 0;
-  for (const auto& [name, fd] : passed_) n += name.starts_with(kClientPrefix) ? 1 : 0;
-  return n;
 }
 
 }  // namespace rend::supervisor

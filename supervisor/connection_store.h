@@ -3,11 +3,12 @@
 //
 // At a stop, each worker hands its connections to the supervisor at their request boundaries, as
 // it would to a successor (the same messages: worker/connection_handoff.h), instead of closing
-// them. Once every worker has gone, the supervisor stores each socket in systemd under a name of
-// its own ("rend-client-N") and the messages, which carry what each worker had read but not
-// parsed, in a memfd beside them ("rend-handoff"). The next rend gets them back with its listening
-// sockets (LISTEN_FDS, LISTEN_FDNAMES), replays the messages to its workers as a departing worker
-// would, and removes them from the store.
+// them. Once every worker has gone, the supervisor stores the messages, which carry what each
+// worker had read but not parsed, in a memfd ("rend-handoff-B", B naming this stop's batch), and
+// each socket under a name of its own ("rend-client-B-N"). The next rend gets them back with its
+// listening sockets (LISTEN_FDS, LISTEN_FDNAMES), replays each connection's messages to one of its
+// workers as a departing worker would, and removes them from the store. A connection whose socket
+// did not come back (the client hung up, or the store was full) is left out.
 //
 // systemd keeps the store while a restart is queued; after a plain stop it closes them, and the
 // clients see their connections closed, as they would have without the store.
@@ -46,22 +47,23 @@ class ConnectionStore {
   // How many connections came back.
   size_t stored() const;
   // Sends the connections that came back to workers: `channel_for` gives, for each connection in
-  // turn, the supervisor's end of a handoff channel to a worker (-1: none, the connection is
-  // closed), or the same one again. Removes them from systemd's store. Returns how many went.
+  // turn, the supervisor's end of a handoff channel to a worker (-1: none left), in rotation; one
+  // that fails is not used again. Removes them from systemd's store. Returns how many went.
   size_t replay(const std::function<int()>& channel_for);
 
  private:
-  struct Message {
-    std::string data;
-    int fd = -1;  // the connection's socket, on its first message
+  // One connection as a worker handed it over: its socket and its messages, complete.
+  struct Connection {
+    int fd = -1;
+    std::vector<std::string> messages;
   };
   struct Channel;
   void on_readable(Channel& c);
 
   uv_loop_t* loop_;
   std::vector<std::unique_ptr<Channel>> channels_;
-  std::vector<Message> messages_;                    // collected, in order
-  std::vector<std::pair<std::string, int>> passed_;  // from systemd: rend-client-N and rend-handoff
+  std::vector<Connection> collected_;                // complete connections, from every worker
+  std::vector<std::pair<std::string, int>> passed_;  // from systemd: rend-client-* and rend-handoff-*
 };
 
 }  // namespace rend::supervisor

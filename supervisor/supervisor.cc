@@ -254,6 +254,9 @@ void Supervisor::install_handlers() {
       &sigchld_, [](uv_signal_t*, int) { ChildProcess::reap_adopted(); }, SIGCHLD);
   uv_timer_init(loop_, &upgrade_timer_);
   upgrade_timer_.data = this;
+  uv_idle_init(loop_, &exec_idle_);
+  uv_check_init(loop_, &exec_check_);
+  exec_check_.data = this;
   uv_timer_init(loop_, &stop_timer_);
   stop_timer_.data = this;
   uv_timer_init(loop_, &reap_timer_);
@@ -493,7 +496,8 @@ bool Supervisor::hand_clients_to_store(ChildProcess& worker) {
 }
 
 void Supervisor::restore_stored_clients() {
-  if (store_.stored() == 0) return;
+  // Stopping before the workers served: they stay in the store for the next start.
+  if (store_.stored() == 0 || stopping_) return;
   // Spread over the workers, each over a handoff channel of its own, as a departing worker would.
   std::vector<int> channels;
   size_t next = 0;
@@ -505,7 +509,7 @@ void Supervisor::restore_stored_clients() {
     int pair[2];
     if (socketpair(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0, pair) != 0) continue;
     // Blocking, with a bound: the worker reads as its loop turns.
-    const timeval bound{5, 0};
+    const timeval bound{2, 0};
     setsockopt(pair[0], SOL_SOCKET, SO_SNDTIMEO, &bound, sizeof bound);
     if (w->send_command("take-over", pair[1])) {
       channels.push_back(pair[0]);

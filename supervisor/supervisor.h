@@ -137,7 +137,10 @@ class Supervisor {
   // In-place upgrade (supervisor_upgrade.cc).
   UpgradeState capture_state(int reply_fd) const;
   void upgrade_when_settled();
+  // Nothing stands in the way of the exec (not stopping, settled, memcached and rend-l2 running).
+  Status ready_to_exec() const;
   void check_new_binary();
+  void exec_after_a_quiet_turn();
   // Executes the new binary; returns only if that failed, with this image as it was.
   Status exec_next_image(int reply_fd);
   void adopt_workers(const UpgradeState& state);
@@ -201,6 +204,10 @@ class Supervisor {
   bool upgrading_ = false;
   std::function<void(Status)> upgrade_done_;
   int upgrade_reply_fd_ = -1;
+  int upgrade_exe_fd_ = -1;  // the new binary, opened once for its check and its exec
+  uv_idle_t exec_idle_;
+  uv_check_t exec_check_;
+  int exec_turns_ = 0;
   uint64_t upgrade_deadline_ms_ = 0;
   std::unique_ptr<ChildProcess> upgrade_check_;  // the new binary checking the state
   std::vector<std::unique_ptr<ChildProcess>> finished_checks_;

@@ -100,20 +100,31 @@ void Supervisor::upgrade_when_settled() {
                     kSettleWaitMs / 1000)));
     return;
   }
-  for (const Service* s : {memcached_.get(), l2_.get()}) {
-    if (s != nullptr && !s->running()) {
-      // Only a running child can be adopted; one between restarts would be lost between images.
-      finish_upgrade(Status::error("memcached or rend-l2 is not running (see rendctl status); try again once it is"));
-      return;
-    }
+  if (Status s = ready_to_exec(); !s) {
+    finish_upgrade(s);
+    return;
   }
   check_new_binary();
 }
 
+Status Supervisor::ready_to_exec() const {
+  if (stopping_) return Status::error("rend is stopping");
+  if (!settled()) return Status::error("rend changed during the upgrade (a worker died?); try again");
+  for (const Service* s : {memcached_.get(), l2_.get()}) {
+    // Only a running child can be adopted; one between restarts would be lost between images.
+    if (s != nullptr && !s->running()) {
+      return Status::error("memcached or rend-l2 is not running (see rendctl status); try again once it is");
+    }
+  }
+  return Status::ok();
+}
+
 void Supervisor::finish_upgrade(Status outcome) {
   upgrading_ = false;
-  if (upgrade_reply_fd_ >= 0) close(upgrade_reply_fd_);
-  upgrade_reply_fd_ = -1;
+  for (int* fd : {&upgrade_reply_fd_, &upgrade_exe_fd_}) {
+    if (*fd >= 0) close(*fd);
+    *fd = -1;
+  }
   if (!outcome) {
     metrics_.upgrades_failed++;
     spdlog::error("upgrade not done, this rend goes on: {}", outcome.message());
@@ -124,6 +135,13 @@ void Supervisor::finish_upgrade(Status outcome) {
 }
 
 void Supervisor::check_new_binary() {
+  // The binary is opened once: the one checked is the one executed, whatever replaces the file
+  // meanwhile.
+  upgrade_exe_fd_ = open(self_path_.c_str(), O_RDONLY | O_CLOEXEC);
+  if (upgrade_exe_fd_ < 0) {
+    finish_upgrade(Status::error(fmt::format("cannot open {}: {}", self_path_, strerror(errno))));
+    return;
+  }
   int state_fd = -1;
   if (Status s = write_upgrade_state(capture_state(-1), state_fd); !s) {
     finish_upgrade(s);
@@ -135,25 +153,21 @@ void Supervisor::check_new_binary() {
     uv_timer_stop(&upgrade_timer_);
     finished_checks_.push_back(std::move(upgrade_check_));
     std::erase_if(finished_checks_, [](const auto& c) { return c->finished(); });
-    if (stopping_) {
-      finish_upgrade(Status::error("rend is stopping"));
-      return;
-    }
     if (signal != 0 || status != 0) {
       finish_upgrade(Status::error(
           fmt::format("the new binary {} failed its check ({}; its message is in rend's log)", self_path_,
                       signal != 0 ? fmt::format("signal {}", signal) : fmt::format("exit status {}", status))));
       return;
     }
-    // The state is captured again at the exec; only a change in what it holds would matter.
-    if (!settled()) {
-      finish_upgrade(Status::error("rend changed during the check (a worker died?); try again"));
+    if (Status s = ready_to_exec(); !s) {
+      finish_upgrade(s);
       return;
     }
-    finish_upgrade(exec_next_image(upgrade_reply_fd_));  // returns only if the exec failed
+    exec_after_a_quiet_turn();
   };
-  Status s = upgrade_check_->spawn({self_path_, "--check-upgrade", "3", "--check-stats-fd", "4"}, {state_fd, stats_fd_},
-                                   false, unused, nullptr, std::move(on_exit));
+  // The child runs the opened file, inherited as its fd 5 (an interpreted file needs it open).
+  Status s = upgrade_check_->spawn({"/proc/self/fd/5", "--check-upgrade", "3", "--check-stats-fd", "4"},
+                                   {state_fd, stats_fd_, upgrade_exe_fd_}, false, unused, nullptr, std::move(on_exit));
   close(state_fd);
   if (!s) {
     finished_checks_.push_back(std::move(upgrade_check_));
@@ -168,6 +182,28 @@ void Supervisor::check_new_binary() {
         if (self->upgrade_check_) self->upgrade_check_->kill(SIGKILL);
       },
       kCheckTimeoutMs, 0);
+}
+
+void Supervisor::exec_after_a_quiet_turn() {
+  // A signal caught before it was blocked waits in the loop's signal pipe: one more turn of the
+  // loop (not waiting: the idle handle) hands it to its handler, and a stop then cancels the exec.
+  // One that comes later stays pending across the exec, for the next image's handlers.
+  block_handled_signals(SIG_BLOCK);
+  exec_turns_ = 0;
+  uv_idle_start(&exec_idle_, [](uv_idle_t*) {});
+  uv_check_start(&exec_check_, [](uv_check_t* h) {
+    auto* self = static_cast<Supervisor*>(h->data);
+    if (++self->exec_turns_ < 2) return;
+    uv_idle_stop(&self->exec_idle_);
+    uv_check_stop(&self->exec_check_);
+    if (Status s = self->ready_to_exec(); !s) {
+      block_handled_signals(SIG_UNBLOCK);
+      self->finish_upgrade(s);
+      return;
+    }
+    self->check_settled();  // whoever waits for rend to settle is answered by this image
+    self->finish_upgrade(self->exec_next_image(self->upgrade_reply_fd_));  // returns only if it failed
+  });
 }
 
 UpgradeState Supervisor::capture_state(int reply_fd) const {
@@ -211,9 +247,11 @@ Status Supervisor::exec_next_image(int reply_fd) {
   UpgradeState state = capture_state(reply_fd);
   // The way back: this image's executable, even once its file has been replaced or removed.
   state.fallback_exe_fd = open("/proc/self/exe", O_RDONLY);
+  state.exec_fd = upgrade_exe_fd_;
   int state_fd = -1;
   if (Status s = write_upgrade_state(state, state_fd); !s) {
     if (state.fallback_exe_fd >= 0) close(state.fallback_exe_fd);
+    block_handled_signals(SIG_UNBLOCK);
     return s;
   }
   const std::vector<int> kept = state.descriptors();
@@ -222,14 +260,15 @@ Status Supervisor::exec_next_image(int reply_fd) {
   // The metrics exporter is left running: civetweb's sockets are close-on-exec and its threads end
   // with the exec, so the next image binds the port again at once (stopping it first takes a second).
   set_cloexec(kept, false);
-  block_handled_signals(SIG_BLOCK);
+  set_cloexec({upgrade_exe_fd_}, false);  // an interpreted file is read through it after the exec
   spdlog::default_logger()->flush();
   std::vector<std::string> argv = resume_argv(self_path_, config_path_, state_fd);
-  execv(self_path_.c_str(), c_argv(argv).data());
+  fexecve(upgrade_exe_fd_, c_argv(argv).data(), environ);
   // Still here: the exec failed, and this image goes on as it was.
   const int err = errno;
   block_handled_signals(SIG_UNBLOCK);
   set_cloexec(kept, true);
+  set_cloexec({upgrade_exe_fd_}, true);
   close(state_fd);
   if (state.fallback_exe_fd >= 0) close(state.fallback_exe_fd);
   when_settled([this] { notify_ready(); });
@@ -254,9 +293,11 @@ namespace {
     spdlog::critical("cannot execute the previous binary again: {}", strerror(errno));
   }
   spdlog::critical("stopping rend's children; rend exits");
-  for (const auto& w : state.workers) kill(w.pid, SIGTERM);
-  if (state.l2.pid > 0) kill(state.l2.pid, SIGTERM);
-  if (state.memcached.pid > 0) kill(state.memcached.pid, state.memcached_warm ? SIGUSR1 : SIGTERM);
+  for (const auto& w : state.workers) {
+    if (is_own_child(w.pid)) kill(w.pid, SIGTERM);
+  }
+  if (is_own_child(state.l2.pid)) kill(state.l2.pid, SIGTERM);
+  if (is_own_child(state.memcached.pid)) kill(state.memcached.pid, state.memcached_warm ? SIGUSR1 : SIGTERM);
   spdlog::default_logger()->flush();
   _exit(1);
 }
@@ -308,7 +349,9 @@ int Supervisor::resume(UpgradeState state, int state_fd) {
   // From here on this image owns it all.
   const bool fell_back = !state.failed_upgrade.empty();
   set_cloexec(state.descriptors(), true);
-  if (state.fallback_exe_fd >= 0) close(state.fallback_exe_fd);
+  for (int fd : {state.fallback_exe_fd, state.exec_fd}) {
+    if (fd >= 0) close(fd);
+  }
   close(state_fd);
   stats_fd_ = state.stats_fd;
   unix_fd_ = state.unix_fd;
@@ -350,12 +393,19 @@ int Supervisor::resume(UpgradeState state, int state_fd) {
   install_handlers();
   notifier_ = std::make_unique<SystemdNotifier>(loop_);
   create_services();
-  if (memcached_) {
+  // A service that was not running (the previous image checks it was) is started as at a start.
+  if (memcached_ && state.memcached.pid > 0) {
     memcached_running_argv_ = state.memcached_argv;
     memcached_started_warm_ = state.memcached_warm;
     memcached_->adopt(state.memcached.pid, state.memcached.restarts);
+  } else if (memcached_) {
+    memcached_->start([] {});
   }
-  if (l2_) l2_->adopt(state.l2.pid, state.l2.restarts);
+  if (l2_ && state.l2.pid > 0) {
+    l2_->adopt(state.l2.pid, state.l2.restarts);
+  } else if (l2_) {
+    l2_->start([] {});
+  }
   adopt_workers(state);
   workers_started_ = true;
   update_up_gauges();

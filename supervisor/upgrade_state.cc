@@ -3,6 +3,7 @@
 #include <fcntl.h>
 #include <fmt/format.h>
 #include <sys/mman.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
 #include <cerrno>
@@ -17,10 +18,10 @@ NLOHMANN_DEFINE_TYPE_NON_INTRUSIVE_WITH_DEFAULT(AdoptedSlot, index, tcp_fd, batc
 NLOHMANN_DEFINE_TYPE_NON_INTRUSIVE_WITH_DEFAULT(AdoptedService, pid, restarts)
 NLOHMANN_DEFINE_TYPE_NON_INTRUSIVE_WITH_DEFAULT(UpgradeState, format, config_path, config, started_ms, roll_generation,
                                                 stats_fd, unix_fd, unix_bound_here, activated_main_fd,
-                                                activated_batch_fd, control_fd, reply_fd, fallback_exe_fd, slots,
-                                                workers, memcached, memcached_argv, memcached_warm, l2, worker_restarts,
-                                                memcached_restarts, l2_restarts, reloads_ok, reloads_failed,
-                                                upgrades_ok, upgrades_failed)
+                                                activated_batch_fd, control_fd, reply_fd, exec_fd, fallback_exe_fd,
+                                                slots, workers, memcached, memcached_argv, memcached_warm, l2,
+                                                worker_restarts, memcached_restarts, l2_restarts, reloads_ok,
+                                                reloads_failed, upgrades_ok, upgrades_failed)
 
 namespace {
 
@@ -106,14 +107,21 @@ Status check_upgrade_state(const UpgradeState& state) {
   for (int fd : state.descriptors()) {
     if (fcntl(fd, F_GETFD) < 0) return Status::error(fmt::format("descriptor {} of the upgrade state is not open", fd));
   }
-  std::vector<int> pids = {state.memcached.pid, state.l2.pid};
-  for (const auto& w : state.workers) pids.push_back(w.pid);
-  for (int pid : pids) {
-    // A child that has exited is a zombie until reaped: it still exists, and is reaped as usual.
-    if (pid < 0 || (pid != 0 && ::kill(pid, 0) != 0))
-      return Status::error(fmt::format("process {} does not exist", pid));
+  // A service's pid is 0 when it was not running; a worker always has one.
+  for (int pid : {state.memcached.pid, state.l2.pid}) {
+    if (pid != 0 && !is_own_child(pid)) return Status::error(fmt::format("process {} is not a child of rend", pid));
+  }
+  for (const auto& w : state.workers) {
+    if (!is_own_child(w.pid)) return Status::error(fmt::format("process {} is not a child of rend", w.pid));
   }
   return Status::ok();
+}
+
+bool is_own_child(int pid) {
+  if (pid <= 0) return false;
+  // WNOWAIT: a child that has exited stays a zombie, reaped as usual once adopted.
+  siginfo_t info{};
+  return waitid(P_PID, static_cast<id_t>(pid), &info, WEXITED | WNOHANG | WNOWAIT) == 0;
 }
 
 }  // namespace rend::supervisor

@@ -56,6 +56,7 @@ struct UpgradeState {
   int activated_batch_fd = -1;
   int control_fd = -1;
   int reply_fd = -1;           // the connection of the rendctl upgrade that asked for it, if any
+  int exec_fd = -1;            // the binary executed (opened once, checked, then executed)
   int fallback_exe_fd = -1;    // the previous image's executable, to go back to if this one cannot go on
   std::string failed_upgrade;  // not written: why the next image gave up (rend --upgrade-failed)
   std::vector<AdoptedSlot> slots;
@@ -82,7 +83,10 @@ Status write_upgrade_state(const UpgradeState& state, int& fd);
 Status read_upgrade_state(int fd, UpgradeState& state);
 // The previous image's executable named by a state that does not read as a whole (-1 if none).
 int fallback_exe_of(int fd);
-// Whether every descriptor the state names is open and every process it names exists.
+// Whether every descriptor the state names is open and every process it names is a child of this
+// process (an exec keeps them).
 Status check_upgrade_state(const UpgradeState& state);
+// `pid` is a child of this process, running or exited and not yet reaped.
+bool is_own_child(int pid);
 
 }  // namespace rend::supervisor

@@ -9,28 +9,11 @@
 #include <cstring>
 
 #include "common/fd_passing.h"
+#include "common/handoff_wire.h"
 
 namespace rend::worker {
 
 namespace {
-
-constexpr char kMagic[4] = {'R', 'H', 'C', '1'};
-// Input bytes per message: well under a SOCK_SEQPACKET socket's default send buffer, so any
-// message fits once the receiver has read what was before it.
-constexpr size_t kChunk = 32 * 1024;
-// More unparsed input than any worker buffers (a value of the largest max_item_size and its line):
-// a header claiming it is not one of ours, and is refused rather than believed.
-constexpr uint64_t kMaxUnparsed = uint64_t{1} << 30;
-
-struct HandoffHeader {
-  char magic[4];
-  uint8_t tcp;
-  uint8_t mode;
-  uint8_t protocol;  // 0 not known yet, 1 text, 2 binary
-  uint8_t has_fd;
-  uint64_t swallow;
-  uint64_t unparsed;
-};
 
 uint8_t protocol_code(const HandedConnection& c) {
   if (!c.protocol_known) return 0;
@@ -61,21 +44,21 @@ void HandoffSender::send(HandedConnection c) {
     return;
   }
   HandoffHeader h{};
-  std::memcpy(h.magic, kMagic, sizeof kMagic);
+  std::memcpy(h.magic, kHandoffMagic, sizeof kHandoffMagic);
   h.tcp = c.tcp ? 1 : 0;
   h.mode = static_cast<uint8_t>(c.mode);
   h.protocol = protocol_code(c);
   h.has_fd = 1;
   h.swallow = c.swallow;
   h.unparsed = c.unparsed.size();
-  const size_t first = std::min(kChunk, c.unparsed.size());
+  const size_t first = std::min(kHandoffChunk, c.unparsed.size());
   Message m;
   m.data.assign(reinterpret_cast<const char*>(&h), sizeof h);
   m.data.append(c.unparsed, 0, first);
   m.fd = c.fd;
   queue_.push_back(std::move(m));
-  for (size_t at = first; at < c.unparsed.size(); at += kChunk) {
-    queue_.push_back(Message{c.unparsed.substr(at, kChunk), -1});
+  for (size_t at = first; at < c.unparsed.size(); at += kHandoffChunk) {
+    queue_.push_back(Message{c.unparsed.substr(at, kHandoffChunk), -1});
   }
   pump();
 }
@@ -149,7 +132,7 @@ HandoffReceiver::~HandoffReceiver() {
 }
 
 void HandoffReceiver::on_readable() {
-  static thread_local char buffer[sizeof(HandoffHeader) + kChunk];
+  static thread_local char buffer[sizeof(HandoffHeader) + kHandoffChunk];
   // A bounded number per wakeup, so a long handoff does not hold up the clients already served.
   for (int i = 0; i < 256 && !closed_; ++i) {
     int fd = -1;
@@ -171,13 +154,8 @@ void HandoffReceiver::on_readable() {
 bool HandoffReceiver::take(const char* data, size_t n, int fd) {
   if (!in_progress_) {
     HandoffHeader h;
-    if (n < sizeof h) {
-      if (fd >= 0) close(fd);
-      return false;
-    }
-    std::memcpy(&h, data, sizeof h);
-    if (std::memcmp(h.magic, kMagic, sizeof kMagic) != 0 || h.mode > static_cast<uint8_t>(TierMode::kL1L2Batch) ||
-        h.protocol > 2 || n - sizeof h > h.unparsed || h.unparsed > kMaxUnparsed) {
+    uint64_t rest = 0;
+    if (!read_handoff_header({data, n}, h, rest) || h.mode > static_cast<uint8_t>(TierMode::kL1L2Batch)) {
       if (fd >= 0) close(fd);
       return false;
     }
@@ -190,7 +168,7 @@ bool HandoffReceiver::take(const char* data, size_t n, int fd) {
     current_.swallow = h.swallow;
     current_.unparsed.assign(data + sizeof h, n - sizeof h);
     fd_lost_ = h.has_fd != 0 && fd < 0;
-    remaining_ = h.unparsed - (n - sizeof h);
+    remaining_ = rest;
     in_progress_ = true;
   } else {
     if (fd >= 0) close(fd);

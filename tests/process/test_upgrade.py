@@ -191,14 +191,13 @@ class FallBackTest(ProcessTest):
             handed = json.load(f)
         return out, args, handed, state
 
-    def test_a_state_naming_a_process_that_is_gone_goes_back(self):
-        gone = subprocess.Popen(["true"])
-        gone.wait()
+    def test_a_state_naming_a_process_that_is_not_rends_child_goes_back(self):
+        stranger = os.getpid()  # exists, but is not a child of the rend being started
         out, args, handed, state = self.resume_with({"format": 1, "config": {}, "workers": [
-            {"slot": 0, "pid": gone.pid, "stats_entry": 0}], "slots": [{"index": 0}]})
+            {"slot": 0, "pid": stranger, "stats_entry": 0}], "slots": [{"index": 0}]})
         self.assertEqual(args[:2], ["--resume-fd", args[1]])
         self.assertIn("--upgrade-failed", args)
-        self.assertIn(f"process {gone.pid} does not exist", args[args.index("--upgrade-failed") + 1])
+        self.assertIn(f"process {stranger} is not a child of rend", args[args.index("--upgrade-failed") + 1])
         self.assertEqual(handed, state, "the state goes back as the previous image wrote it")
         self.assertIn("going back to the previous one", out.stderr + out.stdout)
 
