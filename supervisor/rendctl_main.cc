@@ -104,6 +104,25 @@ void print_status(const json& r) {
   std::cout << "\n";
 }
 
+// What a command that succeeded says, for a person.
+void print_success(const std::string& cmd, const json& reply) {
+  if (cmd == "status") {
+    print_status(reply);
+  } else if (cmd == "version") {
+    std::cout << "rend " << reply["version"].get<std::string>() << " (memcached protocol "
+              << reply["protocol"].get<std::string>() << ")\n";
+  } else if (cmd == "scale") {
+    std::cout << "scaled to " << reply["workers"] << " workers\n";
+  } else if (cmd == "stop") {
+    std::cout << "stopping\n";
+  } else if (cmd == "upgrade") {
+    std::cout << "upgraded in place: rend " << reply.value("version", "?") << " (pid " << reply.value("pid", 0) << ", "
+              << reply.value("workers", 0) << " workers)\n";
+  } else {
+    std::cout << cmd << ": done\n";
+  }
+}
+
 }  // namespace
 
 int main(int argc, char** argv) {
@@ -172,20 +191,8 @@ int main(int argc, char** argv) {
     std::cout << reply.dump(2) << "\n";
   } else if (!ok) {
     std::cerr << "rendctl: " << cmd << " failed: " << reply.value("error", "unknown error") << "\n";
-  } else if (cmd == "status") {
-    print_status(reply);
-  } else if (cmd == "version") {
-    std::cout << "rend " << reply["version"].get<std::string>() << " (memcached protocol "
-              << reply["protocol"].get<std::string>() << ")\n";
-  } else if (cmd == "scale") {
-    std::cout << "scaled to " << reply["workers"] << " workers\n";
-  } else if (cmd == "stop") {
-    std::cout << "stopping\n";
-  } else if (cmd == "upgrade") {
-    std::cout << "upgraded in place: rend " << reply.value("version", "?") << " (pid " << reply.value("pid", 0) << ", "
-              << reply.value("workers", 0) << " workers)\n";
   } else {
-    std::cout << cmd << ": done\n";
+    print_success(cmd, reply);
   }
   return ok ? 0 : 1;
 }

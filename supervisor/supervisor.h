@@ -143,6 +143,9 @@ class Supervisor {
   void exec_after_a_quiet_turn();
   // Executes the new binary; returns only if that failed, with this image as it was.
   Status exec_next_image(int reply_fd);
+  // The next image's side: the sockets, stats block, counters and slots; then the children.
+  void take_over(const UpgradeState& state);
+  void adopt_services(const UpgradeState& state);
   void adopt_workers(const UpgradeState& state);
   // The upgrade did not happen: tells who asked why, and this image goes on.
   void finish_upgrade(Status outcome);

@@ -328,24 +328,35 @@ int resume_supervisor(int state_fd, const std::string& failed_upgrade) {
   return rc;
 }
 
-int Supervisor::resume(UpgradeState state, int state_fd) {
-  if (Status s = check_upgrade_state(state); !s) fall_back_to_previous(state, state_fd, s.message());
+namespace {
+
+// What check_upgrade_state cannot know: slots and stats entries this binary can address.
+Status check_slots(const UpgradeState& state) {
+  for (const auto& s : state.slots) {
+    if (s.index < 0 || s.index >= static_cast<int>(kMaxWorkerSlots)) {
+      return Status::error(fmt::format("slot {} is out of range", s.index));
+    }
+  }
   for (const auto& w : state.workers) {
     if (w.stats_entry < 0 || w.stats_entry >= static_cast<int>(kEntriesPerSlot) ||
         std::none_of(state.slots.begin(), state.slots.end(), [&](const auto& s) { return s.index == w.slot; })) {
-      fall_back_to_previous(state, state_fd, fmt::format("worker pid {} has no slot or stats entry", w.pid));
+      return Status::error(fmt::format("worker pid {} has no slot or stats entry", w.pid));
     }
   }
-  for (const auto& s : state.slots) {
-    if (s.index < 0 || s.index >= static_cast<int>(kMaxWorkerSlots)) {
-      fall_back_to_previous(state, state_fd, fmt::format("slot {} is out of range", s.index));
-    }
+  return Status::ok();
+}
+
+}  // namespace
+
+int Supervisor::resume(UpgradeState state, int state_fd) {
+  Status usable = check_upgrade_state(state);
+  if (usable) usable = check_slots(state);
+  if (usable && !SharedStats::attach(state.stats_fd, stats_)) {
+    usable = Status::error(
+        "the shared stats block has another layout than this binary's (a restart of rend is "
+        "needed to change it)");
   }
-  if (!SharedStats::attach(state.stats_fd, stats_)) {
-    fall_back_to_previous(state, state_fd,
-                          "the shared stats block has another layout than this binary's (a restart of rend is needed "
-                          "to change it)");
-  }
+  if (!usable) fall_back_to_previous(state, state_fd, usable.message());
   // From here on this image owns it all.
   const bool fell_back = !state.failed_upgrade.empty();
   set_cloexec(state.descriptors(), true);
@@ -353,6 +364,37 @@ int Supervisor::resume(UpgradeState state, int state_fd) {
     if (fd >= 0) close(fd);
   }
   close(state_fd);
+  take_over(state);
+  install_handlers();
+  notifier_ = std::make_unique<SystemdNotifier>(loop_);
+  adopt_services(state);
+  adopt_workers(state);
+  workers_started_ = true;
+  update_up_gauges();
+  block_handled_signals(SIG_UNBLOCK);
+  ChildProcess::reap_adopted();  // children that exited during the exec
+  ControlServer::Reply reply = [](const nlohmann::json&) {};
+  if (state.reply_fd >= 0) reply = control_->adopt_connection(state.reply_fd);
+  if (fell_back) {
+    metrics_.upgrades_failed++;
+    spdlog::error("upgrade failed, running the previous binary again (pid {}): {}", getpid(), state.failed_upgrade);
+    reply(failure(
+        fmt::format("the new binary could not take over, rend runs the previous one again: {}", state.failed_upgrade)));
+  } else {
+    metrics_.upgrades_ok++;
+    spdlog::info("rend {} took over in place (pid {}); rolling the workers onto {}", kVersion, getpid(),
+                 worker_binary());
+    rolling_restart();
+    when_settled([this, reply] {
+      reply({{"ok", true}, {"pid", getpid()}, {"version", kVersion}, {"workers", slots_.size()}});
+    });
+  }
+  when_settled([this] { notify_ready(); });
+  uv_run(loop_, UV_RUN_DEFAULT);
+  return exit_code_;
+}
+
+void Supervisor::take_over(const UpgradeState& state) {
   stats_fd_ = state.stats_fd;
   unix_fd_ = state.unix_fd;
   unix_socket_bound_here_ = state.unix_bound_here;
@@ -367,8 +409,8 @@ int Supervisor::resume(UpgradeState state, int state_fd) {
   metrics_.l2_restarts = state.l2_restarts;
   metrics_.reloads_ok = state.reloads_ok;
   metrics_.reloads_failed = state.reloads_failed;
-  metrics_.upgrades_ok = state.upgrades_ok + (fell_back ? 0 : 1);
-  metrics_.upgrades_failed = state.upgrades_failed + (fell_back ? 1 : 0);
+  metrics_.upgrades_ok = state.upgrades_ok;
+  metrics_.upgrades_failed = state.upgrades_failed;
   for (const auto& s : state.slots) {
     auto slot = std::make_unique<Slot>();
     slot->owner = this;
@@ -390,8 +432,9 @@ int Supervisor::resume(UpgradeState state, int state_fd) {
     handle_control(request, std::move(reply));
   });
   if (Status s = control_->adopt(config_.control_socket, state.control_fd); !s) spdlog::error("{}", s.message());
-  install_handlers();
-  notifier_ = std::make_unique<SystemdNotifier>(loop_);
+}
+
+void Supervisor::adopt_services(const UpgradeState& state) {
   create_services();
   // A service that was not running (the previous image checks it was) is started as at a start.
   if (memcached_ && state.memcached.pid > 0) {
@@ -406,28 +449,6 @@ int Supervisor::resume(UpgradeState state, int state_fd) {
   } else if (l2_) {
     l2_->start([] {});
   }
-  adopt_workers(state);
-  workers_started_ = true;
-  update_up_gauges();
-  block_handled_signals(SIG_UNBLOCK);
-  ChildProcess::reap_adopted();  // children that exited during the exec
-  ControlServer::Reply reply = [](const nlohmann::json&) {};
-  if (state.reply_fd >= 0) reply = control_->adopt_connection(state.reply_fd);
-  if (fell_back) {
-    spdlog::error("upgrade failed, running the previous binary again (pid {}): {}", getpid(), state.failed_upgrade);
-    reply(failure(
-        fmt::format("the new binary could not take over, rend runs the previous one again: {}", state.failed_upgrade)));
-  } else {
-    spdlog::info("rend {} took over in place (pid {}); rolling the workers onto {}", kVersion, getpid(),
-                 worker_binary());
-    rolling_restart();
-    when_settled([this, reply] {
-      reply({{"ok", true}, {"pid", getpid()}, {"version", kVersion}, {"workers", slots_.size()}});
-    });
-  }
-  when_settled([this] { notify_ready(); });
-  uv_run(loop_, UV_RUN_DEFAULT);
-  return exit_code_;
 }
 
 void Supervisor::adopt_workers(const UpgradeState& state) {
