@@ -43,7 +43,9 @@ class Connection:
     def exchange(self, request, terminator):
         try:
             if self.sock is None:
-                self.sock = socket.create_connection(("127.0.0.1", port), timeout=5)
+                # Long enough for a restart of rend (about 2.5 s on the test hosts, more on a busy
+                # machine), whose clients' requests wait in systemd's store meanwhile.
+                self.sock = socket.create_connection(("127.0.0.1", port), timeout=15)
             self.sock.sendall(request)
             while terminator not in self.buf:
                 chunk = self.sock.recv(65536)
