@@ -17,6 +17,7 @@
 
 #include "common/fd_passing.h"
 #include "common/handoff_wire.h"
+#include "common/uv_loop_close.h"
 #include "worker/connection_handoff.h"
 
 namespace rend::supervisor {
@@ -133,7 +134,7 @@ TEST(ConnectionStore, InterleavedHandoffsAreKeptWholeAndReplayedEachWithItsOwnIn
   EXPECT_EQ(c, 'x');
   for (auto* h : {by_size[5], by_size[50000]}) close(h->fd);
   for (int fd : {client_a[0], client_b[0]}) close(fd);
-  uv_run(&loop, UV_RUN_NOWAIT);
+  close_loop(&loop);
 }
 
 }  // namespace
