@@ -8,6 +8,7 @@
 
 #include <csignal>
 
+#include "common/fd_limit.h"
 #include "supervisor/supervisor.h"
 
 namespace rend::supervisor {
@@ -22,6 +23,12 @@ void Supervisor::stop() {
   if (notifier_) notifier_->stopping();
   if (upgrade_check_) upgrade_check_->kill(SIGKILL);
   spdlog::info("stopping: draining workers");
+  if (notifier_ && notifier_->enabled()) {
+    // Every worker's clients pass through the supervisor on their way to systemd's store: room
+    // for all of them, or those past the limit are closed.
+    log_fd_limit(raise_fd_limit(worker_descriptors(config_) * slots_.size()), "rend",
+                 "keeping every client connection across the restart");
+  }
   for (auto& s : slots_) {
     if (s->restart_timer != nullptr) uv_timer_stop(s->restart_timer);
     if (s->worker && !hand_clients_to_store(*s->worker)) s->worker->kill(SIGTERM);
