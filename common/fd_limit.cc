@@ -13,7 +13,9 @@ constexpr uint64_t kReserve = 64;
 
 uint64_t worker_descriptors(const Config& c) {
   const uint64_t l2 = c.l2.enabled ? static_cast<uint64_t>(c.l2.backend.connections) : 0;
-  return static_cast<uint64_t>(c.worker.max_connections) + static_cast<uint64_t>(c.l1.connections) + l2 + kReserve;
+  // l1only speaks the meta protocol to memcached on connections of its own.
+  const uint64_t l1 = static_cast<uint64_t>(c.l1.connections) * (c.l2.enabled ? 1 : 2);
+  return static_cast<uint64_t>(c.worker.max_connections) + l1 + l2 + kReserve;
 }
 
 uint64_t supervisor_descriptors(const Config& c) {

@@ -69,6 +69,8 @@ Change append(const Request& r, const Item* current, uint32_t now, size_t max_it
   it.meta = current->meta;
   it.meta.cas = next_cas();
   it.meta.stored_at = now;
+  it.meta.marks = 0;  // memcached links a new item
+  it.meta.last_access = 0;
   it.data.reserve(current->data.size() + r.value.size());
   if (r.command == Command::kAppend) {
     it.data.append(current->data).append(r.value);
@@ -168,7 +170,8 @@ Change apply_change(const Request& r, const Item* current, uint32_t now, size_t 
       // older than a write that was refused.
       Change c;
       c.status = bin::kTooLarge;
-      if (r.original == Command::kSet) c.write = Change::Write::kDelete;  // blind, like a set
+      if (r.original == Command::kSet || r.original == Command::kMetaSet)
+        c.write = Change::Write::kDelete;  // blind, like a set
       return c;
     }
     default: return status_only(bin::kUnknownCommand);

@@ -20,11 +20,22 @@ namespace rend {
 // one is an absolute unix time.
 inline constexpr uint32_t kMaxRelativeExptime = 60 * 60 * 24 * 30;
 
+// What the meta commands mark on an item (memcached's ITEM_FETCHED, ITEM_STALE, ITEM_TOKEN_SENT,
+// ITEM_KEY_BINARY). A classic write makes a new item, without marks; a touch keeps them.
+enum ItemMark : uint8_t {
+  kMarkFetched = 1,    // hit before (mg h)
+  kMarkStale = 2,      // md I / ms I: served with X until a new value lands
+  kMarkTokenSent = 4,  // a client holds the win token (W); others are told Z
+  kMarkKeyBinary = 8,  // stored through a base64 key: k answers it in base64
+};
+
 struct ItemMeta {
   uint32_t flags = 0;
   uint32_t expiry = 0;  // absolute unix seconds, 0 = never
   uint64_t cas = 0;
   uint32_t stored_at = 0;
+  uint8_t marks = 0;         // ItemMark bits
+  uint32_t last_access = 0;  // unix seconds (mg l); 0: never read, stored_at stands for it
 };
 
 // The absolute expiry for a wire exptime received at `now` (memcached's realtime()).

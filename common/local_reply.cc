@@ -32,6 +32,7 @@ void append_local_reply(std::string& out, const Request& r) {
       }
       return;
     case Command::kNoop: proto::append_binary_status(out, r.opcode, r.opaque, bin::kSuccess); return;
+    case Command::kMetaNoop: proto::append_line(out, "MN"); return;
     case Command::kQuit:
       if (binary && r.opcode == bin::kQuit) proto::append_binary_status(out, r.opcode, r.opaque, bin::kSuccess);
       return;

@@ -28,7 +28,11 @@ static_assert(SegmentReads::kSegmentKeys == Engine::kSegmentKeys, "one MultiGet 
 
 Engine::Kind Engine::kind_of(const Request& r) {
   // Only a too-large set writes (it drops the old value); a too-large add/replace/... is refused.
-  if (r.command == Command::kTooLarge) return r.original == Command::kSet ? Kind::kWrite : Kind::kLocal;
+  if (r.command == Command::kTooLarge) {
+    return r.original == Command::kSet || r.original == Command::kMetaSet ? Kind::kWrite : Kind::kLocal;
+  }
+  // me reads the marks the meta writes keep: under the key's stripe, like them.
+  if (r.command == Command::kMetaDebug) return Kind::kWrite;
   if (r.command == Command::kFlushAll || r.command == Command::kStats) return Kind::kBarrier;
   const proto::CommandTraits& t = proto::traits(r.command);
   if (t.writes_key) return Kind::kWrite;  // gat/gats too: they change the TTL

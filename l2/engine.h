@@ -30,6 +30,8 @@
 // stack.
 #pragma once
 
+#include "common/meta_rules.h"
+
 #include <algorithm>
 #include <atomic>
 #include <chrono>
@@ -145,6 +147,13 @@ class Engine {
   void note_races(WriteDecisions& decisions, WriteHistory::Accessor who);
   void reply_writes(std::span<const proto::Request> segment, const WriteDecisions& decisions,
                     const rocksdb::Status& written, std::string& out);
+  // Meta commands (common/meta_rules.h) in a write segment: decided like a write, answered with
+  // memcached's reply (text) or that reply and its summary (a worker's kMeta, meta_wire.h).
+  static bool is_meta(proto::Command c);
+  Change decide_meta(const proto::Request& r, std::string_view key, const Item* current, uint32_t now,
+                     const CasFn& next_cas, MetaReply& reply);
+  void append_meta_reply(std::string& out, const proto::Request& r, const Change& c, const MetaReply& reply,
+                         bool raced);
   void run_barrier(const proto::Request& r, std::string& out);
   void run_local(const proto::Request& r, std::string& out);
   void run_stats(const proto::Request& r, std::string& out);

@@ -10,7 +10,9 @@
 #include <vector>
 
 #include "common/get_reply_limit.h"
+#include "common/meta_rules.h"
 #include "common/protocol/binary_format.h"
+#include "common/protocol/meta_wire.h"
 #include "common/protocol/reply_compose.h"
 #include "l2/engine.h"
 #include "l2/reply.h"
@@ -42,8 +44,11 @@ struct Engine::WriteDecisions {
   std::vector<std::string_view> keys;
   std::vector<uint8_t> tracked;  // its request asked to track races
   std::vector<uint8_t> raced;    // another process accessed the key within the race window
+  std::vector<MetaReply> meta;   // a meta command's reply (empty for the others)
 
-  void add(std::string_view key, bool track, KeyOutcome outcome, Change change = {}, bool had_item = false) {
+  void add(std::string_view key, bool track, KeyOutcome outcome, Change change = {}, bool had_item = false,
+           MetaReply meta_reply = {}) {
+    meta.push_back(std::move(meta_reply));
     keys.push_back(key);
     tracked.push_back(track ? 1 : 0);
     outcomes.push_back(outcome);
@@ -86,7 +91,7 @@ bool Engine::run_writes(std::span<const Request> segment, std::string& out, Wher
     // Still under the stripe locks, so two writes of a key are noted in the order RocksDB
     // applied them (a segment that wrote nothing changed nothing another worker could race).
     decisions.raced.assign(decisions.changes.size(), 0);
-    if (written.ok() && batch.Count() > 0) note_races(decisions, who);
+    if (written.ok()) note_races(decisions, who);
   }  // locks released: replies need no store access
   if (!written.ok()) stats_.add(L2Counter::l2_write_errors, plan.writes);
   stats_.add(on_loop ? L2Counter::l2_inline_writes : L2Counter::l2_offloaded_writes, plan.writes);
@@ -167,7 +172,9 @@ void Engine::decide(std::span<const Request> segment, WritePlan& plan, uint32_t 
         return;
       }
       const Item* current = it != plan.state.end() && it->second.item ? &*it->second.item : nullptr;
-      Change c = apply_change(r, current, now, info_.max_item_size, next_cas);
+      MetaReply meta_reply;
+      Change c = is_meta(r.command) ? decide_meta(r, k, current, now, next_cas, meta_reply)
+                                    : apply_change(r, current, now, info_.max_item_size, next_cas);
       const rocksdb::Slice key(k.data(), k.size());
       if (c.write == Change::Write::kPut) {
         // Items live in the default column family, which a batch's plain Put addresses.
@@ -189,7 +196,7 @@ void Engine::decide(std::span<const Request> segment, WritePlan& plan, uint32_t 
       }
       // Only a gat reply needs the value again; don't hold every set's copy until the write.
       if (r.command != Command::kGat && r.command != Command::kGats) std::string().swap(c.item.data);
-      decisions.add(k, r.track_races, KeyOutcome::kDecided, std::move(c), current != nullptr);
+      decisions.add(k, r.track_races, KeyOutcome::kDecided, std::move(c), current != nullptr, std::move(meta_reply));
     });
   }
 }
@@ -210,7 +217,12 @@ rocksdb::Status Engine::commit(rocksdb::WriteBatch& batch, bool on_loop) {
 void Engine::note_races(WriteDecisions& decisions, WriteHistory::Accessor who) {
   const int64_t now_ms = steady_ms();
   for (size_t i = 0; i < decisions.changes.size(); ++i) {
-    if (decisions.changes[i].write == Change::Write::kNone || decisions.tracked[i] == 0) continue;
+    if (decisions.tracked[i] == 0) continue;
+    if (decisions.changes[i].write == Change::Write::kNone) {
+      // A meta get that changed nothing is a read the worker may backfill.
+      if (decisions.meta[i].code == MetaCode::kHit) history_.note_read(decisions.keys[i], who, now_ms);
+      continue;
+    }
     decisions.raced[i] = history_.note_write(decisions.keys[i], who, now_ms) ? 1 : 0;
   }
 }
@@ -260,6 +272,10 @@ void Engine::reply_writes(std::span<const Request> segment, const WriteDecisions
       proto::append_line(out, "END");
       continue;
     }
+    if (is_meta(r.command)) {
+      append_meta_reply(out, r, decisions.changes[first], decisions.meta[first], decisions.raced[first] != 0);
+      continue;
+    }
     const size_t at = out.size();
     append_change_reply(out, r, decisions.changes[first]);
     if (decisions.raced[first] != 0 && decisions.changes[first].status == bin::kSuccess &&
@@ -268,6 +284,66 @@ void Engine::reply_writes(std::span<const Request> segment, const WriteDecisions
       stats_.add(L2Counter::l2_raced_writes);
     }
   }
+}
+
+}  // namespace rend::l2
+
+namespace rend::l2 {
+
+bool Engine::is_meta(Command c) {
+  return c == Command::kMetaGet || c == Command::kMetaSet || c == Command::kMetaDelete ||
+         c == Command::kMetaArithmetic || c == Command::kMetaDebug;
+}
+
+Change Engine::decide_meta(const Request& r, std::string_view key, const Item* current, uint32_t now,
+                           const CasFn& next_cas, MetaReply& reply) {
+  Change c;
+  c.status = bin::kSuccess;
+  if (r.command == Command::kMetaDebug) {
+    const size_t size = current != nullptr ? kItemHeaderSize + key.size() + current->data.size() : 0;
+    reply.code = current != nullptr ? MetaCode::kDebug : MetaCode::kMiss;
+    reply.bytes = meta_debug_reply(key, current, now, size);
+    return c;
+  }
+  proto::MetaOptions options;
+  std::string_view error;
+  const std::string_view token = r.protocol == Protocol::kText ? key : std::string_view();
+  if (!proto::parse_meta_options(r.command, token, r.meta_flags, options, error) ||
+      (options.base64 && r.protocol == Protocol::kText)) {
+    // A worker sends only what its parser accepted; rend-l2's own text port keeps keys as sent.
+    reply.code = MetaCode::kError;
+    reply.bytes =
+        std::string(options.base64 && error.empty() ? "CLIENT_ERROR bad command line format" : error) + "\r\n";
+    return c;
+  }
+  MetaRequest q{r.command, &options, r.meta_flags, key, r.value};
+  MetaChange m = apply_meta(q, current, now, info_.max_item_size, next_cas);
+  c.write = m.write;
+  c.item = std::move(m.item);
+  reply = std::move(m.reply);
+  return c;
+}
+
+void Engine::append_meta_reply(std::string& out, const Request& r, const Change& c, const MetaReply& reply,
+                               bool raced) {
+  stats_.add(L2Counter::cmd_meta);
+  if (r.protocol == Protocol::kText) {
+    if (!(r.quiet && reply.suppressible)) out += reply.bytes;
+    return;
+  }
+  proto::MetaSummary s;
+  s.code = static_cast<uint8_t>(reply.code);
+  s.has_item = reply.has_item;
+  s.clean = reply.clean;
+  s.changed = c.write != Change::Write::kNone;
+  s.suppressible = reply.suppressible;
+  s.flags = reply.meta.flags;
+  s.expiry = reply.meta.expiry;
+  s.cas = reply.meta.cas;
+  const bool flag_race = raced && c.write != Change::Write::kNone;
+  if (flag_race) stats_.add(L2Counter::l2_raced_writes);
+  bin::append_packet(out, bin::kResponseMagic, bin::kMeta, bin::kSuccess, r.opaque, 0, proto::encode_meta_summary(s),
+                     {}, reply.bytes, flag_race ? bin::kDataTypeRacedWrite : 0);
 }
 
 }  // namespace rend::l2

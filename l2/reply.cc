@@ -2,6 +2,7 @@
 
 #include <fmt/format.h>
 
+#include "common/meta_rules.h"
 #include "common/protocol/binary_format.h"
 #include "common/protocol/reply_compose.h"
 
@@ -19,6 +20,11 @@ std::string_view flags_extras(char (&buf)[8], uint32_t flags) {
   return std::string_view(buf, 4);
 }
 
+// A worker's tracked read of an item with meta marks: its answer says not to copy it into L1.
+uint8_t no_copy_type(const Request& r, const ItemMeta& hit) {
+  return r.track_races && !item_copyable(hit) ? bin::kDataTypeNoCopy : 0;
+}
+
 }  // namespace
 
 void append_binary_read(std::string& out, const Request& r, const ItemMeta* hit, std::string_view data) {
@@ -30,7 +36,7 @@ void append_binary_read(std::string& out, const Request& r, const ItemMeta* hit,
       bin::store32(extras, hit->flags);
       bin::store32(extras + 4, hit->expiry);
       bin::append_packet(out, bin::kResponseMagic, bin::kGetE, bin::kSuccess, r.opaque, hit->cas,
-                         std::string_view(extras, 8), {}, data);
+                         std::string_view(extras, 8), {}, data, no_copy_type(r, *hit));
     } else if (!r.quiet) {
       proto::append_binary_status(out, bin::kGetE, r.opaque, bin::kKeyNotFound);
     }
@@ -48,7 +54,8 @@ void append_binary_read(std::string& out, const Request& r, const ItemMeta* hit,
   }
   if (hit != nullptr) {
     bin::append_packet(out, bin::kResponseMagic, r.opcode, bin::kSuccess, r.opaque, hit->cas,
-                       flags_extras(extras, hit->flags), r.return_key ? r.key : std::string_view(), data);
+                       flags_extras(extras, hit->flags), r.return_key ? r.key : std::string_view(), data,
+                       no_copy_type(r, *hit));
   } else if (r.quiet) {
     // getq/getkq/gatq/gatkq: a miss is silent.
   } else if (r.return_key) {

@@ -10,6 +10,13 @@
 //       17     4  stored_at: unix seconds of the write (flush_all with a delay compares it)
 //       21     n  data
 //
+// An item the meta commands marked (common/item_rules.h: stale, win token sent, hit before, key
+// given in base64) or whose last access they track is stored in the second format, five bytes
+// longer: version 2, the same fields, then
+//       21     1  marks (ItemMark bits)
+//       22     4  last_access: unix seconds of the last read that moved it (0 = stored_at)
+//       26     n  data
+//
 // Integers are big-endian, like the wire protocol. Expiry is absolute so an item read back after
 // a restart, or handed to L1 through GetE, expires at the same wall-clock second it always would.
 // Pure functions, no state; decoding never trusts the input (a short or unknown record is
@@ -27,6 +34,8 @@ namespace rend::l2 {
 
 inline constexpr uint8_t kFormatVersion = 1;
 inline constexpr size_t kItemHeaderSize = 21;
+inline constexpr uint8_t kMarkedFormatVersion = 2;
+inline constexpr size_t kMarkedItemHeaderSize = 26;
 
 // Appends header + data to `out`. `data2` is appended after `data` (append/prepend build the new
 // value without an intermediate copy).

@@ -23,6 +23,8 @@ enum class ExpectKind : uint8_t {
   kSingle,        // exactly one response
   kUntilNoop,     // quiet gets: any number of hits, then the NOOP that ends the batch
   kUntilStatEnd,  // stats: responses until the one with an empty key (or an error)
+  kMeta,          // one meta reply (a connection that speaks memcached's meta protocol)
+  kMetaUntilMn,   // a quiet meta request and the mn after it: its reply, if any, then MN
 };
 
 class Backend {

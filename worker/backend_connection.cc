@@ -179,8 +179,42 @@ void BackendConnection::on_read(ssize_t nread, const uv_buf_t*) {
   process_input();
 }
 
+// A connection of meta requests (l1only's meta pool): every expectation is one meta reply.
+bool BackendConnection::process_meta_reply() {
+  proto::MetaResponse r;
+  size_t used = 0;
+  const auto parsed = proto::parse_meta_response(in_.unparsed(), max_body_, r, used);
+  if (parsed == proto::ResponseParse::kNeedMore) return false;
+  if (parsed == proto::ResponseParse::kBad || expect_.empty()) {
+    fail(BackendFailure::kUnavailable, "unexpected response");
+    return false;
+  }
+  in_.consume(used);
+  const bool until_mn = expect_.front().kind == ExpectKind::kMetaUntilMn;
+  std::shared_ptr<Op> op = expect_.front().op;
+  const uint32_t tag = expect_.front().tag;
+  if (until_mn && r.code != "MN") {
+    op->on_meta_response(tag, r);  // the reply q did not hide; MN follows
+    return state_ == State::kConnected;
+  }
+  Expectation head = std::move(expect_.front());
+  expect_.pop_front();
+  record(head, r.is_error ? Result::kError : (r.code == "EN" || r.code == "NF") ? Result::kMiss : Result::kOk);
+  if (until_mn) {
+    op->on_complete(tag);
+  } else {
+    op->on_meta_response(tag, r);
+  }
+  return state_ == State::kConnected;
+}
+
 void BackendConnection::process_input() {
   while (!in_.empty()) {
+    if (!expect_.empty() &&
+        (expect_.front().kind == ExpectKind::kMeta || expect_.front().kind == ExpectKind::kMetaUntilMn)) {
+      if (!process_meta_reply()) return;
+      continue;
+    }
     proto::BinaryResponse r;
     size_t used = 0;
     const auto parsed = proto::parse_binary_response(in_.unparsed(), max_body_, r, used);
@@ -209,6 +243,8 @@ void BackendConnection::process_input() {
           last = false;
         }
         break;
+      case ExpectKind::kMeta:
+      case ExpectKind::kMetaUntilMn: break;  // process_meta_reply
       case ExpectKind::kUntilStatEnd:
         op->on_response(tag, r);
         last = r.key.empty() || r.status() != proto::bin::kSuccess;

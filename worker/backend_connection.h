@@ -74,6 +74,7 @@ class BackendConnection final : public Backend {
   void on_read(ssize_t nread, const uv_buf_t* buf);
   void on_write_done(int status);
   void process_input();
+  bool process_meta_reply();  // false: stop reading (more bytes needed, or the connection failed)
   void fail(BackendFailure why, const char* what);
   void close_socket();
   void schedule_reconnect();

@@ -10,8 +10,10 @@
 
 #include "common/protocol/binary_format.h"
 #include "common/protocol/binary_parser.h"
+#include "common/protocol/command_traits.h"
 #include "common/protocol/text_parser.h"
 #include "worker/dispatcher.h"
+#include "worker/meta_ops.h"
 #include "worker/worker.h"
 
 namespace rend::worker {
@@ -194,6 +196,11 @@ void ClientConnection::process_input() {
       }
       barrier_ = true;
     }
+    if (switches_l1_connections(r.request)) {
+      barrier_ = true;  // waits for the earlier requests only: nothing is held back after it
+      parse_stalled_ = true;
+      break;
+    }
     in_.consume(r.consumed);
     swallow_ = r.swallow;
     if (r.request.close_after) input_done_ = true;
@@ -201,6 +208,20 @@ void ClientConnection::process_input() {
   }
   update_reading();
   maybe_close();
+}
+
+bool ClientConnection::switches_l1_connections(const proto::Request& r) {
+  // In l1only a meta command goes to memcached on a meta connection, a classic key command on a
+  // binary one: memcached may run two connections' requests in either order, so a request on
+  // the other kind than the one before waits until this client's earlier requests are answered.
+  if (mode_ != TierMode::kL1Only) return false;
+  const proto::CommandTraits& t = proto::traits(r.command);
+  const bool meta = uses_l1_meta_connection(r.command);
+  if (!meta && !t.reads_key && !t.writes_key) return false;
+  const L1Connections kind = meta ? L1Connections::kMeta : L1Connections::kBinary;
+  const bool wait = last_l1_connections_ != L1Connections::kNone && kind != last_l1_connections_ && !pending_.empty();
+  if (!wait) last_l1_connections_ = kind;
+  return wait;
 }
 
 bool ClientConnection::is_barrier(const proto::Request& r) const {

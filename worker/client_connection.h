@@ -76,6 +76,7 @@ class ClientConnection {
   void maybe_close();
   bool bytes_waiting();
   bool is_barrier(const proto::Request& r) const;
+  bool switches_l1_connections(const proto::Request& r);
   bool at_pending_limit() const;
   // How many requests may be in flight (see the .cc), and what it is computed from.
   size_t window() const;
@@ -111,6 +112,8 @@ class ClientConnection {
   bool handing_off_ = false;
   bool close_when_flushed_ = false;
   bool barrier_ = false;  // a flush_all waits for, or holds back, this client's other requests
+  enum class L1Connections : uint8_t { kNone, kBinary, kMeta };
+  L1Connections last_l1_connections_ = L1Connections::kNone;  // l1only: what the last key request used
   // Parsing stopped with requests still in the buffer (in-flight limit or a barrier): nothing is
   // read until they are parsed, so the buffer never holds more than one read beyond a request.
   bool parse_stalled_ = false;

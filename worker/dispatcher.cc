@@ -4,6 +4,7 @@
 #include "worker/admin_ops.h"
 #include "worker/client_connection.h"
 #include "worker/l1only_ops.h"
+#include "worker/meta_ops.h"
 #include "worker/tier_rules.h"
 #include "worker/tiered.h"
 #include "worker/worker.h"
@@ -20,6 +21,7 @@ void Dispatcher::dispatch(ClientConnection& conn, const Request& r) {
     cas_zero(worker_, conn, r);
     return;
   }
+  if (dispatch_meta(worker_, conn, r)) return;
   if (has_l2(conn.mode()) && dispatch_tiered(worker_, conn, r, conn.mode())) return;
   const proto::CommandTraits& t = proto::traits(r.command);
   switch (r.command) {

@@ -11,6 +11,7 @@
 #include <string>
 
 #include "common/protocol/binary_parser.h"
+#include "common/protocol/response_parser.h"
 #include "common/request_metrics.h"
 
 namespace rend::worker {
@@ -28,6 +29,8 @@ class Op {
   virtual ~Op() = default;
   // One response to the backend request registered under `tag`.
   virtual void on_response(uint32_t /*tag*/, const proto::BinaryResponse& /*response*/) {}
+  // The reply to a meta request (ExpectKind::kMeta), as memcached sent it.
+  virtual void on_meta_response(uint32_t /*tag*/, const proto::MetaResponse& /*response*/) {}
   // A multi-response request (a quiet-get batch, a stats group) has received its last response.
   virtual void on_complete(uint32_t /*tag*/) {}
   // The backend request `tag` will never be answered.

@@ -15,7 +15,7 @@ bool dispatch_tiered(Worker& worker, ClientConnection& conn, const Request& r, T
   }
   // Only a too-large set changes what is stored (it drops the old value); an add, replace,
   // append or prepend too large is refused and leaves the tiers alone.
-  if (r.command == Command::kTooLarge && r.original != Command::kSet) return false;
+  if (r.command == Command::kTooLarge && r.original != Command::kSet && r.original != Command::kMetaSet) return false;
   if (const auto rule = write_rule(r.command, mode)) {
     start_tiered_write(worker, conn, r, *rule);
     return true;

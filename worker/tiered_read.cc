@@ -185,6 +185,7 @@ class KeyRead : public Op {
     }
     item_.flags = proto::response_flags(r);
     item_.cas = from_l1 ? l1_envelope_cas(r.value) : r.header.cas;
+    no_copy_ = !from_l1 && (r.header.data_type & bin::kDataTypeNoCopy) != 0;
     if (r.extras.size() >= 8) item_.expiry = bin::load32(r.extras.data() + 4);
     item_.value.assign(from_l1 ? l1_envelope_value(r.value) : r.value);
     deliver(Outcome::kHit);
@@ -261,7 +262,7 @@ class KeyRead : public Op {
     // is served but not backfilled.
     const uint64_t l2_timeout_ms = static_cast<uint64_t>(worker_.config().l2.backend.timeout_ms);
     const bool timely = (uv_hrtime() - l2_sent_ns_) / 1000000 <= l2_timeout_ms;
-    if (rule_.after_l2_hit == L1Step::kAdd && l1_read_done_ && !l1_failed_ && timely) {
+    if (rule_.after_l2_hit == L1Step::kAdd && l1_read_done_ && !l1_failed_ && timely && !no_copy_) {
       // Backfill: L2's absolute expiry keeps the L1 copy from outliving the L2 item; `add` never
       // replaces a value a concurrent write has just stored.
       Request add = wire_request(Command::kAdd, bin::kAdd, key_);
@@ -317,6 +318,7 @@ class KeyRead : public Op {
   bool dropped_ = false;     // a child hit past its MultiRead's reply cap
   uint64_t l2_sent_ns_ = 0;  // uv_hrtime when the L2 read was sent
   bool l1_failed_ = false;
+  bool no_copy_ = false;  // L2 said the item carries meta marks: served, never backfilled
   bool l1_read_done_ = false;
   bool delivered_ = false;
 };

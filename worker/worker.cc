@@ -34,6 +34,9 @@ Worker::Worker(uv_loop_t* loop, Config config, WorkerOptions options, SharedStat
   const size_t max_body = config_.worker.max_item_size + 64 * 1024;
   l1_ = std::make_unique<BackendPool>(*this, Tier::kL1, config_.l1, max_body, backends);
   if (config_.l1_chunked) chunk_store_ = std::make_unique<ChunkStore>(config_.l1_chunk_size);
+  if (!config_.l2.enabled && !config_.l1_chunked) {
+    l1_meta_ = std::make_unique<BackendPool>(*this, Tier::kL1, config_.l1, max_body, backends);
+  }
   if (config_.l2.enabled) l2_ = std::make_unique<BackendPool>(*this, Tier::kL2, config_.l2.backend, max_body, backends);
 }
 
@@ -113,6 +116,7 @@ void Worker::hold(Tier tier) {
   if (p == nullptr || p->holding()) return;
   spdlog::info("{} restarting: holding {} requests", tier == Tier::kL1 ? "memcached" : "rend-l2", tier_name(tier));
   p->hold();
+  if (tier == Tier::kL1 && l1_meta_) l1_meta_->hold();
   Hold& h = hold_of(tier);
   h.told = false;
   h.until_ms = uv_now(loop_) + kMaxHoldMs;
@@ -125,6 +129,7 @@ void Worker::release(Tier tier) {
   spdlog::info("{} is back: sending the held {} requests", tier == Tier::kL1 ? "memcached" : "rend-l2",
                tier_name(tier));
   p->release();
+  if (tier == Tier::kL1 && l1_meta_) l1_meta_->release();
   maybe_finish_drain();
 }
 
@@ -133,7 +138,7 @@ void Worker::check_holds(uint64_t now_ms) {
     BackendPool* p = pool(tier);
     if (p == nullptr || !p->holding()) continue;
     Hold& h = hold_of(tier);
-    if (!h.told && p->answered_all()) {
+    if (!h.told && p->answered_all() && (tier != Tier::kL1 || !l1_meta_ || l1_meta_->answered_all())) {
       h.told = true;
       tell_supervisor(tier == Tier::kL1 ? "l1-held\n" : "l2-held\n");
     }
@@ -237,7 +242,9 @@ void Worker::run_due_burials(uint64_t now_ms) {
       now_ms, [this](std::string key) { l1_->bury(std::move(key)); }, [this] { l1_->bury_all(); });
 }
 
-bool Worker::backends_idle() { return l1_->idle() && (l2_ == nullptr || l2_->idle()); }
+bool Worker::backends_idle() {
+  return l1_->idle() && (l1_meta_ == nullptr || l1_meta_->idle()) && (l2_ == nullptr || l2_->idle());
+}
 
 void Worker::maybe_finish_drain() {
   if (!draining_ || finished_ || !connections_.empty()) return;
@@ -257,6 +264,7 @@ void Worker::maybe_finish_drain() {
   finished_ = true;
   spdlog::info("drained; exiting");
   l1_->shutdown();
+  if (l1_meta_) l1_meta_->shutdown();
   if (l2_) l2_->shutdown();
   uv_timer_stop(&tick_);
   uv_close(reinterpret_cast<uv_handle_t*>(&tick_), nullptr);
@@ -305,6 +313,7 @@ bool Worker::start() {
       [](uv_timer_t* t) {
         auto* self = static_cast<Worker*>(t->data);
         self->l1_->check_deadlines(uv_now(self->loop_));
+        if (self->l1_meta_) self->l1_meta_->check_deadlines(uv_now(self->loop_));
         if (self->l2_) self->l2_->check_deadlines(uv_now(self->loop_));
         self->run_due_burials(uv_now(self->loop_));
         self->close_idle_connections(uv_now(self->loop_));
@@ -331,6 +340,7 @@ bool Worker::start() {
                                                     });
   }
   l1_->start();
+  if (l1_meta_) l1_meta_->start();
   if (l2_) l2_->start();
   const TierMode main_mode = l2_ ? TierMode::kL1L2 : TierMode::kL1Only;
   bool ok = true;

@@ -65,6 +65,9 @@ class Worker {
   }
   const SharedStats& shared_stats() const { return stats_; }
   BackendPool& l1() { return *l1_; }
+  // l1only: connections to memcached that speak its meta protocol (meta commands pass through
+  // them); null in the tiered modes, whose meta commands rend-l2 executes, and with chunked L1.
+  BackendPool* l1_meta() { return l1_meta_.get(); }
   // Non-null when L1 is chunked (l1.chunked).
   ChunkStore* chunk_store() { return chunk_store_.get(); }
   BackendPool& l2() { return *l2_; }
@@ -120,6 +123,7 @@ class Worker {
   WorkerOptions options_;
   SharedStats stats_;
   std::unique_ptr<BackendPool> l1_;
+  std::unique_ptr<BackendPool> l1_meta_;
   std::unique_ptr<BackendPool> l2_;
   std::unique_ptr<ChunkStore> chunk_store_;
   KeyLock key_lock_;

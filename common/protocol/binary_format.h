@@ -78,6 +78,9 @@ enum Status : uint16_t {
 // Requests without it get data type 0 back, as from memcached; workers never relay it to clients.
 inline constexpr uint8_t kDataTypeTrackRaces = 0x80;
 inline constexpr uint8_t kDataTypeRacedWrite = 0x80;
+// On the answer to a tracked read: the item carries meta marks (stale, a win token sent) that an
+// L1 copy would not show, so it must not be backfilled (common/item_rules.h).
+inline constexpr uint8_t kDataTypeNoCopy = 0x40;
 
 // The body memcached 1.6 puts in an error response for each status (write_bin_error).
 std::string_view status_message(uint16_t status);

@@ -1,5 +1,7 @@
 #include "common/protocol/binary_parser.h"
 
+#include "common/protocol/meta_wire.h"
+
 #include <cstdint>
 
 namespace rend::proto {
@@ -77,7 +79,37 @@ bool shape_valid(Shape shape, const Header& h) {
 
 }  // namespace
 
-ParseResult parse_binary_request(std::span<const char> input, size_t max_item_size) {
+// A worker's meta command for rend-l2 (meta_wire.h): the key, then the command letter, the flags
+// and a newline, then an ms data block.
+ParseResult parse_meta_l2_request(std::span<const char> input, const Header& h, size_t max_item_size) {
+  ParseResult error = protocol_error(h);
+  error.request.protocol = Protocol::kBinary;
+  if (h.extras_length != 0 || h.key_length == 0 || h.body_length <= h.key_length ||
+      h.body_length > max_item_size + kMaxTextCommandLine) {
+    return error;
+  }
+  const size_t total = kHeaderSize + h.body_length;
+  if (input.size() < total) return ParseResult{};
+  const std::string_view body(input.data() + kHeaderSize + h.key_length, h.body_length - h.key_length);
+  const size_t newline = body.find('\n');
+  const Command command = meta_command_of(body[0]);
+  if (newline == std::string_view::npos || command == Command::kUnknown) return error;
+  ParseResult r;
+  r.status = ParseStatus::kRequest;
+  r.consumed = total;
+  Request& q = r.request;
+  q.protocol = Protocol::kBinary;
+  q.command = command;
+  q.opcode = h.opcode;
+  q.opaque = h.opaque;
+  q.track_races = (h.data_type & kDataTypeTrackRaces) != 0;
+  q.key = std::string_view(input.data() + kHeaderSize, h.key_length);
+  q.meta_flags = body.substr(1, newline - 1);
+  q.value = body.substr(newline + 1);
+  return r;
+}
+
+ParseResult parse_binary_request(std::span<const char> input, size_t max_item_size, bool rend_private) {
   if (input.empty()) return ParseResult{};
   if (static_cast<uint8_t>(input[0]) != kRequestMagic) {
     ParseResult r;
@@ -100,6 +132,7 @@ ParseResult parse_binary_request(std::span<const char> input, size_t max_item_si
     return error;
   }
   if (h.key_length > kMaxKeyLength) return error;
+  if (rend_private && h.opcode == kMeta) return parse_meta_l2_request(input, h, max_item_size);
 
   if (info.shape == Shape::kUnknown) {
     // memcached swallows the whole body length after the extras and key it already read.

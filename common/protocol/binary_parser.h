@@ -13,7 +13,9 @@
 
 namespace rend::proto {
 
-ParseResult parse_binary_request(std::span<const char> input, size_t max_item_size);
+// `rend_private`: also accept the opcodes only a worker sends rend-l2 (meta_wire.h); from a
+// client they are unknown commands, as in memcached.
+ParseResult parse_binary_request(std::span<const char> input, size_t max_item_size, bool rend_private = false);
 
 struct BinaryResponse {
   bin::Header header;

@@ -45,6 +45,13 @@ inline constexpr CommandTraits kCommandTraits[] = {
     {Command::kStats,     "stats",         false, false, false, false, false, false},
     {Command::kNoop,      "noop",          false, false, false, false, false, false},
     {Command::kQuit,      "quit",          false, false, false, false, false, false},
+    // A meta get may change its item (N, T, R, a win token, the hit and last-access marks).
+    {Command::kMetaGet,   "mg",            true,  true,  false, false, false, false},
+    {Command::kMetaSet,   "ms",            false, true,  false, false, false, true},
+    {Command::kMetaDelete, "md",           false, true,  false, false, false, false},
+    {Command::kMetaArithmetic, "ma",       false, true,  false, false, false, false},
+    {Command::kMetaNoop,  "mn",            false, false, false, false, false, false},
+    {Command::kMetaDebug, "me",            true,  false, false, false, false, false},
     // A set too large for the cache drops the old value, as memcached does: a key write.
     {Command::kTooLarge,  "too large set", false, true,  false, false, false, false},
     {Command::kError,     "error",         false, false, false, false, false, false},

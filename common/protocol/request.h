@@ -34,6 +34,14 @@ enum class Command : uint8_t {
   kStats,
   kNoop,
   kQuit,
+  // memcached 1.6's meta commands (text only): mg, ms, md, ma, mn, me. Their flags are in
+  // `meta_flags`, parsed on demand by common/protocol/meta_command.h.
+  kMetaGet,
+  kMetaSet,
+  kMetaDelete,
+  kMetaArithmetic,
+  kMetaNoop,
+  kMetaDebug,
   // A storage command whose value exceeds max_item_size. Its data is swallowed; the reply is
   // memcached's "object too large" error, and a set also drops the old value, as memcached does.
   kTooLarge,
@@ -76,8 +84,11 @@ struct Request {
   uint32_t create_exptime = 0;   // binary incr/decr: 0xffffffff means "do not create"
   bool has_exptime = false;      // flush_all with a delay / binary flush with extras
   std::string_view stats_group;  // "stats <group>" / binary stat key
-  std::string_view error_text;   // text reply for kError / kTooLarge
-  uint16_t error_status = 0;     // binary status for kError / kTooLarge
+  // Meta commands: the flag tokens after the key (after the data length for ms), as on the line.
+  // `key` is the key token as sent (still base64 when the flags hold `b`).
+  std::string_view meta_flags;
+  std::string_view error_text;  // text reply for kError / kTooLarge
+  uint16_t error_status = 0;    // binary status for kError / kTooLarge
   // Binary, worker to rend-l2: bin::kDataTypeTrackRaces. Set by rend-l2's connection from the
   // header and by a worker composing its L2 requests; the parsers leave it false, so a client
   // can never pass it on.

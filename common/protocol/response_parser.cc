@@ -178,3 +178,45 @@ ResponseParse parse_text_response(std::span<const char> input, size_t max_value,
 }
 
 }  // namespace rend::proto
+
+namespace rend::proto {
+
+ResponseParse parse_meta_response(std::span<const char> input, size_t max_value, MetaResponse& out, size_t& consumed) {
+  const std::string_view in(input.data(), input.size());
+  const size_t crlf = in.find("\r\n");
+  if (crlf == std::string_view::npos) return in.size() > kMaxReplyLine ? ResponseParse::kBad : ResponseParse::kNeedMore;
+  const std::string_view line = in.substr(0, crlf);
+  out = MetaResponse{};
+  std::string_view message;
+  if (keyword_with_message(line, "ERROR", message) || keyword_with_message(line, "CLIENT_ERROR", message) ||
+      keyword_with_message(line, "SERVER_ERROR", message)) {
+    out.is_error = true;
+    out.code = line.substr(0, line.find(' '));
+    out.bytes = in.substr(0, crlf + 2);
+    consumed = crlf + 2;
+    return ResponseParse::kOk;
+  }
+  if (line.size() < 2 || (line.size() > 2 && line[2] != ' ')) return ResponseParse::kBad;
+  out.code = line.substr(0, 2);
+  std::string_view rest = line.size() > 3 ? line.substr(3) : std::string_view();
+  size_t total = crlf + 2;
+  if (out.code == "VA") {
+    std::string_view size_token;
+    if (!next_token(rest, size_token)) return ResponseParse::kBad;
+    size_t size = 0;
+    if (!parse_number(size_token, size) || size > max_value) return ResponseParse::kBad;
+    if (in.size() < total + size + 2) return ResponseParse::kNeedMore;
+    if (in.substr(total + size, 2) != "\r\n") return ResponseParse::kBad;
+    out.data = in.substr(total, size);
+    total += size + 2;
+  } else if (out.code != "HD" && out.code != "EN" && out.code != "NF" && out.code != "NS" && out.code != "EX" &&
+             out.code != "MN" && out.code != "ME") {
+    return ResponseParse::kBad;
+  }
+  out.flags = rest;
+  out.bytes = in.substr(0, total);
+  consumed = total;
+  return ResponseParse::kOk;
+}
+
+}  // namespace rend::proto

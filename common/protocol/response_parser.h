@@ -64,4 +64,16 @@ inline constexpr size_t kMaxReplyLine = 8192;
 // stream cannot make the caller buffer without bound.
 ResponseParse parse_text_response(std::span<const char> input, size_t max_value, TextReply& out, size_t& consumed);
 
+// One reply to a meta command (mg ms md ma mn me), or the error line that replaced it: the status
+// line and, after "VA <size>", its data block. `bytes` is the whole reply as received.
+struct MetaResponse {
+  std::string_view bytes;
+  std::string_view code;   // "VA", "HD", "EN", "NF", "NS", "EX", "MN", "ME", or the error's keyword
+  std::string_view flags;  // the flag tokens after the code (and VA's size), may be empty
+  std::string_view data;   // VA only
+  bool is_error = false;   // ERROR, CLIENT_ERROR, SERVER_ERROR
+};
+
+ResponseParse parse_meta_response(std::span<const char> input, size_t max_value, MetaResponse& out, size_t& consumed);
+
 }  // namespace rend::proto

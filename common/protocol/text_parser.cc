@@ -1,5 +1,7 @@
 #include "common/protocol/text_parser.h"
 
+#include "common/protocol/meta_command.h"
+
 #include <algorithm>
 #include <array>
 #include <cctype>
@@ -132,6 +134,89 @@ ParseResult parse_storage(std::span<const char> input, std::string_view line, si
   return r;
 }
 
+// The flag tokens of a meta line after token `index` (empty when there are none).
+std::string_view meta_flags_after(std::string_view line, const Tokens& tok, size_t index) {
+  return tok.n > index + 1 ? rest_after(line, tok, index) : std::string_view{};
+}
+
+// ms: the data block follows; memcached swallows it after an error found once the length is known.
+ParseResult parse_meta_set(std::span<const char> input, std::string_view line, size_t line_end, const Tokens& tok,
+                           size_t max_item_size) {
+  if (tok.n < 2) return make_error(line_end, "ERROR");
+  if (tok.t[1].size() > kMaxKeyLength || tok.n == 2) return make_error(line_end, kBadFormat);
+  if (tok.n + 1 > kMetaMaxTokens) return make_error(line_end, "CLIENT_ERROR options flags too long");
+  int32_t length = 0;
+  if (!parse_i32(tok.t[2], length) || length < 0 || length > INT_MAX - 2) return make_error(line_end, kBadFormat);
+  const size_t vlen = static_cast<size_t>(length);
+  const std::string_view flags = meta_flags_after(line, tok, 2);
+  MetaOptions options;
+  std::string_view error;
+  if (!parse_meta_options(Command::kMetaSet, tok.t[1], flags, options, error)) {
+    ParseResult r = make_error(line_end, error);
+    r.swallow = vlen + 2;
+    return r;
+  }
+  if (vlen > max_item_size) {
+    ParseResult r = make_request(line_end, Command::kTooLarge);
+    r.swallow = vlen + 2;
+    r.request.original = Command::kMetaSet;
+    r.request.key = tok.t[1];
+    r.request.meta_flags = flags;
+    r.request.error_text = "SERVER_ERROR object too large for cache";
+    return r;
+  }
+  if (input.size() < line_end + vlen + 2) return ParseResult{};
+  const char* data = input.data() + line_end;
+  if (data[vlen] != '\r' || data[vlen + 1] != '\n')
+    return make_error(line_end + vlen + 2, "CLIENT_ERROR bad data chunk");
+  ParseResult r = make_request(line_end + vlen + 2, Command::kMetaSet);
+  r.request.key = tok.t[1];
+  r.request.meta_flags = flags;
+  r.request.value = std::string_view(data, vlen);
+  r.request.quiet = options.quiet;
+  return r;
+}
+
+// mg, md, ma, me, mn: everything is on the line.
+ParseResult parse_meta(std::span<const char> input, std::string_view line, size_t line_end, const Tokens& tok,
+                       size_t max_item_size) {
+  Command command = Command::kUnknown;
+  switch (tok.t[0][1]) {
+    case 'g': command = Command::kMetaGet; break;
+    case 's': return parse_meta_set(input, line, line_end, tok, max_item_size);
+    case 'd': command = Command::kMetaDelete; break;
+    case 'a': command = Command::kMetaArithmetic; break;
+    case 'e': command = Command::kMetaDebug; break;
+    case 'n': return make_request(line_end, Command::kMetaNoop);
+    default: return make_error(line_end, "ERROR");
+  }
+  if (command == Command::kMetaDebug) {
+    // memcached's me looks only for a lone "b" after the key, and has its own single error.
+    if (tok.n < 2 || tok.t[1].size() > kMaxKeyLength) return make_error(line_end, kBadFormat);
+    const bool base64 = tok.n >= 3 && tok.t[2] == "b";
+    if (base64 && !base64_decode(tok.t[1])) return make_error(line_end, kBadFormat);
+    ParseResult r = make_request(line_end, command);
+    r.request.key = tok.t[1];
+    r.request.meta_flags = base64 ? tok.t[2] : std::string_view{};
+    return r;
+  }
+  if (tok.n < 2) return make_error(line_end, "ERROR");
+  if (tok.t[1].size() > kMaxKeyLength) return make_error(line_end, kBadFormat);
+  if (tok.n + 1 > kMetaMaxTokens) {
+    return make_error(line_end, command == Command::kMetaGet ? "CLIENT_ERROR options flags are too long"
+                                                             : "CLIENT_ERROR options flags too long");
+  }
+  const std::string_view flags = meta_flags_after(line, tok, 1);
+  MetaOptions options;
+  std::string_view error;
+  if (!parse_meta_options(command, tok.t[1], flags, options, error)) return make_error(line_end, error);
+  ParseResult r = make_request(line_end, command);
+  r.request.key = tok.t[1];
+  r.request.meta_flags = flags;
+  r.request.quiet = options.quiet;
+  return r;
+}
+
 // memcached hangs up, silently, on a line it does not know whose last token starts with "HTTP/":
 // a browser's request sent to a cache port by a cross-protocol attack. It only gets that far for
 // a command whose first letter starts none of its own commands (and that is not one it serves
@@ -156,6 +241,7 @@ ParseResult parse_line(std::span<const char> input, std::string_view line, size_
   if (tok.n == 0) return make_error(line_end, "ERROR");
   const std::string_view cmd = tok.t[0];
 
+  if (cmd.size() == 2 && cmd[0] == 'm') return parse_meta(input, line, line_end, tok, max_item_size);
   // "bget" is memcached's ancient alias of get, still served.
   if (cmd == "get" || cmd == "gets" || cmd == "bget") {
     if (tok.n < 2) return make_error(line_end, "ERROR");

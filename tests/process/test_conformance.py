@@ -770,14 +770,6 @@ class ConformanceTest(ProcessTest):
     def test_other_memcached_text_commands(self):
         self.run_corpus("m", other_text_cases())
 
-    def test_meta_commands_are_not_served_and_the_connection_survives(self):
-        # memcached's meta protocol (mn, mg, ms, md, ma, me) is not part of rend yet: each is an
-        # unknown command, answered ERROR, and the connection goes on (docs/compatibility.md).
-        c = self.client(self.rend.port)
-        for line in (b"mn", b"mg a v", b"md a", b"ma a", b"me a"):
-            self.assertEqual(c.call(line + b"\r\n"), b"ERROR\r\n", line)
-        self.assertEqual(c.call(b"version\r\n")[:8], b"VERSION ")
-
 
 if __name__ == "__main__":
     import unittest

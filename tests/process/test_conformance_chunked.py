@@ -36,7 +36,6 @@ class ChunkedConformanceTest(base.ConformanceTest):
 
     # The other commands (stats, verbosity, version, ...) and meta commands do not touch values.
     test_other_memcached_text_commands = None
-    test_meta_commands_are_not_served_and_the_connection_survives = None
 
 
 if __name__ == "__main__":

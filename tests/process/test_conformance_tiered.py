@@ -46,7 +46,6 @@ class TieredConformanceTest(base.ConformanceTest):
     def test_other_memcached_text_commands(self):
         self.run_corpus(f"m{self.PORT}_", compared(base.other_text_cases()))
 
-    test_meta_commands_are_not_served_and_the_connection_survives = None
 
 
 if __name__ == "__main__":

@@ -162,6 +162,8 @@ void FakeBackend::answer(const Expectation& e) {
         e.op->on_response(e.tag, response);
         if (response.key.empty() || response.status() != bin::kSuccess) e.op->on_complete(e.tag);
         break;
+      case ExpectKind::kMeta:
+      case ExpectKind::kMetaUntilMn: break;  // the fake speaks the binary protocol only
     }
   }
 }
