@@ -36,14 +36,14 @@ uint32_t Layout::chunks_for(std::string_view key, size_t length) const {
 }
 
 std::string Layout::encode_head(std::string_view key, std::string_view value, uint32_t flags, uint32_t expiry,
-                                const Token& token) const {
+                                const Token& token, uint8_t marks) const {
   const size_t payload = head_payload(key);
   std::string out;
   out.reserve(kHeadHeaderSize + payload);
   out.append(kMagic);
   char field[4];
   for (uint32_t v : {static_cast<uint32_t>(value.size()), flags, expiry, chunks_for(key, value.size()),
-                     static_cast<uint32_t>(tail_payload())}) {
+                     static_cast<uint32_t>(tail_payload()) | (uint32_t{marks} << 24)}) {
     bin::store32(field, v);
     out.append(field, 4);
   }
@@ -77,7 +77,8 @@ bool Layout::decode_head(std::string_view stored, Head& head) const {
   head.flags = bin::load32(p + 8);
   head.expiry = bin::load32(p + 12);
   head.chunks = bin::load32(p + 16);
-  head.tail_payload = bin::load32(p + 20);
+  head.tail_payload = bin::load32(p + 20) & 0xffffff;
+  head.marks = static_cast<uint8_t>(bin::load32(p + 20) >> 24);
   std::copy_n(reinterpret_cast<const uint8_t*>(p + 24), head.token.size(), head.token.begin());
   // A head written under another chunk size (the operator changed l1.chunk_size) still reads
   // back: the head records how its value was cut, and its own size says how much it holds.

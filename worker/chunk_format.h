@@ -14,7 +14,9 @@
 //   chunk  key: "~c" + 32 hex digits of the token + 8 hex digits of the chunk's index
 //          value: [token 16 bytes][the next tail-payload bytes of the value][zero padding]
 //
-// Integers are big-endian. The token is random per write and names the chunks, so two writes of
+// The tail payload field's top byte holds the item's meta marks (common/item_rules.h: stale, win
+// token sent, hit before, base64 key), which l1only's meta commands keep there (a payload is far
+// below 2^24 bytes). Integers are big-endian. The token is random per write and names the chunks, so two writes of
 // one key never touch each other's chunks: a reader follows the head it read to exactly the
 // chunks written with it, or finds them gone (a miss), never a mix of two values. Memcached's
 // own flags and exptime of every item are the value's expiry and 0; the client's flags live in
@@ -46,6 +48,7 @@ struct Head {
   uint32_t expiry = 0;        // absolute unix seconds, 0 = never
   uint32_t chunks = 0;        // tail chunks after the head
   uint32_t tail_payload = 0;  // value bytes per tail chunk
+  uint8_t marks = 0;          // ItemMark bits (meta commands)
   Token token{};
   std::string_view data;    // decode: the value bytes held in the head itself
   size_t head_payload = 0;  // decode: value bytes a head under this key holds
@@ -62,7 +65,7 @@ class Layout {
 
   // The head item's value for `value` (its first head_payload(key) bytes), padded to size.
   std::string encode_head(std::string_view key, std::string_view value, uint32_t flags, uint32_t expiry,
-                          const Token& token) const;
+                          const Token& token, uint8_t marks = 0) const;
   // Tail chunk `index` (0-based) of `value` under `key`, padded to size.
   std::string encode_chunk(std::string_view key, std::string_view value, const Token& token, uint32_t index) const;
   // The same, appended to `out` (a request being composed in place).

@@ -11,7 +11,9 @@
 #include <string>
 
 #include "common/item_rules.h"
+#include "common/meta_rules.h"
 #include "common/protocol/binary_format.h"
+#include "common/protocol/meta_wire.h"
 #include "common/protocol/reply_compose.h"
 #include "common/protocol/request_compose.h"
 #include "worker/backend_pool.h"
@@ -75,6 +77,8 @@ class ChunkedCommand : public Op {
     req_ = wire;
     req_.key = key_;
     req_.value = value_;
+    meta_flags_.assign(wire.meta_flags);
+    req_.meta_flags = meta_flags_;
     req_.keys = {};
     opcode_ = bin::loud_opcode(wire.opcode);
     // The binary command memcached would run for this opcode (the wire request may come from a
@@ -92,7 +96,7 @@ class ChunkedCommand : public Op {
   void on_failure(uint32_t tag, BackendFailure why) override;
 
  private:
-  enum Tag : uint32_t { kHeadRead = 1, kChunkRead, kWrite, kDeleteHead, kCleanup };
+  enum Tag : uint32_t { kHeadRead = 1, kChunkRead, kWrite, kDeleteHead, kCleanup, kHeadOnlyWrite };
 
   std::shared_ptr<ChunkedCommand> shared_self();
   int max_read_retries() const { return is_plain_read(req_.command) ? kMaxGetRetries : kMaxAttempts; }
@@ -134,7 +138,7 @@ class ChunkedCommand : public Op {
   // ---- writing a value ----------------------------------------------------------------------
 
   void write_item(uint32_t flags, uint32_t expiry, std::string_view value, uint8_t head_opcode, uint64_t cas,
-                  bool blind);
+                  bool blind, uint8_t marks = 0);
 
   void write_response(const proto::BinaryResponse& r);
 
@@ -146,6 +150,19 @@ class ChunkedCommand : public Op {
   // batch shows progress (see BackendConnection's timeout). Failures are harmless: memcached's
   // LRU reclaims what is left.
   void cleanup_chunks(const chunks::Token& token, uint32_t count);
+
+  // ---- meta commands (chunked_meta.cc): l1only with chunked L1 ----------------------------------
+
+  bool is_meta() const { return opcode_ == bin::kMeta; }
+  // The read is done: common/meta_rules.h decides, as rend-l2 does in the tiered modes.
+  void meta_after_read();
+  // Only the head's marks changed (a read that marks the item fetched or won): the head is
+  // rewritten with the same token and chunks, conditionally on its CAS.
+  void write_head_only(const Item& item);
+  void head_only_written(const proto::BinaryResponse& r);
+  // Answers with the kMeta packet rend-l2 would send (meta_wire.h).
+  void respond_meta();
+  MetaChange decide_meta(uint64_t cas_for_new_value, uint64_t current_cas);
 
   // ---- answering as memcached would ---------------------------------------------------------
 
@@ -187,6 +204,13 @@ class ChunkedCommand : public Op {
   std::string current_;
   uint32_t received_ = 0;
   Change change_;
+
+  // A meta command: its flags (req_.meta_flags views them), the clock it is judged at, what it
+  // decided, and the item as read.
+  std::string meta_flags_;
+  uint32_t meta_now_ = 0;
+  MetaChange meta_;
+  bool head_only_written_ = false;
 
   // The value being written.
   bool blind_ = false;

@@ -23,6 +23,7 @@ void ChunkedCommand::on_response(uint32_t tag, const proto::BinaryResponse& r) {
     case kChunkRead: chunk_read(r); return;
     case kWrite: write_response(r); return;
     case kDeleteHead: delete_response(r); return;
+    case kHeadOnlyWrite: head_only_written(r); return;
     default: return;  // cleanup: best effort
   }
 }
@@ -46,6 +47,10 @@ bool ChunkedCommand::send(const Request& wire, uint32_t tag, MetricCommand comma
 }
 
 void ChunkedCommand::begin() {
+  if (is_meta()) {
+    read();
+    return;
+  }
   if (req_.command == Command::kSet && req_.cas == 0) {
     // A plain set needs nothing of the old value: one batch.
     write_item(req_.flags, absolute_expiry(req_.exptime, unix_now()), value_, bin::kSet, 0, true);
@@ -127,6 +132,10 @@ void ChunkedCommand::chunks_read() {
 }
 
 void ChunkedCommand::after_read() {
+  if (is_meta()) {
+    meta_after_read();
+    return;
+  }
   const bool broken = head_present_ && !complete_;
   if (is_plain_read(req_.command)) {
     if (complete_) {
@@ -181,7 +190,11 @@ void ChunkedCommand::delete_head_if_unchanged(uint64_t cas) {
 void ChunkedCommand::delete_response(const proto::BinaryResponse& r) {
   const uint16_t s = r.status();
   if (s == bin::kSuccess) {
-    respond_status(change_.status);
+    if (is_meta()) {
+      respond_meta();
+    } else {
+      respond_status(change_.status);
+    }
     cleanup_chunks(head_.token, head_valid_ ? head_.chunks : 0);
   } else if ((s == bin::kKeyExists || s == bin::kKeyNotFound) && attempts_ < kMaxAttempts) {
     read();  // changed or gone since we read it: judge again

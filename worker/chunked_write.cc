@@ -7,7 +7,7 @@ using proto::Command;
 using proto::Request;
 
 void ChunkedCommand::write_item(uint32_t flags, uint32_t expiry, std::string_view value, uint8_t head_opcode,
-                                uint64_t cas, bool blind) {
+                                uint64_t cas, bool blind, uint8_t marks) {
   blind_ = blind;
   written_token_ = store_.new_token();
   written_chunks_ = layout().chunks_for(key_, value.size());
@@ -37,7 +37,7 @@ void ChunkedCommand::write_item(uint32_t flags, uint32_t expiry, std::string_vie
       layout().append_chunk(out, key_, value, written_token_, i);
     }
     Request set;
-    const std::string bytes = layout().encode_head(key_, value, flags, expiry, written_token_);
+    const std::string bytes = layout().encode_head(key_, value, flags, expiry, written_token_, marks);
     set.command = head_opcode == bin::kAdd ? Command::kAdd : Command::kSet;
     set.opcode = head_opcode;
     set.exptime = expiry;
@@ -101,6 +101,10 @@ void ChunkedCommand::written_ok() {
   }
   if (req_.command == Command::kGat) {
     respond_hit(new_cas_, written_flags_, change_.item.data);
+    return;
+  }
+  if (is_meta()) {
+    respond_meta();
     return;
   }
   respond_status(bin::kSuccess);

@@ -214,7 +214,7 @@ bool ClientConnection::switches_l1_connections(const proto::Request& r) {
   // In l1only a meta command goes to memcached on a meta connection, a classic key command on a
   // binary one: memcached may run two connections' requests in either order, so a request on
   // the other kind than the one before waits until this client's earlier requests are answered.
-  if (mode_ != TierMode::kL1Only) return false;
+  if (mode_ != TierMode::kL1Only || worker_.l1_meta() == nullptr) return false;
   const proto::CommandTraits& t = proto::traits(r.command);
   const bool meta = uses_l1_meta_connection(r.command);
   if (!meta && !t.reads_key && !t.writes_key) return false;

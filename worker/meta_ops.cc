@@ -9,10 +9,12 @@
 
 #include "common/meta_rules.h"
 #include "common/protocol/meta_command.h"
+#include "common/protocol/meta_wire.h"
 #include "common/protocol/reply_compose.h"
 #include "worker/admin_ops.h"
 #include "worker/backend_pool.h"
 #include "worker/client_connection.h"
+#include "worker/l1_access.h"
 #include "worker/metric_mapping.h"
 #include "worker/reply.h"
 #include "worker/tiered.h"
@@ -75,14 +77,46 @@ void forward_to_memcached(Worker& worker, ClientConnection& conn, const Request&
                                MetricCommand::kOther, [&](std::string& out) { out += line; });
 }
 
-// Answers a meta command that has no backend to go to (chunked L1 in l1only): memcached's own
-// meta commands cannot see the chunked layout.
-void refuse(Worker& worker, ClientConnection& conn, const Request& r) {
-  Request e = r;
-  e.command = Command::kError;
-  e.quiet = false;
-  e.error_text = "SERVER_ERROR meta commands need plain L1 (l1.chunked) or L2";
-  answer_locally(worker, conn, e);
+// l1only with chunked L1: the worker executes the command on the chunked value (chunked_meta.cc)
+// and gets back what rend-l2 would answer.
+class ChunkedMetaOp : public Op {
+ public:
+  explicit ChunkedMetaOp(bool quiet) : quiet_(quiet) {}
+
+  void on_response(uint32_t, const proto::BinaryResponse& r) override {
+    proto::MetaSummary s;
+    if (r.header.opcode != proto::bin::kMeta || r.status() != proto::bin::kSuccess ||
+        !proto::decode_meta_summary(r.extras, s)) {
+      result = Result::kError;
+      proto::append_line(reply, fmt::format("SERVER_ERROR {}", proto::bin::status_message(r.status())));
+    } else {
+      result = static_cast<MetaCode>(s.code) == MetaCode::kError ? Result::kError : Result::kOk;
+      if (!(quiet_ && s.suppressible)) reply.assign(r.value);
+    }
+    finish();
+  }
+
+  void on_failure(uint32_t, BackendFailure why) override {
+    result = Result::kError;
+    proto::append_line(reply, text_failure(why));
+    finish();
+  }
+
+ private:
+  bool quiet_;
+};
+
+void execute_on_chunks(Worker& worker, ClientConnection& conn, const Request& r, const std::string& key) {
+  auto op = std::make_shared<ChunkedMetaOp>(r.quiet);
+  track_request(worker, *op, r);
+  conn.enqueue(op);
+  Request wire;
+  wire.command = r.command;
+  wire.opcode = proto::bin::kMeta;
+  wire.key = key;
+  wire.meta_flags = r.meta_flags;
+  wire.value = r.value;
+  send_l1(worker, wire, op, 0, L1Lock::kTake);
 }
 
 }  // namespace
@@ -127,7 +161,7 @@ bool dispatch_meta(Worker& worker, ClientConnection& conn, const Request& r) {
   } else if (worker.l1_meta() != nullptr) {
     forward_to_memcached(worker, conn, r, key);
   } else {
-    refuse(worker, conn, r);
+    execute_on_chunks(worker, conn, r, key);
   }
   return true;
 }

@@ -9,6 +9,8 @@
 //   (value, flags, CAS, size, key, opaque) is answered from L1 when it has a copy, and backfills
 //   it from L2 when not (l1l2 only, like get); L1 holds copies only of items without marks. Writes
 //   go to L2 first, then L1 follows as for the classic commands (docs/tiers.md).
+// - l1only with chunked L1: memcached cannot see chunked values, so the worker executes the
+//   command itself on the value it reads, with the same rules as rend-l2 (chunked_meta.cc).
 // - mn is answered in place: replies leave in request order, so it follows everything before it.
 #pragma once
 

@@ -6,8 +6,9 @@ same key at the same moment. Exactly one of them may recompute it:
 - after `md <key> I` (stale): every reader gets the stale value with X, exactly one also W, the
   rest Z; after the winner's ms everyone reads the new value without X.
 
-In l1only memcached keeps the marks; in l1l2, l1l2batch and l1l2 with chunked L1 rend-l2 does,
-so the same has to hold there, with L1 copies in between. Each phase is repeated on new keys.
+In l1only memcached keeps the marks (with chunked L1 the workers keep them in the value's head);
+in l1l2, l1l2batch and l1l2 with chunked L1 rend-l2 does, so the same has to hold there, with L1
+copies in between. Each phase is repeated on new keys.
 """
 import threading
 
@@ -94,6 +95,10 @@ class StampedeTest(ProcessTest):
     def test_l1only(self):
         rend = self.start_rend(workers=2)
         self.check_mode(rend.port, rend.worker_pids(), "l1only")
+
+    def test_l1only_with_chunked_l1(self):
+        rend = self.start_rend(workers=2, config={"l1": {"chunked": True, "chunk_size": 480}})
+        self.check_mode(rend.port, rend.worker_pids(), "l1only-chunked")
 
     def test_tiered_main_and_batch_ports(self):
         rend = self.start_rend(workers=2, config={
