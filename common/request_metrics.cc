@@ -12,9 +12,10 @@ std::string_view tier_name(Tier t) {
 }
 
 std::string_view metric_command_name(MetricCommand c) {
-  static constexpr std::string_view names[] = {"get",     "gets",      "gat",     "gats",    "gete",   "set",  "add",
-                                               "replace", "append",    "prepend", "cas",     "delete", "incr", "decr",
-                                               "touch",   "flush_all", "stats",   "version", "noop",   "other"};
+  static constexpr std::string_view names[] = {"get",     "gets",      "gat",     "gats",    "gete",   "set",   "add",
+                                               "replace", "append",    "prepend", "cas",     "delete", "incr",  "decr",
+                                               "touch",   "flush_all", "stats",   "version", "noop",   "other", "mg",
+                                               "ms",      "md",        "ma",      "me"};
   return names[static_cast<size_t>(c)];
 }
 

@@ -41,6 +41,11 @@ enum class MetricCommand : uint8_t {
   kVersion,
   kNoop,
   kOther,
+  kMetaGet,         // mg
+  kMetaSet,         // ms
+  kMetaDelete,      // md
+  kMetaArithmetic,  // ma
+  kMetaDebug,       // me
   kCount
 };
 

@@ -33,7 +33,7 @@ namespace {
 class MetaForwardOp : public Op {
  public:
   void on_meta_response(uint32_t, const proto::MetaResponse& r) override {
-    result = r.is_error ? Result::kError : Result::kOk;
+    result = meta_result(command, r.code);
     reply.append(r.bytes);
     if (!quiet) finish();
   }
@@ -48,6 +48,7 @@ class MetaForwardOp : public Op {
   }
 
   bool quiet = false;
+  Command command = Command::kMetaGet;
 };
 
 // What memcached gets: the client's request as it was parsed (a quiet one followed by mn).
@@ -69,19 +70,20 @@ std::string forward_line(const Request& r) {
 void forward_to_memcached(Worker& worker, ClientConnection& conn, const Request& r, const std::string& key) {
   auto op = std::make_shared<MetaForwardOp>();
   op->quiet = r.quiet;
+  op->command = r.command;
   track_request(worker, *op, r);
   conn.enqueue(op);
   const std::string line = forward_line(r);
   const size_t index = worker.l1_meta()->index_for_key(key);
   worker.l1_meta()->send_batch(index, op, 0, r.quiet ? ExpectKind::kMetaUntilMn : ExpectKind::kMeta,
-                               MetricCommand::kOther, [&](std::string& out) { out += line; });
+                               metric_command_for(r.command), [&](std::string& out) { out += line; });
 }
 
 // l1only with chunked L1: the worker executes the command on the chunked value (chunked_meta.cc)
 // and gets back what rend-l2 would answer.
 class ChunkedMetaOp : public Op {
  public:
-  explicit ChunkedMetaOp(bool quiet) : quiet_(quiet) {}
+  ChunkedMetaOp(Command command, bool quiet) : command_(command), quiet_(quiet) {}
 
   void on_response(uint32_t, const proto::BinaryResponse& r) override {
     proto::MetaSummary s;
@@ -90,7 +92,8 @@ class ChunkedMetaOp : public Op {
       result = Result::kError;
       proto::append_line(reply, fmt::format("SERVER_ERROR {}", proto::bin::status_message(r.status())));
     } else {
-      result = static_cast<MetaCode>(s.code) == MetaCode::kError ? Result::kError : Result::kOk;
+      result = meta_result(command_, std::string_view(r.value).substr(0, 2));
+      if (static_cast<MetaCode>(s.code) == MetaCode::kError) result = Result::kError;
       if (!(quiet_ && s.suppressible)) reply.assign(r.value);
     }
     finish();
@@ -103,11 +106,12 @@ class ChunkedMetaOp : public Op {
   }
 
  private:
+  Command command_;
   bool quiet_;
 };
 
 void execute_on_chunks(Worker& worker, ClientConnection& conn, const Request& r, const std::string& key) {
-  auto op = std::make_shared<ChunkedMetaOp>(r.quiet);
+  auto op = std::make_shared<ChunkedMetaOp>(r.command, r.quiet);
   track_request(worker, *op, r);
   conn.enqueue(op);
   Request wire;

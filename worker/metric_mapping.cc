@@ -31,6 +31,11 @@ MetricCommand metric_command_for(Command command) {
     case Command::kStats: return MetricCommand::kStats;
     case Command::kVersion: return MetricCommand::kVersion;
     case Command::kNoop: return MetricCommand::kNoop;
+    case Command::kMetaGet: return MetricCommand::kMetaGet;
+    case Command::kMetaSet: return MetricCommand::kMetaSet;
+    case Command::kMetaDelete: return MetricCommand::kMetaDelete;
+    case Command::kMetaArithmetic: return MetricCommand::kMetaArithmetic;
+    case Command::kMetaDebug: return MetricCommand::kMetaDebug;
     default: return MetricCommand::kOther;
   }
 }
@@ -57,6 +62,16 @@ MetricCommand metric_command_for_opcode(uint8_t opcode) {
     case bin::kNoop: return MetricCommand::kNoop;
     default: return MetricCommand::kOther;
   }
+}
+
+Result meta_result(proto::Command command, std::string_view code) {
+  if (code == "EN" || code == "NF") return Result::kMiss;
+  if (code == "NS") return Result::kNotStored;
+  if (code == "EX") return Result::kExists;
+  if (code == "HD" || code == "VA" || code == "ME") {
+    return command == Command::kMetaSet ? Result::kStored : Result::kHit;
+  }
+  return Result::kError;
 }
 
 Result result_for(MetricCommand command, uint16_t status) {

@@ -117,7 +117,7 @@ class TieredMeta : public Op {
     // The flags go as sent but for q: rend hides what q hides, once it knows the outcome.
     proto::append_meta_l2_request(wire, command_, key_, proto::meta_flags_without(flags_, "q"), value_, true);
     l2_sent_ns_ = uv_hrtime();
-    worker_.l2().send_composed(key_, wire, shared_self(), kL2, MetricCommand::kOther);
+    worker_.l2().send_composed(key_, wire, shared_self(), kL2, metric_command_for(command_));
   }
 
   void on_l1_read(const proto::BinaryResponse& r) {
@@ -139,6 +139,7 @@ class TieredMeta : public Op {
         apply_meta(q, &copy, static_cast<uint32_t>(time(nullptr)), copy.data.size(), [] { return uint64_t{0}; });
     bump(worker_.stats(), Counter::get_hits);
     reply_ = c.reply.bytes;
+    result = Result::kHit;
     complete();
   }
 
@@ -152,6 +153,8 @@ class TieredMeta : public Op {
     bury_again_if_raced(worker_, key_, r);
     summary_ = s;
     reply_.assign(r.value);
+    result =
+        static_cast<MetaCode>(s.code) == MetaCode::kError ? Result::kError : meta_result(command_, reply_.substr(0, 2));
     if (command_ == Command::kMetaGet) {
       bump(worker_.stats(), static_cast<MetaCode>(s.code) == MetaCode::kHit ? Counter::get_hits : Counter::get_misses);
     }

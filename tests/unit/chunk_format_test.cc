@@ -74,6 +74,17 @@ TEST(ChunkFormat, ValuesOfEverySizeAroundTheBoundariesRoundTrip) {
   EXPECT_EQ(layout.chunks_for(key, head + tail + 1), 2u);
 }
 
+TEST(ChunkFormat, TheHeadKeepsMetaMarks) {
+  const Layout layout(480);
+  const std::string value(1000, 'x');
+  const std::string head_item = layout.encode_head("k", value, 3, 0, token_of(2), 0x07);
+  Head head;
+  ASSERT_TRUE(layout.decode_head(head_item, head));
+  EXPECT_EQ(head.marks, 0x07);
+  EXPECT_EQ(head.tail_payload, layout.tail_payload());
+  EXPECT_EQ(head.chunks, layout.chunks_for("k", value.size()));
+}
+
 TEST(ChunkFormat, AChunkOfAnotherWriteIsRefused) {
   const Layout layout(480);
   const std::string value = pattern(2000);

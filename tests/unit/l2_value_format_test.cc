@@ -25,6 +25,28 @@ TEST(ValueFormat, RoundTripsEveryField) {
   EXPECT_EQ(data, "hello");
 }
 
+TEST(ValueFormat, MetaMarksTakeTheLongerFormatOnlyWhenSet) {
+  ItemMeta m{7, kNow + 100, 42, kNow};
+  m.marks = kMarkStale | kMarkTokenSent;
+  m.last_access = kNow + 5;
+  std::string s;
+  encode_item(m, "v", s);
+  ASSERT_EQ(s.size(), kMarkedItemHeaderSize + 1);
+  EXPECT_EQ(static_cast<uint8_t>(s[0]), kMarkedFormatVersion);
+  ItemMeta back;
+  std::string_view data;
+  ASSERT_TRUE(decode_item(s, back, data));
+  EXPECT_EQ(back.marks, m.marks);
+  EXPECT_EQ(back.last_access, m.last_access);
+  EXPECT_EQ(back.cas, 42u);
+  EXPECT_EQ(data, "v");
+  EXPECT_FALSE(decode_item(std::string_view(s).substr(0, kMarkedItemHeaderSize - 1), back, data));
+  // An item without marks keeps the first format, which an older rend-l2 reads too.
+  std::string plain;
+  encode_item(ItemMeta{7, 0, 42, kNow}, "v", plain);
+  EXPECT_EQ(plain.size(), kItemHeaderSize + 1);
+}
+
 TEST(ValueFormat, LayoutIsBigEndianAfterAVersionByte) {
   ItemMeta m{0x01020304, 0x05060708, 0x090a0b0c0d0e0f10ull, 0x11121314};
   std::string s;
