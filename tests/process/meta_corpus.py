@@ -1,6 +1,6 @@
 """Differential corpus for memcached's meta protocol (mg, ms, md, ma, me, mn), as memcached 1.6.18
 answers it. Same shape as test_conformance's corpus: (name, steps), each step a function
-(prefix, reply_so_far) -> bytes. Behaviour notes: docs/notes-meta-behaviour.md.
+(prefix, reply_so_far) -> bytes. What memcached answers to each: docs/meta-protocol.md.
 
 Step builders:
   T(b"...")   b"@" stands for the case's key prefix (from test_conformance).
