@@ -22,6 +22,16 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
       FUZZ_CHECK(used == 0);
     }
   }
+  size_t meta_at = 0;
+  while (meta_at < size) {  // memcached's meta replies (l1only's meta connections)
+    MetaResponse m;
+    size_t used = 0;
+    const std::span<const char> rest = input.subspan(meta_at);
+    if (parse_meta_response(rest, 64 * 1024, m, used) != ResponseParse::kOk) break;
+    FUZZ_CHECK(used > 0 && used <= rest.size() && m.bytes.size() == used);
+    FUZZ_CHECK(within(m.bytes, rest) && within(m.code, rest) && within(m.flags, rest) && within(m.data, rest));
+    meta_at += used;
+  }
   size_t at = 0;
   while (at < size) {  // a stream of text replies, one element at a time
     TextReply t;

@@ -13,6 +13,16 @@ using namespace rend::proto;
 extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   constexpr size_t kMaxItem = 1024 * 1024;
   const std::span<const char> input(reinterpret_cast<const char*>(data), size);
+  {
+    // As rend-l2 parses a worker's requests: its private meta opcode too.
+    const ParseResult p = parse_binary_request(input, kMaxItem, true);
+    if (p.status == ParseStatus::kRequest) {
+      FUZZ_CHECK(p.consumed >= bin::kHeaderSize && p.consumed <= size);
+      FUZZ_CHECK(within(p.request.key, input) && within(p.request.value, input) && within(p.request.meta_flags, input));
+    } else {
+      FUZZ_CHECK(p.status != ParseStatus::kNeedMore || p.consumed == 0);
+    }
+  }
   const ParseResult r = parse_binary_request(input, kMaxItem);
   if (r.status != ParseStatus::kRequest) {
     FUZZ_CHECK(r.status != ParseStatus::kNeedMore || r.consumed == 0);

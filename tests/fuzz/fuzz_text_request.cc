@@ -1,9 +1,11 @@
 // The text request parser (bytes from any client): never reads past its input, never consumes
 // more than it was given, views stay inside the input, and a parsed key command composes back
-// (compose_text_request) into text that parses to the same request.
+// (compose_text_request) into text that parses to the same request. A meta request's flags are
+// inside the input and are ones memcached accepts, and its key decodes.
 #include <span>
 #include <string>
 
+#include "common/protocol/meta_command.h"
 #include "common/protocol/request_compose.h"
 #include "common/protocol/text_parser.h"
 #include "tests/fuzz/fuzz_check.h"
@@ -43,6 +45,13 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   const Request& q = r.request;
   FUZZ_CHECK(within(q.key, input) && within(q.keys, input) && within(q.value, input));
   FUZZ_CHECK(q.key.size() <= kMaxKeyLength);
+  FUZZ_CHECK(within(q.meta_flags, input));
+  if (q.command >= Command::kMetaGet && q.command <= Command::kMetaArithmetic && q.command != Command::kMetaNoop) {
+    MetaOptions o;
+    std::string_view error;
+    FUZZ_CHECK(parse_meta_options(q.command, q.key, q.meta_flags, o, error));
+    FUZZ_CHECK(meta_key(q.key, o.base64).has_value());
+  }
   if (!composable(q.command)) return 0;
   std::string again;
   compose_text_request(q, again);
