@@ -318,6 +318,10 @@ Change Engine::decide_meta(const Request& r, std::string_view key, const Item* c
   }
   MetaRequest q{r.command, &options, r.meta_flags, key, r.value};
   MetaChange m = apply_meta(q, current, now, info_.max_item_size, next_cas);
+  // The counters (count_change) read a meta command's outcome as a classic one's.
+  if (m.reply.code == MetaCode::kNotStored || m.reply.code == MetaCode::kExists) c.status = bin::kNotStored;
+  if (m.reply.code == MetaCode::kNotFound || m.reply.code == MetaCode::kMiss) c.status = bin::kKeyNotFound;
+  if (m.reply.code == MetaCode::kError) c.status = bin::kInvalidArguments;
   c.write = m.write;
   c.item = std::move(m.item);
   reply = std::move(m.reply);
