@@ -62,7 +62,8 @@ const std::vector<Option>& options() {
        "a multi-step (L2 then L1) operation on a key finishes before the next "
        "one on that key starts, within a worker"},
       {"l1.address", "run/memcached.sock", "L1 memcached: a unix socket path or host:port", 0, 0, kRestartOnly},
-      {"l1.connections", 2, "connections from each worker to L1, chosen by key hash", 1, 64},
+      {"l1.connections", 2, "connections from each worker to L1, chosen by key hash (l1only: twice, for meta commands)",
+       1, 64},
       {"l1.timeout_ms", 1000,
        "a request L1 has not answered in this time fails with SERVER_ERROR and the "
        "connection is re-established",

@@ -102,9 +102,11 @@ void append_change_reply(std::string& out, const Request& r, const Change& c) {
 }
 
 void append_failure(std::string& out, const Request& r, std::string_view what) {
+  // A meta command's q hides only its nominal replies, never an error.
+  const bool meta = r.command >= Command::kMetaGet && r.command <= Command::kMetaDebug;
   if (r.protocol == Protocol::kBinary) {
     proto::append_binary_status(out, r.opcode, r.opaque, bin::kInternalError);
-  } else if (!r.quiet) {
+  } else if (!r.quiet || meta) {
     proto::append_line(out, fmt::format("SERVER_ERROR {}", what));
   }
 }

@@ -26,8 +26,8 @@ MetaChange ChunkedCommand::decide_meta(uint64_t cas_for_new_value, uint64_t curr
   item.meta.flags = head_.flags;
   item.meta.expiry = head_.expiry;
   item.meta.cas = current_cas;
-  item.meta.marks = head_.marks;
-  item.meta.stored_at = meta_now_;  // not kept: every access reads as "just now"
+  item.meta.marks = head_.marks & ~kMarkFetched;  // not kept (see above)
+  item.meta.stored_at = meta_now_;                // not kept: every access reads as "just now"
   item.data = current_;
   const rend::Item* current = complete_ ? &item : nullptr;
   MetaChange c;
@@ -56,6 +56,7 @@ void ChunkedCommand::meta_after_read() {
                             meta_.item.meta.expiry == head_.expiry &&
                             (meta_.item.meta.marks & ~kMarkFetched) == (head_.marks & ~kMarkFetched);
   if (only_fetched) meta_.write = Change::Write::kNone;  // see above: a read's mark is not kept
+  meta_.item.meta.marks &= ~kMarkFetched;
   switch (meta_.write) {
     case Change::Write::kNone: respond_meta(); return;
     case Change::Write::kPut: {
@@ -112,9 +113,10 @@ void ChunkedCommand::respond_meta() {
   // A write's reply carries the CAS memcached gave the new head: decide again with it (the
   // rules are a pure function of the same item and clock, so the outcome is the same).
   // A head rewritten for its marks only has a new CAS too: the reply reports that one.
-  const bool head_only = meta_.write == Change::Write::kPut && head_only_written_;
+  // An mg's reply reports the item's CAS; the other commands' the one their write was given.
+  const bool reports_item_cas = head_only_written_ || req_.command == Command::kMetaGet;
   const MetaChange& c = meta_.write != Change::Write::kPut ? meta_
-                        : head_only                        ? decide_meta(0, new_cas_)
+                        : reports_item_cas                 ? decide_meta(0, new_cas_)
                                                            : decide_meta(new_cas_, head_cas_);
   proto::MetaSummary s;
   s.code = static_cast<uint8_t>(c.reply.code);

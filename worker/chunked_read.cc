@@ -150,6 +150,7 @@ void ChunkedCommand::after_read() {
   item.meta.flags = head_.flags;
   item.meta.expiry = head_.expiry;
   item.meta.cas = head_cas_;
+  item.meta.marks = head_.marks;  // a touch or an incr keeps a meta command's marks, as memcached
   if (complete_) item.data = std::move(current_);
   change_ = apply_change(req_, complete_ ? &item : nullptr, unix_now(), worker_.config().worker.max_item_size,
                          [] { return uint64_t{0}; });
@@ -163,7 +164,7 @@ void ChunkedCommand::after_read() {
       // wrote in between, the condition fails and we read again.
       const Item& next = change_.item;
       write_item(next.meta.flags, next.meta.expiry, next.data, head_present_ ? bin::kSet : bin::kAdd,
-                 head_present_ ? head_cas_ : 0, false);
+                 head_present_ ? head_cas_ : 0, false, next.meta.marks);
       return;
     }
     case Change::Write::kDelete: {

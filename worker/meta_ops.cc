@@ -163,6 +163,16 @@ bool dispatch_meta(Worker& worker, ClientConnection& conn, const Request& r) {
   if (conn.mode() != TierMode::kL1Only) {
     start_tiered_meta(worker, conn, r, conn.mode(), key, options);
   } else if (worker.l1_meta() != nullptr) {
+    if (key.find_first_of("\r\n") != std::string::npos) {
+      // memcached would echo such a key raw (k, me) and cut its reply in two: on a connection
+      // shared by many clients that would hand every later reply to the wrong one.
+      Request e = r;
+      e.command = Command::kError;
+      e.quiet = false;
+      e.error_text = "CLIENT_ERROR bad command line format";
+      answer_locally(worker, conn, e);
+      return true;
+    }
     forward_to_memcached(worker, conn, r, key);
   } else {
     execute_on_chunks(worker, conn, r, key);

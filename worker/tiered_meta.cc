@@ -15,6 +15,7 @@
 #include "common/protocol/binary_format.h"
 #include "common/protocol/meta_wire.h"
 #include "common/protocol/reply_compose.h"
+#include "common/protocol/text_parser.h"
 #include "worker/backend_pool.h"
 #include "worker/client_connection.h"
 #include "worker/key_lock.h"
@@ -215,11 +216,14 @@ class TieredMeta : public Op {
     send_l1(worker_, w, shared_self(), kL1Step);
   }
 
-  // The data block of a "VA <n> ...\r\n<data>\r\n" reply.
+  // The data block of a "VA <n> ...\r\n<data>\r\n" reply: its last n bytes before the final CRLF
+  // (the line may hold a key with a CRLF in it, echoed by k).
   static std::string_view data_of(std::string_view va) {
-    const size_t line_end = va.find("\r\n");
-    if (line_end == std::string_view::npos || va.size() < line_end + 4) return {};
-    return va.substr(line_end + 2, va.size() - line_end - 4);
+    size_t n = 0;
+    const size_t digits = va.find(' ', 3);
+    const std::string_view size = va.substr(3, digits == std::string_view::npos ? 0 : digits - 3);
+    if (!va.starts_with("VA ") || !proto::parse_u64(size, n) || va.size() < n + 2) return {};
+    return va.substr(va.size() - 2 - n, n);
   }
 
   void on_l1_step(const proto::BinaryResponse& r) {

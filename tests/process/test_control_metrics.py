@@ -247,8 +247,8 @@ class RendctlTest(ProcessTest):
         wait_until(lambda: connections() == 3, 10, what="the 3 new connections counted, the 6 closed ones not")
         scrape = rend.scrape()
         self.assertEqual(metric(scrape, "rend_client_connections"), 3)
-        # Each worker holds l1.connections (2) to memcached.
-        self.assertEqual(metric(scrape, "rend_backend_connections_up", tier="l1"), 4)
+        # Each worker holds l1.connections (2) to memcached, and as many for meta commands (l1only).
+        self.assertEqual(metric(scrape, "rend_backend_connections_up", tier="l1"), 8)
         self.assertGreater(metric(scrape, "rend_requests_total", command="version"), 9 - 1)
 
     def test_restart_reload_and_scale_under_load_lose_nothing(self):
