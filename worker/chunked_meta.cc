@@ -112,11 +112,11 @@ void ChunkedCommand::head_only_written(const proto::BinaryResponse& r) {
 void ChunkedCommand::respond_meta() {
   // A write's reply carries the CAS memcached gave the new head: decide again with it (the
   // rules are a pure function of the same item and clock, so the outcome is the same).
-  // A head rewritten for its marks only has a new CAS too: the reply reports that one.
-  // An mg's reply reports the item's CAS; the other commands' the one their write was given.
+  // An mg (its marks rewritten, its TTL, an item it created) reports the head's new CAS as the
+  // item's; the other commands report it as the one their write was given.
   const bool reports_item_cas = head_only_written_ || req_.command == Command::kMetaGet;
   const MetaChange& c = meta_.write != Change::Write::kPut ? meta_
-                        : reports_item_cas                 ? decide_meta(0, new_cas_)
+                        : reports_item_cas                 ? decide_meta(new_cas_, new_cas_)
                                                            : decide_meta(new_cas_, head_cas_);
   proto::MetaSummary s;
   s.code = static_cast<uint8_t>(c.reply.code);
