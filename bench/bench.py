@@ -19,6 +19,7 @@ from procs import BenchError, Processes, Skip, flush, log
 from targets import BASELINE_KEYS, all_targets
 import loadgen
 import chunked
+import meta
 import instructions
 import plot
 import report
@@ -37,7 +38,7 @@ cmd
 """
 THREADS, CONCURRENCY = 1, 32
 WARMUP_OPS = 20000          # one unmeasured run per target (connections, slabs); a multiple of 32
-SECTIONS = ("metrics-ir", "loadgen", "l2hit", "extstore", "chunked", "plot")  # the parts after the memcaslap rounds
+SECTIONS = ("metrics-ir", "loadgen", "l2hit", "extstore", "chunked", "meta", "plot")  # the parts after the memcaslap rounds
 
 
 def parse_args():
@@ -247,8 +248,8 @@ def main():
         if name not in args.sections:
             skipped.append(f"section {name}: not in BENCH_SECTIONS")
     lg = loadgen.binary(build_dir)
-    if lg is None and args.sections & {"metrics-ir", "loadgen", "l2hit", "extstore", "chunked"}:
-        skipped.append(f"rend-loadgen sections (metrics-ir, loadgen, l2hit, extstore, chunked): "
+    if lg is None and args.sections & {"metrics-ir", "loadgen", "l2hit", "extstore", "chunked", "meta"}:
+        skipped.append(f"rend-loadgen sections (metrics-ir, loadgen, l2hit, extstore, chunked, meta): "
                        f"{build_dir}/loadgen/rend-loadgen is missing (build the rend-loadgen target)")
 
     env = report.environment(args.build_dir)  # before any load: records the idle load average
@@ -292,6 +293,9 @@ def main():
             log(f"chunked L1: plain vs l1.chunk_size {', '.join(map(str, chunked.CHUNK_SIZES))}, "
                 f"values of {', '.join(map(str, chunked.VALUE_SIZES))} bytes")
             extra["chunked"] = chunked.measure(args.work_dir, procs, build_dir, args, lg, failures, skipped)
+        if lg and "meta" in args.sections:
+            log("meta protocol: text vs meta against memcached, rend l1only and rend l1l2")
+            extra["meta"] = meta.measure(args.work_dir, procs, build_dir, args, lg, failures, skipped)
     finally:
         log("stopping servers")
         procs.stop_all()
@@ -314,6 +318,9 @@ def main():
     print()
     print(report.table([t for t in targets if t.key in BASELINE_KEYS], summaries, failures))
     print()
+    if extra.get("meta") and extra["meta"]["medians"]:
+        print(meta.table(extra["meta"]))
+        print()
     log(f"report: {path}")
     if failures:
         log("some targets failed: " + "; ".join(f"{k}: {v}" for k, v in failures.items()))

@@ -11,6 +11,7 @@ import time
 
 import chunked
 import instructions
+import meta
 from targets import BASELINE_KEYS, DEFAULT_MEMORY_MB, EXTSTORE_TUNED_FILL_RATE, EXTSTORE_TUNING
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -197,6 +198,8 @@ Skipped / failed: {"; ".join(notes) if notes else "nothing skipped."}
 
 {chunked.render(extra.get("chunked")) if "chunked" in args.sections else ""}
 
+{meta.render(extra.get("meta"), args) if "meta" in args.sections else ""}
+
 {_plot_section(extra.get("plot"))}
 
 ## Raw runs (memcaslap)
@@ -261,6 +264,9 @@ def _loadgen_runs(extra):
     split = extra.get("split")
     if split:
         out += [r for rs in split["runs"].values() for r in rs]
+    meta_runs = extra.get("meta")
+    if meta_runs:
+        out += [r for rs in meta_runs["runs"].values() for r in rs]
     return out
 
 

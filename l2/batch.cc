@@ -21,6 +21,7 @@ void Batch::add(const proto::Request& r, const char* bytes, size_t size) {
   rebase(copy.keys);
   rebase(copy.value);
   rebase(copy.stats_group);
+  rebase(copy.meta_flags);
   requests_.push_back(copy);
 }
 

@@ -121,6 +121,12 @@ class Worker {
   bool on_binary_reply(Connection& c, const proto::BinaryResponse& reply, int64_t now);
   bool on_binary_multi_get_reply(Connection& c, const proto::BinaryResponse& reply, int64_t now);
   bool binary_protocol_error(Connection& c, const proto::BinaryResponse& reply, std::string_view what, int64_t now);
+  // Meta (engine_meta.cc): composing mg/ms/md/ma/mn requests and judging their replies.
+  void compose_meta(Connection& c, const Pending& p);
+  bool on_meta_reply(Connection& c, const proto::MetaResponse& reply, int64_t now);
+  bool on_meta_read_reply(Connection& c, const proto::MetaResponse& reply, int64_t now);
+  bool on_meta_error(Connection& c, const proto::MetaResponse& reply, int64_t now);
+  bool meta_protocol_error(Connection& c, const proto::MetaResponse& reply, std::string_view what, int64_t now);
   void verify(Connection& c, Pending& p, uint64_t key, uint32_t flags, std::string_view data);
   void complete(Connection& c, Outcome outcome, int64_t now, std::string_view detail = {});
   void flush(Connection& c);

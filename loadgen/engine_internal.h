@@ -1,5 +1,6 @@
 // rend-loadgen's engine internals, shared by its parts (engine.cc: the worker and its ring;
-// engine_connections.cc; engine_io.cc: sending and receiving; engine_replies.cc; engine_loop.cc):
+// engine_connections.cc; engine_io.cc: sending and receiving; engine_replies.cc; engine_meta.cc;
+// engine_loop.cc):
 // a request in flight, the per-connection FIFO of them, and a connection's state and buffers.
 #pragma once
 
@@ -50,6 +51,14 @@ struct Pending {
   uint8_t hits = 0;
   bool error_reply = false;  // binary multi-get: some key got an error status
 };
+
+// The outcome of a read once its last reply is in: an error reply for any key, or how many of
+// its keys were hits.
+inline Outcome read_outcome(const Pending& p) {
+  if (p.error_reply) return Outcome::kErrorReply;
+  if (p.hits == 0) return Outcome::kMiss;
+  return p.hits >= p.op.nkeys ? Outcome::kHit : Outcome::kPartial;
+}
 
 // A fixed-capacity FIFO of requests in flight, sized once per phase (the pipeline depth).
 class Ring {

@@ -91,6 +91,10 @@ void Worker::issue(Connection& c, int64_t now) {
 }
 
 void Worker::compose(Connection& c, Pending& p) {
+  if (options_.protocol == WireProtocol::kMeta) {
+    compose_meta(c, p);
+    return;
+  }
   const Op& op = p.op;
   proto::Request r;
   const size_t key_length = keys_.length();
@@ -117,7 +121,7 @@ void Worker::compose(Connection& c, Pending& p) {
     case OpKind::kDecr: r.command = proto::Command::kDecr; break;
   }
 
-  if (options_.protocol == Protocol::kText) {
+  if (options_.protocol == WireProtocol::kText) {
     r.protocol = Protocol::kText;
     if (op.kind == OpKind::kMultiGet) {
       size_t at = key_length;
@@ -237,7 +241,6 @@ void Worker::on_received(Connection& c, int result, int64_t now) {
   }
   c.rend += static_cast<size_t>(result);
 
-  const bool text = options_.protocol == Protocol::kText;
   while (c.rbegin < c.rend) {
     const std::span<const char> input(c.rbuf.data() + c.rbegin, c.rend - c.rbegin);
     if (c.inflight.empty()) {
@@ -249,27 +252,25 @@ void Worker::on_received(Connection& c, int result, int64_t now) {
     }
     size_t consumed = 0;
     ResponseParse parsed;
-    bool ok;
-    if (text) {
+    bool ok = false;
+    if (options_.protocol == WireProtocol::kText) {
       TextReply reply;
       parsed = proto::parse_text_response(input, kMaxReplyBody, reply, consumed);
-      if (parsed != ResponseParse::kOk) {
-        if (parsed == ResponseParse::kNeedMore) break;
-        fail(c, ErrorKind::kProtocol,
-             fmt::format("unparseable reply: '{}'", printable(std::string_view(input.data(), input.size()))), now);
-        return;
-      }
-      ok = on_text_reply(c, reply, now);
+      if (parsed == ResponseParse::kOk) ok = on_text_reply(c, reply, now);
+    } else if (options_.protocol == WireProtocol::kMeta) {
+      proto::MetaResponse reply;
+      parsed = proto::parse_meta_response(input, kMaxReplyBody, reply, consumed);
+      if (parsed == ResponseParse::kOk) ok = on_meta_reply(c, reply, now);
     } else {
       proto::BinaryResponse reply;
       parsed = proto::parse_binary_response(input, kMaxReplyBody, reply, consumed);
-      if (parsed != ResponseParse::kOk) {
-        if (parsed == ResponseParse::kNeedMore) break;
-        fail(c, ErrorKind::kProtocol,
-             fmt::format("unparseable reply: '{}'", printable(std::string_view(input.data(), input.size()))), now);
-        return;
-      }
-      ok = on_binary_reply(c, reply, now);
+      if (parsed == ResponseParse::kOk) ok = on_binary_reply(c, reply, now);
+    }
+    if (parsed == ResponseParse::kNeedMore) break;
+    if (parsed != ResponseParse::kOk) {
+      fail(c, ErrorKind::kProtocol,
+           fmt::format("unparseable reply: '{}'", printable(std::string_view(input.data(), input.size()))), now);
+      return;
     }
     if (!ok) return;  // the connection failed (and was reset)
     c.rbegin += consumed;

@@ -57,12 +57,6 @@ bool text_outcome(OpKind kind, const TextReply& r, Outcome& out) {
   }
 }
 
-Outcome read_outcome(const Pending& p) {
-  if (p.error_reply) return Outcome::kErrorReply;
-  if (p.hits == 0) return Outcome::kMiss;
-  return p.hits >= p.op.nkeys ? Outcome::kHit : Outcome::kPartial;
-}
-
 }  // namespace
 
 bool Worker::on_text_reply(Connection& c, const TextReply& r, int64_t now) {

@@ -26,6 +26,15 @@ std::string_view workload_name(WorkloadKind kind) {
   return "?";
 }
 
+std::string_view protocol_name(WireProtocol protocol) {
+  switch (protocol) {
+    case WireProtocol::kText: return "text";
+    case WireProtocol::kBinary: return "binary";
+    case WireProtocol::kMeta: return "meta";
+  }
+  return "?";
+}
+
 namespace {
 
 bool parse_size(std::string_view s, size_t& out) {
@@ -131,8 +140,8 @@ const std::map<std::string, WorkloadKind> workloads = {
     {"blast", WorkloadKind::kBlast}, {"setget", WorkloadKind::kSetGet}, {"sizes", WorkloadKind::kSizes},
     {"fill", WorkloadKind::kFill},   {"setops", WorkloadKind::kSetOps}, {"bench", WorkloadKind::kBench},
     {"mix", WorkloadKind::kMix}};
-const std::map<std::string, proto::Protocol> protocols = {{"text", proto::Protocol::kText},
-                                                          {"binary", proto::Protocol::kBinary}};
+const std::map<std::string, WireProtocol> protocols = {
+    {"text", WireProtocol::kText}, {"binary", WireProtocol::kBinary}, {"meta", WireProtocol::kMeta}};
 const std::map<std::string, KeyDist> dists = {{"uniform", KeyDist::kUniform}, {"zipf", KeyDist::kZipf}};
 
 // What the command line gives before it becomes Options (names, flags that pair up).
@@ -155,7 +164,10 @@ void declare_options(CLI::App& app, Options& o, CliInputs& in) {
   app.add_option("--host", o.host, "server host");
   app.add_option("-p,--port", o.port, "server TCP port");
   app.add_option("--unix", o.unix_path, "connect to this unix socket instead of --host/--port");
-  app.add_option("--protocol", in.protocol, "text|binary")->check(CLI::IsMember(protocols));
+  app.add_option("--protocol", in.protocol,
+                 "text | binary | meta: memcached 1.6's meta commands (mg for get/gat/touch, one quiet mg "
+                 "per key and an mn for a multi-get, ms, md, ma)")
+      ->check(CLI::IsMember(protocols));
   app.add_option("-t,--threads", o.threads, "event-loop threads");
   app.add_option("-c,--connections", o.connections, "connections in total, spread over the threads");
   app.add_option("--pipeline", o.pipeline, "requests in flight per connection");

@@ -16,6 +16,12 @@ enum class WorkloadKind : uint8_t { kBlast, kSetGet, kSizes, kFill, kSetOps, kBe
 
 std::string_view workload_name(WorkloadKind kind);
 
+// What goes on the wire: memcached's classic text commands, its binary protocol, or memcached
+// 1.6's meta commands (mg ms md ma mn; text syntax, meta replies).
+enum class WireProtocol : uint8_t { kText, kBinary, kMeta };
+
+std::string_view protocol_name(WireProtocol protocol);  // "text", "binary", "meta"
+
 // memcached's default item limit is 1 MiB including its item header, key and CAS; this much
 // headroom lets any key up to 250 bytes through.
 inline constexpr size_t kDefaultSizeMax = 1048576 - 512;
@@ -24,7 +30,7 @@ struct Options {
   std::string host = "127.0.0.1";
   uint16_t port = 11211;
   std::string unix_path;  // non-empty: connect to this unix socket instead of host:port
-  proto::Protocol protocol = proto::Protocol::kText;
+  WireProtocol protocol = WireProtocol::kText;
   unsigned threads = 1;
   unsigned connections = 8;
   unsigned pipeline = 1;

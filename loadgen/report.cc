@@ -22,8 +22,6 @@ std::string limit_text(const Options& o) {
   return "the workload's end";
 }
 
-std::string_view protocol_name(proto::Protocol p) { return p == proto::Protocol::kText ? "text" : "binary"; }
-
 std::string_view dist_name(KeyDist d) { return d == KeyDist::kUniform ? "uniform" : "zipf"; }
 
 std::string latency_line(const Histogram& h) {

@@ -182,8 +182,8 @@ class Sizes final : public Workload {
 // about, each with the one reply memcached gives, and reads the value back after every change.
 class SetOps final : public Workload {
  public:
-  SetOps(const ValueModel& values, proto::Protocol protocol, uint64_t n, size_t lo, size_t hi, bool cycle)
-      : values_(values), binary_(protocol == proto::Protocol::kBinary), n_(n), lo_(lo), hi_(hi), cycle_(cycle) {}
+  SetOps(const ValueModel& values, WireProtocol protocol, uint64_t n, size_t lo, size_t hi, bool cycle)
+      : values_(values), binary_(protocol == WireProtocol::kBinary), n_(n), lo_(lo), hi_(hi), cycle_(cycle) {}
   std::string_view name() const override { return "setops"; }
   void start(Cursor& c, uint64_t index, uint64_t count) const override { partition(c, n_, index, count); }
 
@@ -197,8 +197,8 @@ class SetOps final : public Workload {
     const Segment s{key, v + 4, static_cast<uint32_t>(size_for(key, v + 4, 1, kPieceMax))};
     const Segment d{key, v + 5, static_cast<uint32_t>(size_for(key, v + 5, lo_, hi_))};
     auto bytes = [&](const Segment& g) { return values_.value(g.key, g.version, g.size); };
-    // memcached answers a failed add/replace with NOT_STORED in text, but with "exists" / "not
-    // found" in binary; append/prepend to a missing key are NOT_STORED in both.
+    // memcached answers a failed add/replace with NOT_STORED in text (NS in meta), but with
+    // "exists" / "not found" in binary; append/prepend to a missing key are NOT_STORED in all.
     const OutcomeSet replace_missing = bit(binary_ ? Outcome::kNotFound : Outcome::kNotStored);
     const OutcomeSet add_existing = bit(binary_ ? Outcome::kExists : Outcome::kNotStored);
     const OutcomeSet stored = bit(Outcome::kStored);
@@ -377,7 +377,7 @@ std::unique_ptr<Workload> make_setget(const ValueModel& values, uint64_t key_spa
 std::unique_ptr<Workload> make_sizes(const ValueModel& values, std::vector<size_t> sizes) {
   return std::make_unique<Sizes>(values, std::move(sizes));
 }
-std::unique_ptr<Workload> make_setops(const ValueModel& values, proto::Protocol protocol, uint64_t key_space,
+std::unique_ptr<Workload> make_setops(const ValueModel& values, WireProtocol protocol, uint64_t key_space,
                                       size_t value_min, size_t value_max, bool cycle) {
   return std::make_unique<SetOps>(values, protocol, key_space, value_min, value_max, cycle);
 }

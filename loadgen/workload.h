@@ -18,10 +18,9 @@
 
 #include "common/protocol/request.h"
 #include "loadgen/model.h"
+#include "loadgen/options.h"
 
 namespace rend::loadgen {
-
-struct Options;
 
 inline constexpr size_t kMaxMultiGet = 32;
 inline constexpr size_t kMaxValueSize = size_t{64} << 20;
@@ -125,7 +124,7 @@ std::unique_ptr<Workload> make_fill(const ValueModel& values, uint64_t key_space
 std::unique_ptr<Workload> make_setget(const ValueModel& values, uint64_t key_space, size_t value_min, size_t value_max,
                                       bool cycle);
 std::unique_ptr<Workload> make_sizes(const ValueModel& values, std::vector<size_t> sizes);
-std::unique_ptr<Workload> make_setops(const ValueModel& values, proto::Protocol protocol, uint64_t key_space,
+std::unique_ptr<Workload> make_setops(const ValueModel& values, WireProtocol protocol, uint64_t key_space,
                                       size_t value_min, size_t value_max, bool cycle);
 // bench/mix: get (checked against the keyed values) or set, from the key chooser.
 std::unique_ptr<Workload> make_mix(const ValueModel& values, const KeyChooser& keys, double get_ratio, size_t value_min,

@@ -1,5 +1,6 @@
-"""rend-loadgen against a real memcached (every workload, both protocols, TCP and unix socket), its
-verification against a fake server that corrupts values or misbehaves, and its open-loop rate."""
+"""rend-loadgen against a real memcached (every workload, every protocol: text, binary and meta; TCP
+and unix socket), its verification against a fake server that corrupts values or misbehaves, and
+its open-loop rate."""
 import json
 import os
 import socket
@@ -15,11 +16,14 @@ LOADGEN = os.path.join(BUILD_DIR, "loadgen", "rend-loadgen")
 
 
 class FakeMemcached:
-    """A tiny memcached that understands set and get (text and binary), to misbehave on purpose.
+    """A tiny memcached that understands set and get (text, binary, and meta's ms, mg and mn), to
+    misbehave on purpose.
 
     mode "corrupt": every value a get returns has one byte changed; "garbage": every reply is
     garbage; "silent": nothing is ever answered; "hangup": every connection is closed after
-    HANGUP_AFTER requests. Runs on a thread; stop() closes everything.
+    HANGUP_AFTER requests; "badflags": client flags are off by one; "extraflag": a meta hit
+    carries a return flag nobody asked for. Runs on a thread; stop() closes everything.
+    `commands` counts the text and meta commands received, by name.
     """
 
     HANGUP_AFTER = 50
@@ -41,6 +45,7 @@ class FakeMemcached:
         self.server = Server(("127.0.0.1", 0), Handler)
         self.port = self.server.server_address[1]
         self.connections = []
+        self.commands = {}
         self.thread = threading.Thread(target=self.server.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True)
 
     def start(self):
@@ -93,11 +98,48 @@ class FakeMemcached:
             if self.mode == "hangup" and served >= self.HANGUP_AFTER:
                 return  # socketserver closes the connection
 
+    def item_flags(self, item):
+        return item[0] + 1 if self.mode == "badflags" else item[0]
+
+    def meta(self, buf, end, parts, out):
+        """ms <key> <len> F<flags> ..., mg <key> <flags> (v, f, k, q honoured) and mn."""
+        if parts[0] == b"mn":
+            out.append(b"MN\r\n")
+            return end + 2
+        if parts[0] == b"ms":
+            size = int(parts[2])
+            total = end + 2 + size + 2
+            if len(buf) < total:
+                return 0
+            flags = next((int(t[1:]) for t in parts[3:] if t.startswith(b"F")), 0)
+            with self.lock:
+                self.data[parts[1]] = (flags, buf[end + 2:end + 2 + size])
+            out.append(b"HD\r\n")
+            return total
+        asked = parts[2:]
+        with self.lock:
+            item = self.data.get(parts[1])
+        if not item:
+            if b"q" not in asked:
+                out.append(b"EN\r\n")
+            return end + 2
+        tokens = [b"f%d" % self.item_flags(item) if t == b"f" else b"k" + parts[1] for t in asked if t in (b"f", b"k")]
+        if self.mode == "extraflag":
+            tokens.append(b"t-1")
+        value = self.corrupt(item[1])
+        out.append(b"VA %d %s\r\n%s\r\n" % (len(value), b" ".join(tokens), value))
+        return end + 2
+
     def text(self, buf, out):
         end = buf.find(b"\r\n")
         if end < 0:
             return 0
         parts = buf[:end].split()
+        if parts:
+            with self.lock:
+                self.commands[parts[0].decode()] = self.commands.get(parts[0].decode(), 0) + 1
+        if parts and parts[0] in (b"ms", b"mg", b"mn"):
+            return self.meta(buf, end, parts, out)
         if parts and parts[0] == b"set":
             size = int(parts[4])
             total = end + 2 + size + 2
@@ -113,7 +155,7 @@ class FakeMemcached:
                     item = self.data.get(key)
                 if item:
                     value = self.corrupt(item[1])
-                    out.append(b"VALUE %s %d %d\r\n%s\r\n" % (key, item[0], len(value), value))
+                    out.append(b"VALUE %s %d %d\r\n%s\r\n" % (key, self.item_flags(item), len(value), value))
             out.append(b"END\r\n")
             return end + 2
         out.append(b"ERROR\r\n")
@@ -140,12 +182,25 @@ class FakeMemcached:
             with self.lock:
                 item = self.data.get(key)
             if item:
-                reply(0, struct.pack(">I", item[0]), self.corrupt(item[1]))
+                reply(0, struct.pack(">I", self.item_flags(item)), self.corrupt(item[1]))
             else:
                 reply(1, value=b"Not found")
         else:
             reply(0x81, value=b"Unknown command")
         return 24 + bodylen
+
+
+def mc_stats(port):
+    """memcached's "stats", as a dict of strings."""
+    with socket.create_connection(("127.0.0.1", port), timeout=10) as s:
+        s.sendall(b"stats\r\n")
+        data = b""
+        while not data.endswith(b"END\r\n"):
+            chunk = s.recv(65536)
+            if not chunk:
+                break
+            data += chunk
+    return {p[1]: p[2] for p in (line.split(" ", 2) for line in data.decode().split("\r\n")) if len(p) == 3}
 
 
 class LoadgenTest(ProcessTest):
@@ -211,16 +266,51 @@ class LoadgenTest(ProcessTest):
     def test_every_workload_binary(self):
         self.run_every_workload("binary")
 
+    def test_every_workload_meta(self):
+        self.run_every_workload("meta")
+
+    def test_counts_match_memcached(self):
+        # What loadgen counts is what memcached served: every mg a get (hit or miss), every ms a
+        # set, in both protocols. Then blast: every command, multi-gets of 2..32 keys.
+        for protocol in ("text", "meta"):
+            with self.subTest(protocol=protocol):
+                mc = self.start_memcached(memory_mb=256)
+                code, report, _ = self.loadgen("--port", mc.port, "--protocol", protocol, "--workload", "bench",
+                                               "--ops", 30000, "-c", 8, "--pipeline", 4, "--threads", 2)
+                self.assert_clean(code, report, f"bench {protocol}")
+                preload, bench = report["phases"]
+                get, sets = bench["commands"]["get"], bench["commands"]["set"]
+                self.assertEqual(get["requests"] + sets["requests"], 30000)
+                self.assertEqual(get["hits"], get["requests"])  # preloaded: every get hits
+                stats = mc_stats(mc.port)
+                self.assertEqual(int(stats["cmd_get"]), get["requests"], stats)
+                self.assertEqual(int(stats["get_hits"]), get["hits"], stats)
+                self.assertEqual(int(stats["cmd_set"]), preload["requests"] + sets["requests"], stats)
+
+                code, report, _ = self.loadgen("--port", mc.port, "--protocol", protocol, "--workload", "blast",
+                                               "--ops", 20000, "-c", 4, "--pipeline", 8, "--key-space", 500,
+                                               "--multiget-max", 32)
+                self.assert_clean(code, report, f"blast {protocol}")
+                commands = report["phases"][0]["commands"]
+                self.assertEqual(sum(c["requests"] for c in commands.values()), 20000)
+                self.assertEqual(len(commands), 12)
+                multiget = commands["multiget"]
+                self.assertGreaterEqual(multiget["keys"], 2 * multiget["requests"])
+                self.assertLessEqual(multiget["keys"], 32 * multiget["requests"])
+                self.assertGreater(multiget["hits"], 0)
+                # (memcached counts gat and touch differently in text and meta, so its stats are
+                # not compared here.)
+
     def test_unix_socket(self):
         mc = self.start_memcached(unix=True)
-        for protocol in ("text", "binary"):
+        for protocol in ("text", "binary", "meta"):
             code, report, _ = self.loadgen("--unix", mc.path, "--protocol", protocol, "--workload", "setget",
                                            "--key-space", 2000, "-c", 4, "--value-size", "1:3000")
             self.assert_clean(code, report, f"setget over a unix socket, {protocol}")
             self.assertTrue(report["params"]["target"].startswith("unix:"))
 
     def test_corrupted_value_is_caught(self):
-        for protocol in ("text", "binary"):
+        for protocol in ("text", "binary", "meta"):
             with self.subTest(protocol=protocol):
                 fake = FakeMemcached("corrupt").start()
                 self.addCleanup(fake.stop)
@@ -237,12 +327,47 @@ class LoadgenTest(ProcessTest):
 
     def test_honest_fake_server_passes(self):
         # The same fake without the corruption passes: the failure above is the corruption.
-        fake = FakeMemcached("honest").start()
-        self.addCleanup(fake.stop)
-        for protocol in ("text", "binary"):
+        for protocol in ("text", "binary", "meta"):
+            fake = FakeMemcached("honest").start()
+            self.addCleanup(fake.stop)
             code, report, _ = self.loadgen("--port", fake.port, "--protocol", protocol, "--workload", "setget",
                                            "--key-space", 200, "-c", 2, "--value-size", "10:100")
             self.assert_clean(code, report, f"setget against the honest fake, {protocol}")
+            # Each protocol speaks its own commands: a meta run sends nothing but ms and mg.
+            expected = {"text": {"set": 200, "get": 200}, "binary": {}, "meta": {"ms": 200, "mg": 200}}[protocol]
+            self.assertEqual(fake.commands, expected, protocol)
+
+    def test_wrong_flags_are_caught(self):
+        for protocol in ("text", "binary", "meta"):
+            with self.subTest(protocol=protocol):
+                fake = FakeMemcached("badflags").start()
+                self.addCleanup(fake.stop)
+                code, report, _ = self.loadgen("--port", fake.port, "--protocol", protocol, "--workload", "setget",
+                                               "--key-space", 100, "-c", 2, "--value-size", "10:100")
+                self.assertNotEqual(code, 0)
+                errors = report["phases"][0]["errors"]
+                self.assertEqual(errors["wrong_value"], 100, errors)
+                self.assertEqual(errors["total"], 100, errors)
+                self.assertTrue(any("flags" in s for s in report["phases"][0]["error_samples"]))
+
+    def test_meta_reply_flag_not_asked_for_is_a_protocol_error(self):
+        fake = FakeMemcached("extraflag").start()
+        self.addCleanup(fake.stop)
+        code, report, _ = self.loadgen("--port", fake.port, "--protocol", "meta", "--workload", "setget",
+                                       "--key-space", 20, "-c", 1, "--ops", 40, timeout=60)
+        self.assertNotEqual(code, 0)
+        phase = report["phases"][0]
+        self.assertGreater(phase["errors"]["protocol"], 0, phase)
+        self.assertTrue(any("flag not asked for" in s for s in phase["error_samples"]), phase["error_samples"])
+
+    def test_meta_against_a_text_only_server_fails(self):
+        # Whatever a server that does not know meta answers is an error, never a pass.
+        fake = FakeMemcached("honest").start()
+        self.addCleanup(fake.stop)
+        code, report, _ = self.loadgen("--port", fake.port, "--protocol", "meta", "--workload", "blast",
+                                       "--ops", 200, "-c", 1, timeout=60)
+        self.assertNotEqual(code, 0)
+        self.assertGreater(report["errors"], 0)
 
     def test_garbage_is_a_protocol_error(self):
         fake = FakeMemcached("garbage").start()
