@@ -741,12 +741,14 @@ class ConformanceTest(ProcessTest):
         self.rend = self.start_rend(workers=2)
         self.pids = self.rend.worker_pids()
 
-    def run_corpus(self, label, cases):
+    def run_corpus(self, label, cases, normalize=None):
+        """`normalize`: what both sides' bytes go through before comparing (by default the text or
+        binary normalization, by the case's first byte)."""
         failures = []
         for i, (name, steps) in enumerate(cases):
             prefix = b"%s%03d_" % (label.encode(), i)
             binary = steps[0](prefix, b"")[:1] == b"\x80"
-            norm = normalize_binary if binary else normalize_text
+            norm = normalize or (normalize_binary if binary else normalize_text)
             direct, rend = run_case(self.direct.port, self.rend.port, prefix, steps,
                                     same=lambda a, b: norm(a) == norm(b))
             nd, nr = norm(direct), norm(rend)

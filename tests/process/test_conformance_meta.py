@@ -14,21 +14,8 @@ class MetaConformanceTest(base.ConformanceTest):
     NOT_COMPARED = {}
 
     def run_meta_corpus(self, label, normalize=normalize_meta):
-        failures = []
         cases = [(n, s) for n, s in meta_cases() if n not in self.NOT_COMPARED]
-        for i, (name, steps) in enumerate(cases):
-            prefix = b"%s%03d_" % (label.encode(), i)
-            direct, rend = base.run_case(self.direct.port, self.rend.port, prefix, steps,
-                                         same=lambda a, b: normalize(a) == normalize(b))
-            nd, nr = normalize(direct), normalize(rend)
-            if nd != nr:
-                failures.append(f"[{name}]\n  memcached: {base.short(nd)}\n  rend:      {base.short(nr)}")
-        print(f"\n{label}: {len(cases)} cases, {len(cases) - len(failures)} identical, {len(failures)} differ")
-        for f in failures:
-            print(f)
-        self.assertEqual(self.rend.worker_pids(), self.pids, "a worker restarted during the corpus")
-        if failures:
-            self.fail(f"{len(failures)} of {len(cases)} meta cases differ from memcached:\n" + "\n".join(failures))
+        self.run_corpus(label, cases, normalize)
 
     def test_meta_protocol(self):
         self.run_meta_corpus("ml")

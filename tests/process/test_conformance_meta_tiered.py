@@ -11,8 +11,8 @@ item an L2 write).
 import re
 
 import test_conformance_meta as meta
+import test_conformance_tiered as tiered
 from meta_corpus import normalize_meta
-from rendtest import free_port
 
 _ME_LAYOUT = re.compile(rb"(ME \S+ exp=\S+ la=\S+ cas=\S+ fetch=\S+) cls=\d+ size=\d+")
 
@@ -21,24 +21,14 @@ def normalize_tiered(data):
     return _ME_LAYOUT.sub(rb"\1 cls=<cls> size=<size>", normalize_meta(data))
 
 
-class TieredMetaConformanceTest(meta.MetaConformanceTest):
+class TieredMetaConformanceTest(meta.MetaConformanceTest, tiered.TieredConformanceTest):
+    """The tiered stack of test_conformance_tiered (its setUp), the meta corpus (its tests)."""
     PORT = "main"
     NOT_COMPARED = {
         "me_with_ttl_and_fetch": "an mg answered from L1 does not mark the item fetched in L2",
         "me_fetch_and_u": "an mg answered from L1 does not mark the item fetched in L2",
         "meta_mg_c_matches_gets": "a classic gets does not mark the item fetched in L2",
     }
-
-    def setUp(self):
-        super(meta.base.ConformanceTest, self).setUp()
-        self.direct = self.start_memcached()
-        self.rend = self.start_rend(workers=2, config={
-            "l2": {"enabled": True, "data_dir": self.tmp + "/l2", "address": self.tmp + "/run/rend-l2.sock"},
-            "listen": {"batch_port": free_port()},
-        })
-        self.pids = self.rend.worker_pids()
-        if self.PORT == "batch":
-            self.rend.port = self.rend.config["listen"]["batch_port"]
 
     def test_meta_protocol(self):
         self.run_meta_corpus(f"m{self.PORT}_", normalize_tiered)
