@@ -116,8 +116,9 @@ bool Connection::start_batch() {
       protocol_ = static_cast<uint8_t>(input[0]) == proto::bin::kRequestMagic ? proto::Protocol::kBinary
                                                                               : proto::Protocol::kText;
     }
-    const proto::ParseResult r = protocol_ == proto::Protocol::kBinary ? proto::parse_binary_request(input, max_item, true)
-                                                                       : proto::parse_text(input, max_item);
+    const proto::ParseResult r = protocol_ == proto::Protocol::kBinary
+                                     ? proto::parse_binary_request(input, max_item, true)
+                                     : proto::parse_text(input, max_item);
     if (r.status == proto::ParseStatus::kNeedMore) break;
     if (r.status == proto::ParseStatus::kClose) {
       // Unframeable input: memcached closes without a word (after answering what came before).
