@@ -5,12 +5,18 @@
   it, and the other clients' replies stay theirs; in the tiered modes the reply is L2's, whole,
   and a backfill from it copies the value, not a piece of the line;
 - chunked L1 in l1only: a classic touch keeps a value's stale mark, and the CAS an mg reports
-  after rewriting the value (T) is the one a following ms C is judged against.
+  after rewriting the value (T) is the one a following ms C is judged against;
+- a backend that dies or hangs with meta requests in flight: every one (quiet ones too) is
+  answered SERVER_ERROR, none is acknowledged, and rend serves again once it is back.
 """
 import base64
+import os
+import signal
 import struct
+import time
 
-from rendtest import ProcessTest, binary_request, free_port, read_binary_response
+from rendtest import ProcessTest, binary_request, free_port, read_binary_response, wait_until
+from test_bad_input import all_threads_stopped
 
 CRLF_KEY = b"a\r\nHD"
 
@@ -81,6 +87,56 @@ class MetaEdgesTest(ProcessTest):
         cas = line.split(b" c")[1].strip()
         c.send(b"ms k 3 C" + cas + b"\r\nnow\r\n")
         self.assertEqual(c.read_line(), b"HD\r\n", "the CAS mg reported is the value's")
+
+    def test_memcached_killed_with_meta_requests_in_flight(self):
+        mc = self.start_memcached()
+        rend = self.start_rend(workers=1, l1_address=mc.address)
+        c = self.client(rend.port, timeout=10)
+        c.send(b"ms k 6\r\nbefore\r\n")
+        self.assertEqual(c.read_line(), b"HD\r\n")
+        mc.proc.send_signal(signal.SIGSTOP)
+        self.addCleanup(lambda: mc.proc.poll() is None and mc.proc.send_signal(signal.SIGCONT))
+        wait_until(lambda: all_threads_stopped(mc.proc.pid), 5, interval=0.005, what="memcached stopped")
+        c.send(b"ms k 5 q\r\nafter\r\nmg k v\r\nma n N0 q\r\nmn\r\n")
+        time.sleep(0.1)
+        mc.proc.send_signal(signal.SIGKILL)
+        mc.proc.wait(10)
+        for what in ("quiet ms", "mg", "quiet ma"):
+            line = c.read_line()
+            self.assertTrue(line.startswith(b"SERVER_ERROR "), f"{what} while memcached died: {line!r}")
+        self.assertEqual(c.read_line(), b"MN\r\n")
+
+    def test_rend_l2_hung_with_meta_writes_in_flight(self):
+        rend = self.start_rend(workers=1, config={
+            "l2": {"enabled": True, "data_dir": self.tmp + "/l2", "address": self.tmp + "/run/rend-l2.sock",
+                   "timeout_ms": 500},
+        })
+        c = self.client(rend.port, timeout=10)
+        c.send(b"ms k 6\r\nbefore\r\nmg k v\r\n")
+        self.assertEqual(c.read_line(), b"HD\r\n")
+        self.assertEqual(c.read_line(), b"VA 6\r\n")
+        self.assertEqual(c.read_line(), b"before\r\n")
+        l2 = rend.l2_pid()
+        os.kill(l2, signal.SIGSTOP)
+        try:
+            c.send(b"ms k 5 q\r\nafter\r\nmd k q\r\nmn\r\n")
+            for what in ("quiet ms", "quiet md"):
+                line = c.read_line()
+                self.assertTrue(line.startswith(b"SERVER_ERROR "), f"{what} with rend-l2 hung: {line!r}")
+            self.assertEqual(c.read_line(), b"MN\r\n")
+        finally:
+            os.kill(l2, signal.SIGCONT)
+        # rend-l2 may still apply what it had read; once it answers again, every reader sees one
+        # value (L1's copy was buried), the same from L1 and from L2.
+        def reply():
+            line = c.read_line()
+            return line + (c.read_line() if line.startswith(b"VA") else b"")
+
+        def settled():
+            c.send(b"mg k v\r\nmg k v t\r\n")  # the second asks L2 first
+            first, second = reply(), reply()
+            return not first.startswith(b"SERVER_ERROR") and first.split(b"\r\n")[1:] == second.split(b"\r\n")[1:]
+        wait_until(settled, 15, interval=0.3, what="rend-l2 answering again, both paths agreeing")
 
 
 if __name__ == "__main__":
