@@ -15,7 +15,7 @@ import sys
 import time
 
 from measure import NOISY_CORES, bracketed, undisturbed
-from procs import BenchError, Processes, Skip, flush, log
+from procs import BenchError, Processes, Skip, flush, log, start_targets
 from targets import BASELINE_KEYS, all_targets
 import loadgen
 import chunked
@@ -151,25 +151,6 @@ def summarize(runs):
     """Median of each metric over the repetitions (each metric separately)."""
     keys = ("ops_per_s", "proxy_us", "memcached_us", "l2_us", "client_us", "wall_s")
     return {k: statistics.median(r[k] for r in runs) for k in keys}
-
-
-def start_targets(targets, failures, skipped):
-    """Start every target; a target that cannot start is recorded, not fatal."""
-    running = []
-    for t in targets:
-        try:
-            t.start()
-            t.remember_pids()
-            log(f"started {t.name} on {t.address}")
-            running.append(t)
-        except Skip as e:
-            log(f"skipped {t.name}: {e}")
-            skipped.append(str(e))
-            t.skipped = str(e)
-        except BenchError as e:
-            log(f"FAILED to start {t.name}: {e}")
-            failures[t.key] = str(e)
-    return running
 
 
 def run_all(running, args, cfg_path, failures):

@@ -18,7 +18,7 @@ import statistics
 import loadgen
 import sections
 from measure import undisturbed
-from procs import BenchError, Skip, flush, log
+from procs import BenchError, flush, log, start_targets
 from targets import DirectMemcached, Rend
 
 PROTOCOLS = ("text", "meta")
@@ -45,23 +45,6 @@ def _describe(label):
     return line
 
 
-def _start(targets, failures, skipped):
-    running = []
-    for t in targets:
-        try:
-            t.start()
-            t.remember_pids()
-            log(f"started {t.name} on {t.address}")
-            running.append(t)
-        except Skip as e:
-            log(f"skipped {t.name}: {e}")
-            skipped.append(f"meta section, {t.name}: {e}")
-        except BenchError as e:
-            log(f"FAILED to start {t.name}: {e}")
-            failures[f"meta/{t.key}"] = f"meta section, {t.name}: {e}"
-    return running
-
-
 def _one_run(t, protocol, args, lg, rep):
     fill = loadgen.argv(lg, t.address, "--protocol", protocol, "-w", "fill", *PROFILE[2:])
     cmd = loadgen.argv(lg, t.address, "--protocol", protocol, "-w", "mix", *PROFILE, "--no-preload",
@@ -80,7 +63,7 @@ def _one_run(t, protocol, args, lg, rep):
 
 def measure(workdir, procs, build_dir, args, lg, failures, skipped):
     """Returns {"targets", "runs": {(key, protocol): [run]}, "medians", "commands"}."""
-    targets = _start(make_targets(workdir, procs, build_dir), failures, skipped)
+    targets = start_targets(make_targets(workdir, procs, build_dir), failures, skipped, section="meta")
     pairs = [(t, p) for t in targets for p in PROTOCOLS]
     runs = {(t.key, p): [] for t, p in pairs}
     commands = {}

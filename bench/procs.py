@@ -338,3 +338,24 @@ def cpu_seconds_between(before, after, what):
                          f"(before {sorted(before)}, after {sorted(after)}); a process restarted?")
     ticks = sum(after[p][1] - before[p][1] for p in before)
     return ticks / CLK_TCK
+
+
+def start_targets(targets, failures, skipped, section=None):
+    """Start every target; a target that cannot start is recorded (under `section`'s name when
+    a section started it), not fatal. Returns the ones running."""
+    running = []
+    for t in targets:
+        where = f"{section} section, {t.name}: " if section else ""
+        try:
+            t.start()
+            t.remember_pids()
+            log(f"started {t.name} on {t.address}")
+            running.append(t)
+        except Skip as e:
+            log(f"skipped {t.name}: {e}")
+            skipped.append(f"{where}{e}")
+            t.skipped = str(e)
+        except BenchError as e:
+            log(f"FAILED to start {t.name}: {e}")
+            failures[f"{section}/{t.key}" if section else t.key] = f"{where}{e}"
+    return running
