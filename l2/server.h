@@ -34,7 +34,7 @@ class Server {
   // The InlineBudget of each turn of the loop: reads from memory cost ~1-2 µs a key, a small
   // write (memtable + WAL write, no fsync) a few µs, so a turn spends at most ~0.2 ms inline.
   static constexpr size_t kInlineReadKeys = 64;
-  static constexpr size_t kInlineWriteKeys = 8;
+  static constexpr size_t kInlineWriteKeys = 128;
 
   // `shared`: the supervisor's stats block (--stats-fd) to publish RocksDB figures into, or an
   // empty SharedStats when running on its own.

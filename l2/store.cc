@@ -3,7 +3,9 @@
 #include <rocksdb/cache.h>
 #include <rocksdb/convenience.h>
 #include <rocksdb/filter_policy.h>
+#include <rocksdb/memtablerep.h>
 #include <rocksdb/options.h>
+#include <rocksdb/slice_transform.h>
 #include <rocksdb/table.h>
 #include <spdlog/spdlog.h>
 #include <sys/stat.h>
@@ -67,6 +69,8 @@ rocksdb::ColumnFamilyOptions items_options(const StoreOptions& o, const BudgetPl
   cf.compaction_options_fifo.allow_compaction = false;
   cf.write_buffer_size = plan.write_buffer_size;
   cf.max_write_buffer_number = plan.max_write_buffer_number;
+  cf.prefix_extractor.reset(rocksdb::NewNoopTransform());
+  cf.memtable_factory.reset(rocksdb::NewHashLinkListRepFactory(std::max<size_t>(plan.write_buffer_size / 256, 4096)));
   // FIFO treats both as a TTL that deletes whole files; left at their defaults RocksDB picks 30
   // days, which would silently drop items stored without an expiry.
   cf.ttl = 0;
@@ -135,6 +139,7 @@ Status Store::open_db(bool read_only) {
   if (!statistics_) statistics_ = rocksdb::CreateDBStatistics();  // counters carry on across a reopen
   db.statistics = statistics_;
   db.max_background_jobs = 2;
+  db.allow_concurrent_memtable_write = false;
   db.max_total_wal_size = plan_.max_total_wal_size;
   // RocksDB's own small files live inside the budget too.
   db.max_manifest_file_size = plan_.misc_reserve / 2;
