@@ -76,7 +76,16 @@ class FleetTest(unittest.TestCase):
     def assert_clean_clients(self, clients):
         for name, counts in clients.counts.items():
             self.assertGreater(counts["requests"], 0, name)
-            self.assertEqual((counts["failed"], counts["wrong"]), (0, 0), f"{name}: {counts}")
+            if (counts["failed"], counts["wrong"]) != (0, 0):
+                self.fail(f"{name}: {counts}\n{self.what_the_client_saw(name)}")
+
+    def what_the_client_saw(self, name):
+        """The client's own log and the host's rend journal, to tell why a request failed."""
+        with open(os.path.join(self.fleet.workdir, f"client-{name}.log"), errors="replace") as f:
+            lines = f.read().splitlines()
+        journal = self.fleet.hosts[name].sh("journalctl -u rend -n 60 --no-pager -o short-precise", check=False).stdout
+        return ("client log (first and last 15 lines):\n" + "\n".join(lines[:15] + ["..."] + lines[-15:]) +
+                "\nrend's journal:\n" + journal)
 
     def host_config(self, host):
         return json.loads(self.fleet.hosts[host].sh("cat /etc/rend/rend.json").stdout)
