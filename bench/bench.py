@@ -18,6 +18,7 @@ from measure import NOISY_CORES, bracketed, undisturbed
 from procs import BenchError, Processes, Skip, flush, log, start_targets
 from targets import BASELINE_KEYS, all_targets
 import loadgen
+import admission
 import chunked
 import meta
 import instructions
@@ -38,7 +39,7 @@ cmd
 """
 THREADS, CONCURRENCY = 1, 32
 WARMUP_OPS = 20000          # one unmeasured run per target (connections, slabs); a multiple of 32
-SECTIONS = ("metrics-ir", "loadgen", "l2hit", "extstore", "chunked", "meta", "plot")  # the parts after the memcaslap rounds
+SECTIONS = ("metrics-ir", "loadgen", "l2hit", "extstore", "chunked", "meta", "admission", "plot")  # the parts after the memcaslap rounds
 
 
 def parse_args():
@@ -229,8 +230,8 @@ def main():
         if name not in args.sections:
             skipped.append(f"section {name}: not in BENCH_SECTIONS")
     lg = loadgen.binary(build_dir)
-    if lg is None and args.sections & {"metrics-ir", "loadgen", "l2hit", "extstore", "chunked", "meta"}:
-        skipped.append(f"rend-loadgen sections (metrics-ir, loadgen, l2hit, extstore, chunked, meta): "
+    if lg is None and args.sections & {"metrics-ir", "loadgen", "l2hit", "extstore", "chunked", "meta", "admission"}:
+        skipped.append(f"rend-loadgen sections (metrics-ir, loadgen, l2hit, extstore, chunked, meta, admission): "
                        f"{build_dir}/loadgen/rend-loadgen is missing (build the rend-loadgen target)")
 
     env = report.environment(args.build_dir)  # before any load: records the idle load average
@@ -277,6 +278,10 @@ def main():
         if lg and "meta" in args.sections:
             log("meta protocol: text vs meta against memcached, rend l1only and rend l1l2")
             extra["meta"] = meta.measure(args.work_dir, procs, build_dir, args, lg, failures, skipped)
+        if lg and "admission" in args.sections:
+            log(f"backfill admission: all vs frequency, L1 -m {admission.L1_MB}, working sets "
+                f"{', '.join(f'{f}x' for f in admission.FACTORS)}, Zipf theta {', '.join(map(str, admission.THETAS))}")
+            extra["admission"] = admission.measure(args.work_dir, procs, build_dir, args, lg, failures, skipped)
     finally:
         log("stopping servers")
         procs.stop_all()
@@ -301,6 +306,9 @@ def main():
     print()
     if extra.get("meta") and extra["meta"]["medians"]:
         print(meta.table(extra["meta"]))
+        print()
+    if extra.get("admission") and extra["admission"]["medians"]:
+        print(admission.table(extra["admission"]))
         print()
     log(f"report: {path}")
     if failures:

@@ -9,6 +9,7 @@ import shutil
 import subprocess
 import time
 
+import admission
 import chunked
 import instructions
 import meta
@@ -192,6 +193,8 @@ Skipped / failed: {"; ".join(notes) if notes else "nothing skipped."}
 
 {_metrics_section(targets, summaries, runs, failures, extra)}
 
+{_l2_targets(summaries, extra)}
+
 {_l2_section(targets, summaries, failures, extra.get("l2hit"), extra.get("split"))}
 
 {_extstore_section(extra.get("extstore"), args)}
@@ -199,6 +202,8 @@ Skipped / failed: {"; ".join(notes) if notes else "nothing skipped."}
 {chunked.render(extra.get("chunked")) if "chunked" in args.sections else ""}
 
 {meta.render(extra.get("meta"), args) if "meta" in args.sections else ""}
+
+{admission.render(extra.get("admission")) if "admission" in args.sections else ""}
 
 {_plot_section(extra.get("plot"))}
 
@@ -267,6 +272,9 @@ def _loadgen_runs(extra):
     meta_runs = extra.get("meta")
     if meta_runs:
         out += [r for rs in meta_runs["runs"].values() for r in rs]
+    admission_runs = extra.get("admission")
+    if admission_runs:
+        out += [r for rs in admission_runs["runs"].values() for r in rs]
     return out
 
 
@@ -478,6 +486,44 @@ set-only `{c.get('set', '?')}`; L1 flushed before each, {len(next(iter(split['ru
 interleaved runs each, medians; CPU per request from /proc over the measured run):
 
 {chr(10).join(rows)}{verdict}"""
+
+
+def _l2_targets(summaries, extra):
+    """The L2 paths against the aims they are held to, each ratio from the sections below."""
+    rows = ["| path | measured | aim | met |", "|---|---:|---:|---|"]
+
+    def row(label, value, aim, better_high=True, fmt="{:.2f}×"):
+        if value is None:
+            rows.append(f"| {label} | not measured | {aim} | |")
+            return
+        target = float(aim.strip("≥≤× µs"))
+        met = value >= target if better_high else value <= target
+        rows.append(f"| {label} | {fmt.format(value)} | {aim} | {'yes' if met else '**no**'} |")
+
+    split = (extra.get("split") or {}).get("medians", {})
+    a, b = split.get(("rend-w1", "set")), split.get(("rend-l1l2", "set"))
+    row("set-only, l1l2 ÷ l1only ops/s (rend-loadgen, WAL on)", b["ops_per_s"] / a["ops_per_s"] if a and b else None,
+        "≥ 0.75×")
+    a, b = summaries.get("rend-w1"), summaries.get("rend-l1l2")
+    row("memcaslap 90/10 mix, l1l2 ÷ l1only ops/s", b["ops_per_s"] / a["ops_per_s"] if a and b else None, "≥ 0.95×")
+    l2 = (extra.get("l2hit") or {}).get("medians", {})
+    a, b = l2.get("warm"), l2.get("batch")
+    row("L2-hit path ÷ all-in-L1 ops/s (100 B values, batch port)",
+        b["ops_per_s"] / a["ops_per_s"] if a and b else None, "≥ 0.8×")
+    got = {k: r["read"] for k, r in ((extra.get("extstore") or {}).get("results") or {}).items() if "read" in r}
+    rd, e, ram = got.get("rend-l1l2-ext"), got.get("extstore-tuned"), got.get("ram-rend-l1only")
+    row("8×-RAM working set: L2-hit reads ÷ rend's all-in-RAM proxying", rd["ops_per_s"] / ram["ops_per_s"]
+        if rd and ram else None, "≥ 0.8×")
+    row("8×-RAM working set: rend gets/s ÷ extstore tuned", rd["ops_per_s"] / e["ops_per_s"] if rd and e else None,
+        "≥ 1.0×")
+    row("8×-RAM: rend CPU per get (worker + L1 + rend-l2) ÷ extstore tuned's (memcached)",
+        (rd["proxy_us"] + rd["memcached_us"] + rd["l2_us"]) / e["proxy_us"] if rd and e else None, "≤ 1.0×",
+        better_high=False)
+    return """## L2 paths against their aims
+
+Each ratio compares two targets measured side by side in this run (the sections below say how).
+
+""" + "\n".join(rows)
 
 
 def _l2_section(targets, summaries, failures, l2, split=None):

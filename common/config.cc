@@ -94,6 +94,14 @@ const std::vector<Option>& options() {
       {"l2.timeout_ms", 2000, "a request L2 has not answered in this time fails with SERVER_ERROR", 1, 600000},
       {"l2.reconnect_min_ms", 10, "first reconnect delay after L2 fails; doubles per failure", 1, 60000},
       {"l2.reconnect_max_ms", 1000, "cap of the reconnect delay", 1, 600000},
+      {"l2.backfill_admission", "all",
+       "which L2 hits that missed L1 are copied into L1: all, or frequency (only keys that missed L1 "
+       "twice lately, or while L1 has not evicted for 30 s), so one-off reads do not push out keys "
+       "read again when L1 is much smaller than the working set"},
+      {"l2.admission_width", 1048576,
+       "frequency admission: counters per row of each worker's sketch, about the items L1 holds "
+       "(rounded up to a power of two; 8 bytes each); the sketch forgets every 10x this many L1 misses",
+       64, 67108864},
       {"memcached.enabled", true, "start and supervise memcached on l1.address (a unix socket path)", 0, 0,
        kRestartOnly},
       {"memcached.binary", "memcached", "memcached executable (looked up on PATH)"},
@@ -197,6 +205,37 @@ json defaults() {
   return out;
 }
 
+// The l2 section (what rend-l2 is given, and how workers reach it and use it).
+Status parse_l2(const json& l2, L2Config& out) {
+  out.enabled = l2["enabled"].get<bool>();
+  out.supervised = l2["supervised"].get<bool>();
+  out.binary = l2["binary"].get<std::string>();
+  out.data_dir = l2["data_dir"].get<std::string>();
+  out.max_bytes = l2["max_bytes"].get<uint64_t>();
+  out.wal = l2["wal"].get<bool>();
+  out.block_cache_mb = l2["block_cache_mb"].get<int>();
+  out.threads = l2["threads"].get<int>();
+  const std::string admission = l2["backfill_admission"].get<std::string>();
+  if (admission != "all" && admission != "frequency") {
+    return Status::error("l2.backfill_admission: must be all or frequency");
+  }
+  out.backfill_frequency = admission == "frequency";
+  out.admission_width = l2["admission_width"].get<size_t>();
+  out.backend.address = l2["address"].get<std::string>();
+  out.backend.connections = l2["connections"].get<int>();
+  out.backend.timeout_ms = l2["timeout_ms"].get<int>();
+  out.backend.reconnect_min_ms = l2["reconnect_min_ms"].get<int>();
+  out.backend.reconnect_max_ms = l2["reconnect_max_ms"].get<int>();
+  if (out.backend.reconnect_max_ms < out.backend.reconnect_min_ms) {
+    return Status::error("l2.reconnect_max_ms: must be at least l2.reconnect_min_ms");
+  }
+  if (out.supervised && out.backend.address.find('/') == std::string::npos &&
+      !out.backend.address.starts_with("unix:")) {
+    return Status::error("l2.address: must be a unix socket path when l2.supervised is true");
+  }
+  return Status::ok();
+}
+
 }  // namespace
 
 Status parse_config(const json& input, Config& out) {
@@ -236,27 +275,7 @@ Status parse_config(const json& input, Config& out) {
   if (c.l1.reconnect_max_ms < c.l1.reconnect_min_ms) {
     return Status::error("l1.reconnect_max_ms: must be at least l1.reconnect_min_ms");
   }
-  const json& l2 = e["l2"];
-  c.l2.enabled = l2["enabled"].get<bool>();
-  c.l2.supervised = l2["supervised"].get<bool>();
-  c.l2.binary = l2["binary"].get<std::string>();
-  c.l2.data_dir = l2["data_dir"].get<std::string>();
-  c.l2.max_bytes = l2["max_bytes"].get<uint64_t>();
-  c.l2.wal = l2["wal"].get<bool>();
-  c.l2.block_cache_mb = l2["block_cache_mb"].get<int>();
-  c.l2.threads = l2["threads"].get<int>();
-  c.l2.backend.address = l2["address"].get<std::string>();
-  c.l2.backend.connections = l2["connections"].get<int>();
-  c.l2.backend.timeout_ms = l2["timeout_ms"].get<int>();
-  c.l2.backend.reconnect_min_ms = l2["reconnect_min_ms"].get<int>();
-  c.l2.backend.reconnect_max_ms = l2["reconnect_max_ms"].get<int>();
-  if (c.l2.backend.reconnect_max_ms < c.l2.backend.reconnect_min_ms) {
-    return Status::error("l2.reconnect_max_ms: must be at least l2.reconnect_min_ms");
-  }
-  if (c.l2.supervised && c.l2.backend.address.find('/') == std::string::npos &&
-      !c.l2.backend.address.starts_with("unix:")) {
-    return Status::error("l2.address: must be a unix socket path when l2.supervised is true");
-  }
+  if (Status s = parse_l2(e["l2"], c.l2); !s) return s;
   c.memcached.enabled = e["memcached"]["enabled"].get<bool>();
   c.memcached.binary = e["memcached"]["binary"].get<std::string>();
   c.memcached.memory_mb = e["memcached"]["memory_mb"].get<int>();

@@ -49,7 +49,9 @@ struct L2Config {
   bool wal = true;
   int block_cache_mb = 0;
   int threads = 0;
-  BackendConfig backend;  // how workers reach rend-l2 (backend.address is its socket)
+  bool backfill_frequency = false;  // l2.backfill_admission "frequency" (worker/backfill_admission.h)
+  size_t admission_width = 0;       // counters per row of its sketch
+  BackendConfig backend;            // how workers reach rend-l2 (backend.address is its socket)
 };
 
 struct MemcachedConfig {

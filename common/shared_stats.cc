@@ -11,7 +11,8 @@ namespace rend {
 namespace {
 
 constexpr uint64_t kMagic = 0x52454e4453544154ull;  // "RENDSTAT"
-constexpr uint32_t kVersion = 6;  // 5: an entry per worker process, 4 per slot; 6: handed_over_connections
+// 5: an entry per worker process, 4 per slot; 6: handed_over_connections; 7: backfills_skipped
+constexpr uint32_t kVersion = 7;
 
 std::string_view kNames[] = {
 #define REND_COUNTER_NAME(name, kind) #name,

@@ -57,6 +57,7 @@ namespace rend {
   X(closed_connections, counter)   \
   X(backfills, counter)            \
   X(backfill_errors, counter)      \
+  X(backfills_skipped, counter)    \
   X(l2_fallbacks, counter)         \
   X(l2_write_failures, counter)    \
   X(raced_writes, counter)         \

@@ -108,7 +108,9 @@ void Worker::prepare(Connection& c, const PhasePlan& plan) {
   const uint64_t n = total_connections_;
   c.inflight.reset(plan.pipeline);
   plan.workload->start(c.cursor, c.id, n);
-  c.rng = Rng(mix64(options_.seed ^ (c.id * 0x100000001b3ULL), plan.phase + 1));
+  // --stream moves the choices (keys, commands, sizes) and leaves the values: stream 0 is the
+  // seed's own sequence.
+  c.rng = Rng(mix64(options_.seed ^ (c.id * 0x100000001b3ULL), (plan.phase + 1) ^ (options_.stream << 32)));
   c.quota = plan.ops == 0 ? UINT64_MAX : plan.ops / n + (c.id < plan.ops % n ? 1 : 0);
   c.exhausted = c.quota == 0;
   c.finished = false;

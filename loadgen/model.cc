@@ -17,31 +17,53 @@ size_t KeyFormat::min_length(uint64_t key_space) {
 }
 
 namespace {
-double zeta(uint64_t n, double theta) {
-  double sum = 0;
-  for (uint64_t i = 1; i <= n; ++i) sum += 1.0 / std::pow(static_cast<double>(i), theta);
-  return sum;
+// log1p(x) / x and expm1(x) / x, by their series near 0, where the quotients lose every digit:
+// they make theta = 1 (where (x^(1-theta) - 1) / (1 - theta) becomes log x) no special case.
+double log1p_over(double x) {
+  return std::abs(x) > 1e-8 ? std::log1p(x) / x : 1.0 - x * (0.5 - x * (1.0 / 3.0 - 0.25 * x));
+}
+double expm1_over(double x) {
+  return std::abs(x) > 1e-8 ? std::expm1(x) / x : 1.0 + x * 0.5 * (1.0 + x * (1.0 / 3.0) * (1.0 + 0.25 * x));
 }
 }  // namespace
 
 KeyChooser::KeyChooser(uint64_t n, KeyDist dist, double theta) : n_(n == 0 ? 1 : n), dist_(dist) {
   if (dist_ != KeyDist::kZipf) return;
   theta_ = theta;
-  alpha_ = 1.0 / (1.0 - theta_);
-  zetan_ = zeta(n_, theta_);
-  const double zeta2 = zeta(2, theta_);
-  eta_ = (1.0 - std::pow(2.0 / static_cast<double>(n_), 1.0 - theta_)) / (1.0 - zeta2 / zetan_);
-  half_pow_theta_ = 1.0 + std::pow(0.5, theta_);
+  h_integral_x1_ = h_integral(1.5) - 1.0;
+  h_integral_n_ = h_integral(static_cast<double>(n_) + 0.5);
+  s_ = 2.0 - h_integral_inverse(h_integral(2.5) - h(2.0));
+}
+
+double KeyChooser::h(double x) const { return std::exp(-theta_ * std::log(x)); }
+
+double KeyChooser::h_integral(double x) const {
+  const double log_x = std::log(x);
+  return expm1_over((1.0 - theta_) * log_x) * log_x;
+}
+
+double KeyChooser::h_integral_inverse(double x) const {
+  double t = x * (1.0 - theta_);
+  if (t < -1.0) t = -1.0;  // rounding: the exact value is never below -1
+  return std::exp(log1p_over(t) * x);
 }
 
 uint64_t KeyChooser::pick(Rng& rng) const {
   if (dist_ == KeyDist::kUniform) return rng.below(n_);
-  const double u = rng.unit();
-  const double uz = u * zetan_;
-  if (uz < 1.0) return 0;
-  if (uz < half_pow_theta_) return n_ > 1 ? 1 : 0;
-  const auto v = static_cast<uint64_t>(static_cast<double>(n_) * std::pow(eta_ * u - eta_ + 1.0, alpha_));
-  return v < n_ ? v : n_ - 1;
+  // Ranks are 1..n here. u is uniform under the hat function (h's integral from 1.5 less the
+  // first rank's excess, down to n + 0.5); its inverse x rounds to a rank k, kept when the area
+  // under h at k covers u (the squeeze s_ accepts most without computing it).
+  while (true) {
+    const double u = h_integral_n_ + rng.unit() * (h_integral_x1_ - h_integral_n_);
+    const double x = h_integral_inverse(u);
+    double k = std::floor(x + 0.5);
+    if (k < 1.0) {
+      k = 1.0;
+    } else if (k > static_cast<double>(n_)) {
+      k = static_cast<double>(n_);
+    }
+    if (k - x <= s_ || u >= h_integral(k + 0.5) - h(k)) return static_cast<uint64_t>(k) - 1;
+  }
 }
 
 ValueModel::ValueModel(uint64_t seed, size_t max_size)

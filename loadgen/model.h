@@ -67,9 +67,12 @@ class KeyFormat {
 
 enum class KeyDist : uint8_t { kUniform, kZipf };
 
-// Picks key indices in [0, n): uniform, or Zipfian with exponent theta (0 < theta < 1; YCSB's
-// algorithm after Gray et al., "Quickly generating billion-record synthetic databases"). Index 0
-// is the hottest key. Construction is O(n) for zipf (the zeta sum); picking is O(1).
+// Picks key indices in [0, n): uniform, or Zipfian with exponent theta in (0, 2] (theta = 1
+// included): index i is drawn with probability (i + 1)^-theta / H(n, theta), index 0 the hottest
+// key. Zipf uses rejection-inversion sampling (Hörmann and Derflinger, "Rejection-inversion to
+// generate variates from monotone discrete distributions", 1996): exact for every theta, O(1)
+// to construct and to pick (1.00-1.02 uniform draws per pick for theta 0.1-2 over 100000 keys),
+// and a function of the Rng alone, so a seed gives the same keys on every run.
 class KeyChooser {
  public:
   KeyChooser(uint64_t n, KeyDist dist, double theta);
@@ -77,9 +80,16 @@ class KeyChooser {
   uint64_t size() const { return n_; }
 
  private:
+  double h(double x) const;                   // x^-theta
+  double h_integral(double x) const;          // an antiderivative of h: (x^(1-theta) - 1) / (1 - theta)
+  double h_integral_inverse(double x) const;  // its inverse
+
   uint64_t n_;
   KeyDist dist_;
-  double theta_ = 0, alpha_ = 0, zetan_ = 0, eta_ = 0, half_pow_theta_ = 0;
+  double theta_ = 0;
+  double h_integral_x1_ = 0;  // h_integral(1.5) - h(1): the end of u's range at rank 1
+  double h_integral_n_ = 0;   // h_integral(n + 0.5): its end at rank n
+  double s_ = 0;              // accept at once when k - x <= s_ (the squeeze)
 };
 
 class ValueModel {

@@ -125,7 +125,7 @@ std::string validate(const Options& o) {
   if (o.value_max > kMaxValueSize) return "--value-size: at most " + std::to_string(kMaxValueSize);
   if (o.size_max > kMaxValueSize) return "--size-max: at most " + std::to_string(kMaxValueSize);
   if (o.size_step < 1) return "--size-step must be >= 1";
-  if (!(o.zipf_theta > 0 && o.zipf_theta < 1)) return "--zipf-theta must be in (0, 1)";
+  if (!(o.zipf_theta > 0 && o.zipf_theta <= 2)) return "--zipf-theta must be in (0, 2]";
   if (o.get_ratio && (*o.get_ratio < 0 || *o.get_ratio > 1)) return "--get-ratio must be in [0, 1]";
   if (o.multiget_max < 2 || o.multiget_max > kMaxMultiGet) {
     return "--multiget-max must be 2.." + std::to_string(kMaxMultiGet);
@@ -175,7 +175,7 @@ void declare_options(CLI::App& app, Options& o, CliInputs& in) {
   app.add_option("--key-length", o.key_length, "bytes per key");
   app.add_option("--key-space", o.key_space, "distinct keys");
   app.add_option("--key-dist", in.key_dist, "uniform|zipf")->check(CLI::IsMember(dists));
-  app.add_option("--zipf-theta", o.zipf_theta, "zipf exponent, 0 < theta < 1");
+  app.add_option("--zipf-theta", o.zipf_theta, "zipf exponent, 0 < theta <= 2 (1 included)");
   app.add_option("--value-size", in.value_size, "value bytes: N or MIN:MAX (uniform)");
   app.add_option("--get-ratio", in.ratio,
                  "share of reads (blast: get/multi-get/gat; mix: get); default 0.25 "
@@ -184,6 +184,9 @@ void declare_options(CLI::App& app, Options& o, CliInputs& in) {
   app.add_option("-d,--duration", o.duration, "seconds to run (0 = until --ops or the workload's end)");
   app.add_option("-n,--ops", o.ops, "requests to send in total (0 = until --duration or the workload's end)");
   app.add_option("--seed", o.seed, "seed of every random choice and of the value data");
+  app.add_option("--stream", o.stream,
+                 "another sequence of random choices (keys, commands, sizes) over the same --seed's "
+                 "values: runs reading one filled key space with different streams ask for different keys");
   app.add_flag("--json", o.json, "print one JSON object instead of the text report");
   app.add_option("--size-max", o.size_max, "sizes: the largest value size");
   app.add_option("--size-step", o.size_step, "sizes: step between sizes (each step also tests step-1 and step+1)");

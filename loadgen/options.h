@@ -45,6 +45,7 @@ struct Options {
   double duration = 0;              // seconds; 0 = not bounded by time
   uint64_t ops = 0;                 // total requests; 0 = not bounded by count
   uint64_t seed = 1;
+  uint64_t stream = 0;  // which sequence of choices a run draws over the seed's data
   bool json = false;
   WorkloadKind workload = WorkloadKind::kBench;
   size_t size_max = kDefaultSizeMax;  // sizes

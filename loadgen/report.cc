@@ -62,7 +62,7 @@ void print_header(std::FILE* out, const RunReport& report) {
   row("sizes", fmt::format("0..{} step {}{}", o.size_max, o.size_step,
                            report.sizes > 0 ? fmt::format(" ({} sizes)", report.sizes) : std::string(" (sizes)")));
   row("preload", o.preload ? "yes (bench, mix)" : "no");
-  row("seed", std::to_string(o.seed));
+  row("seed", o.stream == 0 ? std::to_string(o.seed) : fmt::format("{} (stream {})", o.seed, o.stream));
   row("timeout", fmt::format("{} ms", o.timeout_ms));
   std::fflush(out);
 }
@@ -139,6 +139,7 @@ std::string report_json(const RunReport& report) {
       {"sizes", report.sizes},
       {"preload", o.preload},
       {"seed", o.seed},
+      {"stream", o.stream},
       {"timeout_ms", o.timeout_ms},
   };
   nlohmann::json phases = nlohmann::json::array();

@@ -45,6 +45,9 @@ constexpr CounterExport kCounterExports[] = {
     {Counter::store_too_large, "rend_store_too_large_total", "Writes refused: value over worker.max_item_size."},
     {Counter::backfills, "rend_backfills_total", "L2 hits copied into L1."},
     {Counter::backfill_errors, "rend_backfill_errors_total", "Backfills L1 did not take."},
+    {Counter::backfills_skipped, "rend_backfills_skipped_total",
+     "L2 hits not copied into L1 because l2.backfill_admission (frequency) refused the key: seen once "
+     "lately while L1 evicts."},
     {Counter::l2_fallbacks, "rend_l2_fallbacks_total", "Reads served from L1 alone because L2 was unreachable."},
     {Counter::l2_write_failures, "rend_l2_write_failures_total",
      "Writes refused with SERVER_ERROR because L2 did not take them."},

@@ -125,6 +125,7 @@ class TieredMeta : public Op {
     if (r.status() != bin::kSuccess || !l1_envelope_valid(r.value)) {
       l1_failed_ = r.status() != bin::kSuccess && r.status() != bin::kKeyNotFound;
       l1_missed_ = !l1_failed_;
+      if (l1_missed_ && mode_ == TierMode::kL1L2) admitted_ = worker_.admission().admit(key_, uv_hrtime() / 1000000);
       send_l2();
       return;
     }
@@ -198,6 +199,11 @@ class TieredMeta : public Op {
     const uint64_t l2_timeout_ms = static_cast<uint64_t>(worker_.config().l2.backend.timeout_ms);
     if (f == Follow::kBackfill && (l1_failed_ || (uv_hrtime() - l2_sent_ns_) / 1000000 > l2_timeout_ms)) {
       complete();  // too late for the tombstones' guarantee (l1_envelope.h): served, not copied
+      return;
+    }
+    if (f == Follow::kBackfill && !admitted_) {
+      bump(worker_.stats(), Counter::backfills_skipped);  // served, not copied (backfill_admission.h)
+      complete();
       return;
     }
     Request w = wire_request(f == Follow::kSet       ? Command::kSet
@@ -274,6 +280,7 @@ class TieredMeta : public Op {
   bool from_copy_;
   bool locked_ = false;
   bool l1_missed_ = false;
+  bool admitted_ = true;  // the admission's answer to an L1 miss (backfill_admission.h)
   bool l1_failed_ = false;
   uint64_t l2_sent_ns_ = 0;
   proto::MetaSummary summary_;

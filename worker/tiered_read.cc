@@ -156,6 +156,9 @@ class KeyRead : public Op {
       // (the backfill after the L2 read then fails on it, as it should).
       send_l1(worker_, l1_tombstone_request(key_, worker_.config()), shared_from_op(), kRestoreTombstone);
     }
+    // Only the reads that backfill tell the admission about their misses: a batch-port read of
+    // a key does not make it worth a place in L1.
+    if (rule_.after_l2_hit == L1Step::kAdd) admitted_ = worker_.admission().admit(key_, uv_hrtime() / 1000000);
     read_l2();
   }
 
@@ -263,6 +266,11 @@ class KeyRead : public Op {
     const uint64_t l2_timeout_ms = static_cast<uint64_t>(worker_.config().l2.backend.timeout_ms);
     const bool timely = (uv_hrtime() - l2_sent_ns_) / 1000000 <= l2_timeout_ms;
     if (rule_.after_l2_hit == L1Step::kAdd && l1_read_done_ && !l1_failed_ && timely && !no_copy_) {
+      if (!admitted_) {
+        bump(worker_.stats(), Counter::backfills_skipped);  // served, not copied (backfill_admission.h)
+        release();
+        return;
+      }
       // Backfill: L2's absolute expiry keeps the L1 copy from outliving the L2 item; `add` never
       // replaces a value a concurrent write has just stored.
       Request add = wire_request(Command::kAdd, bin::kAdd, key_);
@@ -320,6 +328,7 @@ class KeyRead : public Op {
   bool l1_failed_ = false;
   bool no_copy_ = false;  // L2 said the item carries meta marks: served, never backfilled
   bool l1_read_done_ = false;
+  bool admitted_ = true;  // the admission's answer to this read's L1 miss
   bool delivered_ = false;
 };
 

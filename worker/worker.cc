@@ -25,6 +25,7 @@ Worker::Worker(uv_loop_t* loop, Config config, WorkerOptions options, SharedStat
       config_(std::move(config)),
       options_(options),
       stats_(std::move(stats)),
+      admission_(config_.l2.enabled && config_.l2.backfill_frequency, config_.l2.admission_width),
       delayed_burials_(static_cast<uint64_t>(tier_race_window_ms(config_))),
       acceptor_(
           loop, [this](int fd, bool tcp, TierMode mode) { on_new_connection(fd, tcp, mode); },
@@ -38,6 +39,7 @@ Worker::Worker(uv_loop_t* loop, Config config, WorkerOptions options, SharedStat
     l1_meta_ = std::make_unique<BackendPool>(*this, Tier::kL1, config_.l1, max_body, backends);
   }
   if (config_.l2.enabled) l2_ = std::make_unique<BackendPool>(*this, Tier::kL2, config_.l2.backend, max_body, backends);
+  if (admission_.frequency()) room_poll_ = std::make_unique<L1RoomPoll>(*this);
 }
 
 Worker::~Worker() = default;
@@ -316,6 +318,7 @@ bool Worker::start() {
         if (self->l1_meta_) self->l1_meta_->check_deadlines(uv_now(self->loop_));
         if (self->l2_) self->l2_->check_deadlines(uv_now(self->loop_));
         self->run_due_burials(uv_now(self->loop_));
+        if (self->room_poll_ && !self->draining_) self->room_poll_->poll(uv_now(self->loop_));
         self->close_idle_connections(uv_now(self->loop_));
         self->check_holds(uv_now(self->loop_));
         self->maybe_finish_drain();

@@ -19,6 +19,7 @@
 #include "common/shared_stats.h"
 #include "worker/acceptor.h"
 #include "worker/backend_pool.h"
+#include "worker/backfill_admission.h"
 #include "worker/chunked_l1.h"
 #include "worker/connection_handoff.h"
 #include "worker/delayed_burials.h"
@@ -73,6 +74,8 @@ class Worker {
   BackendPool& l2() { return *l2_; }
   bool has_l2() const { return l2_ != nullptr; }
   KeyLock& key_lock() { return key_lock_; }
+  // Which L2 hits are copied into L1 (l2.backfill_admission).
+  BackfillAdmission& admission() { return admission_; }
   Dispatcher& dispatcher() { return dispatcher_; }
 
   // rend-l2 said a write of `key` raced another worker's: its L1 copy is buried again once the
@@ -127,6 +130,8 @@ class Worker {
   std::unique_ptr<BackendPool> l2_;
   std::unique_ptr<ChunkStore> chunk_store_;
   KeyLock key_lock_;
+  BackfillAdmission admission_;
+  std::unique_ptr<L1RoomPoll> room_poll_;  // set while admission is "frequency"
   DelayedBurials delayed_burials_;
   Acceptor acceptor_;
   std::unique_ptr<SupervisorChannel> commands_;

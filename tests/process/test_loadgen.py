@@ -437,7 +437,7 @@ class LoadgenTest(ProcessTest):
 
     def test_usage_errors(self):
         for args in (["--workload", "nope"], ["--key-length", "3"], ["--value-size", "10:5"],
-                     ["--zipf-theta", "1.5"], ["--pipeline", "0"]):
+                     ["--zipf-theta", "2.5"], ["--zipf-theta", "0"], ["--pipeline", "0"]):
             out = subprocess.run([LOADGEN, *args], capture_output=True, text=True, timeout=30)
             self.assertNotEqual(out.returncode, 0, args)
             self.assertTrue(out.stderr, args)

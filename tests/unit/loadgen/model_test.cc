@@ -3,6 +3,7 @@
 #include <gtest/gtest.h>
 
 #include <algorithm>
+#include <cmath>
 #include <set>
 #include <string>
 #include <vector>
@@ -57,6 +58,57 @@ TEST(KeyChooser, ZipfIsSkewedTowardsLowIndices) {
   EXPECT_GT(counts[0], counts[10]);
 }
 
+// The draws of the top keys against their analytic probabilities (i + 1)^-theta / H(n, theta),
+// across theta = 1, where the sampler's formulas change form, and up to 2.
+TEST(KeyChooser, ZipfTopKeysMatchTheAnalyticFrequencies) {
+  const uint64_t n = 100000;
+  const int draws = 400000;
+  for (const double theta : {0.5, 0.9, 0.99, 1.0, 1.01, 1.1, 1.5, 2.0}) {
+    double harmonic = 0;
+    for (uint64_t i = 1; i <= n; ++i) harmonic += std::pow(static_cast<double>(i), -theta);
+    KeyChooser c(n, KeyDist::kZipf, theta);
+    Rng rng(3);
+    std::vector<uint64_t> counts(n);
+    for (int i = 0; i < draws; ++i) {
+      const uint64_t k = c.pick(rng);
+      ASSERT_LT(k, n);
+      ++counts[k];
+    }
+    double top100 = 0;
+    for (uint64_t i = 0; i < 100; ++i) top100 += std::pow(static_cast<double>(i + 1), -theta) / harmonic;
+    uint64_t top100_drawn = 0;
+    for (uint64_t i = 0; i < 100; ++i) top100_drawn += counts[i];
+    for (uint64_t i = 0; i < 3; ++i) {
+      const double p = std::pow(static_cast<double>(i + 1), -theta) / harmonic;
+      const double sigma = std::sqrt(p * (1 - p) / draws);
+      // 5 standard deviations: a fair sampler fails this about once in 3 million runs.
+      EXPECT_NEAR(static_cast<double>(counts[i]) / draws, p, 5 * sigma) << "theta " << theta << " key " << i;
+    }
+    const double sigma = std::sqrt(top100 * (1 - top100) / draws);
+    EXPECT_NEAR(static_cast<double>(top100_drawn) / draws, top100, 5 * sigma) << "theta " << theta << " top 100";
+  }
+}
+
+TEST(KeyChooser, ZipfIsTheSameForTheSameSeed) {
+  KeyChooser c(1000000, KeyDist::kZipf, 1.0);
+  Rng a(9), b(9), other(10);
+  int differs = 0;
+  for (int i = 0; i < 1000; ++i) {
+    const uint64_t k = c.pick(a);
+    EXPECT_EQ(k, c.pick(b));
+    differs += k != c.pick(other) ? 1 : 0;
+  }
+  EXPECT_GT(differs, 100);
+}
+
+TEST(KeyChooser, ZipfOfOneKeyAlwaysPicksIt) {
+  for (const double theta : {0.9, 1.0, 2.0}) {
+    KeyChooser c(1, KeyDist::kZipf, theta);
+    Rng rng(4);
+    for (int i = 0; i < 100; ++i) EXPECT_EQ(c.pick(rng), 0u);
+  }
+}
+
 TEST(ValueModel, DeterministicPerSeedKeyAndVersion) {
   ValueModel a(7, 4096), b(7, 4096), c(8, 4096);
   EXPECT_EQ(a.value(1, 0, 100), b.value(1, 0, 100));
@@ -87,9 +139,16 @@ TEST(Options, Validation) {
   EXPECT_EQ(validate(o.effective()), "");
   o.key_length = 4;  // cannot spell 10000 keys
   EXPECT_NE(validate(o), "");
-  o = Options{};
-  o.zipf_theta = 1.0;
-  EXPECT_NE(validate(o), "");
+  for (const double theta : {0.0, -1.0, 2.01}) {
+    o = Options{};
+    o.zipf_theta = theta;
+    EXPECT_NE(validate(o), "") << theta;
+  }
+  for (const double theta : {0.01, 0.9, 1.0, 1.1, 2.0}) {
+    o = Options{};
+    o.zipf_theta = theta;
+    EXPECT_EQ(validate(o), "") << theta;
+  }
   o = Options{};
   o.value_min = 10;
   o.value_max = 5;
