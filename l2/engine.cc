@@ -114,7 +114,9 @@ size_t Engine::execute_inline(std::span<const Request> requests, size_t next, st
       budget.read_keys -= keys;
       i += *answered;
     } else if (segment == Kind::kWrite) {
-      if (keys > budget.write_keys) break;
+      size_t bytes = 0;
+      for (const Request& r : s) bytes += r.value.size();
+      if (keys > budget.write_keys || bytes > budget.write_bytes) break;
       if (std::chrono::steady_clock::now().time_since_epoch().count() <
           inline_writes_paused_until_.load(std::memory_order_relaxed)) {
         break;
@@ -124,6 +126,7 @@ size_t Engine::execute_inline(std::span<const Request> requests, size_t next, st
         break;
       }
       budget.write_keys -= keys;
+      budget.write_bytes -= bytes;
       i = j;
     } else {
       if (keys > budget.read_keys) break;  // cheap, but a batch may hold thousands

@@ -57,6 +57,7 @@ namespace rend::l2 {
 struct InlineBudget {
   size_t read_keys = 0;  // also spent by requests that need no store (noop, version...), one each
   size_t write_keys = 0;
+  size_t write_bytes = 0;  // values' bytes: many small segments of large values add up
 };
 
 // What the Engine reports in `stats` and the limits it applies.

@@ -172,6 +172,7 @@ void Server::maybe_finish() {
 void Server::refill_inline_budget() {
   inline_budget_.read_keys = options_.inline_mode != InlineMode::kOff ? kInlineReadKeys : 0;
   inline_budget_.write_keys = options_.inline_mode == InlineMode::kAll ? kInlineWriteKeys : 0;
+  inline_budget_.write_bytes = options_.inline_mode == InlineMode::kAll ? kInlineWriteBytes : 0;
 }
 
 int Server::run() {

@@ -37,6 +37,9 @@ class Server {
   // and handing one to a thread (two wake-ups) costs more than writing it here.
   static constexpr size_t kInlineReadKeys = 64;
   static constexpr size_t kInlineWriteKeys = 128;
+  // And at most this much value data a turn (each segment also at most
+  // Engine::kInlineWriteBytes): 128 segments of 64 KiB would hold the loop for milliseconds.
+  static constexpr size_t kInlineWriteBytes = 512 * 1024;
 
   // `shared`: the supervisor's stats block (--stats-fd) to publish RocksDB figures into, or an
   // empty SharedStats when running on its own.

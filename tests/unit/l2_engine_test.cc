@@ -119,7 +119,7 @@ class EngineTest : public ::testing::Test {
   };
   Inline run_inline(const std::string& wire, bool writes = true) {
     const std::vector<Request> reqs = parse(wire);
-    InlineBudget budget{SIZE_MAX, writes ? SIZE_MAX : 0};
+    InlineBudget budget{SIZE_MAX, writes ? SIZE_MAX : 0, writes ? SIZE_MAX : 0};
     Inline r;
     r.executed = engine_->execute_inline(reqs, 0, r.out, SIZE_MAX, budget);
     return r;
@@ -268,7 +268,7 @@ TEST_F(EngineTest, ATrackedWriteSoonAfterAnotherProcesssAccessIsFlagged) {
     for (Request& r : parsed) r.track_races = tracked;
     std::string out;
     if (on_loop) {
-      InlineBudget budget{SIZE_MAX, SIZE_MAX};
+      InlineBudget budget{SIZE_MAX, SIZE_MAX, SIZE_MAX};
       EXPECT_EQ(engine_->execute_inline(parsed, 0, out, SIZE_MAX, budget, who), parsed.size());
     } else {
       engine_->execute(parsed, 0, out, SIZE_MAX, kNotCancelled, who);
@@ -509,7 +509,7 @@ TEST_F(EngineTest, InlineSpendsItsBudgetInWholeSegments) {
   wire += "get a a a\r\nset a 0 0 1\r\n2\r\nset b 0 0 1\r\n3\r\nget a\r\n";
   const std::vector<Request> reqs = parse(wire);
   std::string out;
-  InlineBudget budget{Engine::kSegmentKeys - 1, 100};
+  InlineBudget budget{Engine::kSegmentKeys - 1, 100, SIZE_MAX};
   EXPECT_EQ(engine_->execute_inline(reqs, 0, out, SIZE_MAX, budget), 0u) << "a segment too big for the budget";
   EXPECT_EQ(budget.read_keys, Engine::kSegmentKeys - 1);
   budget.read_keys = Engine::kSegmentKeys + 10;
@@ -524,8 +524,12 @@ TEST_F(EngineTest, InlineSpendsItsBudgetInWholeSegments) {
   expected += "VALUE a 0 1\r\n1\r\nVALUE a 0 1\r\n1\r\nVALUE a 0 1\r\n1\r\nEND\r\n";
   EXPECT_EQ(out, expected);
   budget.write_keys = 2;
+  budget.write_bytes = 1;
+  EXPECT_EQ(engine_->execute_inline(reqs, next, out, SIZE_MAX, budget), next) << "the values are 2 bytes";
+  budget.write_bytes = 2;
   EXPECT_EQ(engine_->execute_inline(reqs, next, out, SIZE_MAX, budget), reqs.size());
   EXPECT_EQ(budget.write_keys, 0u);
+  EXPECT_EQ(budget.write_bytes, 0u);
   EXPECT_EQ(out, expected + "STORED\r\nSTORED\r\nVALUE a 0 1\r\n2\r\nEND\r\n");
 }
 
