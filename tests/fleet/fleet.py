@@ -230,13 +230,26 @@ class Clients:
 
     def __enter__(self):
         for name, host in self.fleet.hosts.items():
+            ready = os.path.join(self.fleet.signal_dir, f"{name}.ready")
+            if os.path.exists(ready):
+                os.unlink(ready)
             out = os.path.join(self.fleet.workdir, f"client-{name}.json")
             log = open(os.path.join(self.fleet.workdir, f"client-{name}.log"), "ab")
             self.procs[name] = (subprocess.Popen(
                 host.in_netns(["python3", os.path.join(HERE, "verifying_client.py"), name, "11211",
                                self.fleet.signal_dir, out]), stdout=log, stderr=log), out)
             log.close()
-        time.sleep(0.3)  # every client is sending before the change starts
+        # Every client has a connection and an answered request before the change starts: on a
+        # busy machine starting Python in a host's namespace can take longer than the test waits,
+        # and a client that first connects while rend is stopping is not a kept connection.
+        deadline = time.monotonic() + 60
+        for name in self.procs:
+            ready = os.path.join(self.fleet.signal_dir, f"{name}.ready")
+            while not os.path.exists(ready):
+                if time.monotonic() > deadline:
+                    raise AssertionError(f"the verifying client of {name} got no answer in 60 s")
+                time.sleep(0.05)
+        time.sleep(0.3)  # and a few requests more
         return self
 
     def __exit__(self, *exc):

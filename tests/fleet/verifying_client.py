@@ -1,7 +1,7 @@
 """A memcached client of one fleet host, run in the host's network namespace: set then get of its
 own keys, every value checked, one retry of a request on a new connection when the connection
 breaks (as memcached clients do), and a pause while the host is drained (SIGNAL_DIR/HOST.drain; it
-confirms with HOST.drained). On SIGTERM it writes its counts as JSON to OUT and exits.
+confirms with HOST.drained). Once its first set and get are answered it writes HOST.ready. On SIGTERM it writes its counts as JSON to OUT and exits.
 
 Usage: verifying_client.py HOST PORT SIGNAL_DIR OUT"""
 import json
@@ -14,6 +14,7 @@ import time
 host, port, signal_dir, out_path = sys.argv[1], int(sys.argv[2]), sys.argv[3], sys.argv[4]
 drain_file = os.path.join(signal_dir, host + ".drain")
 drained_file = os.path.join(signal_dir, host + ".drained")
+ready_file = os.path.join(signal_dir, host + ".ready")  # written once a first request was answered
 counts = {"requests": 0, "failed": 0, "wrong": 0, "retried": 0, "drains": 0}
 stop = False
 
@@ -101,6 +102,8 @@ while not stop:
             print(f"{host}: set {key!r} answered {reply[:80]!r}", file=sys.stderr)
         latest[key] = None if latest.get(key) is None else latest[key] | {value}
     reply = call(conn, b"get %s\r\n" % key, b"END\r\n")
+    if i == 0 and reply is not None:
+        open(ready_file, "w").close()
     if reply is not None and latest.get(key) is not None:
         expected = {b"VALUE %s 0 %d\r\n%s\r\nEND\r\n" % (key, len(v), v) for v in latest[key]}
         if reply not in expected:
