@@ -19,6 +19,7 @@ from procs import BenchError, Processes, Skip, flush, log, start_targets
 from targets import BASELINE_KEYS, all_targets
 import loadgen
 import admission
+import floor
 import chunked
 import meta
 import instructions
@@ -39,7 +40,7 @@ cmd
 """
 THREADS, CONCURRENCY = 1, 32
 WARMUP_OPS = 20000          # one unmeasured run per target (connections, slabs); a multiple of 32
-SECTIONS = ("metrics-ir", "loadgen", "l2hit", "extstore", "chunked", "meta", "admission", "plot")  # the parts after the memcaslap rounds
+SECTIONS = ("metrics-ir", "loadgen", "l2hit", "extstore", "floor", "chunked", "meta", "admission", "plot")  # the parts after the memcaslap rounds
 
 
 def parse_args():
@@ -230,8 +231,8 @@ def main():
         if name not in args.sections:
             skipped.append(f"section {name}: not in BENCH_SECTIONS")
     lg = loadgen.binary(build_dir)
-    if lg is None and args.sections & {"metrics-ir", "loadgen", "l2hit", "extstore", "chunked", "meta", "admission"}:
-        skipped.append(f"rend-loadgen sections (metrics-ir, loadgen, l2hit, extstore, chunked, meta, admission): "
+    if lg is None and args.sections & {"metrics-ir", "loadgen", "l2hit", "extstore", "floor", "chunked", "meta", "admission"}:
+        skipped.append(f"rend-loadgen sections (metrics-ir, loadgen, l2hit, extstore, floor, chunked, meta, admission): "
                        f"{build_dir}/loadgen/rend-loadgen is missing (build the rend-loadgen target)")
 
     env = report.environment(args.build_dir)  # before any load: records the idle load average
@@ -271,6 +272,9 @@ def main():
                 f"{args.ext_ram_mb} MiB RAM, {args.ext_flash_mb} MiB flash")
             extra["extstore"] = sections.extstore_vs_rend(args.work_dir, procs, build_dir, args, lg,
                                                           failures, skipped)
+        if lg and "floor" in args.sections:
+            log("the L2 hop's floor: rend l1only, rend l1l2 and rend l1l2 with memcached as its L2")
+            extra["floor"] = floor.measure(args.work_dir, procs, build_dir, args, lg, failures, skipped)
         if lg and "chunked" in args.sections:
             log(f"chunked L1: plain vs l1.chunk_size {', '.join(map(str, chunked.CHUNK_SIZES))}, "
                 f"values of {', '.join(map(str, chunked.VALUE_SIZES))} bytes")

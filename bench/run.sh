@@ -4,7 +4,8 @@
 # metrics in instructions per request (callgrind), rend-loadgen's bench
 # profile, the L2 tier (L1 hits with L2 on, the
 # L1-miss/L2-hit path), rend vs memcached extstore, chunked L1, text vs meta
-# protocol, backfill admission; a gnuplot latency plot.
+# protocol, backfill admission, the L2 hop's floor (memcached standing in for
+# rend-l2); a gnuplot latency plot.
 #
 #   ./bench/run.sh [BUILD_DIR]        (make bench runs ./bench/run.sh build)
 #
@@ -14,7 +15,7 @@
 # each run, default 120), BENCH_RETRIES (redo a run disturbed by other CPU use,
 # default 2), BENCH_TARGETS (comma list: memcached,nutcracker,rend-w1,rend-w2,
 # rend-w1-nometrics,rend-l1l2), BENCH_SECTIONS (comma list:
-# metrics-ir,loadgen,l2hit,extstore,chunked,meta,admission,plot), BENCH_METRICS_REPS, BENCH_IR_OPS,
+# metrics-ir,loadgen,l2hit,extstore,floor,chunked,meta,admission,plot), BENCH_METRICS_REPS, BENCH_IR_OPS,
 # BENCH_IR_ROUNDS, BENCH_LOADGEN_SECONDS,
 # BENCH_L2_KEYS, BENCH_EXT_KEYS, BENCH_EXT_VALUE, BENCH_EXT_RAM_MB,
 # BENCH_EXT_FLASH_MB, BENCH_EXT_READS, BENCH_ADMISSION_ROUNDS (see bench/README.md),
