@@ -42,8 +42,9 @@ const std::vector<Option>& options() {
       {"listen.batch_port", 11212, "batch port (l1l2batch mode) when L2 is enabled; 0 = off", 0, 65535, kRestartOnly},
       {"listen.backlog", 1024, "listen backlog of each socket", 1, 65535, kRestartOnly},
       {"worker.max_item_size", 1048576,
-       "largest value accepted, in bytes; larger ones are refused "
-       "with memcached's 'object too large' error",
+       "largest item accepted, in bytes, as memcached -I counts it (a 56-byte header, the key, "
+       "the flags, the value and its CRLF); larger ones are refused with memcached's "
+       "'object too large' error",
        1, 1073741824, kRestartOnly},
       {"worker.output_high_water", 4194304,
        "unsent reply bytes per client at which rend stops reading "

@@ -1,6 +1,7 @@
 #include "common/item_rules.h"
 
 #include "common/protocol/binary_format.h"
+#include "common/protocol/item_size.h"
 #include "common/protocol/text_parser.h"
 
 namespace rend {
@@ -63,7 +64,10 @@ Change append(const Request& r, const Item* current, uint32_t now, size_t max_it
   // memcached cannot allocate the combined item and answers NOT_STORED (binary "Not stored."),
   // keeping the old one. Without this an item grows without bound, and a worker refuses (and
   // drops the L2 connection over) a reply larger than any item it expects.
-  if (current->data.size() + r.value.size() > max_item_size) return status_only(bin::kNotStored);
+  if (!proto::fits_memcached_item(r.key.size(), current->meta.flags, current->data.size() + r.value.size(),
+                                  max_item_size)) {
+    return status_only(bin::kNotStored);
+  }
   // The old item's flags and expiry stay; the request's are ignored, as in memcached.
   Item it;
   it.meta = current->meta;
@@ -95,6 +99,8 @@ Change arith(const Request& r, const Item* current, uint32_t now, const CasFn& n
     c.number = r.initial;
     return c;
   }
+  // An empty value is refused before the CAS is compared, any other non-number after (memcached).
+  if (current->data.empty()) return status_only(bin::kDeltaBadValue);
   if (r.cas != 0 && r.cas != current->meta.cas) return status_only(bin::kKeyExists);
   uint64_t value = 0;
   if (!apply_delta(current->data, incr, r.delta, value)) return status_only(bin::kDeltaBadValue);
@@ -103,6 +109,12 @@ Change arith(const Request& r, const Item* current, uint32_t now, const CasFn& n
   it.meta.cas = next_cas();
   it.meta.stored_at = now;
   it.data = counter_text(value, current->data.size());
+  if (it.data.size() > current->data.size()) {
+    // A longer number is a new item in memcached: flags and TTL kept, its marks (fetched, stale,
+    // win token, binary key) not.
+    it.meta.marks = 0;
+    it.meta.last_access = 0;
+  }
   Change c = put(std::move(it));
   c.number = value;
   return c;

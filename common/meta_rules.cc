@@ -2,6 +2,8 @@
 
 #include <fmt/format.h>
 
+#include "common/protocol/item_size.h"
+
 namespace rend {
 
 using proto::Command;
@@ -80,7 +82,7 @@ MetaChange meta_get(const MetaRequest& q, const Item* current, uint32_t now, con
   } else if (o.vivify) {
     it.meta.cas = next_cas();  // its TTL is set where N stands among the flags
     it.meta.stored_at = now;
-    if (o.base64) it.meta.marks |= kMarkKeyBinary;
+    // memcached does not mark an item mg creates as having a binary key: k echoes it decoded.
     created = true;
   } else {
     return mg_miss(q);
@@ -88,8 +90,10 @@ MetaChange meta_get(const MetaRequest& q, const Item* current, uint32_t now, con
   const ItemMeta before = it.meta;
   bool won = false;
   bool changed = created;
+  bool cut = false;  // an O too long: memcached stops there, before any win is marked
   std::string flags_out;
   proto::for_each_meta_flag(q.flags, [&](std::string_view t) {
+    if (cut || (cut = t[0] == 'O' && t.size() > proto::kMetaMaxOpaque)) return;
     switch (t[0]) {
       case 'T':
         it.meta.expiry = absolute_expiry(o.exptime, now);
@@ -124,7 +128,7 @@ MetaChange meta_get(const MetaRequest& q, const Item* current, uint32_t now, con
     flags_out += " X";
     if (!has_mark(it.meta, kMarkTokenSent)) won = true;
   }
-  if (won) {
+  if (won && !cut) {
     flags_out += " W";
     it.meta.marks |= kMarkTokenSent;
     changed = true;
@@ -208,7 +212,8 @@ MetaChange meta_set(const MetaRequest& q, const Item* current, uint32_t now, siz
       if (current == nullptr) return ms_reply(q, "NS", MetaCode::kNotStored, nullptr, kb);
       if (o.has_cas && o.cas != 0 && o.cas != current->meta.cas)
         return ms_reply(q, "EX", MetaCode::kExists, nullptr, kb);
-      if (current->data.size() + q.value.size() > max_item_size)
+      if (!proto::fits_memcached_item(q.key.size(), current->meta.flags, current->data.size() + q.value.size(),
+                                      max_item_size))
         return ms_reply(q, "NS", MetaCode::kNotStored, nullptr, kb);
       // The old item's flags and TTL stay, as in memcached.
       it.meta.flags = current->meta.flags;
@@ -220,7 +225,9 @@ MetaChange meta_set(const MetaRequest& q, const Item* current, uint32_t now, siz
     case StoreMode::kCas:
       if (current == nullptr) return ms_reply(q, "NF", MetaCode::kNotFound, nullptr, kb);
       if (o.cas != current->meta.cas) {
-        if (!(o.invalidate && o.cas < current->meta.cas)) return ms_reply(q, "EX", MetaCode::kExists, nullptr, kb);
+        // A CAS of 0 is never older: memcached answers EX to it, I or not.
+        if (!(o.invalidate && o.cas != 0 && o.cas < current->meta.cas))
+          return ms_reply(q, "EX", MetaCode::kExists, nullptr, kb);
         // An older value is accepted as stale: the TTL and a win token stay.
         it.meta.expiry = current->meta.expiry;
         it.meta.marks |= kMarkStale | (current->meta.marks & kMarkTokenSent);
@@ -274,7 +281,9 @@ MetaChange ma_item_reply(const MetaRequest& q, Item it, std::string_view number,
   r.code = MetaCode::kHit;
   r.suppressible = !created;  // q hides a counter's new value, not an item it created
   r.bytes = o.return_value ? fmt::format("VA {}", number.size()) : std::string("HD");
+  bool cut = false;  // an O too long: memcached stops there (a T or N after it is not applied)
   proto::for_each_meta_flag(q.flags, [&](std::string_view t) {
+    if (cut || (cut = t[0] == 'O' && t.size() > proto::kMetaMaxOpaque)) return;
     switch (t[0]) {
       case 'c': r.bytes += fmt::format(" c{}", it.meta.cas); break;
       case 't': r.bytes += " t" + ttl_text(it.meta.expiry, now); break;
@@ -311,35 +320,52 @@ MetaChange meta_arithmetic(const MetaRequest& q, const Item* current, uint32_t n
     const std::string number = it.data;
     return ma_item_reply(q, std::move(it), number, true, now);
   }
+  // memcached refuses an empty value as non-numeric before it compares the CAS, any other value
+  // after.
+  const MetaChange non_numeric{
+      Change::Write::kNone, {}, error_reply("CLIENT_ERROR cannot increment or decrement non-numeric value")};
+  if (current->data.empty()) return non_numeric;
   if (o.has_cas && o.cas != 0 && o.cas != current->meta.cas) {
     return MetaChange{Change::Write::kNone, {}, status_reply("EX", MetaCode::kExists, q, o.base64)};
   }
   uint64_t value = 0;
-  if (!apply_delta(current->data, incr, o.delta, value)) {
-    return MetaChange{
-        Change::Write::kNone, {}, error_reply("CLIENT_ERROR cannot increment or decrement non-numeric value")};
-  }
-  // Changed in place, as memcached does when the number fits: flags, TTL and marks stay.
+  if (!apply_delta(current->data, incr, o.delta, value)) return non_numeric;
   Item it;
   it.meta = current->meta;
   it.meta.cas = next_cas();
   it.data = counter_text(value, current->data.size());
-  return ma_item_reply(q, std::move(it), std::to_string(value), false, now);
+  if (it.data.size() <= current->data.size()) {
+    // Changed in place, as memcached does when the number fits: flags, TTL and marks stay.
+    return ma_item_reply(q, std::move(it), std::to_string(value), false, now);
+  }
+  // A longer number: memcached stores a new item with the old one's flags and TTL. It is new to
+  // the LRU (not fetched, no stale mark or win token, and its key no longer marked binary), and
+  // this ma's T or N only reaches its reply.
+  it.meta.marks = 0;
+  it.meta.stored_at = now;
+  it.meta.last_access = 0;
+  MetaChange c = ma_item_reply(q, it, std::to_string(value), false, now);
+  c.item = std::move(it);
+  c.reply.meta = c.item.meta;
+  return c;
 }
 
 }  // namespace
 
 MetaChange apply_meta(const MetaRequest& q, const Item* current, uint32_t now, size_t max_item_size,
                       const CasFn& next_cas) {
-  switch (q.command) {
-    case Command::kMetaGet: return meta_get(q, current, now, next_cas);
-    case Command::kMetaSet: return meta_set(q, current, now, max_item_size, next_cas);
-    case Command::kMetaDelete: return meta_delete(q, current, now, next_cas);
-    case Command::kMetaArithmetic: return meta_arithmetic(q, current, now, next_cas);
-    default: break;
-  }
   MetaChange c;
-  c.reply = error_reply("ERROR");
+  switch (q.command) {
+    case Command::kMetaGet: c = meta_get(q, current, now, next_cas); break;
+    case Command::kMetaSet: c = meta_set(q, current, now, max_item_size, next_cas); break;
+    case Command::kMetaDelete: c = meta_delete(q, current, now, next_cas); break;
+    case Command::kMetaArithmetic: c = meta_arithmetic(q, current, now, next_cas); break;
+    default: c.reply = error_reply("ERROR"); return c;
+  }
+  // The command ran (its change stands); only an error of its own comes before this one.
+  if (q.options->opaque_too_long && c.reply.code != MetaCode::kError) {
+    c.reply = error_reply("CLIENT_ERROR opaque token too long");
+  }
   return c;
 }
 

@@ -148,10 +148,18 @@ class CasZeroOp : public Op {
  public:
   CasZeroOp(Worker& w, const Request& r) : worker_(w), key_(r.key), quiet_(r.quiet) {}
 
-  // Reads the key from L2 (`tiered`, under the worker's key lock) or from L1.
+  // Reads the key from L2 (`tiered`, under the worker's key lock) or from L1. memcached judges
+  // the cas without reading the item (it stays unfetched, its last access unchanged), so an L1
+  // with meta connections is asked with `mg <key> u`, which leaves both marks alone.
   void start(bool tiered, bool lock) {
     auto self = std::static_pointer_cast<CasZeroOp>(self_weak_.lock());
     auto begin = [self, tiered] {
+      BackendPool* meta = self->worker_.l1_meta();
+      if (!tiered && meta != nullptr) {
+        meta->send_batch(meta->index_for_key(self->key_), self, 0, ExpectKind::kMeta, MetricCommand::kCas,
+                         [&](std::string& out) { out.append("mg ").append(self->key_).append(" u\r\n"); });
+        return;
+      }
       Request wire;
       wire.command = Command::kGet;
       wire.opcode = bin::kGetK;
@@ -174,6 +182,12 @@ class CasZeroOp : public Op {
     bump(worker_.stats(), exists ? Counter::cas_badval : Counter::cas_misses);
     result = exists ? Result::kExists : Result::kMiss;
     done(exists ? "EXISTS" : r.status() == bin::kKeyNotFound ? "NOT_FOUND" : "SERVER_ERROR backend error");
+  }
+  void on_meta_response(uint32_t, const proto::MetaResponse& r) override {
+    const bool exists = r.code == "HD";
+    bump(worker_.stats(), exists ? Counter::cas_badval : Counter::cas_misses);
+    result = exists ? Result::kExists : Result::kMiss;
+    done(exists ? "EXISTS" : r.code == "EN" ? "NOT_FOUND" : "SERVER_ERROR backend error");
   }
   void on_failure(uint32_t, BackendFailure why) override {
     result = Result::kError;

@@ -216,7 +216,9 @@ bool ClientConnection::switches_l1_connections(const proto::Request& r) {
   // the other kind than the one before waits until this client's earlier requests are answered.
   if (mode_ != TierMode::kL1Only || worker_.l1_meta() == nullptr) return false;
   const proto::CommandTraits& t = proto::traits(r.command);
-  const bool meta = uses_l1_meta_connection(r.command);
+  // A text cas with unique 0 asks L1 on a meta connection too (admin_ops.cc).
+  const bool cas_zero = r.command == proto::Command::kCas && r.cas == 0 && r.protocol == proto::Protocol::kText;
+  const bool meta = uses_l1_meta_connection(r.command) || cas_zero;
   if (!meta && !t.reads_key && !t.writes_key) return false;
   const L1Connections kind = meta ? L1Connections::kMeta : L1Connections::kBinary;
   const bool wait = last_l1_connections_ != L1Connections::kNone && kind != last_l1_connections_ && !pending_.empty();

@@ -163,9 +163,10 @@ bool dispatch_meta(Worker& worker, ClientConnection& conn, const Request& r) {
   if (conn.mode() != TierMode::kL1Only) {
     start_tiered_meta(worker, conn, r, conn.mode(), key, options);
   } else if (worker.l1_meta() != nullptr) {
-    if (key.find_first_of("\r\n") != std::string::npos) {
+    if (key.find('\n') != std::string::npos) {
       // memcached would echo such a key raw (k, me) and cut its reply in two: on a connection
-      // shared by many clients that would hand every later reply to the wrong one.
+      // shared by many clients that would hand every later reply to the wrong one. (A CR alone
+      // does not end a reply line: memcached and rend serve keys holding one.)
       Request e = r;
       e.command = Command::kError;
       e.quiet = false;

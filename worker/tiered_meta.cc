@@ -165,6 +165,8 @@ class TieredMeta : public Op {
 
   Follow follow_up() const {
     const auto code = static_cast<MetaCode>(summary_.code);
+    // An mg or ma answered by an error after it ran (a long opaque): what it changed, L1 loses.
+    if (code == MetaCode::kError) return summary_.changed ? Follow::kTombstone : Follow::kNone;
     switch (command_) {
       case Command::kMetaGet: {
         if (code != MetaCode::kHit) return Follow::kNone;

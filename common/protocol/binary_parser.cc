@@ -1,5 +1,6 @@
 #include "common/protocol/binary_parser.h"
 
+#include "common/protocol/item_size.h"
 #include "common/protocol/meta_wire.h"
 
 #include <cstdint>
@@ -151,7 +152,9 @@ ParseResult parse_binary_request(std::span<const char> input, size_t max_item_si
 
   const bool is_storage = info.shape == Shape::kStorage || info.shape == Shape::kAppend;
   const uint64_t value_length = uint64_t{h.body_length} - h.extras_length - h.key_length;
-  if (is_storage && value_length > max_item_size) {
+  const uint32_t client_flags =
+      h.extras_length >= 4 && input.size() >= kHeaderSize + 4 ? load32(input.data() + kHeaderSize) : 0;
+  if (is_storage && !fits_memcached_item(h.key_length, client_flags, value_length, max_item_size)) {
     if (input.size() < head) return ParseResult{};
     ParseResult r;
     r.status = ParseStatus::kRequest;

@@ -125,11 +125,16 @@ bool parse_meta_options(Command command, std::string_view key, std::string_view 
     if (md_or_ma) error = "CLIENT_ERROR invalid or duplicate flag";
     return false;
   }
-  // memcached refuses a long opaque on a hit or a miss alike; an invalid ms mode is reported
-  // before it.
+  // memcached checks the opaque's length as it writes the reply's flags: ms and md have not run
+  // yet then, mg and ma have (their reply is replaced by the error, apply_meta). An invalid ms
+  // mode is reported before it.
   if (out.opaque.size() > kMetaMaxOpaque) {
     error = "CLIENT_ERROR opaque token too long";
-    bad = true;
+    if (command == Command::kMetaGet || command == Command::kMetaArithmetic) {
+      out.opaque_too_long = true;
+    } else {
+      bad = true;
+    }
   }
   if (!mode_valid(command, out.mode)) {
     error = command == Command::kMetaSet ? "CLIENT_ERROR invalid mode for ms M token"

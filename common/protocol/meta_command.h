@@ -50,6 +50,9 @@ struct MetaOptions {
   uint64_t initial = 0;
   uint64_t delta = 1;
   std::string_view opaque;  // the O token, 'O' included
+  // mg and ma with an O token longer than kMetaMaxOpaque: memcached executes them and then answers
+  // "CLIENT_ERROR opaque token too long" in place of their reply (ms and md are refused outright).
+  bool opaque_too_long = false;
 };
 
 // Calls fn(token) for each flag token of `flags`, in order.

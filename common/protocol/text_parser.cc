@@ -1,5 +1,6 @@
 #include "common/protocol/text_parser.h"
 
+#include "common/protocol/item_size.h"
 #include "common/protocol/meta_command.h"
 
 #include <algorithm>
@@ -109,7 +110,7 @@ ParseResult parse_storage(std::span<const char> input, std::string_view line, si
     return make_error(line_end, kBadFormat, noreply);
   }
   const size_t vlen = static_cast<size_t>(length);
-  if (vlen > max_item_size) {
+  if (!fits_memcached_item(tok.t[1].size(), flags, vlen, max_item_size)) {
     ParseResult r = make_request(line_end, Command::kTooLarge);
     r.swallow = vlen + 2;
     r.request.original = command;
@@ -156,7 +157,8 @@ ParseResult parse_meta_set(std::span<const char> input, std::string_view line, s
     r.swallow = vlen + 2;
     return r;
   }
-  if (vlen > max_item_size) {
+  const size_t key_length = options.base64 ? meta_key(tok.t[1], true).value_or(std::string()).size() : tok.t[1].size();
+  if (!fits_memcached_item(key_length, options.client_flags, vlen, max_item_size)) {
     ParseResult r = make_request(line_end, Command::kTooLarge);
     r.swallow = vlen + 2;
     r.request.original = Command::kMetaSet;

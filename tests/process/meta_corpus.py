@@ -481,6 +481,53 @@ def meta_cases():
     add("pipeline_many_mn", many_mn)
     add("pipeline_stampede", T(b"mg @a N35 q v O1\r\nmg @a N35 q v O2\r\nmg @a N35 q v O3\r\nms @a 1 q\r\nv\r\n"
                                b"mg @a N35 q v O4\r\nmd @a I q\r\nmg @a q v O5\r\nmg @a q v O6\r\nmn\r\n"))
+
+    # Found by a randomized differential run against memcached 1.6.18.
+    # A key holding a CR (not an LF) is a key like any other.
+    add("meta_key_with_cr", T(b"mg @a\r\r\nmd @a\r\r\nma @a\r\r\nms @b\r 1\r\nx\r\nmg @b\r v k\r\nmd @b\r q\r\n"
+                              b"mg @b\r v\r\nmn\r\n"))
+    # A long opaque: mg and ma run, then answer the error; ms and md do not run.
+    long_o = b" O" + b"a" * 32
+    add("opaque_too_long_mg_runs", T(b"ms @a 3\r\nabc\r\nmg @a T35" + long_o + b"\r\nmg @a t v\r\n"
+                                     b"mg @a" + long_o + b" T95\r\nmg @a t\r\n"
+                                     b"mg @b N35" + long_o + b"\r\nmg @b v t\r\nmg @b v N35\r\nmn\r\n"))
+    add("opaque_too_long_ma_runs", T(b"ms @a 2\r\n10\r\nma @a" + long_o + b"\r\n"), T(b"mg @a v\r\n"),
+        T(b"ma @b N0 J5" + long_o + b"\r\n"), T(b"mg @b v\r\nms @c 2\r\n-1\r\n"),
+        T(b"ma @c" + long_o + b"\r\nma @a C999" + long_o + b"\r\nma @d" + long_o + b"\r\n"),
+        T(b"mg @a v\r\nmn\r\n"))
+    add("opaque_too_long_ms_md_refused", T(b"ms @a 1" + long_o + b"\r\nx\r\nmg @a v\r\nms @b 1\r\ny\r\n"
+                                           b"md @b" + long_o + b"\r\nmd @b I" + long_o + b"\r\nmg @b v\r\nmn\r\n"))
+    # An item mg N creates through a base64 key: k answers the key decoded, without b.
+    add("mg_N_base64_key_is_not_binary", M(b"mg # b k N35 v\r\nmg # b k v\r\nmg # b k s\r\nmn\r\n"))
+    # ma: an empty value is non-numeric before the CAS is compared, any other value after.
+    add("ma_empty_value_before_cas", T(b"mg @a N35\r\n"), T(b"ma @a C1\r\nms @b 0\r\n\r\n"),
+        T(b"ma @b C1\r\nms @c 1\r\nx\r\n"), T(b"ma @c C1\r\nma @c\r\nmn\r\n"))
+    # ms I with C0: no CAS is older than 0, so EX as without I.
+    add("ms_invalidate_cas_zero", T(b"ms @a 1\r\nx\r\nms @a 1 I C0\r\ny\r\nmg @a v\r\nms @a 1 MR I C0\r\nz\r\n"
+                                    b"ms @a 1 MA I C0\r\nz\r\nmg @a v\r\nms @b 1 I C0\r\ny\r\nmn\r\n"))
+    # ma or incr whose number grows: a new item, flags and TTL kept, marks and this ma's T gone.
+    add("ma_growth_new_item", T(b"ms @a 2 T35 F7\r\n99\r\n"), T(b"ma @a T95 v t\r\n"), T(b"mg @a t f v\r\n"),
+        T(b"ms @b 2\r\n99\r\nmd @b I\r\n"), T(b"ma @b v\r\n"), T(b"mg @b v\r\nmg @b v\r\nms @c 2\r\n98\r\n"),
+        T(b"ma @c T95 v t\r\n"), T(b"mg @c t v\r\nms @d 2\r\n99\r\nmd @d I\r\n"), T(b"incr @d 1\r\n"),
+        T(b"mg @d v\r\nmn\r\n"))
+    add("ma_growth_base64_key", M(b"ms # 2 b\r\n99\r\n"), M(b"ma # b k v\r\n"), M(b"mg # b k v\r\nmn\r\n"))
+    # A classic cas with unique 0 does not read the item (no fetched mark).
+    add("cas_zero_does_not_fetch", T(b"set @a 0 0 1\r\nx\r\ncas @a 0 0 1 0\r\ny\r\n"), T(b"mg @a h v\r\nmg @a h\r\nmn\r\n"))
+
+    # memcached's item limit counts its header, the key and the flags: the largest value it takes
+    # under this key, one byte more, and the same with flags, with ms, set and cas (unique 0 too).
+    def size_edge(p, _prev):
+        key = p + b"a"
+        room = 1048576 - 59 - len(key)
+        out = b""
+        for n, flags in ((room, 0), (room + 1, 0), (room - 4, 1), (room - 3, 1)):
+            data = b"x" * n
+            out += b"ms %s %d F%d\r\n%s\r\nmg %s s f\r\n" % (key, n, flags, data, key)
+            out += b"set %s %d 0 %d\r\n%s\r\nmg %s s\r\n" % (key, flags, n, data, key)
+        out += b"cas %s 0 0 %d 0\r\n%s\r\n" % (key, room + 1, b"x" * (room + 1))
+        out += b"ms %s %d\r\n%sXYmn\r\n" % (key, room + 1, b"x" * (room + 1))
+        return out + b"mn\r\n"
+    add("item_size_limit_edges", size_edge)
     return c
 
 

@@ -713,8 +713,10 @@ def other_text_cases():
 
 # Where rend knowingly answers differently, with the reason. memcached drops the replies it had
 # queued when it closes a binary connection on a bad magic byte; rend sends the replies of every
-# request it executed before the unframeable bytes, then closes (as memcached itself does for
-# unframeable text). Both close; rend's extra bytes are well-formed replies.
+# request it executed before the unframeable bytes, then closes. (memcached does the same for a
+# text line too long to frame only when the requests before it were answered in an earlier read,
+# e.g. before an mn; in the same read it drops their replies too: docs/compatibility.md.) Both
+# close; rend's extra bytes are well-formed replies.
 DEVIATIONS = {
     "bin_get_then_bad_magic": "replies to the requests before the bad magic are sent",
     "bin_set_bodylen_2pow31_plus": "the 'Too large.' reply before the bad magic is sent",

@@ -3,23 +3,9 @@ their default connection counts, memcached as L1 and rend-l2 as L2, both supervi
 case must come back byte for byte as from memcached 1.6.18 itself (CAS values and the version
 aside, as in the plain run) on the main port (l1l2), and in test_conformance_batch on the batch
 port (l1l2batch): the tiers change where an item lives, never what a client is told.
-
-The one design difference not compared (docs/compatibility.md): L2 stores a
-value of exactly worker.max_item_size bytes, which memcached refuses.
 """
 import test_conformance as base
 from rendtest import free_port
-
-NOT_COMPARED = {
-    # L2 is authoritative and stores values up to worker.max_item_size exactly; memcached counts
-    # its item header against its 1 MiB limit and refuses a value of exactly 1 MiB (docs/compatibility.md).
-    "exactly_1mib_value": "max_item_size is the value's size",
-    "bin_set_exactly_1mib": "max_item_size is the value's size",
-}
-
-
-def compared(cases):
-    return [(name, steps) for name, steps in cases if name not in NOT_COMPARED]
 
 
 class TieredConformanceTest(base.ConformanceTest):
@@ -38,13 +24,13 @@ class TieredConformanceTest(base.ConformanceTest):
             self.rend.port = self.rend.config["listen"]["batch_port"]
 
     def test_text_protocol(self):
-        self.run_corpus(f"t{self.PORT}_", compared(base.text_cases()))
+        self.run_corpus(f"t{self.PORT}_", base.text_cases())
 
     def test_binary_protocol(self):
-        self.run_corpus(f"b{self.PORT}_", compared(base.binary_cases()))
+        self.run_corpus(f"b{self.PORT}_", base.binary_cases())
 
     def test_other_memcached_text_commands(self):
-        self.run_corpus(f"m{self.PORT}_", compared(base.other_text_cases()))
+        self.run_corpus(f"m{self.PORT}_", base.other_text_cases())
 
 
 

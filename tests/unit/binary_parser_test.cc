@@ -312,13 +312,20 @@ TEST(BinaryParserLimits, HugeSetIsTooLargeOnceItsKeyIsIn) {
 }
 
 TEST(BinaryParserLimits, ValueAtAndOverMaxItemSize) {
-  Parsed p = parse(packet(0x01, kStorageExtras, "k", std::string(16, 'v')), 16);
+  // memcached's item: 56 bytes of header and CAS, the key and its NUL, the flags when not 0 (the
+  // set's are), the value and CRLF.
+  constexpr size_t kLimit = 16 + 56 + 2 + 4 + 2;
+  Parsed p = parse(packet(0x01, kStorageExtras, "k", std::string(16, 'v')), kLimit);
   EXPECT_EQ(p.req().command, Command::kSet);
-  p = parse(packet(0x0e, "", "k", std::string(17, 'v')), 16);
+  p = parse(packet(0x01, kStorageExtras, "k", std::string(17, 'v')), kLimit);
+  EXPECT_EQ(p.req().command, Command::kTooLarge);
+  p = parse(packet(0x0e, "", "k", std::string(20, 'v')), kLimit);
+  EXPECT_EQ(p.req().command, Command::kAppend) << "an append has no flags";
+  p = parse(packet(0x0e, "", "k", std::string(21, 'v')), kLimit);
   EXPECT_EQ(p.req().command, Command::kTooLarge);
   EXPECT_EQ(p.req().original, Command::kAppend);
   EXPECT_EQ(p.result.consumed, 24u + 1);
-  EXPECT_EQ(p.result.swallow, 17u);
+  EXPECT_EQ(p.result.swallow, 21u);
 }
 
 // ---- responses ----

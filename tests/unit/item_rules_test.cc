@@ -111,7 +111,9 @@ TEST_F(ItemRules, AppendToNothingIsNotStored) {
 // memcached (-I 1m, 600 KiB item, 600 KiB append): NOT_STORED, binary status 5 "Not stored.";
 // the old item stays as it was.
 TEST_F(ItemRules, AppendAndPrependNeverMakeAnItemLargerThanTheLimit) {
-  max_item_size_ = 10;
+  // memcached's limit counts its item header with the CAS (56), the key "k" and its NUL (2), the
+  // flags (4, since they are not 0) and the CRLF (2): room for 10 bytes of value.
+  max_item_size_ = 10 + 56 + 2 + 4 + 2;
   const Item cur = item("123456", 7);
   for (Command c : {Command::kAppend, Command::kPrepend}) {
     for (Protocol p : {Protocol::kText, Protocol::kBinary}) {

@@ -541,7 +541,10 @@ TEST_F(EngineTest, AppendOrPrependPastTheItemLimitIsNotStored) {
                 "\r\nprepend k 0 0 " + size + "\r\n" + part + "\r\n"),
             "STORED\r\nNOT_STORED\r\nNOT_STORED\r\n");
   EXPECT_EQ(run("get k\r\n"), "VALUE k 0 " + size + "\r\n" + part + "\r\nEND\r\n");
-  const std::string rest((1 << 20) - part.size(), 'r');
+  // memcached's item limit counts its header (56 bytes with the CAS), the key and its NUL, the CRLF.
+  const std::string rest((1 << 20) - 59 - 1 - part.size(), 'r');
+  EXPECT_EQ(run("append k 0 0 " + std::to_string(rest.size() + 1) + "\r\n" + rest + "r\r\n"), "NOT_STORED\r\n")
+      << "one byte past memcached's limit";
   EXPECT_EQ(run("append k 0 0 " + std::to_string(rest.size()) + "\r\n" + rest + "\r\n"), "STORED\r\n")
       << "up to the limit itself, as a set";
 }

@@ -4,6 +4,7 @@
 #include <gtest/gtest.h>
 
 #include "common/meta_rules.h"
+#include "common/protocol/item_size.h"
 #include "common/protocol/meta_command.h"
 #include "common/protocol/text_parser.h"
 
@@ -38,7 +39,11 @@ TEST(MetaOptions, RefusesAsMemcachedDoes) {
   EXPECT_EQ(refusal(Command::kMetaArithmetic, " Mx"), "CLIENT_ERROR invalid mode for ma M token");
   // The opaque limit counts the O; an invalid ms mode is reported before it.
   EXPECT_EQ(refusal(Command::kMetaGet, " O" + std::string(31, 'x')), "accepted");
-  EXPECT_EQ(refusal(Command::kMetaGet, " O" + std::string(32, 'x')), "CLIENT_ERROR opaque token too long");
+  // ms and md refuse a longer one; mg and ma run and answer the error then (apply_meta).
+  EXPECT_EQ(refusal(Command::kMetaSet, " O" + std::string(32, 'x')), "CLIENT_ERROR opaque token too long");
+  EXPECT_EQ(refusal(Command::kMetaDelete, " O" + std::string(32, 'x')), "CLIENT_ERROR opaque token too long");
+  EXPECT_EQ(refusal(Command::kMetaGet, " O" + std::string(32, 'x')), "accepted");
+  EXPECT_EQ(refusal(Command::kMetaArithmetic, " O" + std::string(32, 'x')), "accepted");
   EXPECT_EQ(refusal(Command::kMetaSet, " MX O" + std::string(40, 'x')), "CLIENT_ERROR invalid mode for ms M token");
 }
 
@@ -124,6 +129,56 @@ TEST_F(MetaRules, CountersLikeMemcached) {
   EXPECT_EQ(run(Command::kMetaArithmetic, " t"), "HD t65\r\n");
   run(Command::kMetaSet, "", "abc");
   EXPECT_EQ(run(Command::kMetaArithmetic, ""), "CLIENT_ERROR cannot increment or decrement non-numeric value\r\n");
+}
+
+// Found against memcached 1.6.18 by a randomized differential run (tests/process/meta_corpus.py
+// has them byte for byte).
+TEST_F(MetaRules, ACounterThatGrowsIsANewItem) {
+  run(Command::kMetaSet, " T95 F7", "99");
+  run(Command::kMetaDelete, " I");
+  EXPECT_EQ(run(Command::kMetaArithmetic, " T35 t v"), "VA 3 t35\r\n100\r\n");  // T reaches the reply only
+  EXPECT_EQ(run(Command::kMetaGet, " t f v"), "VA 3 t95 f7\r\n100\r\n");        // no stale mark, old TTL
+  EXPECT_EQ(run(Command::kMetaSet, "", "98"), "HD\r\n");
+  EXPECT_EQ(run(Command::kMetaArithmetic, " T35 v"), "VA 2\r\n99\r\n");  // in place: T stays
+  EXPECT_EQ(run(Command::kMetaGet, " t"), "HD t35\r\n");
+}
+
+TEST_F(MetaRules, AnEmptyCounterIsNonNumericBeforeItsCasIsCompared) {
+  run(Command::kMetaSet, "", "");
+  EXPECT_EQ(run(Command::kMetaArithmetic, " C1"), "CLIENT_ERROR cannot increment or decrement non-numeric value\r\n");
+  run(Command::kMetaSet, "", "x");
+  EXPECT_EQ(run(Command::kMetaArithmetic, " C1"), "EX\r\n");
+}
+
+TEST_F(MetaRules, NoCasIsOlderThanZero) {
+  run(Command::kMetaSet, "", "x");
+  EXPECT_EQ(run(Command::kMetaSet, " I C0", "y"), "EX\r\n");
+  EXPECT_EQ(run(Command::kMetaGet, " v"), "VA 1\r\nx\r\n");
+}
+
+TEST_F(MetaRules, ALongOpaqueAnswersAnErrorAfterMgAndMaRan) {
+  const std::string o = " O" + std::string(32, 'a');
+  EXPECT_EQ(run(Command::kMetaGet, " N35" + o), "CLIENT_ERROR opaque token too long\r\n");
+  EXPECT_EQ(run(Command::kMetaGet, " v t"), "VA 0 t35\r\n\r\n");  // created; no token went out
+  EXPECT_EQ(run(Command::kMetaGet, o + " T95"), "CLIENT_ERROR opaque token too long\r\n");
+  EXPECT_EQ(run(Command::kMetaGet, " t"), "HD t35\r\n");  // memcached stopped at the O: no T
+  run(Command::kMetaSet, "", "10");
+  EXPECT_EQ(run(Command::kMetaArithmetic, o), "CLIENT_ERROR opaque token too long\r\n");
+  EXPECT_EQ(item_->data, "11");
+  run(Command::kMetaSet, "", "-1");
+  EXPECT_EQ(run(Command::kMetaArithmetic, o), "CLIENT_ERROR cannot increment or decrement non-numeric value\r\n");
+}
+
+TEST_F(MetaRules, AnItemMgCreatesThroughABase64KeyKeepsItsKeyPlain) {
+  EXPECT_EQ(run(Command::kMetaGet, " b k N35"), "HD kk W\r\n");
+}
+
+TEST(MemcachedItemSize, CountsHeaderKeyFlagsAndCrlf) {
+  // memcached -I 1m with a 9-byte key takes 1048508 bytes, or 1048504 with flags (measured).
+  EXPECT_TRUE(proto::fits_memcached_item(9, 0, 1048508, 1 << 20));
+  EXPECT_FALSE(proto::fits_memcached_item(9, 0, 1048509, 1 << 20));
+  EXPECT_TRUE(proto::fits_memcached_item(9, 1, 1048504, 1 << 20));
+  EXPECT_FALSE(proto::fits_memcached_item(9, 1, 1048505, 1 << 20));
 }
 
 TEST_F(MetaRules, StorageModes) {

@@ -367,11 +367,14 @@ TEST(TextParserLimits, TooLargeValueIsSwallowed) {
   EXPECT_FALSE(p.req().quiet);
   EXPECT_EQ(p.req().error_text, "SERVER_ERROR object too large for cache");
 
-  // Exactly max_item_size is still accepted.
-  const std::string exact = "set a 0 0 16\r\n" + std::string(16, 'v') + "\r\n";
-  const Parsed q = parse(exact, 16);
+  // The largest value memcached -I 1m takes under key "a" (its item header, the key, the CRLF
+  // count: 59 + 1 bytes) is accepted; one byte more is too large.
+  const std::string exact = "set a 0 0 1048516\r\n" + std::string(1048516, 'v') + "\r\n";
+  const Parsed q = parse(exact, 1048576);
   EXPECT_EQ(q.req().command, Command::kSet);
   EXPECT_EQ(q.result.consumed, exact.size());
+  EXPECT_EQ(parse("set a 0 0 1048517\r\n", 1048576).req().command, Command::kTooLarge);
+  EXPECT_EQ(parse("set a 1 0 1048513\r\n", 1048576).req().command, Command::kTooLarge) << "flags take 4 bytes";
 }
 
 TEST(TextParserLimits, LongLineWithoutNewline) {
