@@ -22,7 +22,7 @@ import statistics
 
 import loadgen
 import sections
-from measure import once_quiet, undisturbed
+from measure import once_quiet, record_run
 from procs import BenchError, log, server_stats, start_targets, stats_delta
 from targets import Rend
 
@@ -128,12 +128,9 @@ def measure(workdir, procs, build_dir, args, lg, failures, skipped):
                     if fkey in failures:
                         continue
                     one, commands["run"] = _one_run(t, lg, factor, theta, rep, stream)
-                    try:
-                        runs[(policy, factor, theta)].append(
-                            undisturbed(one, args, _describe(f"{policy} {factor}x theta {theta} run {rep}")))
-                    except BenchError as e:
-                        log(f"FAILED the admission run {policy} {factor}x theta {theta}: {e}")
-                        failures[fkey] = f"admission section, {policy}, {factor}x, theta {theta}, run {rep}: {e}"
+                    record_run(runs[(policy, factor, theta)], one, args,
+                               _describe(f"{policy} {factor}x theta {theta} run {rep}"), failures, fkey,
+                               f"admission section, {policy}, {factor}x, theta {theta}, run {rep}")
     except BenchError as e:
         log(f"FAILED the admission section: {e}")
         failures["admission"] = f"admission section: {e}"

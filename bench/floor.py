@@ -30,7 +30,7 @@ import statistics
 
 import loadgen
 import sections
-from measure import once_quiet, undisturbed
+from measure import once_quiet, record_run
 from procs import BenchError, log, start_targets, wait_for_path, wait_until_ready
 from targets import START_TIMEOUT_S, Rend, memcached_argv
 
@@ -148,12 +148,8 @@ def measure(workdir, procs, build_dir, args, lg, failures, skipped):
                     if fkey in failures:
                         continue
                     one, commands[f"{workload}-{t.key}"] = _one_run(t, lg, workload, args, rep)
-                    try:
-                        runs[(t.key, workload)].append(
-                            undisturbed(one, args, _describe(f"{workload} {LABELS[t.key]} run {rep}")))
-                    except BenchError as e:
-                        log(f"FAILED the floor run {workload} against {t.name}: {e}")
-                        failures[fkey] = f"floor section, {workload}, {t.name}, run {rep}: {e}"
+                    record_run(runs[(t.key, workload)], one, args, _describe(f"{workload} {LABELS[t.key]} run {rep}"),
+                               failures, fkey, f"floor section, {workload}, {t.name}, run {rep}")
     except BenchError as e:
         log(f"FAILED the floor section: {e}")
         failures["floor"] = f"floor section: {e}"

@@ -89,6 +89,16 @@ def undisturbed(run, args, describe):
     return r
 
 
+def record_run(runs, one, args, describe, failures, fkey, what):
+    """One measured run (undisturbed) appended to `runs`; a failure is logged and recorded in
+    `failures` under `fkey` as `what` and its reason, and the section goes on."""
+    try:
+        runs.append(undisturbed(one, args, describe))
+    except BenchError as e:
+        log(f"FAILED {what}: {e}")
+        failures[fkey] = f"{what}: {e}"
+
+
 def once_quiet(args):
     """Before a run that cannot be repeated (a fill): pause and wait for quiet."""
     time.sleep(PAUSE_BETWEEN_RUNS_S)
@@ -96,5 +106,5 @@ def once_quiet(args):
         wait_for_quiet(args.quiet_wait)
 
 
-__all__ = ["BenchError", "bracketed", "wait_for_quiet", "undisturbed", "once_quiet",
+__all__ = ["BenchError", "bracketed", "wait_for_quiet", "undisturbed", "record_run", "once_quiet",
            "NOISY_CORES", "PAUSE_BETWEEN_RUNS_S"]
