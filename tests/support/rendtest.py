@@ -6,6 +6,7 @@ the REND_BUILD_DIR environment variable that CTest sets.
 """
 import json
 import os
+import random
 import re
 import shutil
 import signal
@@ -40,7 +41,22 @@ def metric(text, name, **labels):
     return total
 
 
+# Ports for the servers a test starts, taken below Linux's ephemeral range (32768-60999 by default):
+# a port the kernel handed out there could be taken, before the server binds it, by any client
+# socket of a test running in parallel (a load generator opens thousands).
+_SERVER_PORTS = (20000, 32767)
+_port_rng = random.Random()  # seeded from the OS: parallel test processes pick apart
+
+
 def free_port():
+    for _ in range(500):
+        port = _port_rng.randint(*_SERVER_PORTS)
+        with socket.socket() as s:
+            try:
+                s.bind(("127.0.0.1", port))
+            except OSError:
+                continue
+            return port
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         return s.getsockname()[1]
